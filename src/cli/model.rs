@@ -1,0 +1,19 @@
+//! `gradspec mnist summary|eval|grad`. Owned by the model work.
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {}
+#[derive(Args, Debug)]
+pub struct EvalArgs {}
+#[derive(Args, Debug)]
+pub struct GradArgs {}
+
+pub fn summary(_a: SummaryArgs) -> anyhow::Result<()> {
+    anyhow::bail!("mnist summary: not implemented yet")
+}
+pub fn eval(_a: EvalArgs) -> anyhow::Result<()> {
+    anyhow::bail!("mnist eval: not implemented yet")
+}
+pub fn grad(_a: GradArgs) -> anyhow::Result<()> {
+    anyhow::bail!("mnist grad: not implemented yet")
+}

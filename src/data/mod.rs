@@ -1,0 +1,1 @@
+//! MNIST data: IDX parsing, fetching, augmentation, batching.

@@ -1,0 +1,19 @@
+//! # gradspec
+//!
+//! A literate, spec-driven verification suite for backpropagation.
+//!
+//! * Part 1 ([`backprop`]): the hand-derived 2-2-2 sigmoid network of `spec/backprop.md`.
+//! * Part 2 ([`cnn`], [`data`], [`train`]): the 16,562-parameter MNIST CNN of `spec/cnn.md`.
+//!
+//! Every equation in `spec/*.md` sits under a label such as `r[bp.grad.w5]`; exactly one
+//! function cites that label in the first line of its doc comment, and [`spec`] checks the
+//! bijection (see `tests/spec_conformance.rs`).
+pub mod backprop;
+pub mod cli;
+pub mod cnn;
+pub mod data;
+pub mod fsutil;
+pub mod plot;
+pub mod progress;
+pub mod spec;
+pub mod train;
