@@ -1,1 +1,22 @@
-//! Part 2: the MNIST CNN (spec/cnn.md).
+//! Part 2: the 16,562-parameter MNIST CNN of `spec/cnn.md`.
+//!
+//! One file per operation, each holding its forward and backward side by side:
+//! [`conv`], [`relu`], [`batchnorm`], [`dropout`], [`maxpool`], [`avgpool`], [`linear`],
+//! [`loss`]. [`net`] wires them into the source network; [`params`] names the tensors as
+//! PyTorch's `state_dict` does. Everything is generic over [`Float`]: f32 trains, f64 checks.
+pub mod avgpool;
+pub mod batchnorm;
+pub mod conv;
+pub mod dropout;
+pub mod float;
+pub mod linear;
+pub mod loss;
+pub mod maxpool;
+pub mod net;
+pub mod params;
+pub mod relu;
+pub mod tensor;
+
+pub use float::Float;
+pub use net::{Mode, Net, Outcome, Workspace};
+pub use params::{Buffers, PARAM_COUNT, Params};

@@ -1,0 +1,397 @@
+//! The network's trainable parameters and buffers, with PyTorch's `state_dict` names, shapes
+//! and default initialisation.
+use super::batchnorm::{BatchNorm, Running};
+use super::conv::Conv;
+use super::float::Float;
+use super::linear::Linear;
+use rand::{Rng, SeedableRng};
+
+/// Every trainable tensor of the source network. Also used for gradients and momentum.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params<T: Float> {
+    pub conv1: Conv<T, 1, 16, 3, 9>,
+    pub bn1: BatchNorm<T, 16>,
+    pub conv2: Conv<T, 16, 32, 3, 144>,
+    pub bn2: BatchNorm<T, 32>,
+    pub conv3: Conv<T, 32, 8, 1, 32>,
+    pub conv4: Conv<T, 8, 16, 3, 72>,
+    pub bn4: BatchNorm<T, 16>,
+    pub conv5: Conv<T, 16, 32, 3, 144>,
+    pub bn5: BatchNorm<T, 32>,
+    pub conv6: Conv<T, 32, 16, 1, 32>,
+    pub conv7: Conv<T, 16, 32, 3, 144>,
+    pub fc1: Linear<T, 32, 10>,
+}
+
+/// BatchNorm running statistics (PyTorch buffers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffers<T: Float> {
+    pub bn1: Running<T, 16>,
+    pub bn2: Running<T, 32>,
+    pub bn4: Running<T, 16>,
+    pub bn5: Running<T, 32>,
+}
+
+/// Trainable parameter count, summed from each layer's own count.
+pub const PARAM_COUNT: usize = Conv::<f32, 1, 16, 3, 9>::PARAMS
+    + BatchNorm::<f32, 16>::PARAMS
+    + Conv::<f32, 16, 32, 3, 144>::PARAMS
+    + BatchNorm::<f32, 32>::PARAMS
+    + Conv::<f32, 32, 8, 1, 32>::PARAMS
+    + Conv::<f32, 8, 16, 3, 72>::PARAMS
+    + BatchNorm::<f32, 16>::PARAMS
+    + Conv::<f32, 16, 32, 3, 144>::PARAMS
+    + BatchNorm::<f32, 32>::PARAMS
+    + Conv::<f32, 32, 16, 1, 32>::PARAMS
+    + Conv::<f32, 16, 32, 3, 144>::PARAMS
+    + Linear::<f32, 32, 10>::PARAMS;
+
+const _: () = assert!(
+    PARAM_COUNT == 16_562,
+    "the source network has 16,562 parameters"
+);
+
+/// A named tensor: PyTorch name, PyTorch shape, row-major data.
+pub struct Tensor<'a, T> {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub data: &'a [T],
+}
+
+/// A named mutable tensor.
+pub struct TensorMut<'a, T> {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub data: &'a mut [T],
+}
+
+macro_rules! visit_params {
+    ($self:ident, $as:ident, $ctor:ident) => {{
+        let p = $self;
+        vec![
+            $ctor {
+                name: "conv1.weight",
+                shape: vec![16, 1, 3, 3],
+                data: p.conv1.weight.$as(),
+            },
+            $ctor {
+                name: "conv1.bias",
+                shape: vec![16],
+                data: p.conv1.bias.$as(),
+            },
+            $ctor {
+                name: "bn1.weight",
+                shape: vec![16],
+                data: p.bn1.weight.$as(),
+            },
+            $ctor {
+                name: "bn1.bias",
+                shape: vec![16],
+                data: p.bn1.bias.$as(),
+            },
+            $ctor {
+                name: "conv2.weight",
+                shape: vec![32, 16, 3, 3],
+                data: p.conv2.weight.$as(),
+            },
+            $ctor {
+                name: "conv2.bias",
+                shape: vec![32],
+                data: p.conv2.bias.$as(),
+            },
+            $ctor {
+                name: "bn2.weight",
+                shape: vec![32],
+                data: p.bn2.weight.$as(),
+            },
+            $ctor {
+                name: "bn2.bias",
+                shape: vec![32],
+                data: p.bn2.bias.$as(),
+            },
+            $ctor {
+                name: "conv3.weight",
+                shape: vec![8, 32, 1, 1],
+                data: p.conv3.weight.$as(),
+            },
+            $ctor {
+                name: "conv3.bias",
+                shape: vec![8],
+                data: p.conv3.bias.$as(),
+            },
+            $ctor {
+                name: "conv4.weight",
+                shape: vec![16, 8, 3, 3],
+                data: p.conv4.weight.$as(),
+            },
+            $ctor {
+                name: "conv4.bias",
+                shape: vec![16],
+                data: p.conv4.bias.$as(),
+            },
+            $ctor {
+                name: "bn4.weight",
+                shape: vec![16],
+                data: p.bn4.weight.$as(),
+            },
+            $ctor {
+                name: "bn4.bias",
+                shape: vec![16],
+                data: p.bn4.bias.$as(),
+            },
+            $ctor {
+                name: "conv5.weight",
+                shape: vec![32, 16, 3, 3],
+                data: p.conv5.weight.$as(),
+            },
+            $ctor {
+                name: "conv5.bias",
+                shape: vec![32],
+                data: p.conv5.bias.$as(),
+            },
+            $ctor {
+                name: "bn5.weight",
+                shape: vec![32],
+                data: p.bn5.weight.$as(),
+            },
+            $ctor {
+                name: "bn5.bias",
+                shape: vec![32],
+                data: p.bn5.bias.$as(),
+            },
+            $ctor {
+                name: "conv6.weight",
+                shape: vec![16, 32, 1, 1],
+                data: p.conv6.weight.$as(),
+            },
+            $ctor {
+                name: "conv6.bias",
+                shape: vec![16],
+                data: p.conv6.bias.$as(),
+            },
+            $ctor {
+                name: "conv7.weight",
+                shape: vec![32, 16, 3, 3],
+                data: p.conv7.weight.$as(),
+            },
+            $ctor {
+                name: "conv7.bias",
+                shape: vec![32],
+                data: p.conv7.bias.$as(),
+            },
+            $ctor {
+                name: "fc1.weight",
+                shape: vec![10, 32],
+                data: p.fc1.weight.$as(),
+            },
+            $ctor {
+                name: "fc1.bias",
+                shape: vec![10],
+                data: p.fc1.bias.$as(),
+            },
+        ]
+    }};
+}
+
+impl<T: Float> Params<T> {
+    /// All zeros (gradient accumulators, momentum buffers).
+    pub fn zeros() -> Self {
+        Params {
+            conv1: Conv::zeros(),
+            bn1: BatchNorm::zeros(),
+            conv2: Conv::zeros(),
+            bn2: BatchNorm::zeros(),
+            conv3: Conv::zeros(),
+            conv4: Conv::zeros(),
+            bn4: BatchNorm::zeros(),
+            conv5: Conv::zeros(),
+            bn5: BatchNorm::zeros(),
+            conv6: Conv::zeros(),
+            conv7: Conv::zeros(),
+            fc1: Linear::zeros(),
+        }
+    }
+
+    /// PyTorch's default initialisation, drawn from ChaCha8 seeded with `seed`:
+    /// conv and linear weights and biases `U(−1/√fan_in, 1/√fan_in)` (what
+    /// `kaiming_uniform_(a=√5)` reduces to), BatchNorm γ = 1 and β = 0. Layers are drawn in
+    /// forward order, weight before bias.
+    pub fn init(seed: u64) -> Self {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut p = Self::zeros();
+        for t in p.tensors_mut() {
+            if t.name.starts_with("bn") {
+                let v = if t.name.ends_with("weight") {
+                    T::one()
+                } else {
+                    T::zero()
+                };
+                t.data.fill(v);
+                continue;
+            }
+            let fan_in: usize = match t.name {
+                "fc1.weight" | "fc1.bias" => 32,
+                n => fan_in_of_conv(n),
+            };
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            for v in t.data.iter_mut() {
+                *v = T::c(rng.random_range(-bound..bound));
+            }
+        }
+        p
+    }
+
+    /// The tensors in PyTorch `state_dict` order, with PyTorch shapes and row-major data.
+    pub fn tensors(&self) -> Vec<Tensor<'_, T>> {
+        visit_params!(self, as_slice, Tensor)
+    }
+
+    /// Mutable access to the same tensors.
+    pub fn tensors_mut(&mut self) -> Vec<TensorMut<'_, T>> {
+        visit_params!(self, as_mut_slice, TensorMut)
+    }
+
+    /// `self += other`, tensor by tensor, in a fixed order.
+    pub fn add_assign(&mut self, other: &Params<T>) {
+        for (a, b) in self.tensors_mut().into_iter().zip(other.tensors()) {
+            for (x, &y) in a.data.iter_mut().zip(b.data) {
+                *x += y;
+            }
+        }
+    }
+
+    /// Sets every entry to zero.
+    pub fn fill_zero(&mut self) {
+        for t in self.tensors_mut() {
+            t.data.fill(T::zero());
+        }
+    }
+
+    /// Converts to another float type.
+    pub fn cast<U: Float>(&self) -> Params<U> {
+        let mut out = Params::<U>::zeros();
+        for (d, s) in out.tensors_mut().into_iter().zip(self.tensors()) {
+            for (x, &y) in d.data.iter_mut().zip(s.data) {
+                *x = U::c(y.f64());
+            }
+        }
+        out
+    }
+
+    /// Euclidean norm of every tensor, by name.
+    pub fn norms(&self) -> Vec<(&'static str, f64)> {
+        self.tensors()
+            .iter()
+            .map(|t| {
+                (
+                    t.name,
+                    t.data.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn fan_in_of_conv(name: &str) -> usize {
+    match name.split('.').next() {
+        Some("conv1") => 9,
+        Some("conv2") | Some("conv5") | Some("conv7") => 144,
+        Some("conv3") | Some("conv6") => 32,
+        Some("conv4") => 72,
+        _ => 1,
+    }
+}
+
+impl<T: Float> Buffers<T> {
+    pub fn new() -> Self {
+        Buffers {
+            bn1: Running::new(),
+            bn2: Running::new(),
+            bn4: Running::new(),
+            bn5: Running::new(),
+        }
+    }
+
+    /// `(name prefix, mean, var, num_batches_tracked)` in state_dict order.
+    #[allow(clippy::type_complexity)]
+    pub fn tensors(&self) -> Vec<(&'static str, &[T], &[T], i64)> {
+        vec![
+            (
+                "bn1",
+                self.bn1.mean.as_slice(),
+                self.bn1.var.as_slice(),
+                self.bn1.num_batches_tracked,
+            ),
+            (
+                "bn2",
+                self.bn2.mean.as_slice(),
+                self.bn2.var.as_slice(),
+                self.bn2.num_batches_tracked,
+            ),
+            (
+                "bn4",
+                self.bn4.mean.as_slice(),
+                self.bn4.var.as_slice(),
+                self.bn4.num_batches_tracked,
+            ),
+            (
+                "bn5",
+                self.bn5.mean.as_slice(),
+                self.bn5.var.as_slice(),
+                self.bn5.num_batches_tracked,
+            ),
+        ]
+    }
+
+    /// Mutable `(name prefix, mean, var, num_batches_tracked)`.
+    #[allow(clippy::type_complexity)]
+    pub fn tensors_mut(&mut self) -> Vec<(&'static str, &mut [T], &mut [T], &mut i64)> {
+        let Buffers { bn1, bn2, bn4, bn5 } = self;
+        vec![
+            (
+                "bn1",
+                bn1.mean.as_mut_slice(),
+                bn1.var.as_mut_slice(),
+                &mut bn1.num_batches_tracked,
+            ),
+            (
+                "bn2",
+                bn2.mean.as_mut_slice(),
+                bn2.var.as_mut_slice(),
+                &mut bn2.num_batches_tracked,
+            ),
+            (
+                "bn4",
+                bn4.mean.as_mut_slice(),
+                bn4.var.as_mut_slice(),
+                &mut bn4.num_batches_tracked,
+            ),
+            (
+                "bn5",
+                bn5.mean.as_mut_slice(),
+                bn5.var.as_mut_slice(),
+                &mut bn5.num_batches_tracked,
+            ),
+        ]
+    }
+
+    pub fn cast<U: Float>(&self) -> Buffers<U> {
+        let mut out = Buffers::<U>::new();
+        for (d, s) in out.tensors_mut().into_iter().zip(self.tensors()) {
+            for (x, &y) in d.1.iter_mut().zip(s.1) {
+                *x = U::c(y.f64());
+            }
+            for (x, &y) in d.2.iter_mut().zip(s.2) {
+                *x = U::c(y.f64());
+            }
+            *d.3 = s.3;
+        }
+        out
+    }
+}
+
+impl<T: Float> Default for Buffers<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
