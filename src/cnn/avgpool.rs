@@ -6,6 +6,7 @@ use super::tensor::{View, ViewMut};
 ///
 /// # Shapes
 /// `x: [n, C, H, W]` → `y: [n, C, H/2, W/2]`.
+#[inline(never)]
 pub fn avgpool_forward<
     T: Float,
     const C: usize,
@@ -31,6 +32,7 @@ pub fn avgpool_forward<
 }
 
 /// r[cnn.avgpool.backward] `∂L/∂X[n,c,2y+a,2x+b] = ¼·∂L/∂Y[n,c,y,x]`.
+#[inline(never)]
 pub fn avgpool_backward<
     T: Float,
     const C: usize,

@@ -74,6 +74,7 @@ impl<T: Float, const C: usize> Default for Running<T, C> {
 }
 
 /// Adds per-channel `Σx` and `Σx²` of a batch (or chunk) to `s1`, `s2` (accumulated in f64).
+#[inline(never)]
 pub fn bn_partial_sums<T: Float, const C: usize, const H: usize, const W: usize>(
     x: View<'_, T, C, H, W>,
     s1: &mut [f64; C],
@@ -97,6 +98,7 @@ pub fn bn_partial_sums<T: Float, const C: usize, const H: usize, const W: usize>
 ///
 /// Returns `(μ, σ²)` from the sums of [`bn_partial_sums`]. The variance is clamped at 0
 /// against rounding.
+#[inline(never)]
 pub fn bn_batch_stats<T: Float, const C: usize>(
     s1: &[f64; C],
     s2: &[f64; C],
@@ -119,6 +121,7 @@ pub fn bn_batch_stats<T: Float, const C: usize>(
 ///
 /// # Shapes
 /// `x`, `xhat`, `y`: `[n, C, H, W]`.
+#[inline(never)]
 pub fn bn_forward_train<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
     mean: &SVector<T, C>,
@@ -149,6 +152,7 @@ pub fn bn_forward_train<T: Float, const C: usize, const H: usize, const W: usize
 ///
 /// `m` is the momentum (0.1), `M` the count per channel; the factor `M/(M−1)` turns the biased
 /// batch variance into the unbiased one, as PyTorch does. Also counts the batch.
+#[inline(never)]
 pub fn bn_running_update<T: Float, const C: usize>(
     r: &mut Running<T, C>,
     mean: &SVector<T, C>,
@@ -169,6 +173,7 @@ pub fn bn_running_update<T: Float, const C: usize>(
 }
 
 /// r[cnn.bn.forward_eval] `y = γ_c·(x − r_μ)/√(r_σ² + ε) + β_c`, with the running statistics.
+#[inline(never)]
 pub fn bn_forward_eval<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
     r: &Running<T, C>,
@@ -186,6 +191,7 @@ pub fn bn_forward_eval<T: Float, const C: usize, const H: usize, const W: usize>
 }
 
 /// r[cnn.bn.backward_params] `∂L/∂γ_c = Σ ∂L/∂y·x̂`, `∂L/∂β_c = Σ ∂L/∂y`. Accumulates.
+#[inline(never)]
 pub fn bn_backward_params<T: Float, const C: usize, const H: usize, const W: usize>(
     dy: View<'_, T, C, H, W>,
     xhat: &[T],
@@ -213,6 +219,7 @@ pub fn bn_backward_params<T: Float, const C: usize, const H: usize, const W: usi
 /// `dgamma`, `dbeta` are the whole batch's sums from [`bn_backward_params`]; `m = n·H·W` of the
 /// whole batch. Overwrites `dy` with `∂L/∂x`.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn bn_backward_input<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
     var: &SVector<T, C>,

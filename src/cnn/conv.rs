@@ -120,6 +120,7 @@ fn col2im_add<
 /// (unused when `K = 1`).
 ///
 /// PyTorch equivalent: `torch.nn.functional.conv2d(x, weight, bias)`.
+#[inline(never)]
 pub fn conv_forward<
     T: Float,
     const CIN: usize,
@@ -177,6 +178,7 @@ pub fn conv_forward<
 /// `dy: [n, COUT, OH, OW]` → `dx: [n, CIN, H, W]`; `dcol` scratch of at least `KK·OH·OW`.
 ///
 /// PyTorch equivalent: `torch.nn.grad.conv2d_input`.
+#[inline(never)]
 pub fn conv_backward_input<
     T: Float,
     const CIN: usize,
@@ -243,6 +245,7 @@ pub fn conv_backward_input<
 /// # Shapes
 /// `dy: [n, COUT, OH, OW]`, `x: [n, CIN, H, W]`, `dw` like `weight`; `col` scratch as in
 /// [`conv_forward`].
+#[inline(never)]
 pub fn conv_backward_weight<
     T: Float,
     const CIN: usize,
@@ -288,6 +291,7 @@ pub fn conv_backward_weight<
 }
 
 /// r[cnn.conv.backward_bias] `∂L/∂b[o] = Σ_{n,y,x} ∂L/∂Y[n,o,y,x]`. Accumulates into `db`.
+#[inline(never)]
 pub fn conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,

@@ -9,6 +9,7 @@ use rand::Rng;
 ///
 /// Draws a 24-bit uniform integer per element and drops it when it is below `p·2²⁴`
 /// (exact for p = k/2²⁴; p = 0.05 is within 3·10⁻⁸ of that).
+#[inline(never)]
 pub fn dropout_mask<T: Float, R: Rng>(rng: &mut R, p: f64, mask: &mut [T]) {
     let keep = T::c(1.0 / (1.0 - p));
     let threshold = (p * (1u64 << 24) as f64).round() as u32;
@@ -39,6 +40,7 @@ pub fn dropout_mask<T: Float, R: Rng>(rng: &mut R, p: f64, mask: &mut [T]) {
 /// r[cnn.dropout.forward] `y = x ⊙ m`, in place.
 ///
 /// PyTorch equivalent: `nn.Dropout(p)` in training mode, with the mask made explicit.
+#[inline(never)]
 pub fn dropout_forward<T: Float>(x: &mut [T], mask: &[T]) {
     assert_eq!(x.len(), mask.len(), "dropout_forward: lengths differ");
     for (v, &m) in x.iter_mut().zip(mask) {
@@ -47,6 +49,7 @@ pub fn dropout_forward<T: Float>(x: &mut [T], mask: &[T]) {
 }
 
 /// r[cnn.dropout.backward] `∂L/∂x = ∂L/∂y ⊙ m`, in place.
+#[inline(never)]
 pub fn dropout_backward<T: Float>(dy: &mut [T], mask: &[T]) {
     assert_eq!(dy.len(), mask.len(), "dropout_backward: lengths differ");
     for (g, &m) in dy.iter_mut().zip(mask) {

@@ -25,6 +25,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
 ///
 /// # Shapes
 /// `x: [n, IN]` → `y: [n, OUT]`. PyTorch equivalent: `F.linear(x, weight, bias)`.
+#[inline(never)]
 pub fn linear_forward<T: Float, const IN: usize, const OUT: usize>(
     p: &Linear<T, IN, OUT>,
     x: View<'_, T, IN, 1, 1>,
@@ -52,6 +53,7 @@ pub fn linear_forward<T: Float, const IN: usize, const OUT: usize>(
 }
 
 /// r[cnn.linear.backward_input] `∂L/∂x[n,i] = Σ_o W[o,i]·∂L/∂y[n,o]`. Overwrites `dx`.
+#[inline(never)]
 pub fn linear_backward_input<T: Float, const IN: usize, const OUT: usize>(
     p: &Linear<T, IN, OUT>,
     dy: View<'_, T, OUT, 1, 1>,
@@ -74,6 +76,7 @@ pub fn linear_backward_input<T: Float, const IN: usize, const OUT: usize>(
 }
 
 /// r[cnn.linear.backward_weight] `∂L/∂W[o,i] = Σ_n ∂L/∂y[n,o]·x[n,i]`. Accumulates.
+#[inline(never)]
 pub fn linear_backward_weight<T: Float, const IN: usize, const OUT: usize>(
     dy: View<'_, T, OUT, 1, 1>,
     x: View<'_, T, IN, 1, 1>,
@@ -96,6 +99,7 @@ pub fn linear_backward_weight<T: Float, const IN: usize, const OUT: usize>(
 }
 
 /// r[cnn.linear.backward_bias] `∂L/∂b[o] = Σ_n ∂L/∂y[n,o]`. Accumulates.
+#[inline(never)]
 pub fn linear_backward_bias<T: Float, const OUT: usize>(
     dy: View<'_, T, OUT, 1, 1>,
     db: &mut SVector<T, OUT>,

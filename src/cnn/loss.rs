@@ -8,6 +8,7 @@ use super::float::Float;
 ///
 /// # Shapes
 /// `z: [n, K]` → `logp: [n, K]`.
+#[inline(never)]
 pub fn logsoftmax_forward<T: Float, const K: usize>(z: &[T], logp: &mut [T]) {
     assert_eq!(z.len(), logp.len(), "logsoftmax_forward: lengths differ");
     for (zr, lr) in z.chunks_exact(K).zip(logp.chunks_exact_mut(K)) {
@@ -23,6 +24,7 @@ pub fn logsoftmax_forward<T: Float, const K: usize>(z: &[T], logp: &mut [T]) {
 /// r[cnn.logsoftmax.backward] `∂L/∂z[n,j] = ∂L/∂logp[n,j] − softmax[n,j]·Σ_k ∂L/∂logp[n,k]`.
 ///
 /// `softmax = exp(logp)`. Writes `dz`.
+#[inline(never)]
 pub fn logsoftmax_backward<T: Float, const K: usize>(logp: &[T], dlogp: &[T], dz: &mut [T]) {
     for ((lr, gr), dr) in logp
         .chunks_exact(K)
@@ -37,6 +39,7 @@ pub fn logsoftmax_backward<T: Float, const K: usize>(logp: &[T], dlogp: &[T], dz
 }
 
 /// r[cnn.nll.forward] `L = −(1/N)·Σ_n logp[n, y_n]`.
+#[inline(never)]
 pub fn nll_forward<T: Float, const K: usize>(logp: &[T], labels: &[u8]) -> T {
     let n = labels.len();
     assert_eq!(logp.len(), n * K, "nll_forward: shapes differ");
@@ -48,6 +51,7 @@ pub fn nll_forward<T: Float, const K: usize>(logp: &[T], labels: &[u8]) -> T {
 }
 
 /// r[cnn.nll.backward] `∂L/∂logp[n,j] = −(1/N)·[j = y_n]`. Writes `dlogp`.
+#[inline(never)]
 pub fn nll_backward<T: Float, const K: usize>(labels: &[u8], n_total: usize, dlogp: &mut [T]) {
     dlogp.fill(T::zero());
     let g = -T::one() / T::c(n_total as f64);

@@ -10,6 +10,7 @@ use super::tensor::{View, ViewMut};
 ///
 /// # Shapes
 /// `x: [n, C, H, W]` → `y: [n, C, H/2, W/2]`, `argmax: [n·C·OH·OW]`.
+#[inline(never)]
 pub fn maxpool_forward<
     T: Float,
     const C: usize,
@@ -49,6 +50,7 @@ pub fn maxpool_forward<
 }
 
 /// r[cnn.maxpool.backward] `∂L/∂X[n,c,2y+a,2x+b] = ∂L/∂Y[n,c,y,x]` if `(a,b)` won, else 0.
+#[inline(never)]
 pub fn maxpool_backward<
     T: Float,
     const C: usize,

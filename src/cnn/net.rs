@@ -239,6 +239,7 @@ impl<T: Float> Chunk<T> {
         self.g_1.set_n(n);
     }
 
+    #[inline(never)]
     fn draw_masks(&mut self, key: DropoutKey) {
         let n = self.n;
         let sizes = [16 * 26 * 26, 32 * 24 * 24, 16 * 10 * 10, 32 * 8 * 8];
