@@ -1,0 +1,176 @@
+//! The pictures and tables a run leaves behind: learning curves, the confusion matrix
+//! (CSV and PNG) and a gallery of misclassified test digits.
+use super::EpochMetrics;
+use crate::data::Dataset;
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+fn perr<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("chart: {e}")
+}
+
+/// Loss (left) and accuracy (right) per epoch, train and test.
+pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()> {
+    crate::plot::render_png(path, 1200, 480, |root| {
+        let (l, r) = root.split_horizontally(600);
+        let n = rows.len().max(1) as f64;
+        let max_loss = rows.iter().flat_map(|r| [r.train_loss, r.test_loss]).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+        let mut c = ChartBuilder::on(&l)
+            .caption(format!("{title}: loss"), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..n + 0.5, 0.0..max_loss)
+            .map_err(perr)?;
+        c.configure_mesh().x_desc("epoch").y_desc("NLL loss").draw().map_err(perr)?;
+        for (name, color, f) in [
+            ("train (augmented, dropout)", BLUE, (|r: &EpochMetrics| r.train_loss) as fn(&EpochMetrics) -> f64),
+            ("test", RED, |r: &EpochMetrics| r.test_loss),
+        ] {
+            c.draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
+                .map_err(perr)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            c.draw_series(rows.iter().map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled()))).map_err(perr)?;
+        }
+        c.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw().map_err(perr)?;
+
+        let lo = rows.iter().flat_map(|r| [r.train_acc, r.test_acc]).fold(100.0f64, f64::min).min(99.0) - 0.2;
+        let mut c = ChartBuilder::on(&r)
+            .caption(format!("{title}: accuracy"), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..n + 0.5, lo.max(0.0)..100.0)
+            .map_err(perr)?;
+        c.configure_mesh().x_desc("epoch").y_desc("accuracy (%)").draw().map_err(perr)?;
+        c.draw_series(LineSeries::new([(0.5, 99.4), (n + 0.5, 99.4)], BLACK.mix(0.5).stroke_width(1)))
+            .map_err(perr)?
+            .label("99.4% target")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        for (name, color, f) in [
+            ("train", BLUE, (|r: &EpochMetrics| r.train_acc) as fn(&EpochMetrics) -> f64),
+            ("test", RED, |r: &EpochMetrics| r.test_acc),
+        ] {
+            c.draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
+                .map_err(perr)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            c.draw_series(rows.iter().map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled()))).map_err(perr)?;
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(perr)?;
+        Ok(())
+    })
+}
+
+/// `m[true][predicted]` counts.
+pub fn confusion(labels: &[u8], predictions: &[u8]) -> [[usize; 10]; 10] {
+    let mut m = [[0; 10]; 10];
+    for (&t, &p) in labels.iter().zip(predictions) {
+        m[t as usize % 10][p as usize % 10] += 1;
+    }
+    m
+}
+
+/// confusion.csv: one row per true label, one column per predicted label.
+pub fn confusion_csv(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
+    crate::fsutil::write_atomic(path, |w| {
+        writeln!(w, "true\\predicted,0,1,2,3,4,5,6,7,8,9")?;
+        for (t, row) in m.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|c| c.to_string()).collect();
+            writeln!(w, "{t},{}", cells.join(","))?;
+        }
+        Ok(())
+    })
+}
+
+/// A heat map of the confusion matrix with counts; the diagonal is drawn in its own colour so
+/// the off-diagonal errors stand out.
+pub fn confusion_png(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
+    let off_max = (0..10).flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p))).map(|(t, p)| m[t][p]).max().unwrap_or(0).max(1);
+    crate::plot::render_png(path, 640, 660, |root| {
+        let mut c = ChartBuilder::on(&root)
+            .caption("Confusion matrix (test set)", ("sans-serif", 24))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0i32..10, 0i32..10)
+            .map_err(perr)?;
+        c.configure_mesh()
+            .disable_mesh()
+            .x_labels(10)
+            .y_labels(10)
+            .x_label_formatter(&|v| format!("{v}"))
+            .y_label_formatter(&|v| format!("{}", 9 - v))
+            .x_desc("predicted")
+            .y_desc("true")
+            .draw()
+            .map_err(perr)?;
+        for t in 0..10 {
+            for p in 0..10 {
+                let v = m[t][p];
+                let y = 9 - t as i32;
+                let color = if t == p {
+                    RGBColor(200, 230, 201)
+                } else {
+                    let a = v as f64 / off_max as f64;
+                    RGBColor(255, (255.0 * (1.0 - 0.8 * a)) as u8, (255.0 * (1.0 - 0.8 * a)) as u8)
+                };
+                c.draw_series(std::iter::once(Rectangle::new([(p as i32, y), (p as i32 + 1, y + 1)], color.filled())))
+                    .map_err(perr)?;
+                c.draw_series(std::iter::once(Text::new(
+                    v.to_string(),
+                    (p as i32, y + 1),
+                    ("sans-serif", 15).into_font().color(&BLACK),
+                )))
+                .map_err(perr)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A gallery of up to `max` misclassified test digits, each captioned `true→predicted`.
+pub fn misclassified_png(path: &Path, ds: &Dataset, predictions: &[u8], max: usize) -> Result<()> {
+    let wrong: Vec<usize> = (0..ds.len()).filter(|&i| predictions.get(i).is_some_and(|&p| p != ds.labels[i])).take(max).collect();
+    let cols = 10usize;
+    let rows = wrong.len().div_ceil(cols).max(1);
+    let (cell_w, cell_h, scale) = (96u32, 112u32, 3u32);
+    let w = cols as u32 * cell_w;
+    let h = rows as u32 * cell_h + 40;
+    crate::plot::render_png(path, w, h, |root| {
+        root.draw(&Text::new(
+            format!("{} misclassified test digits (true → predicted){}", wrong.len(), if wrong.len() == max { ", first ones" } else { "" }),
+            (10, 10),
+            ("sans-serif", 20).into_font(),
+        ))
+        .map_err(perr)?;
+        for (k, &i) in wrong.iter().enumerate() {
+            let x0 = (k % cols) as i32 * cell_w as i32 + 6;
+            let y0 = (k / cols) as i32 * cell_h as i32 + 40;
+            let img = ds.image(i);
+            for py in 0..28 {
+                for px in 0..28 {
+                    let v = 255 - img[py * 28 + px];
+                    let x = x0 + (px as u32 * scale) as i32;
+                    let y = y0 + (py as u32 * scale) as i32;
+                    root.draw(&Rectangle::new([(x, y), (x + scale as i32, y + scale as i32)], RGBColor(v, v, v).filled()))
+                        .map_err(perr)?;
+                }
+            }
+            root.draw(&Text::new(
+                format!("{} → {}", ds.labels[i], predictions[i]),
+                (x0 + 14, y0 + 86),
+                ("sans-serif", 18).into_font().color(&RED),
+            ))
+            .map_err(perr)?;
+        }
+        Ok(())
+    })
+}
