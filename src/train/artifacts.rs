@@ -91,47 +91,48 @@ pub fn confusion_csv(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
 }
 
 /// A heat map of the confusion matrix with counts; the diagonal is drawn in its own colour so
-/// the off-diagonal errors stand out.
+/// the off-diagonal errors stand out (their red deepens with the count).
 pub fn confusion_png(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
-    let off_max = (0..10).flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p))).map(|(t, p)| m[t][p]).max().unwrap_or(0).max(1);
-    crate::plot::render_png(path, 640, 660, |root| {
-        let mut c = ChartBuilder::on(&root)
-            .caption("Confusion matrix (test set)", ("sans-serif", 24))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0i32..10, 0i32..10)
-            .map_err(perr)?;
-        c.configure_mesh()
-            .disable_mesh()
-            .x_labels(10)
-            .y_labels(10)
-            .x_label_formatter(&|v| format!("{v}"))
-            .y_label_formatter(&|v| format!("{}", 9 - v))
-            .x_desc("predicted")
-            .y_desc("true")
-            .draw()
-            .map_err(perr)?;
+    let off_max = (0..10)
+        .flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p)))
+        .map(|(t, p)| m[t][p])
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (cell, x0, y0) = (56i32, 80i32, 70i32);
+    let size = (x0 + 10 * cell + 20, y0 + 10 * cell + 70);
+    crate::plot::render_png(path, size.0 as u32, size.1 as u32, |root| {
+        let font = |s: i32| ("sans-serif", s).into_font();
+        let centered = |s: i32| {
+            font(s).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ))
+        };
+        root.draw(&Text::new("Confusion matrix (test set)", (x0 + 5 * cell, 25), centered(24))).map_err(perr)?;
         for t in 0..10 {
             for p in 0..10 {
                 let v = m[t][p];
-                let y = 9 - t as i32;
+                let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
                 let color = if t == p {
                     RGBColor(200, 230, 201)
                 } else {
                     let a = v as f64 / off_max as f64;
-                    RGBColor(255, (255.0 * (1.0 - 0.8 * a)) as u8, (255.0 * (1.0 - 0.8 * a)) as u8)
+                    let c = (255.0 * (1.0 - 0.8 * a)) as u8;
+                    RGBColor(255, c, c)
                 };
-                c.draw_series(std::iter::once(Rectangle::new([(p as i32, y), (p as i32 + 1, y + 1)], color.filled())))
-                    .map_err(perr)?;
-                c.draw_series(std::iter::once(Text::new(
-                    v.to_string(),
-                    (p as i32, y + 1),
-                    ("sans-serif", 15).into_font().color(&BLACK),
-                )))
-                .map_err(perr)?;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())).map_err(perr)?;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.2))).map_err(perr)?;
+                let label = if v == 0 { String::new() } else { v.to_string() };
+                root.draw(&Text::new(label, (x + cell / 2, y + cell / 2), centered(15))).map_err(perr)?;
             }
+            let c = x0 + t as i32 * cell + cell / 2;
+            root.draw(&Text::new(t.to_string(), (c, y0 + 10 * cell + 15), centered(18))).map_err(perr)?;
+            root.draw(&Text::new(t.to_string(), (x0 - 18, y0 + t as i32 * cell + cell / 2), centered(18))).map_err(perr)?;
         }
+        root.draw(&Text::new("predicted label", (x0 + 5 * cell, y0 + 10 * cell + 45), centered(18))).map_err(perr)?;
+        root.draw(&Text::new("true", (x0 - 55, y0 + 5 * cell - 12), centered(18))).map_err(perr)?;
+        root.draw(&Text::new("label", (x0 - 55, y0 + 5 * cell + 12), centered(18))).map_err(perr)?;
         Ok(())
     })
 }
