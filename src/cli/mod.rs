@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod backprop;
+pub mod bench;
 pub mod data;
+pub mod inspect;
 pub mod model;
 pub mod reproduce;
 pub mod train;
@@ -46,13 +48,13 @@ pub enum MnistCmd {
     /// Print the torchsummary-style layer table.
     Summary(model::SummaryArgs),
     /// Report test-set loss and accuracy of a `.safetensors` checkpoint.
-    Eval(model::EvalArgs),
+    Eval(inspect::EvalArgs),
     /// Write the gradients of the mean NLL over a slice of images as `.safetensors`.
-    Grad(model::GradArgs),
+    Grad(inspect::GradArgs),
     /// Train the CNN.
     Train(train::TrainArgs),
     /// Measure end-to-end, train-step and inference throughput against a calibration GEMM.
-    Bench(train::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// An error that should exit with code 1 (the run failed) rather than 2 (bad input).
@@ -108,10 +110,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             MnistCmd::Fetch(a) => data::fetch(a),
             MnistCmd::AugmentPreview(a) => data::augment_preview(a),
             MnistCmd::Summary(a) => model::summary(a),
-            MnistCmd::Eval(a) => model::eval(a),
-            MnistCmd::Grad(a) => model::grad(a),
+            MnistCmd::Eval(a) => inspect::eval(a),
+            MnistCmd::Grad(a) => inspect::grad(a),
             MnistCmd::Train(a) => train::train(a),
-            MnistCmd::Bench(a) => train::bench(a),
+            MnistCmd::Bench(a) => bench::bench(a),
         },
         Command::Reproduce(a) => reproduce::run(a),
         Command::SpecCoverage => {

@@ -32,9 +32,6 @@ pub struct TrainArgs {
     pub data: DataDirArg,
 }
 
-#[derive(Args, Debug)]
-pub struct BenchArgs {}
-
 /// Builds rayon's global pool with `threads` workers, once.
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     if let Some(t) = threads {
@@ -114,8 +111,4 @@ pub fn write_artifacts(out: &std::path::Path, res: &train::TrainOutcome, test: &
     artifacts::confusion_png(&out.join("confusion.png"), &m)?;
     artifacts::misclassified_png(&out.join("misclassified.png"), test, &ev.predictions, 100)?;
     Ok(())
-}
-
-pub fn bench(_a: BenchArgs) -> Result<()> {
-    anyhow::bail!("mnist bench: not implemented yet")
 }

@@ -1,0 +1,191 @@
+//! `gradspec mnist bench`: throughput of training and inference, each divided by a
+//! calibration GEMM measured in the same run, so that a budget holds on any machine.
+use crate::cnn::net::{DropoutKey, PIXELS};
+use crate::cnn::{Mode, Net, Params, Workspace};
+use crate::data::{self, DataDirArg, Split};
+use crate::train::recipe::BATCH;
+use crate::train::sgd::sgd_momentum;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds spent on each measurement.
+    #[arg(long, default_value_t = 4.0, value_parser = super::positive_f64)]
+    pub seconds: f64,
+    /// Budget file (`name = minimum ratio` lines); exits 1 when a ratio falls below it.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = super::positive_usize)]
+    pub threads: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+/// PyTorch 2.x on this kind of machine (2 threads), from the project brief.
+const PYTORCH: [(&str, f64); 3] = [("end_to_end", 1300.0), ("train_step", 1700.0), ("inference", 5100.0)];
+
+/// Runs `f` repeatedly for about `seconds`; returns units per second (`f` returns its units).
+fn rate(seconds: f64, mut f: impl FnMut() -> f64) -> f64 {
+    f(); // warm-up: caches, page faults, thread pool
+    let t0 = Instant::now();
+    let mut units = 0.0;
+    while t0.elapsed().as_secs_f64() < seconds {
+        units += f();
+    }
+    units / t0.elapsed().as_secs_f64()
+}
+
+/// Single-precision GEMM GFLOP/s with every worker thread multiplying its own 512³ product
+/// (matrixmultiply, the kernel the model uses).
+pub fn calibration_gflops(seconds: f64) -> f64 {
+    const N: usize = 512;
+    let threads = rayon::current_num_threads();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let a: Vec<f32> = (0..N * N).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let b = a.clone();
+    let mut cs = vec![vec![0f32; N * N]; threads];
+    rate(seconds, || {
+        use rayon::prelude::*;
+        cs.par_iter_mut().for_each(|c| {
+            <f32 as crate::cnn::Float>::gemm(N, N, N, 1.0, &a, (N, 1), &b, (N, 1), 0.0, c, (N, 1));
+        });
+        (threads * 2 * N * N * N) as f64 / 1e9
+    })
+}
+
+/// Measured throughputs.
+#[derive(Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub threads: usize,
+    pub gemm_gflops: f64,
+    pub end_to_end: f64,
+    pub train_step: f64,
+    pub inference: f64,
+}
+
+impl BenchReport {
+    fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "end_to_end" => Some(self.end_to_end),
+            "train_step" => Some(self.train_step),
+            "inference" => Some(self.inference),
+            _ => None,
+        }
+    }
+}
+
+/// Measures all four numbers on `train` (real MNIST training images).
+pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
+    let gemm_gflops = calibration_gflops(seconds);
+    let mut net = Net::<f32>::new(1);
+    let mut ws = Workspace::<f32>::new(BATCH);
+    let mut grads = Params::<f32>::zeros();
+    let mut vel = Params::<f32>::zeros();
+    let mut x = vec![0f32; BATCH * PIXELS];
+    let mut y = vec![0u8; BATCH];
+    let order = data::epoch_order(train.len(), 1, 1);
+    let mut batches = order.chunks(BATCH).cycle();
+    let mut step = 0u64;
+    let end_to_end = rate(seconds, || {
+        let idx = batches.next().unwrap_or(&[]);
+        let m = idx.len();
+        data::fill_batch_par(train, idx, Some((1, 1)), &mut x[..m * PIXELS], &mut y[..m]);
+        ws.load(&x[..m * PIXELS], &y[..m]);
+        net.forward(&mut ws, Mode::Train { dropout: Some(DropoutKey { seed: 1, step }) });
+        net.backward(&mut ws, &mut grads);
+        sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
+        step += 1;
+        m as f64
+    });
+    let idx: Vec<u32> = order[..BATCH].to_vec();
+    data::fill_batch(train, &idx, Some((1, 1)), &mut x, &mut y);
+    ws.load(&x, &y);
+    let train_step = rate(seconds, || {
+        net.forward(&mut ws, Mode::Train { dropout: Some(DropoutKey { seed: 1, step }) });
+        net.backward(&mut ws, &mut grads);
+        sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
+        step += 1;
+        BATCH as f64
+    });
+    let inference = rate(seconds, || {
+        net.forward(&mut ws, Mode::Eval);
+        BATCH as f64
+    });
+    BenchReport { threads: rayon::current_num_threads(), gemm_gflops, end_to_end, train_step, inference }
+}
+
+/// Parses `name = value` lines (`#` starts a comment).
+pub fn parse_budgets(path: &Path, text: &str) -> Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| anyhow!("'{}' line {}: expected `name = number`", path.display(), i + 1))?;
+        let k = k.trim().to_string();
+        let v: f64 = v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("'{}' line {}: '{}' is not a number", path.display(), i + 1, v.trim()))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    super::train::set_threads(a.threads)?;
+    let budgets = match &a.check {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("--check '{}': cannot read", p.display()))?;
+            Some(parse_budgets(p, &text)?)
+        }
+        None => None,
+    };
+    let dir = data::ensure_mnist(&a.data)?;
+    let train = data::load_split(&dir, Split::Train)?;
+    eprintln!("benchmarking on {} threads, {:.0} s per measurement …", rayon::current_num_threads(), a.seconds);
+    let r = measure(&train, a.seconds);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("threads: {}", r.threads);
+        println!("{:<34} {:>12} {:>16} {:>12}", "measurement", "rate", "per GEMM GFLOP/s", "vs PyTorch");
+        println!("{:<34} {:>8.1} GF/s {:>16} {:>12}", "calibration sgemm 512³ (per thread)", r.gemm_gflops, "1", "-");
+        for (name, label) in [
+            ("end_to_end", "end-to-end train (augment+batch)"),
+            ("train_step", "bare train step (fwd+bwd+SGD)"),
+            ("inference", "inference (eval forward)"),
+        ] {
+            let v = r.get(name).unwrap_or(0.0);
+            let pt = PYTORCH.iter().find(|p| p.0 == name).map(|p| p.1).unwrap_or(f64::NAN);
+            println!("{:<34} {:>7.0} img/s {:>16.2} {:>11.2}×", label, v, v / r.gemm_gflops, v / pt);
+        }
+    }
+    if let Some(budgets) = budgets {
+        let mut failed = 0;
+        for (name, min) in &budgets {
+            let Some(v) = r.get(name) else {
+                bail!("--check: unknown budget '{name}' (known: end_to_end, train_step, inference)");
+            };
+            let ratio = v / r.gemm_gflops;
+            let ok = ratio >= *min;
+            println!("budget {name}: {ratio:.2} img/s per GFLOP/s (minimum {min:.2}) … {}", if ok { "PASS" } else { "FAIL" });
+            failed += usize::from(!ok);
+        }
+        if failed > 0 {
+            return Err(super::RunFailed(format!("{failed} performance budget(s) failed")).into());
+        }
+    }
+    Ok(())
+}
