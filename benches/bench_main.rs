@@ -1,7 +1,7 @@
 //! The one criterion harness. Bench names carry their shapes.
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{criterion_group, criterion_main};
 
-fn placeholder(_c: &mut Criterion) {}
+mod cnn;
 
-criterion_group!(benches, placeholder);
+criterion_group!(benches, cnn::benches);
 criterion_main!(benches);

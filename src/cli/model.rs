@@ -8,8 +8,10 @@ pub struct EvalArgs {}
 #[derive(Args, Debug)]
 pub struct GradArgs {}
 
+/// Prints torchsummary's layer table for the CNN (see [`crate::cnn::summary`]).
 pub fn summary(_a: SummaryArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mnist summary: not implemented yet")
+    print!("{}", crate::cnn::summary::summary());
+    Ok(())
 }
 pub fn eval(_a: EvalArgs) -> anyhow::Result<()> {
     anyhow::bail!("mnist eval: not implemented yet")

@@ -15,6 +15,8 @@ pub mod maxpool;
 pub mod net;
 pub mod params;
 pub mod relu;
+pub mod safetensors_io;
+pub mod summary;
 pub mod tensor;
 
 pub use float::Float;

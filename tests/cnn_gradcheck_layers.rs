@@ -1,0 +1,586 @@
+//! Every layer's backward, for its inputs and its parameters, against central differences in
+//! f64 (spec/cnn.md, "Gradient verification"). Each check uses the loss `L = Σ g⊙y` with a
+//! random upstream gradient `g`, tiny const-generic shapes, and inputs kept away from kinks by
+//! construction: ReLU inputs are `±(0.1 + |u|)`, max-pool inputs are distinct values 0.1 apart.
+mod cnn_common;
+
+use cnn_common::{LAYER, Report, Tol, check, dot, shifted};
+use gradspec::cnn::avgpool::{avgpool_backward, avgpool_forward};
+use gradspec::cnn::batchnorm::{
+    BatchNorm, bn_backward_input, bn_backward_params, bn_batch_stats, bn_forward_train,
+    bn_partial_sums,
+};
+use gradspec::cnn::conv::{
+    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+};
+use gradspec::cnn::dropout::{dropout_backward, dropout_forward, dropout_mask};
+use gradspec::cnn::linear::{
+    Linear, linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
+};
+use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
+use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
+use gradspec::cnn::relu::{relu_backward, relu_forward};
+use gradspec::cnn::tensor::{View, ViewMut};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+
+fn all(n: usize) -> std::ops::Range<usize> {
+    0..n
+}
+
+fn vals(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec(-2.0..2.0f64, n)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------- convolution
+
+/// Inputs of one convolution check.
+struct ConvCase {
+    n: usize,
+    x: Vec<f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    g: Vec<f64>,
+}
+
+fn conv_of<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(
+    w: &[f64],
+    b: &[f64],
+) -> Conv<f64, CIN, COUT, K, KK> {
+    let mut p = Conv::zeros();
+    p.weight.as_mut_slice().copy_from_slice(w);
+    p.bias.as_mut_slice().copy_from_slice(b);
+    p
+}
+
+fn conv_y<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    c: &ConvCase,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+) -> Vec<f64> {
+    let p = conv_of::<CIN, COUT, K, KK>(w, b);
+    let mut y = vec![0.0; c.n * COUT * OH * OW];
+    let mut col = vec![0.0; KK * OH * OW];
+    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(&p, View(x), ViewMut(&mut y), &mut col);
+    y
+}
+
+/// Checks dX, dW and db of one convolution. `flip_dw` deliberately corrupts dW (kernel
+/// flipped) so that a test can show the checker rejects it.
+fn conv_check<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    c: &ConvCase,
+    tol: Tol,
+    flip_dw: bool,
+) -> Result<Report, String> {
+    let p = conv_of::<CIN, COUT, K, KK>(&c.w, &c.b);
+    let mut col = vec![0.0; KK * OH * OW];
+    let mut dx = vec![0.0; c.x.len()];
+    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        &p,
+        View(&c.g),
+        ViewMut(&mut dx),
+        &mut col,
+    );
+    let mut dw = Conv::<f64, CIN, COUT, K, KK>::zeros();
+    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        View(&c.g),
+        View(&c.x),
+        &mut dw,
+        &mut col,
+    );
+    conv_backward_bias::<f64, COUT, OH, OW>(View(&c.g), &mut dw.bias);
+    let mut dwv = dw.weight.as_slice().to_vec();
+    if flip_dw {
+        // W[o,c,ki,kj] ← W[o,c,K−1−ki,K−1−kj]: the classic convolution-vs-correlation slip.
+        let orig = dwv.clone();
+        for o in 0..COUT {
+            for ci in 0..CIN {
+                for ki in 0..K {
+                    for kj in 0..K {
+                        let at = |a: usize, b: usize| ((o * CIN + ci) * K + a) * K + b;
+                        dwv[at(ki, kj)] = orig[at(K - 1 - ki, K - 1 - kj)];
+                    }
+                }
+            }
+        }
+    }
+    let y = |x: &[f64], w: &[f64], b: &[f64]| conv_y::<CIN, COUT, K, KK, H, W, OH, OW>(c, x, w, b);
+    let r1 = check("conv dX", &dx, all(dx.len()), tol, |i, d| {
+        shifted(&c.x, i, d, |x| dot(&c.g, &y(x, &c.w, &c.b)))
+    })?;
+    let r2 = check("conv dW", &dwv, all(dwv.len()), tol, |i, d| {
+        shifted(&c.w, i, d, |w| dot(&c.g, &y(&c.x, w, &c.b)))
+    })?;
+    let db = dw.bias.as_slice().to_vec();
+    let r3 = check("conv db", &db, all(db.len()), tol, |i, d| {
+        shifted(&c.b, i, d, |b| dot(&c.g, &y(&c.x, &c.w, b)))
+    })?;
+    Ok(worst(&[r1, r2, r3]))
+}
+
+fn worst(rs: &[Report]) -> Report {
+    rs.iter().fold(Report::default(), |a, r| Report {
+        max_abs: a.max_abs.max(r.max_abs),
+        max_ratio: a.max_ratio.max(r.max_ratio),
+        checked: a.checked + r.checked,
+    })
+}
+
+fn conv_case(
+    n: usize,
+    xl: usize,
+    wl: usize,
+    bl: usize,
+    gl: usize,
+) -> impl Strategy<Value = ConvCase> {
+    (vals(n * xl), vals(wl), vals(bl), vals(n * gl)).prop_map(move |(x, w, b, g)| ConvCase {
+        n,
+        x,
+        w,
+        b,
+        g,
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// 3×3 kernel (the im2col path): Conv(2→3, 3×3) on a batch of 2 images of 2×6×6.
+    #[test]
+    fn conv3x3_gradients_match_central_differences(
+        c in conv_case(2, 2 * 36, 18 * 3, 3, 3 * 16)
+    ) {
+        let r = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    /// 1×1 kernel (the no-copy path): Conv(3→2, 1×1) on a batch of 2 images of 3×4×5.
+    #[test]
+    fn conv1x1_gradients_match_central_differences(
+        c in conv_case(2, 3 * 20, 3 * 2, 2, 2 * 20)
+    ) {
+        let r = conv_check::<3, 2, 1, 3, 4, 5, 4, 5>(&c, LAYER, false);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn conv_checker_rejects_a_flipped_kernel_gradient() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let c = ConvCase {
+        n: 2,
+        x: v(2 * 2 * 36),
+        w: v(18 * 3),
+        b: v(3),
+        g: v(2 * 3 * 16),
+    };
+    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false).expect("the true gradient passes");
+    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, true).unwrap_err();
+    assert!(e.starts_with("conv dW"), "{e}");
+}
+
+#[test]
+fn conv_weight_and_bias_gradients_accumulate() {
+    let x: Vec<f64> = (0..2 * 36).map(|i| (i as f64 * 0.37).sin()).collect();
+    let g: Vec<f64> = (0..3 * 16).map(|i| (i as f64 * 0.11).cos()).collect();
+    let mut col = vec![0.0; 18 * 16];
+    let mut once = Conv::<f64, 2, 3, 3, 18>::zeros();
+    conv_backward_weight::<f64, 2, 3, 3, 18, 6, 6, 4, 4>(View(&g), View(&x), &mut once, &mut col);
+    conv_backward_bias::<f64, 3, 4, 4>(View(&g), &mut once.bias);
+    let mut twice = once.clone();
+    conv_backward_weight::<f64, 2, 3, 3, 18, 6, 6, 4, 4>(View(&g), View(&x), &mut twice, &mut col);
+    conv_backward_bias::<f64, 3, 4, 4>(View(&g), &mut twice.bias);
+    assert_eq!(twice.weight, once.weight * 2.0);
+    assert_eq!(twice.bias, once.bias * 2.0);
+}
+
+// ---------------------------------------------------------------- linear
+
+fn linear_of<const IN: usize, const OUT: usize>(w: &[f64], b: &[f64]) -> Linear<f64, IN, OUT> {
+    let mut p = Linear::zeros();
+    p.weight.as_mut_slice().copy_from_slice(w);
+    p.bias.as_mut_slice().copy_from_slice(b);
+    p
+}
+
+fn linear_y<const IN: usize, const OUT: usize>(x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let p = linear_of::<IN, OUT>(w, b);
+    let mut y = vec![0.0; x.len() / IN * OUT];
+    linear_forward::<f64, IN, OUT>(&p, View(x), ViewMut(&mut y));
+    y
+}
+
+fn linear_check<const IN: usize, const OUT: usize>(
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    g: &[f64],
+    transpose_dw: bool,
+) -> Result<Report, String> {
+    let p = linear_of::<IN, OUT>(w, b);
+    let mut dx = vec![0.0; x.len()];
+    linear_backward_input::<f64, IN, OUT>(&p, View(g), ViewMut(&mut dx));
+    let mut dw = nalgebra::SMatrix::<f64, IN, OUT>::zeros();
+    linear_backward_weight::<f64, IN, OUT>(View(g), View(x), &mut dw);
+    let mut db = nalgebra::SVector::<f64, OUT>::zeros();
+    linear_backward_bias::<f64, OUT>(View(g), &mut db);
+    let mut dwv = dw.as_slice().to_vec();
+    if transpose_dw {
+        // Reads the [OUT, IN] gradient as if it were [IN, OUT] (IN = OUT here).
+        let orig = dwv.clone();
+        for o in 0..OUT {
+            for i in 0..IN {
+                dwv[o * IN + i] = orig[i * OUT + o];
+            }
+        }
+    }
+    let r1 = check("linear dx", &dx, all(dx.len()), LAYER, |i, d| {
+        shifted(x, i, d, |x| dot(g, &linear_y::<IN, OUT>(x, w, b)))
+    })?;
+    let r2 = check("linear dW", &dwv, all(dwv.len()), LAYER, |i, d| {
+        shifted(w, i, d, |w| dot(g, &linear_y::<IN, OUT>(x, w, b)))
+    })?;
+    let r3 = check("linear db", db.as_slice(), all(OUT), LAYER, |i, d| {
+        shifted(b, i, d, |b| dot(g, &linear_y::<IN, OUT>(x, w, b)))
+    })?;
+    Ok(worst(&[r1, r2, r3]))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Linear(5→3) on a batch of 3.
+    #[test]
+    fn linear_gradients_match_central_differences(
+        x in vals(3 * 5), w in vals(15), b in vals(3), g in vals(3 * 3)
+    ) {
+        let r = linear_check::<5, 3>(&x, &w, &b, &g, false);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn linear_checker_rejects_a_transposed_weight_gradient() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let (x, w, b, g) = (v(3 * 4), v(16), v(4), v(3 * 4));
+    linear_check::<4, 4>(&x, &w, &b, &g, false).expect("the true gradient passes");
+    let e = linear_check::<4, 4>(&x, &w, &b, &g, true).unwrap_err();
+    assert!(e.starts_with("linear dW"), "{e}");
+}
+
+// ---------------------------------------------------------------- ReLU
+
+/// `±(0.1 + |u|)`: every input is at least 0.1 ≫ h away from the kink at 0.
+fn away_from_zero(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    proptest::collection::vec((any::<bool>(), 0.0..2.0f64), n).prop_map(|v| {
+        v.into_iter()
+            .map(|(neg, u)| if neg { -(0.1 + u) } else { 0.1 + u })
+            .collect()
+    })
+}
+
+fn relu_y(x: &[f64]) -> Vec<f64> {
+    let mut y = x.to_vec();
+    relu_forward(&mut y);
+    y
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn relu_gradient_matches_central_differences(x in away_from_zero(40), g in vals(40)) {
+        let y = relu_y(&x);
+        let mut dx = g.clone();
+        relu_backward(&y, &mut dx);
+        let r = check("relu dx", &dx, all(40), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &relu_y(x))));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn relu_checker_rejects_a_derivative_of_one_everywhere() {
+    let x: Vec<f64> = (0..20).map(|i| if i % 3 == 0 { -0.5 } else { 0.7 + i as f64 * 0.1 }).collect();
+    let g: Vec<f64> = (0..20).map(|i| (i as f64).cos()).collect();
+    let r = check("relu dx", &g, all(20), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &relu_y(x))));
+    assert!(r.unwrap_err().starts_with("relu dx[0]"));
+}
+
+#[test]
+fn relu_derivative_at_zero_is_zero() {
+    let y = relu_y(&[0.0, -0.0, 1e-300, -1.0]);
+    let mut g = vec![1.0; 4];
+    relu_backward(&y, &mut g);
+    assert_eq!(g, [0.0, 0.0, 1.0, 0.0]);
+}
+
+// ---------------------------------------------------------------- dropout
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The mask is drawn once (p = 0.3, so a 30-element tensor has zeros) and held fixed.
+    #[test]
+    fn dropout_gradient_matches_central_differences(x in vals(30), g in vals(30), seed in any::<u64>()) {
+        let mut mask = vec![0.0f64; 30];
+        dropout_mask(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), 0.3, &mut mask);
+        let y = |x: &[f64]| { let mut y = x.to_vec(); dropout_forward(&mut y, &mask); y };
+        let mut dx = g.clone();
+        dropout_backward(&mut dx, &mask);
+        let r = check("dropout dx", &dx, all(30), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &y(x))));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+// ---------------------------------------------------------------- pooling
+
+/// `2·4·4·2 = 64` distinct values: a shuffled permutation of `k·0.1 − 3.2` plus noise in
+/// `[0, 0.01)`. Neighbours differ by ≥ 0.09 ≫ h, so no window has a tie or swaps its winner
+/// under a ±h step.
+fn distinct_values() -> impl Strategy<Value = Vec<f64>> {
+    (
+        Just((0..64).collect::<Vec<usize>>()).prop_shuffle(),
+        proptest::collection::vec(0.0..0.01f64, 64),
+    )
+        .prop_map(|(perm, noise)| {
+            perm.iter()
+                .zip(noise)
+                .map(|(&k, e)| k as f64 * 0.1 - 3.2 + e)
+                .collect()
+        })
+}
+
+fn maxpool_y(x: &[f64]) -> (Vec<f64>, Vec<u8>) {
+    let mut y = vec![0.0; x.len() / 4];
+    let mut a = vec![0u8; y.len()];
+    maxpool_forward::<f64, 2, 4, 4, 2, 2>(View(x), ViewMut(&mut y), &mut a);
+    (y, a)
+}
+
+fn avgpool_y(x: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; x.len() / 4];
+    avgpool_forward::<f64, 2, 4, 4, 2, 2>(View(x), ViewMut(&mut y));
+    y
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// MaxPool(2,2) on a batch of 2 images of 2×4×4.
+    #[test]
+    fn maxpool_gradient_matches_central_differences(x in distinct_values(), g in vals(16)) {
+        let (_, a) = maxpool_y(&x);
+        let mut dx = vec![f64::NAN; 64];
+        maxpool_backward::<f64, 2, 4, 4, 2, 2>(View(&g), &a, ViewMut(&mut dx));
+        let r = check("maxpool dx", &dx, all(64), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &maxpool_y(x).0)));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    /// AvgPool(2,2) on a batch of 2 images of 2×4×4.
+    #[test]
+    fn avgpool_gradient_matches_central_differences(x in vals(64), g in vals(16)) {
+        let mut dx = vec![f64::NAN; 64];
+        avgpool_backward::<f64, 2, 4, 4, 2, 2>(View(&g), ViewMut(&mut dx));
+        let r = check("avgpool dx", &dx, all(64), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &avgpool_y(x))));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+// ---------------------------------------------------------------- BatchNorm
+
+const BC: usize = 2;
+const BH: usize = 3;
+const BW: usize = 3;
+
+fn bn_of(gamma: &[f64], beta: &[f64]) -> BatchNorm<f64, BC> {
+    let mut p = BatchNorm::new();
+    p.weight.as_mut_slice().copy_from_slice(gamma);
+    p.bias.as_mut_slice().copy_from_slice(beta);
+    p
+}
+
+/// Train-mode BatchNorm2d(2) over a batch: returns `(y, x̂, σ²)`.
+#[allow(clippy::type_complexity)]
+fn bn_y(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+) -> (Vec<f64>, Vec<f64>, nalgebra::SVector<f64, BC>) {
+    let p = bn_of(gamma, beta);
+    let (mut s1, mut s2) = ([0.0; BC], [0.0; BC]);
+    bn_partial_sums::<f64, BC, BH, BW>(View(x), &mut s1, &mut s2);
+    let m = x.len() / BC;
+    let (mean, var) = bn_batch_stats::<f64, BC>(&s1, &s2, m);
+    let mut xhat = vec![0.0; x.len()];
+    let mut y = vec![0.0; x.len()];
+    bn_forward_train::<f64, BC, BH, BW>(&p, &mean, &var, View(x), &mut xhat, ViewMut(&mut y));
+    (y, xhat, var)
+}
+
+/// Checks dx, dγ, dβ. `drop_mean_terms` deliberately uses `γ/σ·g` alone as dx (forgetting
+/// that μ and σ² depend on every x), which the checker must reject.
+fn bn_check(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    g: &[f64],
+    drop_mean_terms: bool,
+) -> Result<Report, String> {
+    let p = bn_of(gamma, beta);
+    let (_, xhat, var) = bn_y(x, gamma, beta);
+    let mut dgamma = nalgebra::SVector::<f64, BC>::zeros();
+    let mut dbeta = nalgebra::SVector::<f64, BC>::zeros();
+    bn_backward_params::<f64, BC, BH, BW>(View(g), &xhat, &mut dgamma, &mut dbeta);
+    let mut dx = g.to_vec();
+    let m = x.len() / BC;
+    let (zg, zb) = (nalgebra::SVector::zeros(), nalgebra::SVector::zeros());
+    let (ug, ub) = if drop_mean_terms {
+        (&zg, &zb)
+    } else {
+        (&dgamma, &dbeta)
+    };
+    bn_backward_input::<f64, BC, BH, BW>(&p, &var, ug, ub, m, &xhat, ViewMut(&mut dx));
+    let l = |x: &[f64], gm: &[f64], bt: &[f64]| dot(g, &bn_y(x, gm, bt).0);
+    let r1 = check("bn dx", &dx, all(dx.len()), LAYER, |i, d| {
+        shifted(x, i, d, |x| l(x, gamma, beta))
+    })?;
+    let r2 = check("bn dgamma", dgamma.as_slice(), all(BC), LAYER, |i, d| {
+        shifted(gamma, i, d, |gm| l(x, gm, beta))
+    })?;
+    let r3 = check("bn dbeta", dbeta.as_slice(), all(BC), LAYER, |i, d| {
+        shifted(beta, i, d, |bt| l(x, gamma, bt))
+    })?;
+    Ok(worst(&[r1, r2, r3]))
+}
+
+fn bn_case() -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> {
+    (2usize..=4).prop_flat_map(|n| {
+        let len = n * BC * BH * BW;
+        (vals(len), vals(BC), vals(BC), vals(len))
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// BatchNorm2d(2), train mode, over a batch of 2 to 4 images of 2×3×3 (m = 18 to 36).
+    #[test]
+    fn batchnorm_gradients_match_central_differences((x, gamma, beta, g) in bn_case()) {
+        let r = bn_check(&x, &gamma, &beta, &g, false);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn batchnorm_checker_rejects_a_gradient_that_ignores_the_batch_statistics() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
+    bn_check(&x, &gm, &bt, &g, false).expect("the true gradient passes");
+    let e = bn_check(&x, &gm, &bt, &g, true).unwrap_err();
+    assert!(e.starts_with("bn dx"), "{e}");
+}
+
+// ---------------------------------------------------------------- log-softmax and NLL
+
+const K: usize = 4;
+
+fn logsoftmax_y(z: &[f64]) -> Vec<f64> {
+    let mut l = vec![0.0; z.len()];
+    logsoftmax_forward::<f64, K>(z, &mut l);
+    l
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// log_softmax over 4 classes, batch of 3, random upstream gradient.
+    #[test]
+    fn logsoftmax_gradient_matches_central_differences(z in vals(12), g in vals(12)) {
+        let l = logsoftmax_y(&z);
+        let mut dz = vec![0.0; 12];
+        logsoftmax_backward::<f64, K>(&l, &g, &mut dz);
+        let r = check("logsoftmax dz", &dz, all(12), LAYER, |i, d| shifted(&z, i, d, |z| dot(&g, &logsoftmax_y(z))));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+
+    /// The NLL is linear in logp; and log_softmax followed by NLL gives `softmax − onehot/N`.
+    #[test]
+    fn nll_gradient_matches_central_differences(
+        z in vals(12), labels in proptest::collection::vec(0u8..K as u8, 3)
+    ) {
+        let l = logsoftmax_y(&z);
+        let mut dl = vec![0.0; 12];
+        nll_backward::<f64, K>(&labels, 3, &mut dl);
+        let r = check("nll dlogp", &dl, all(12), LAYER, |i, d| shifted(&l, i, d, |l| nll_forward::<f64, K>(l, &labels)));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+        let mut dz = vec![0.0; 12];
+        logsoftmax_backward::<f64, K>(&l, &dl, &mut dz);
+        let r = check("logsoftmax+nll dz", &dz, all(12), LAYER, |i, d| {
+            shifted(&z, i, d, |z| nll_forward::<f64, K>(&logsoftmax_y(z), &labels))
+        });
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+#[test]
+fn logsoftmax_does_not_overflow_on_large_logits() {
+    let l = logsoftmax_y(&[1000.0, 0.0, -1000.0, 999.0]);
+    assert!(l.iter().all(|v| v.is_finite()), "{l:?}");
+    assert!((l[0] - -(1.0 + (-1.0f64).exp()).ln()).abs() < 1e-12);
+}
+
+/// The worst agreement over a fixed set of layer cases, printed for spec/cnn.md
+/// (`cargo test --release --test cnn_gradcheck_layers -- --nocapture observed`).
+#[test]
+fn observed_layer_errors_are_far_below_the_tolerance() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let c = ConvCase {
+        n: 2,
+        x: v(2 * 2 * 36),
+        w: v(18 * 3),
+        b: v(3),
+        g: v(2 * 3 * 16),
+    };
+    let conv = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false).unwrap();
+    let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
+    let bn = bn_check(&x, &gm, &bt, &g, false).unwrap();
+    let (x, w, b, g) = (v(15), v(15), v(3), v(9));
+    let lin = linear_check::<5, 3>(&x, &w, &b, &g, false).unwrap();
+    for (name, r) in [("conv", conv), ("batchnorm", bn), ("linear", lin)] {
+        println!(
+            "observed {name}: max |a−n| = {:.2e}, max ratio to tolerance = {:.2e} over {} entries",
+            r.max_abs, r.max_ratio, r.checked
+        );
+        assert!(r.max_ratio < 0.1, "{name}: margin below 10x: {r:?}");
+    }
+}

@@ -1,0 +1,250 @@
+//! The conventions of spec/cnn.md that are not gradients: BatchNorm train vs eval and its
+//! running statistics, dropout mask statistics and keying, the max-pool tie rule.
+use gradspec::cnn::batchnorm::{
+    BatchNorm, Running, bn_batch_stats, bn_forward_eval, bn_forward_train, bn_partial_sums,
+    bn_running_update,
+};
+use gradspec::cnn::dropout::dropout_mask;
+use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
+use gradspec::cnn::net::{DROPOUT_P, DropoutKey};
+use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::cnn::{Mode, Net, Workspace};
+use rand::{Rng, SeedableRng};
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+fn random(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+// ---------------------------------------------------------------- BatchNorm
+
+/// Two-pass mean, biased and unbiased variance of channel `c` of a `[n, C, HW]` batch.
+fn direct_stats(x: &[f64], c: usize, channels: usize, hw: usize) -> (f64, f64, f64) {
+    let vals: Vec<f64> = x
+        .chunks_exact(hw)
+        .enumerate()
+        .filter(|(k, _)| k % channels == c)
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
+    let m = vals.len() as f64;
+    let mean = vals.iter().sum::<f64>() / m;
+    let ss: f64 = vals.iter().map(|v| (v - mean) * (v - mean)).sum();
+    (mean, ss / m, ss / (m - 1.0))
+}
+
+#[test]
+fn batch_statistics_are_the_mean_and_biased_variance() {
+    let x = random(3 * 4 * 25, 1, -1.0, 3.0);
+    let (mut s1, mut s2) = ([0.0; 4], [0.0; 4]);
+    bn_partial_sums::<f64, 4, 5, 5>(View(&x), &mut s1, &mut s2);
+    let (mean, var) = bn_batch_stats::<f64, 4>(&s1, &s2, 75);
+    for c in 0..4 {
+        let (m, biased, _) = direct_stats(&x, c, 4, 25);
+        assert!(rel(mean[c], m) < 1e-12, "mean {c}");
+        assert!(rel(var[c], biased) < 1e-12, "var {c}");
+    }
+}
+
+#[test]
+fn running_statistics_use_the_unbiased_variance_and_momentum_0_1() {
+    let x = random(2 * 3 * 16, 2, -2.0, 1.0);
+    let (mut s1, mut s2) = ([0.0; 3], [0.0; 3]);
+    bn_partial_sums::<f64, 3, 4, 4>(View(&x), &mut s1, &mut s2);
+    let (mean, var) = bn_batch_stats::<f64, 3>(&s1, &s2, 32);
+    let mut r = Running::<f64, 3>::new();
+    r.mean = nalgebra::SVector::from([0.5, -1.0, 2.0]);
+    r.var = nalgebra::SVector::from([1.5, 0.25, 3.0]);
+    let before = r.clone();
+    bn_running_update(&mut r, &mean, &var, 32);
+    for c in 0..3 {
+        let (m, _, unbiased) = direct_stats(&x, c, 3, 16);
+        assert!(rel(r.mean[c], 0.9 * before.mean[c] + 0.1 * m) < 1e-12);
+        assert!(rel(r.var[c], 0.9 * before.var[c] + 0.1 * unbiased) < 1e-12);
+    }
+    assert_eq!(r.num_batches_tracked, 1);
+}
+
+#[test]
+fn eval_mode_normalises_with_the_running_statistics() {
+    let x = random(2 * 2 * 9, 3, -1.0, 1.0);
+    let mut p = BatchNorm::<f64, 2>::new();
+    p.weight = nalgebra::SVector::from([1.5, -0.5]);
+    p.bias = nalgebra::SVector::from([0.25, 2.0]);
+    let mut r = Running::<f64, 2>::new();
+    r.mean = nalgebra::SVector::from([0.3, -0.2]);
+    r.var = nalgebra::SVector::from([2.0, 0.5]);
+    let mut y = x.clone();
+    bn_forward_eval::<f64, 2, 3, 3>(&p, &r, ViewMut(&mut y));
+    for (k, (yv, xv)) in y.iter().zip(&x).enumerate() {
+        let c = (k / 9) % 2;
+        let want = p.weight[c] * (xv - r.mean[c]) / (r.var[c] + 1e-5).sqrt() + p.bias[c];
+        assert!((yv - want).abs() < 1e-12, "{k}");
+    }
+    // Train mode on the same input uses the batch statistics instead: a different result,
+    // with mean β and (biased) variance γ²·σ²/(σ²+ε) per channel.
+    let (mut s1, mut s2) = ([0.0; 2], [0.0; 2]);
+    bn_partial_sums::<f64, 2, 3, 3>(View(&x), &mut s1, &mut s2);
+    let (mean, var) = bn_batch_stats::<f64, 2>(&s1, &s2, 18);
+    let mut xhat = vec![0.0; x.len()];
+    let mut yt = vec![0.0; x.len()];
+    bn_forward_train::<f64, 2, 3, 3>(&p, &mean, &var, View(&x), &mut xhat, ViewMut(&mut yt));
+    assert!(y.iter().zip(&yt).any(|(a, b)| (a - b).abs() > 1e-3));
+    for c in 0..2 {
+        let (m, v, _) = direct_stats(&yt, c, 2, 9);
+        assert!((m - p.bias[c]).abs() < 1e-12);
+        let want = p.weight[c] * p.weight[c] * var[c] / (var[c] + 1e-5);
+        assert!(rel(v, want) < 1e-9);
+    }
+}
+
+fn images(n: usize, seed: u64) -> (Vec<f64>, Vec<u8>) {
+    let x = random(n * 784, seed, -1.0, 2.5);
+    let y = (0..n).map(|i| (i * 3 % 10) as u8).collect();
+    (x, y)
+}
+
+#[test]
+fn network_train_mode_updates_buffers_and_eval_mode_does_not() {
+    let mut net = Net::<f64>::new(0);
+    let (x, y) = images(4, 9);
+    let mut ws = Workspace::new(4);
+    ws.load(&x, &y);
+    let fresh = net.buffers.clone();
+    net.forward(&mut ws, Mode::Eval);
+    assert_eq!(net.buffers, fresh, "eval must not touch running statistics");
+    net.forward(&mut ws, Mode::Train { dropout: None });
+    assert_eq!(net.buffers.bn1.num_batches_tracked, 1);
+    assert_eq!(net.buffers.bn5.num_batches_tracked, 1);
+    assert_ne!(net.buffers.bn1.mean, fresh.bn1.mean);
+    // With initial running stats (0, 1), the first update gives 0.9·1 + 0.1·unbiased var.
+    assert!(net.buffers.bn2.var.iter().all(|v| *v > 0.9));
+}
+
+#[test]
+fn eval_output_of_an_image_does_not_depend_on_its_batch_but_train_output_does() {
+    let mut net = Net::<f64>::new(1);
+    let (x, y) = images(3, 10);
+    let mut ws3 = Workspace::new(3);
+    let mut ws1 = Workspace::new(1);
+    ws3.load(&x, &y);
+    ws1.load(&x[..784], &y[..1]);
+    net.forward(&mut ws3, Mode::Eval);
+    net.forward(&mut ws1, Mode::Eval);
+    let (a, b) = (ws3.log_probs(), ws1.log_probs());
+    assert_eq!(&a[..10], &b[..], "eval: same image, same output, bit for bit");
+    let mut train_net = net.clone();
+    train_net.forward(&mut ws3, Mode::Train { dropout: None });
+    train_net.forward(&mut ws1, Mode::Train { dropout: None });
+    let (a, b) = (ws3.log_probs(), ws1.log_probs());
+    assert!((a[0] - b[0]).abs() > 1e-6, "train: batch statistics differ");
+}
+
+// ---------------------------------------------------------------- dropout
+
+#[test]
+fn dropout_mask_drops_five_percent_and_scales_the_rest_by_1_over_0_95() {
+    let mut mask = vec![0.0f32; 1 << 20];
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(123);
+    dropout_mask(&mut rng, DROPOUT_P, &mut mask);
+    let zeros = mask.iter().filter(|&&m| m == 0.0).count();
+    let frac = zeros as f64 / mask.len() as f64;
+    // σ = √(p(1−p)/2²⁰) ≈ 2.1e-4; 0.0015 is 7σ.
+    assert!((frac - 0.05).abs() < 0.0015, "zero fraction {frac}");
+    let keep = (1.0 / 0.95) as f32;
+    assert!(mask.iter().all(|&m| m == 0.0 || m == keep));
+    // Inverted dropout keeps the mean: E[m] = 1.
+    let mean = mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len() as f64;
+    assert!((mean - 1.0).abs() < 0.002, "mean {mean}");
+}
+
+#[test]
+fn dropout_mask_handles_odd_lengths_and_other_probabilities() {
+    let mut mask = vec![0.0f64; 100_001];
+    dropout_mask(
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(4),
+        0.5,
+        &mut mask,
+    );
+    let frac = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
+    assert!((frac - 0.5).abs() < 0.01, "{frac}");
+    assert!(mask.iter().all(|&m| m == 0.0 || m == 2.0));
+}
+
+#[test]
+fn dropout_masks_are_a_function_of_the_key() {
+    // A batch of 9 (chunks of 8 and 1): the same key gives the same masks, bit for bit,
+    // whichever thread runs which chunk; another step gives other masks.
+    let mut net = Net::<f64>::new(2);
+    let (x, y) = images(9, 11);
+    let mut ws = Workspace::new(9);
+    ws.load(&x, &y);
+    let k1 = Mode::Train {
+        dropout: Some(DropoutKey { seed: 1, step: 0 }),
+    };
+    let k2 = Mode::Train {
+        dropout: Some(DropoutKey { seed: 1, step: 1 }),
+    };
+    net.forward(&mut ws, k1);
+    let a = ws.log_probs();
+    net.forward(&mut ws, k1);
+    assert_eq!(a, ws.log_probs(), "same key, same masks, same output");
+    net.forward(&mut ws, k2);
+    assert_ne!(a, ws.log_probs(), "another step, other masks");
+}
+
+// ---------------------------------------------------------------- max-pool tie rule
+
+fn pool_one(window: [f64; 4]) -> (f64, u8, [f64; 4]) {
+    // One 2×2 plane: [[w0, w1], [w2, w3]].
+    let x = window.to_vec();
+    let mut y = [0.0];
+    let mut a = [0u8];
+    maxpool_forward::<f64, 1, 2, 2, 1, 1>(View(&x), ViewMut(&mut y), &mut a);
+    let mut dx = [9.0; 4];
+    maxpool_backward::<f64, 1, 2, 2, 1, 1>(View(&[1.0]), &a, ViewMut(&mut dx));
+    (y[0], a[0], dx)
+}
+
+#[test]
+fn maxpool_first_maximum_in_row_major_order_wins_a_tie() {
+    assert_eq!(pool_one([2.0, 2.0, 2.0, 2.0]).1, 0);
+    assert_eq!(pool_one([1.0, 3.0, 3.0, 2.0]).1, 1);
+    assert_eq!(pool_one([1.0, 0.0, 3.0, 3.0]).1, 2);
+    let (y, a, dx) = pool_one([-1.0, -2.0, -3.0, 5.0]);
+    assert_eq!((y, a, dx), (5.0, 3, [0.0, 0.0, 0.0, 1.0]));
+    // The gradient goes to the winner only, the other three get exactly 0.
+    assert_eq!(pool_one([4.0, 4.0, 1.0, 4.0]).2, [1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn maxpool_nan_wins_and_propagates() {
+    let (y, a, _) = pool_one([1.0, f64::NAN, 5.0, 2.0]);
+    assert!(y.is_nan());
+    assert_eq!(a, 1);
+    let (y, a, _) = pool_one([f64::NAN, 1.0, 5.0, 2.0]);
+    assert!(y.is_nan());
+    assert_eq!(a, 0);
+}
+
+#[test]
+fn maxpool_planes_and_windows_are_addressed_nchw() {
+    // [n=2, C=2, 4, 4]; the value encodes its own index, so every window's maximum is its
+    // bottom-right element (strictly greatest).
+    let x: Vec<f64> = (0..64).map(|i| i as f64).collect();
+    let mut y = vec![0.0; 16];
+    let mut a = vec![0u8; 16];
+    maxpool_forward::<f64, 2, 4, 4, 2, 2>(View(&x), ViewMut(&mut y), &mut a);
+    let want: Vec<f64> = (0..4)
+        .flat_map(|plane| {
+            [5, 7, 13, 15]
+                .into_iter()
+                .map(move |o| (plane * 16 + o) as f64)
+        })
+        .collect();
+    assert_eq!(y, want);
+    assert!(a.iter().all(|&k| k == 3));
+}
