@@ -218,7 +218,6 @@ pub fn explain_spec(spec: &str, r: &Row<f64>, lr: f64) -> Result<String> {
             bail!("r[{label}] has no equation line below it");
         }
         render(&mut out, label, &eq, &syms, r, lr)?;
-        out.push('\n');
     }
     Ok(out.trim_end().to_string() + "\n")
 }

@@ -259,6 +259,7 @@ fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<(
             .y_desc("E_total")
             .label_style(("sans-serif", 18))
             .axis_desc_style(("sans-serif", 20))
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.3}"))
             .draw()
             .map_err(|e| err(&e))?;
