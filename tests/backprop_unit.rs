@@ -129,6 +129,8 @@ fn number_formatting_and_rate_names() {
     assert_eq!(sig(0.5, 9), "0.5");
     assert_eq!(sig(-2.0, 9), "-2");
     assert_eq!(sig(2.91081437e-8, 9), "2.91081437e-8");
+    assert_eq!(sig(2.0203251e-6, 9), "2.0203251e-6");
+    assert_eq!(sig(-3e-7, 9), "-3e-7");
     assert_eq!(column_name(1.0), "lr_1.0");
     assert_eq!(column_name(0.1), "lr_0.1");
     assert!(validate_lrs(&[0.1, 0.1]).is_err());

@@ -276,14 +276,15 @@ fn render(
             let Some(value) = syms.get(lhs) else {
                 bail!("r[{label}]: left-hand side '{lhs}' is not a known quantity");
             };
-            let value = sig(*value, DIGITS);
+            let (value, value_in_expr) = (sig(*value, DIGITS), num(*value));
             let mut last = String::new();
             for part in rhs {
                 let (sub, unknown) = substitute(part, syms);
                 if let Some(u) = unknown.first() {
                     bail!("r[{label}]: '{u}' in '{part}' is not a known quantity");
                 }
-                if sub != last && sub != value {
+                // Print each distinct substituted form once, and not the bare value twice.
+                if sub != last && sub != value && sub != value_in_expr {
                     let _ = writeln!(out, "{pad}= {sub}");
                 }
                 last = sub;

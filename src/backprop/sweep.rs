@@ -213,7 +213,14 @@ pub fn sig(x: f64, digits: usize) -> String {
     }
     let mag = x.abs().log10().floor() as i32;
     if !(-4..9).contains(&mag) {
-        return format!("{:.*e}", digits - 1, x);
+        let s = format!("{:.*e}", digits - 1, x);
+        let (mantissa, exp) = s.split_once('e').expect("{:e} has an exponent");
+        let mantissa = if mantissa.contains('.') {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
+        };
+        return format!("{mantissa}e{exp}");
     }
     let decimals = (digits as i32 - 1 - mag).max(0) as usize;
     let s = format!("{x:.decimals$}");
