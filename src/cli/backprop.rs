@@ -105,9 +105,11 @@ pub struct SweepArgs {
     /// Rows per rate: iterations 0 … N−1.
     #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
     pub iterations: usize,
-    /// Output directory (created if missing).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory, created if missing (required).
+    // Checked in `run` rather than by clap: clap's "required arguments were not provided"
+    // names the flag only on its second line, and `cli::main` prints the first line only.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -155,12 +157,15 @@ pub fn run(c: BackpropCmd) -> Result<()> {
                     "--lrs: {lr:?} is given twice (its files would collide)"
                 );
             }
-            let summary = run_sweep_with(a.state.state(), &a.lrs, a.iterations, &a.out)?;
+            let out = a
+                .out
+                .context("--out DIR is required: the directory for loss_curves.csv and charts")?;
+            let summary = run_sweep_with(a.state.state(), &a.lrs, a.iterations, &out)?;
             let mut text = summary.summary_table();
             text.push_str(&format!(
                 "wrote {} files to {}\n",
                 summary.files.len(),
-                a.out.display()
+                out.display()
             ));
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }
