@@ -110,14 +110,7 @@ fn sweep_writes_csv_and_charts_and_prints_the_summary() {
 
 #[test]
 fn explain_prints_the_requested_row() {
-    let o = gradspec(&[
-        "backprop",
-        "explain",
-        "--iteration",
-        "3",
-        "--lr",
-        "0.8",
-    ]);
+    let o = gradspec(&["backprop", "explain", "--iteration", "3", "--lr", "0.8"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.starts_with("Iteration 3 at learning rate η = 0.8"));

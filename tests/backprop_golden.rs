@@ -20,8 +20,8 @@
 //!
 //! The summary and `explain` texts round to 9 significant digits, so the last-ulp differences
 //! above cannot change them. They live in `golden/backprop/*.snap` (insta).
-use gradspec::backprop::explain::explain;
 use gradspec::backprop::State;
+use gradspec::backprop::explain::explain;
 use gradspec::backprop::sweep::{DEFAULT_ITERATIONS, DEFAULT_LRS, summary_table, sweep_curves};
 use gradspec::backprop::table::{HEADER, table_csv};
 use gradspec::backprop::train::Trainer;
@@ -56,12 +56,19 @@ fn compare_tables(new: &str, golden: &str) -> Result<(), String> {
     for (row, (n, g)) in new_lines.iter().zip(&golden_lines).enumerate().skip(1) {
         let (nf, gf): (Vec<&str>, Vec<&str>) = (n.split(',').collect(), g.split(',').collect());
         if nf.len() != gf.len() {
-            return Err(format!("line {}: {} fields instead of {}", row + 1, nf.len(), gf.len()));
+            return Err(format!(
+                "line {}: {} fields instead of {}",
+                row + 1,
+                nf.len(),
+                gf.len()
+            ));
         }
         for (c, (a, b)) in nf.iter().zip(&gf).enumerate() {
             let (a, b): (f64, f64) = (
-                a.parse().map_err(|_| format!("line {}: '{a}' is not a number", row + 1))?,
-                b.parse().map_err(|_| format!("golden line {}: '{b}'", row + 1))?,
+                a.parse()
+                    .map_err(|_| format!("line {}: '{a}' is not a number", row + 1))?,
+                b.parse()
+                    .map_err(|_| format!("golden line {}: '{b}'", row + 1))?,
             );
             if !same_number(a, b) {
                 return Err(format!(
@@ -79,8 +86,8 @@ fn compare_tables(new: &str, golden: &str) -> Result<(), String> {
 fn tables_of_the_six_rates_match_the_golden_files() {
     for lr in DEFAULT_LRS {
         let path = golden_dir().join(format!("table_lr_{lr:?}.csv"));
-        let golden = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let golden =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let new = table_csv(State::spreadsheet(), lr, DEFAULT_ITERATIONS);
         assert_eq!(new.lines().next(), Some(HEADER));
         if let Err(e) = compare_tables(&new, &golden) {

@@ -147,18 +147,8 @@ fn chain_checks(s: &State<f64>) -> Vec<Check> {
             |a| loss_e2(s.t2, a),
             f.a_o2,
         ),
-        check(
-            "bp.chain.dao1_do1",
-            chain_dao1_do1(f.a_o1),
-            fwd_a_o1,
-            f.o1,
-        ),
-        check(
-            "bp.chain.dao2_do2",
-            chain_dao2_do2(f.a_o2),
-            fwd_a_o2,
-            f.o2,
-        ),
+        check("bp.chain.dao1_do1", chain_dao1_do1(f.a_o1), fwd_a_o1, f.o1),
+        check("bp.chain.dao2_do2", chain_dao2_do2(f.a_o2), fwd_a_o2, f.o2),
         check(
             "bp.chain.do1_dw5",
             chain_do1_dw5(f.a_h1),
@@ -207,18 +197,8 @@ fn chain_checks(s: &State<f64>) -> Vec<Check> {
             |a| fwd_o2(w.w7, w.w8, f.a_h1, a),
             f.a_h2,
         ),
-        check(
-            "bp.chain.dah1_dh1",
-            chain_dah1_dh1(f.a_h1),
-            fwd_a_h1,
-            f.h1,
-        ),
-        check(
-            "bp.chain.dah2_dh2",
-            chain_dah2_dh2(f.a_h2),
-            fwd_a_h2,
-            f.h2,
-        ),
+        check("bp.chain.dah1_dh1", chain_dah1_dh1(f.a_h1), fwd_a_h1, f.h1),
+        check("bp.chain.dah2_dh2", chain_dah2_dh2(f.a_h2), fwd_a_h2, f.h2),
         check(
             "bp.chain.dh1_dw1",
             chain_dh1_dw1(s.i1),
@@ -403,9 +383,7 @@ fn rejections(checks: impl Fn(&State<f64>) -> Vec<Check>) -> usize {
                 .new_tree(&mut runner)
                 .expect("the strategy cannot reject")
                 .current();
-            checks(&s)
-                .iter()
-                .any(|c| !agrees(c.analytic, c.numeric))
+            checks(&s).iter().any(|c| !agrees(c.analytic, c.numeric))
         })
         .count()
 }

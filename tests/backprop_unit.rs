@@ -42,16 +42,18 @@ fn update_moves_against_the_gradient_and_step_uses_the_old_weights() {
     let s = State::<f64>::spreadsheet();
     let g = s.gradient();
     let next = s.step(&g, 0.5);
-    for (k, (w, (gk, w_next))) in s
-        .w
-        .to_array()
-        .iter()
-        .zip(g.to_array().iter().zip(next.w.to_array()))
-        .enumerate()
+    for (k, (w, (gk, w_next))) in
+        s.w.to_array()
+            .iter()
+            .zip(g.to_array().iter().zip(next.w.to_array()))
+            .enumerate()
     {
         assert_eq!(w_next, w - 0.5 * gk, "w{}", k + 1);
     }
-    assert_eq!((next.i1, next.i2, next.t1, next.t2), (s.i1, s.i2, s.t1, s.t2));
+    assert_eq!(
+        (next.i1, next.i2, next.t1, next.t2),
+        (s.i1, s.i2, s.t1, s.t2)
+    );
 }
 
 #[test]
@@ -66,7 +68,10 @@ fn row_k_is_the_state_before_update_k_plus_1() {
         [0, 1, 2]
     );
     let curve = loss_curve(s, 0.5, 3);
-    assert_eq!(curve, rows.iter().map(|r| r.fwd.e_total).collect::<Vec<_>>());
+    assert_eq!(
+        curve,
+        rows.iter().map(|r| r.fwd.e_total).collect::<Vec<_>>()
+    );
 }
 
 #[test]

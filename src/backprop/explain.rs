@@ -7,11 +7,11 @@
 //! functions); every right-hand side is printed again with each known symbol replaced by its
 //! value, followed by the value itself. [`explain`] fails rather than print an equation it
 //! cannot fill in, and a test runs it over every label.
-use super::train::Row;
 use super::chain::*;
 use super::forward::fwd_sigmoid;
 use super::grad::update;
 use super::sweep::sig;
+use super::train::Row;
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -259,7 +259,10 @@ fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<(
             .margin(20)
             .x_label_area_size(55)
             .y_label_area_size(90)
-            .build_cartesian_2d(0f64..(n.saturating_sub(1).max(1)) as f64, 0f64..y_max * 1.05)
+            .build_cartesian_2d(
+                0f64..(n.saturating_sub(1).max(1)) as f64,
+                0f64..y_max * 1.05,
+            )
             .map_err(|e| err(&e))?;
         ch.configure_mesh()
             .x_desc("iteration (row k = weights before update k + 1)")
