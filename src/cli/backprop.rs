@@ -1,12 +1,194 @@
-//! `gradspec backprop …` (Part 1). Owned by the Part 1 work.
-use clap::Subcommand;
+//! `gradspec backprop …` (Part 1): the spreadsheet as CSV, the learning-rate sweep, and the
+//! derivation with numbers.
+use super::{positive_f64, positive_usize};
+use crate::backprop::sweep::{DEFAULT_ITERATIONS, run_sweep_with};
+use crate::backprop::{State, Weights, explain, table, train::Trainer};
+use anyhow::{Context, Result, ensure};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub enum BackpropCmd {
-    /// Placeholder until Part 1 lands.
-    Table,
+    /// Print the training table as CSV: one row per iteration, row k = state before update k+1.
+    Table(TableArgs),
+    /// Train at several learning rates; write loss_curves.csv and charts to --out, print a summary.
+    Sweep(SweepArgs),
+    /// Print the derivation (spec/backprop.md) with one iteration's numbers substituted.
+    Explain(ExplainArgs),
 }
 
-pub fn run(_c: BackpropCmd) -> anyhow::Result<()> {
-    anyhow::bail!("backprop: not implemented yet")
+/// Inputs, targets and weights; the defaults are the source spreadsheet's.
+#[derive(Args, Debug, Clone)]
+pub struct StateArgs {
+    /// Input 1.
+    #[arg(long, default_value_t = 0.05, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub i1: f64,
+    /// Input 2.
+    #[arg(long, default_value_t = 0.1, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub i2: f64,
+    /// Target of output 1.
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub t1: f64,
+    /// Target of output 2.
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub t2: f64,
+    /// Weight i1 → h1.
+    #[arg(long, default_value_t = 0.15, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w1: f64,
+    /// Weight i2 → h1.
+    #[arg(long, default_value_t = 0.2, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w2: f64,
+    /// Weight i1 → h2.
+    #[arg(long, default_value_t = 0.25, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w3: f64,
+    /// Weight i2 → h2.
+    #[arg(long, default_value_t = 0.3, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w4: f64,
+    /// Weight a_h1 → o1.
+    #[arg(long, default_value_t = 0.4, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w5: f64,
+    /// Weight a_h2 → o1.
+    #[arg(long, default_value_t = 0.45, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w6: f64,
+    /// Weight a_h1 → o2.
+    #[arg(long, default_value_t = 0.5, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w7: f64,
+    /// Weight a_h2 → o2.
+    #[arg(long, default_value_t = 0.55, value_parser = finite_f64, allow_hyphen_values = true)]
+    pub w8: f64,
+}
+
+impl StateArgs {
+    pub fn state(&self) -> State<f64> {
+        State {
+            i1: self.i1,
+            i2: self.i2,
+            t1: self.t1,
+            t2: self.t2,
+            w: Weights {
+                w1: self.w1,
+                w2: self.w2,
+                w3: self.w3,
+                w4: self.w4,
+                w5: self.w5,
+                w6: self.w6,
+                w7: self.w7,
+                w8: self.w8,
+            },
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TableArgs {
+    /// Learning rate η (finite, > 0).
+    #[arg(long, default_value_t = 0.5, value_parser = positive_f64)]
+    pub lr: f64,
+    /// Number of rows: iterations 0 … N−1.
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    pub iterations: usize,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Comma-separated learning rates (each finite, > 0, no repeats).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = positive_f64,
+        default_value = "0.1,0.2,0.5,0.8,1.0,2.0"
+    )]
+    pub lrs: Vec<f64>,
+    /// Rows per rate: iterations 0 … N−1.
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    pub iterations: usize,
+    /// Output directory, created if missing (required).
+    // Checked in `run` rather than by clap: clap's "required arguments were not provided"
+    // names the flag only on its second line, and `cli::main` prints the first line only.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Which row to explain (0 = the initial weights); must be below --iterations.
+    #[arg(long, default_value_t = 0)]
+    pub iteration: usize,
+    /// Learning rate η (finite, > 0).
+    #[arg(long, default_value_t = 0.5, value_parser = positive_f64)]
+    pub lr: f64,
+    /// The table's length, as in `backprop table`.
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    pub iterations: usize,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// clap value parser: any finite f64 (inputs, targets and weights may be zero or negative).
+pub fn finite_f64(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("must be a finite number, got {s}"));
+    }
+    Ok(v)
+}
+
+pub fn run(c: BackpropCmd) -> Result<()> {
+    match c {
+        BackpropCmd::Table(a) => {
+            let out = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::new(out);
+            let r = table::write_table(&mut out, a.state.state(), a.lr, a.iterations)
+                .and_then(|()| out.flush());
+            stdout_result(r)
+        }
+        BackpropCmd::Sweep(a) => {
+            for (j, lr) in a.lrs.iter().enumerate() {
+                ensure!(
+                    !a.lrs[..j].contains(lr),
+                    "--lrs: {lr:?} is given twice (its files would collide)"
+                );
+            }
+            let out = a
+                .out
+                .context("--out DIR is required: the directory for loss_curves.csv and charts")?;
+            let summary = run_sweep_with(a.state.state(), &a.lrs, a.iterations, &out)?;
+            let mut text = summary.summary_table();
+            text.push_str(&format!(
+                "wrote {} files to {}\n",
+                summary.files.len(),
+                out.display()
+            ));
+            stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
+        }
+        BackpropCmd::Explain(a) => {
+            ensure!(
+                a.iteration < a.iterations,
+                "--iteration {}: must be less than --iterations ({})",
+                a.iteration,
+                a.iterations
+            );
+            let row = Trainer::new(a.state.state(), a.lr)
+                .nth(a.iteration)
+                .context("the trainer is endless")?;
+            let text = explain::explain(&row, a.lr)?;
+            stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
+        }
+    }
+}
+
+/// A closed pipe (`| head`) is not an error; anything else is.
+fn stdout_result(r: std::io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
 }

@@ -1,9 +1,140 @@
-//! `gradspec reproduce`: the README's main job.
+//! `gradspec reproduce`: the README's main job. Runs the whole mission and writes
+//! `out/REPORT.md`:
+//! 1. the Part 1 learning-rate sweep (out/part1/);
+//! 2. fetches MNIST if it is missing;
+//! 3. trains the CNN with the default recipe (out/mnist/; resumes if interrupted);
+//! 4. evaluates it and draws the charts;
+//! 5. writes the report.
+use crate::data::{self, DataDirArg, Split};
+use crate::train::{self, recipe::Recipe, TrainConfig};
+use anyhow::Result;
 use clap::Args;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Args, Debug)]
-pub struct ReproduceArgs {}
+pub struct ReproduceArgs {
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Seed of the CNN run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Epochs of the CNN run (default: the recipe's).
+    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
+    pub epochs: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = super::positive_usize)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
 
-pub fn run(_a: ReproduceArgs) -> anyhow::Result<()> {
-    anyhow::bail!("reproduce: not implemented yet")
+pub fn run(a: ReproduceArgs) -> Result<()> {
+    super::train::set_threads(a.threads)?;
+    crate::fsutil::ensure_dir(&a.out, "--out")?;
+    let t0 = Instant::now();
+
+    eprintln!("[1/4] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1", a.out.display());
+    let part1_dir = a.out.join("part1");
+    let sweep = crate::backprop::sweep::run_sweep(
+        &crate::backprop::sweep::DEFAULT_LRS,
+        crate::backprop::sweep::DEFAULT_ITERATIONS,
+        &part1_dir,
+    )?;
+    let sweep_table = sweep.summary_table();
+    println!("{sweep_table}");
+
+    eprintln!("[2/4] MNIST data");
+    let dir = data::ensure_mnist(&a.data)?;
+    let train_ds = data::load_split(&dir, Split::Train)?;
+    let test_ds = data::load_split(&dir, Split::Test)?;
+
+    let mnist_dir = a.out.join("mnist");
+    crate::fsutil::ensure_dir(&mnist_dir, "--out")?;
+    let recipe = Recipe::Onecycle;
+    let cfg = TrainConfig {
+        recipe,
+        epochs: a.epochs.unwrap_or(recipe.default_epochs()),
+        seed: a.seed,
+        out: mnist_dir.clone(),
+        progress: true,
+        stop_after: None,
+    };
+    let resume = match train::checkpoint::load(&mnist_dir.join("checkpoint.safetensors")) {
+        Ok((_, _, st)) if st.recipe == cfg.recipe && st.seed == cfg.seed && st.epochs == cfg.epochs => {
+            eprintln!("      resuming the run in {} after epoch {}", mnist_dir.display(), st.completed_epochs);
+            true
+        }
+        _ => false,
+    };
+    eprintln!(
+        "[3/4] Part 2: training the 16,562-parameter CNN ({} recipe, {} epochs, seed {}) → {}",
+        recipe.name(),
+        cfg.epochs,
+        cfg.seed,
+        mnist_dir.display()
+    );
+    let res = train::run(&cfg, &train_ds, &test_ds, resume)?;
+    eprintln!("[4/4] evaluation, charts and report");
+    super::train::write_artifacts(&mnist_dir, &res, &test_ds)?;
+    let mut net = res.net.clone();
+    let ev = train::evaluate(&mut net, &test_ds, &mut crate::cnn::Workspace::new(train::recipe::BATCH));
+
+    let mut r = String::new();
+    let st = &res.state;
+    let _ = writeln!(r, "# gradspec reproduction report\n");
+    let _ = writeln!(
+        r,
+        "Produced by `gradspec reproduce` (gradspec {}) in {:.0} s on {} threads.\n",
+        env!("CARGO_PKG_VERSION"),
+        t0.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    let _ = writeln!(r, "## Part 1: the hand-derived 2-2-2 sigmoid network\n");
+    let _ = writeln!(
+        r,
+        "Plain gradient descent for {} iterations from the spreadsheet's starting values, at each learning rate. \
+         Every gradient is the hand derivation of `spec/backprop.md`, checked against numerical derivatives by the test suite.\n",
+        crate::backprop::sweep::DEFAULT_ITERATIONS
+    );
+    let _ = writeln!(r, "```text\n{}```\n", sweep_table);
+    let _ = writeln!(r, "![E_total by learning rate](part1/loss_all.png)\n");
+    let _ = writeln!(r, "Data: [part1/loss_curves.csv](part1/loss_curves.csv).\n");
+    let _ = writeln!(r, "## Part 2: the MNIST CNN\n");
+    let _ = writeln!(r, "```text\n{}```\n", crate::cnn::summary::summary());
+    let _ = writeln!(
+        r,
+        "Recipe `{}`: SGD, momentum {}, batch {}, {} epochs, seed {}; augmentation as the source notebook's.\n",
+        st.recipe.name(),
+        st.recipe.momentum(),
+        train::recipe::BATCH,
+        st.epochs,
+        st.seed
+    );
+    let _ = writeln!(r, "**Final test accuracy: {:.2}%** (`{}`); best {:.2}% at epoch {}.\n", ev.accuracy(), ev.line(), st.best_acc, st.best_epoch);
+    let _ = writeln!(r, "| epoch | lr | train loss | train acc % | test loss | test acc % | seconds |");
+    let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|");
+    for m in &st.metrics {
+        let _ = writeln!(
+            r,
+            "| {} | {:.5} | {:.4} | {:.2} | {:.4} | {:.2} | {:.0} |",
+            m.epoch, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.seconds
+        );
+    }
+    let _ = writeln!(r, "\n![learning curves](mnist/curves.png)\n");
+    let _ = writeln!(r, "![confusion matrix](mnist/confusion.png)\n");
+    let _ = writeln!(r, "![misclassified test digits](mnist/misclassified.png)\n");
+    let _ = writeln!(
+        r,
+        "Files: [metrics.csv](mnist/metrics.csv), [confusion.csv](mnist/confusion.csv), \
+         [best.safetensors](mnist/best.safetensors) and [last.safetensors](mnist/last.safetensors) \
+         (PyTorch `state_dict` names; `model.load_state_dict(safetensors.torch.load_file(path))`)."
+    );
+    let report = a.out.join("REPORT.md");
+    crate::fsutil::write_bytes_atomic(&report, r.as_bytes())?;
+    println!("{}", ev.line());
+    eprintln!("report: {}", report.display());
+    Ok(())
 }

@@ -1,0 +1,296 @@
+//! `gradspec backprop explain`: the derivation of `spec/backprop.md` with one iteration's
+//! numbers substituted into every labelled equation — the spreadsheet, made readable.
+//!
+//! The spec is embedded at compile time, so the text printed is always the text the
+//! conformance test checks. For every label the equation's left-hand side names a quantity
+//! (`∂E_total/∂w5`, `a_h1`, …) whose value comes from the [`Row`] (computed by the labelled
+//! functions); every right-hand side is printed again with each known symbol replaced by its
+//! value, followed by the value itself. [`explain`] fails rather than print an equation it
+//! cannot fill in, and a test runs it over every label.
+use super::chain::*;
+use super::forward::fwd_sigmoid;
+use super::grad::update;
+use super::sweep::sig;
+use super::train::Row;
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The spec, as compiled into the binary.
+pub const SPEC: &str = include_str!("../../spec/backprop.md");
+
+/// Significant digits of every substituted number.
+pub const DIGITS: usize = 9;
+
+/// The value of every symbol the spec's equations use, for one row.
+pub fn symbols(r: &Row<f64>) -> BTreeMap<&'static str, f64> {
+    let (s, f, b) = (&r.state, &r.fwd, &r.bwd);
+    let (w, g) = (&s.w, &b.grad);
+    BTreeMap::from([
+        ("i1", s.i1),
+        ("i2", s.i2),
+        ("t1", s.t1),
+        ("t2", s.t2),
+        ("w1", w.w1),
+        ("w2", w.w2),
+        ("w3", w.w3),
+        ("w4", w.w4),
+        ("w5", w.w5),
+        ("w6", w.w6),
+        ("w7", w.w7),
+        ("w8", w.w8),
+        ("h1", f.h1),
+        ("h2", f.h2),
+        ("a_h1", f.a_h1),
+        ("a_h2", f.a_h2),
+        ("o1", f.o1),
+        ("o2", f.o2),
+        ("a_o1", f.a_o1),
+        ("a_o2", f.a_o2),
+        ("E1", f.e1),
+        ("E2", f.e2),
+        ("E_total", f.e_total),
+        ("∂E1/∂a_o1", b.de1_dao1),
+        ("∂E2/∂a_o2", b.de2_dao2),
+        ("∂a_o1/∂o1", b.dao1_do1),
+        ("∂a_o2/∂o2", b.dao2_do2),
+        ("∂o1/∂w5", chain_do1_dw5(f.a_h1)),
+        ("∂o1/∂w6", chain_do1_dw6(f.a_h2)),
+        ("∂o2/∂w7", chain_do2_dw7(f.a_h1)),
+        ("∂o2/∂w8", chain_do2_dw8(f.a_h2)),
+        ("∂o1/∂a_h1", chain_do1_dah1(w.w5)),
+        ("∂o1/∂a_h2", chain_do1_dah2(w.w6)),
+        ("∂o2/∂a_h1", chain_do2_dah1(w.w7)),
+        ("∂o2/∂a_h2", chain_do2_dah2(w.w8)),
+        ("∂E1/∂a_h1", b.de1_dah1),
+        ("∂E2/∂a_h1", b.de2_dah1),
+        ("∂E_total/∂a_h1", b.de_dah1),
+        ("∂E1/∂a_h2", b.de1_dah2),
+        ("∂E2/∂a_h2", b.de2_dah2),
+        ("∂E_total/∂a_h2", b.de_dah2),
+        ("∂a_h1/∂h1", b.dah1_dh1),
+        ("∂a_h2/∂h2", b.dah2_dh2),
+        ("∂h1/∂w1", chain_dh1_dw1(s.i1)),
+        ("∂h1/∂w2", chain_dh1_dw2(s.i2)),
+        ("∂h2/∂w3", chain_dh2_dw3(s.i1)),
+        ("∂h2/∂w4", chain_dh2_dw4(s.i2)),
+        ("∂E_total/∂w1", g.w1),
+        ("∂E_total/∂w2", g.w2),
+        ("∂E_total/∂w3", g.w3),
+        ("∂E_total/∂w4", g.w4),
+        ("∂E_total/∂w5", g.w5),
+        ("∂E_total/∂w6", g.w6),
+        ("∂E_total/∂w7", g.w7),
+        ("∂E_total/∂w8", g.w8),
+    ])
+}
+
+/// A number as it appears inside a substituted expression: negative numbers in parentheses.
+fn num(x: f64) -> String {
+    if x < 0.0 {
+        format!("({})", sig(x, DIGITS))
+    } else {
+        sig(x, DIGITS)
+    }
+}
+
+/// Replaces every symbol of `expr` found in `syms` by its value. Symbols are identifiers
+/// (`a_h1`, `E_total`) and partial derivatives written `∂X/∂Y`. Returns the text and the
+/// identifiers that were not found (the caller decides whether that is an error).
+pub fn substitute(expr: &str, syms: &BTreeMap<&str, f64>) -> (String, Vec<String>) {
+    let chars: Vec<char> = expr.chars().collect();
+    let ident_len = |from: usize| {
+        let mut j = from;
+        while j < chars.len()
+            && (chars[j].is_ascii_alphanumeric() || chars[j] == '_')
+            && (j > from || chars[j].is_ascii_alphabetic())
+        {
+            j += 1;
+        }
+        j - from
+    };
+    let mut out = String::new();
+    let mut unknown = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '∂' {
+            // ∂X/∂Y as one symbol.
+            let n1 = ident_len(i + 1);
+            let slash = i + 1 + n1;
+            if n1 > 0 && chars.get(slash) == Some(&'/') && chars.get(slash + 1) == Some(&'∂') {
+                let n2 = ident_len(slash + 2);
+                let end = slash + 2 + n2;
+                let token: String = chars[i..end].iter().collect();
+                match syms.get(token.as_str()) {
+                    Some(v) => out.push_str(&num(*v)),
+                    None => {
+                        out.push_str(&token);
+                        unknown.push(token);
+                    }
+                }
+                i = end;
+                continue;
+            }
+        }
+        if c.is_ascii_alphabetic() {
+            let n = ident_len(i);
+            let token: String = chars[i..i + n].iter().collect();
+            match syms.get(token.as_str()) {
+                Some(v) => out.push_str(&num(*v)),
+                None => {
+                    out.push_str(&token);
+                    unknown.push(token);
+                }
+            }
+            i += n;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    (out, unknown)
+}
+
+/// The spec's labelled equations: `(label, lines)`, each line trimmed of its indentation.
+pub fn equations(spec: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut lines = spec.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(label) = label_of(line) else {
+            continue;
+        };
+        out.push((label.to_string(), take_equation(&mut lines)));
+    }
+    out
+}
+
+/// Consumes the blank line(s) after a label and the equation: its first indented line and
+/// any indented continuation lines starting with `=`.
+fn take_equation(lines: &mut std::iter::Peekable<std::str::Lines<'_>>) -> Vec<String> {
+    let mut eq = Vec::new();
+    while let Some(l) = lines.peek() {
+        if l.trim().is_empty() && eq.is_empty() {
+            lines.next();
+        } else if l.starts_with("    ") && (eq.is_empty() || l.trim_start().starts_with('=')) {
+            eq.push(l.trim().to_string());
+            lines.next();
+        } else {
+            break;
+        }
+    }
+    eq
+}
+
+fn label_of(line: &str) -> Option<&str> {
+    line.trim().strip_prefix("r[")?.strip_suffix(']')
+}
+
+/// The walk-through for one row at learning rate `lr`.
+pub fn explain(r: &Row<f64>, lr: f64) -> Result<String> {
+    explain_spec(SPEC, r, lr)
+}
+
+/// [`explain`] over any spec text (tests use this to feed it broken specs).
+pub fn explain_spec(spec: &str, r: &Row<f64>, lr: f64) -> Result<String> {
+    let syms = symbols(r);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Iteration {k} at learning rate η = {lr:?}: the weights before update {k1} \
+         (row {k} of `gradspec backprop table --lr {lr:?}`).\nNumbers are rounded to \
+         {DIGITS} significant digits.\n",
+        k = r.iteration,
+        k1 = r.iteration + 1,
+    );
+    let mut lines = spec.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "## Conventions" {
+            break;
+        }
+        let Some(label) = label_of(line) else {
+            let _ = writeln!(out, "{line}");
+            continue;
+        };
+        // The equation lines are rendered below, with their numbers.
+        let eq = take_equation(&mut lines);
+        if eq.is_empty() {
+            bail!("r[{label}] has no equation line below it");
+        }
+        render(&mut out, label, &eq, &syms, r, lr)?;
+    }
+    Ok(out.trim_end().to_string() + "\n")
+}
+
+/// Renders one labelled equation with its numbers.
+fn render(
+    out: &mut String,
+    label: &str,
+    eq: &[String],
+    syms: &BTreeMap<&str, f64>,
+    r: &Row<f64>,
+    lr: f64,
+) -> Result<()> {
+    let (lhs, first_rhs) = eq[0]
+        .split_once(" = ")
+        .ok_or_else(|| anyhow::anyhow!("r[{label}]: equation '{}' has no ' = '", eq[0]))?;
+    let pad = " ".repeat(4 + lhs.chars().count() + 1);
+    let _ = writeln!(out, "    {}    [{label}]", eq[0]);
+    for l in &eq[1..] {
+        let _ = writeln!(out, "{pad}{l}");
+    }
+    let mut rhs: Vec<&str> = vec![first_rhs];
+    rhs.extend(eq[1..].iter().map(|l| l.trim_start_matches('=').trim()));
+
+    match label {
+        // The sigmoid is a function of any x: show it at the first place it is used.
+        "bp.fwd.sigmoid" => {
+            let mut with_x = syms.clone();
+            with_x.insert("x", r.fwd.h1);
+            let (sub, _) = substitute(rhs[0], &with_x);
+            let _ = writeln!(out, "    for example at x = h1:");
+            let _ = writeln!(
+                out,
+                "    σ({}) = {sub} = {}",
+                num(r.fwd.h1),
+                sig(fwd_sigmoid(r.fwd.h1), DIGITS)
+            );
+        }
+        // The update applies to each of the eight weights.
+        "bp.update" => {
+            let w = r.state.w.to_array();
+            let g = r.bwd.grad.to_array();
+            let _ = writeln!(out, "    with η = {lr:?}:");
+            for k in 0..8 {
+                let _ = writeln!(
+                    out,
+                    "    w{n}⁺ = {} − {lr:?} · {} = {}",
+                    sig(w[k], DIGITS),
+                    num(g[k]),
+                    sig(update(w[k], g[k], lr), DIGITS),
+                    n = k + 1
+                );
+            }
+        }
+        _ => {
+            let Some(value) = syms.get(lhs) else {
+                bail!("r[{label}]: left-hand side '{lhs}' is not a known quantity");
+            };
+            let (value, value_in_expr) = (sig(*value, DIGITS), num(*value));
+            let mut last = String::new();
+            for part in rhs {
+                let (sub, unknown) = substitute(part, syms);
+                if let Some(u) = unknown.first() {
+                    bail!("r[{label}]: '{u}' in '{part}' is not a known quantity");
+                }
+                // Print each distinct substituted form once, and not the bare value twice.
+                if sub != last && sub != value && sub != value_in_expr {
+                    let _ = writeln!(out, "{pad}= {sub}");
+                }
+                last = sub;
+            }
+            let _ = writeln!(out, "{pad}= {value}");
+        }
+    }
+    Ok(())
+}

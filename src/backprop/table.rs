@@ -1,0 +1,48 @@
+//! The spreadsheet as CSV: one row per iteration, every intermediate of the forward pass and
+//! all eight gradients. Numbers are written in Rust's shortest round-trip form (`{}` for
+//! `f64`), so parsing the CSV gives back exactly the bits that were computed.
+use super::State;
+use super::train::{Row, Trainer};
+use std::io::Write;
+
+/// The CSV header, in the spreadsheet's column order.
+pub const HEADER: &str = "iteration,t1,t2,i1,i2,w1,w2,w3,w4,h1,a_h1,h2,a_h2,w5,w6,w7,w8,\
+o1,a_o1,o2,a_o2,E1,E2,E_total,dE_dw1,dE_dw2,dE_dw3,dE_dw4,dE_dw5,dE_dw6,dE_dw7,dE_dw8";
+
+/// One CSV line (no trailing newline) for one row.
+pub fn csv_line(r: &Row<f64>) -> String {
+    let (s, f, g) = (&r.state, &r.fwd, &r.bwd.grad);
+    let w = &s.w;
+    let nums = [
+        s.t1, s.t2, s.i1, s.i2, w.w1, w.w2, w.w3, w.w4, f.h1, f.a_h1, f.h2, f.a_h2, w.w5, w.w6,
+        w.w7, w.w8, f.o1, f.a_o1, f.o2, f.a_o2, f.e1, f.e2, f.e_total, g.w1, g.w2, g.w3, g.w4,
+        g.w5, g.w6, g.w7, g.w8,
+    ];
+    let mut line = r.iteration.to_string();
+    for x in nums {
+        line.push(',');
+        line.push_str(&x.to_string());
+    }
+    line
+}
+
+/// Writes the header and rows `0..iterations` of training from `state` at rate `lr`.
+pub fn write_table(
+    out: &mut dyn Write,
+    state: State<f64>,
+    lr: f64,
+    iterations: usize,
+) -> std::io::Result<()> {
+    writeln!(out, "{HEADER}")?;
+    for r in Trainer::new(state, lr).take(iterations) {
+        writeln!(out, "{}", csv_line(&r))?;
+    }
+    Ok(())
+}
+
+/// The whole table as a string (see [`write_table`]).
+pub fn table_csv(state: State<f64>, lr: f64, iterations: usize) -> String {
+    let mut buf = Vec::new();
+    write_table(&mut buf, state, lr, iterations).expect("writing to a Vec cannot fail");
+    String::from_utf8(buf).expect("the table is ASCII")
+}
