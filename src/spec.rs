@@ -120,7 +120,9 @@ pub fn function_name_for(label: &str) -> String {
 
 fn parse_label(s: &str) -> Option<&str> {
     let inner = s.strip_prefix("r[")?.strip_suffix(']')?;
-    let ok = !inner.is_empty()
+    // A label has a namespace: at least one dot (so prose such as `r[label]` is not one).
+    let ok = inner.contains('.')
+        && !inner.starts_with('.')
         && inner
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));

@@ -81,10 +81,17 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One line: clap's first line already names the flag and the problem.
+            // One line: clap's message without its usage and help footer. For a missing
+            // argument the flag names sit on the following lines, so join them.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first}");
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = if parts.is_empty() { "error: invalid arguments".to_string() } else { parts.join(" ") };
+            eprintln!("{line}");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,182 @@
+//! The training loop on the committed fixture (512 real MNIST test images used as a tiny
+//! training set): determinism across thread counts, bit-identical resume (in-process and after
+//! SIGKILL), divergence handling and bad flags.
+use gradspec::data::{self, Split};
+use gradspec::train::{self, recipe::Recipe, TrainConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gradspec");
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist")
+}
+
+fn fixture() -> data::Dataset {
+    data::load_split(&fixture_dir(), Split::Test).expect("fixture loads")
+}
+
+/// A data dir whose train and test splits are both the fixture.
+fn fixture_as_full_dir(tmp: &Path) -> PathBuf {
+    let d = tmp.join("mnist");
+    std::fs::create_dir_all(&d).unwrap();
+    for (src, dsts) in [
+        ("t10k-images-idx3-ubyte.gz", ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"]),
+        ("t10k-labels-idx1-ubyte.gz", ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]),
+    ] {
+        for dst in dsts {
+            std::fs::copy(fixture_dir().join(src), d.join(dst)).unwrap();
+        }
+    }
+    d
+}
+
+fn cfg(out: &Path, epochs: usize) -> TrainConfig {
+    TrainConfig { recipe: Recipe::Onecycle, epochs, seed: 7, out: out.to_path_buf(), progress: false, stop_after: None }
+}
+
+fn weight_bits(net: &gradspec::cnn::Net<f32>) -> Vec<u32> {
+    let mut v: Vec<u32> = net.params.tensors().iter().flat_map(|t| t.data.iter().map(|x| x.to_bits())).collect();
+    for (_, m, var, n) in net.buffers.tensors() {
+        v.extend(m.iter().chain(var).map(|x| x.to_bits()));
+        v.push(n as u32);
+    }
+    v
+}
+
+#[test]
+fn one_thread_and_two_threads_give_bit_identical_weights() {
+    let ds = fixture();
+    let (train_ds, test_ds) = (ds.slice(0..384), ds.slice(384..512));
+    let run = |threads: usize| {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| train::run(&cfg(tmp.path(), 2), &train_ds, &test_ds, false).unwrap())
+    };
+    let a = run(1);
+    let b = run(2);
+    assert_eq!(weight_bits(&a.net), weight_bits(&b.net));
+    assert_eq!(a.state.metrics.len(), 2);
+    // the run did learn something (not a test that cannot fail)
+    assert_ne!(weight_bits(&a.net), weight_bits(&gradspec::cnn::Net::<f32>::new(7)));
+}
+
+#[test]
+fn resume_after_interruption_is_bit_identical() {
+    let ds = fixture();
+    let (train_ds, test_ds) = (ds.slice(0..384), ds.slice(384..512));
+    let full = tempfile::tempdir().unwrap();
+    let a = train::run(&cfg(full.path(), 3), &train_ds, &test_ds, false).unwrap();
+    let part = tempfile::tempdir().unwrap();
+    let mut c = cfg(part.path(), 3);
+    c.stop_after = Some(1);
+    let first = train::run(&c, &train_ds, &test_ds, false).unwrap();
+    assert_eq!(first.state.completed_epochs, 1);
+    let b = train::run(&cfg(part.path(), 3), &train_ds, &test_ds, true).unwrap();
+    assert_eq!(b.state.completed_epochs, 3);
+    assert_eq!(weight_bits(&a.net), weight_bits(&b.net));
+    assert_eq!(a.state.step, b.state.step);
+    let acc = |s: &train::checkpoint::RunState| s.metrics.iter().map(|m| m.test_acc).collect::<Vec<_>>();
+    assert_eq!(acc(&a.state), acc(&b.state));
+}
+
+#[test]
+fn sigkill_then_resume_matches_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = fixture_as_full_dir(tmp.path());
+    let args = |out: &Path| {
+        vec![
+            "mnist".to_string(),
+            "train".into(),
+            "--epochs".into(),
+            "4".into(),
+            "--seed".into(),
+            "3".into(),
+            "--out".into(),
+            out.display().to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ]
+    };
+    let clean = tmp.path().join("clean");
+    let st = Command::new(BIN).args(args(&clean)).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+
+    let killed = tmp.path().join("killed");
+    let mut child = Command::new(BIN)
+        .args(args(&killed))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first checkpoint, then SIGKILL mid-run.
+    let ck = killed.join("checkpoint.safetensors");
+    let t0 = std::time::Instant::now();
+    while !ck.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(ck.exists(), "no checkpoint was written before the kill");
+    // No temporary files are left looking like outputs.
+    let st = Command::new(BIN)
+        .args(["mnist", "train", "--resume", &killed.display().to_string(), "--data-dir", &data_dir.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let a = std::fs::read(clean.join("last.safetensors")).unwrap();
+    let b = std::fs::read(killed.join("last.safetensors")).unwrap();
+    assert!(a == b, "resumed weights differ from the uninterrupted run");
+    let ma = std::fs::read_to_string(clean.join("metrics.csv")).unwrap();
+    let mb = std::fs::read_to_string(killed.join("metrics.csv")).unwrap();
+    let strip = |s: &str| s.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(&ma), strip(&mb), "metrics other than seconds must match");
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_naming_epoch_and_batch() {
+    let ds = fixture();
+    let (train_ds, test_ds) = (ds.slice(0..256), ds.slice(256..384));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = cfg(tmp.path(), 3);
+    c.stop_after = Some(1);
+    train::run(&c, &train_ds, &test_ds, false).unwrap();
+    // Poison the checkpoint's weights, as a diverged run would.
+    let ck = tmp.path().join("checkpoint.safetensors");
+    let (mut net, vel, st) = train::checkpoint::load(&ck).unwrap();
+    net.params.fc1.weight[0] = f32::NAN;
+    train::checkpoint::save(&ck, &net, &vel, &st).unwrap();
+    let before = std::fs::read(&ck).unwrap();
+    let err = match train::run(&cfg(tmp.path(), 3), &train_ds, &test_ds, true) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a NaN weight must stop the run"),
+    };
+    assert!(err.contains("epoch 2, batch 1"), "{err}");
+    assert!(err.contains("checkpoint"), "{err}");
+    assert_eq!(before, std::fs::read(&ck).unwrap(), "the last checkpoint must be kept as it was");
+}
+
+fn one_line_exit_2(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "args {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    err
+}
+
+#[test]
+fn bad_train_flags_get_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let o = out.to_str().unwrap();
+    assert!(one_line_exit_2(&["mnist", "train", "--epochs", "0", "--out", o]).contains("--epochs"));
+    assert!(one_line_exit_2(&["mnist", "train", "--epochs", "-3", "--out", o]).contains("--epochs"));
+    assert!(one_line_exit_2(&["mnist", "train", "--recipe", "fast", "--out", o]).contains("fast"));
+    assert!(one_line_exit_2(&["mnist", "train", "--epochs", "2"]).contains("--out"));
+    let file = tmp.path().join("a_file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = one_line_exit_2(&["mnist", "train", "--out", file.join("sub").to_str().unwrap()]);
+    assert!(e.contains("--out"), "{e}");
+    assert!(one_line_exit_2(&["mnist", "train", "--resume", o]).contains("--resume"));
+    assert!(!out.exists(), "nothing may be created for a rejected command line");
+}
