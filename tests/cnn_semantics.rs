@@ -135,7 +135,11 @@ fn eval_output_of_an_image_does_not_depend_on_its_batch_but_train_output_does() 
     net.forward(&mut ws3, Mode::Eval);
     net.forward(&mut ws1, Mode::Eval);
     let (a, b) = (ws3.log_probs(), ws1.log_probs());
-    assert_eq!(&a[..10], &b[..], "eval: same image, same output, bit for bit");
+    assert_eq!(
+        &a[..10],
+        &b[..],
+        "eval: same image, same output, bit for bit"
+    );
     let mut train_net = net.clone();
     train_net.forward(&mut ws3, Mode::Train { dropout: None });
     train_net.forward(&mut ws1, Mode::Train { dropout: None });

@@ -152,7 +152,9 @@ pub fn summary() -> String {
     s.push_str(&dashes);
     s.push('\n');
     s.push_str(&format!("Input size (MB): {input_mb:.2}\n"));
-    s.push_str(&format!("Forward/backward pass size (MB): {output_mb:.2}\n"));
+    s.push_str(&format!(
+        "Forward/backward pass size (MB): {output_mb:.2}\n"
+    ));
     s.push_str(&format!("Params size (MB): {params_mb:.2}\n"));
     s.push_str(&format!(
         "Estimated Total Size (MB): {:.2}\n",
