@@ -335,9 +335,9 @@ proptest! {
 
 #[test]
 fn relu_checker_rejects_a_derivative_of_one_everywhere() {
-    let x: Vec<f64> = (0..20)
+    let x: Vec<f64> = (0..20usize)
         .map(|i| {
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 -0.5
             } else {
                 0.7 + i as f64 * 0.1

@@ -138,7 +138,7 @@ fn build(mut entries: Vec<Entry>) -> Vec<u8> {
         offset += e.bytes.len();
     }
     header.push('}');
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
