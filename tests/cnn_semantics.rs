@@ -252,3 +252,28 @@ fn maxpool_planes_and_windows_are_addressed_nchw() {
     assert_eq!(y, want);
     assert!(a.iter().all(|&k| k == 3));
 }
+
+/// Known issue (see the report of the verification branch): the batch variance is computed as
+/// `E[x²] − μ²` from sums that `bn_partial_sums` accumulates in `T` per plane. In f32, when a
+/// channel's mean is large against its spread, the subtraction cancels catastrophically and
+/// the variance is wrong by orders of magnitude; PyTorch (two-pass / Welford) gets it right.
+/// Irrelevant for the source network's post-ReLU activations (mean ≈ spread), but real.
+#[test]
+#[ignore = "known f32 cancellation in bn_partial_sums/bn_batch_stats; run with --ignored"]
+fn f32_batch_variance_survives_a_large_mean() {
+    let x64 = random(4 * 2 * 26 * 26, 21, -0.01, 0.01);
+    let x: Vec<f32> = x64.iter().map(|v| (100.0 + v) as f32).collect();
+    let (mut s1, mut s2) = ([0.0; 2], [0.0; 2]);
+    bn_partial_sums::<f32, 2, 26, 26>(View(&x), &mut s1, &mut s2);
+    let (_, var) = bn_batch_stats::<f32, 2>(&s1, &s2, 4 * 26 * 26);
+    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    for c in 0..2 {
+        let (_, biased, _) = direct_stats(&xf, c, 2, 26 * 26);
+        let err = rel(var[c] as f64, biased);
+        assert!(
+            err < 1e-2,
+            "channel {c}: var {} vs {biased} (rel err {err:.2e})",
+            var[c]
+        );
+    }
+}
