@@ -1,11 +1,12 @@
 //! The one criterion harness. Bench names carry their shapes.
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 
 mod backprop;
 mod cnn;
 
 fn config() -> Criterion {
-    // Criterion's charts need a font; register the embedded one (machines may have none).
+    // Criterion's charts are drawn with plotters, which needs a font; register the embedded
+    // DejaVu Sans (machines may have no system fonts, and plotters then panics).
     gradspec::plot::init_fonts();
     Criterion::default()
 }

@@ -281,25 +281,19 @@ fn head(c: &mut Criterion) {
     let mut logp = vec![0.0f32; B * 10];
     let mut dl = vec![0.0f32; B * 10];
     let mut dzz = vec![0.0f32; B * 10];
-    c.bench_function(
-        "logsoftmax_nll_fwd_f32_b128_10",
-        |b| {
-            b.iter(|| {
-                logsoftmax_forward::<f32, 10>(&z, &mut logp);
-                black_box(nll_forward::<f32, 10>(&logp, &labels))
-            })
-        },
-    );
-    c.bench_function(
-        "logsoftmax_nll_bwd_f32_b128_10",
-        |b| {
-            b.iter(|| {
-                nll_backward::<f32, 10>(&labels, B, &mut dl);
-                logsoftmax_backward::<f32, 10>(&logp, &dl, &mut dzz);
-                black_box(&dzz);
-            })
-        },
-    );
+    c.bench_function("logsoftmax_nll_fwd_f32_b128_10", |b| {
+        b.iter(|| {
+            logsoftmax_forward::<f32, 10>(&z, &mut logp);
+            black_box(nll_forward::<f32, 10>(&logp, &labels))
+        })
+    });
+    c.bench_function("logsoftmax_nll_bwd_f32_b128_10", |b| {
+        b.iter(|| {
+            nll_backward::<f32, 10>(&labels, B, &mut dl);
+            logsoftmax_backward::<f32, 10>(&logp, &dl, &mut dzz);
+            black_box(&dzz);
+        })
+    });
 }
 
 /// Every CNN bench: the whole network, then each layer in forward order.

@@ -70,7 +70,12 @@ fn parameter_count_per_layer() {
             layer_total = 0;
         }
         layer = name;
-        assert_eq!(t.shape.iter().product::<usize>(), t.data.len(), "{}", t.name);
+        assert_eq!(
+            t.shape.iter().product::<usize>(),
+            t.data.len(),
+            "{}",
+            t.name
+        );
         writeln!(s, "  {} {:?} = {}", t.name, t.shape, t.data.len()).unwrap();
         layer_total += t.data.len();
         total += t.data.len();
@@ -117,6 +122,20 @@ fn fingerprint<T: Float>(digits: usize) -> String {
 #[test]
 fn loss_and_gradient_norms_f64() {
     golden!("gradients_f64", fingerprint::<f64>(6));
+}
+
+/// f32 runs the same code as f64: the loss and every gradient norm agree to 1e-3 relative.
+#[test]
+fn f32_agrees_with_f64() {
+    let parse = |s: String| -> Vec<f64> {
+        s.lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (a, b) = (parse(fingerprint::<f32>(8)), parse(fingerprint::<f64>(8)));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-3 * y.abs(), "{x} vs {y}");
+    }
 }
 
 #[test]

@@ -35,6 +35,12 @@ fn vals(n: usize) -> impl Strategy<Value = Vec<f64>> {
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 24,
+        // Integration tests have no lib.rs beside them; persist failures explicitly.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "proptest-regressions/cnn_gradcheck_layers.txt",
+            ),
+        )),
         ..ProptestConfig::default()
     }
 }
@@ -42,6 +48,7 @@ fn config() -> ProptestConfig {
 // ---------------------------------------------------------------- convolution
 
 /// Inputs of one convolution check.
+#[derive(Debug)]
 struct ConvCase {
     n: usize,
     x: Vec<f64>,
@@ -54,7 +61,7 @@ fn conv_of<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>
     w: &[f64],
     b: &[f64],
 ) -> Conv<f64, CIN, COUT, K, KK> {
-    let mut p = Conv::zeros();
+    let mut p = Conv::<f64, CIN, COUT, K, KK>::zeros();
     p.weight.as_mut_slice().copy_from_slice(w);
     p.bias.as_mut_slice().copy_from_slice(b);
     p
@@ -224,7 +231,7 @@ fn conv_weight_and_bias_gradients_accumulate() {
 // ---------------------------------------------------------------- linear
 
 fn linear_of<const IN: usize, const OUT: usize>(w: &[f64], b: &[f64]) -> Linear<f64, IN, OUT> {
-    let mut p = Linear::zeros();
+    let mut p = Linear::<f64, IN, OUT>::zeros();
     p.weight.as_mut_slice().copy_from_slice(w);
     p.bias.as_mut_slice().copy_from_slice(b);
     p
@@ -328,9 +335,19 @@ proptest! {
 
 #[test]
 fn relu_checker_rejects_a_derivative_of_one_everywhere() {
-    let x: Vec<f64> = (0..20).map(|i| if i % 3 == 0 { -0.5 } else { 0.7 + i as f64 * 0.1 }).collect();
+    let x: Vec<f64> = (0..20usize)
+        .map(|i| {
+            if i.is_multiple_of(3) {
+                -0.5
+            } else {
+                0.7 + i as f64 * 0.1
+            }
+        })
+        .collect();
     let g: Vec<f64> = (0..20).map(|i| (i as f64).cos()).collect();
-    let r = check("relu dx", &g, all(20), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &relu_y(x))));
+    let r = check("relu dx", &g, all(20), LAYER, |i, d| {
+        shifted(&x, i, d, |x| dot(&g, &relu_y(x)))
+    });
     assert!(r.unwrap_err().starts_with("relu dx[0]"));
 }
 
@@ -421,7 +438,7 @@ const BH: usize = 3;
 const BW: usize = 3;
 
 fn bn_of(gamma: &[f64], beta: &[f64]) -> BatchNorm<f64, BC> {
-    let mut p = BatchNorm::new();
+    let mut p = BatchNorm::<f64, BC>::new();
     p.weight.as_mut_slice().copy_from_slice(gamma);
     p.bias.as_mut_slice().copy_from_slice(beta);
     p

@@ -122,11 +122,7 @@ fn build(mut entries: Vec<Entry>) -> Vec<u8> {
         "F32" => 2,
         _ => 3,
     };
-    entries.sort_by(|a, b| {
-        rank(a.dtype)
-            .cmp(&rank(b.dtype))
-            .then(a.name.cmp(&b.name))
-    });
+    entries.sort_by(|a, b| rank(a.dtype).cmp(&rank(b.dtype)).then(a.name.cmp(&b.name)));
     let mut header = String::from("{\"__metadata__\":{\"format\":\"pt\"}");
     let mut offset = 0;
     for e in &entries {
@@ -142,7 +138,7 @@ fn build(mut entries: Vec<Entry>) -> Vec<u8> {
         offset += e.bytes.len();
     }
     header.push('}');
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
@@ -329,7 +325,10 @@ fn a_wrong_shape_is_named() {
     e[k].shape = vec![2];
     e[k].bytes = vec![0; 16];
     let msg = load_err(e);
-    assert!(msg.contains("'bn1.num_batches_tracked' has shape [2]"), "{msg}");
+    assert!(
+        msg.contains("'bn1.num_batches_tracked' has shape [2]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -337,7 +336,8 @@ fn a_wrong_dtype_is_named() {
     let mut e = torch_entries("F32");
     let k = index_of(&e, "conv4.bias");
     e[k].dtype = "F16";
-    e[k].bytes.truncate(e[k].bytes.len() / 2);
+    let half = e[k].bytes.len() / 2;
+    e[k].bytes.truncate(half);
     let msg = load_err(e);
     assert!(
         msg.contains("tensor 'conv4.bias' has dtype F16, expected F32"),
@@ -382,7 +382,13 @@ fn a_missing_file_is_named() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "proptest-regressions/cnn_safetensors.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     /// Random byte changes (biased towards the JSON header) and truncations of a valid file
     /// give a net or an error, never a panic.
@@ -402,5 +408,46 @@ proptest! {
             bytes.truncate(c.min(bytes.len()));
         }
         let _ = from_bytes(&bytes, "fuzz");
+    }
+}
+
+// ------------------------------------------------ cross-checks with Python's safetensors
+
+/// `golden/cnn/python_written.safetensors` was written by the official Python library
+/// (`safetensors.numpy.save_file`, the same Rust core torch's `save_file` uses) from
+/// `tests/python/check_safetensors.py write`: every tensor holds `t·1000 + flat·0.25`, where `t`
+/// is its position in the state_dict, and `num_batches_tracked` is a 0-d int64 `200 + t`.
+#[test]
+fn loads_the_python_written_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("golden/cnn/python_written.safetensors");
+    let net = load(&path).unwrap();
+    let names = state_dict_names();
+    let t = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let m = |n: &str, flat: usize| t(n) as f32 * 1000.0 + flat as f32 * 0.25;
+    let p = &net.params;
+    // conv5.weight[o=30, c=11, ki=2, kj=1] is our weight[(11·3 + 2)·3 + 1, 30].
+    assert_eq!(
+        p.conv5.weight[((11 * 3 + 2) * 3 + 1, 30)],
+        m("conv5.weight", ((30 * 16 + 11) * 3 + 2) * 3 + 1)
+    );
+    assert_eq!(p.conv1.weight[(7, 15)], m("conv1.weight", 15 * 9 + 7));
+    assert_eq!(p.conv3.weight[(31, 6)], m("conv3.weight", 6 * 32 + 31));
+    assert_eq!(p.fc1.weight[(3, 8)], m("fc1.weight", 8 * 32 + 3));
+    assert_eq!(p.fc1.bias[9], m("fc1.bias", 9));
+    assert_eq!(p.bn2.weight[5], m("bn2.weight", 5));
+    assert_eq!(net.buffers.bn5.mean[31], m("bn5.running_mean", 31));
+    assert_eq!(
+        net.buffers.bn4.num_batches_tracked,
+        200 + t("bn4.num_batches_tracked") as i64
+    );
+}
+
+/// Writes a checkpoint for `tests/python/check_safetensors.py check` when
+/// `GRADSPEC_PY_FIXTURE` names a path; otherwise does nothing.
+#[test]
+fn writes_a_checkpoint_for_python() {
+    if let Ok(path) = std::env::var("GRADSPEC_PY_FIXTURE") {
+        save(&trained_net(6), std::path::Path::new(&path)).unwrap();
     }
 }

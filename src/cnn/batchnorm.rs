@@ -83,13 +83,16 @@ pub fn bn_partial_sums<T: Float, const C: usize, const H: usize, const W: usize>
     for i in 0..x.n() {
         let xi = x.image(i);
         for c in 0..C {
-            let (mut a, mut b) = (T::zero(), T::zero());
+            // f64 throughout: the one-pass form E[x²] − μ² would cancel catastrophically in
+            // f32 when a channel's mean is large against its spread.
+            let (mut a, mut b) = (0f64, 0f64);
             for &v in &xi[c * H * W..(c + 1) * H * W] {
+                let v = v.f64();
                 a += v;
                 b += v * v;
             }
-            s1[c] += a.f64();
-            s2[c] += b.f64();
+            s1[c] += a;
+            s2[c] += b;
         }
     }
 }

@@ -102,7 +102,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -152,7 +152,9 @@ pub fn summary() -> String {
     s.push_str(&dashes);
     s.push('\n');
     s.push_str(&format!("Input size (MB): {input_mb:.2}\n"));
-    s.push_str(&format!("Forward/backward pass size (MB): {output_mb:.2}\n"));
+    s.push_str(&format!(
+        "Forward/backward pass size (MB): {output_mb:.2}\n"
+    ));
     s.push_str(&format!("Params size (MB): {params_mb:.2}\n"));
     s.push_str(&format!(
         "Estimated Total Size (MB): {:.2}\n",

@@ -33,7 +33,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Act<T, C, H, W> {
 
     /// Wraps a vector whose length is a whole number of images.
     pub fn from_vec(data: Vec<T>) -> Option<Self> {
-        (data.len() % Self::IMAGE == 0).then(|| Act {
+        data.len().is_multiple_of(Self::IMAGE).then(|| Act {
             n: data.len() / Self::IMAGE,
             data,
         })
