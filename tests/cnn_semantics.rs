@@ -253,11 +253,9 @@ fn maxpool_planes_and_windows_are_addressed_nchw() {
     assert!(a.iter().all(|&k| k == 3));
 }
 
-/// Known issue (see the report of the verification branch): the batch variance is computed as
-/// `E[x²] − μ²` from sums that `bn_partial_sums` accumulates in `T` per plane. In f32, when a
-/// channel's mean is large against its spread, the subtraction cancels catastrophically and
-/// the variance is wrong by orders of magnitude; PyTorch (two-pass / Welford) gets it right.
-/// Irrelevant for the source network's post-ReLU activations (mean ≈ spread), but real.
+/// Regression: the batch variance is `E[x²] − μ²`; with the sums kept in f32 this cancelled
+/// catastrophically when a channel's mean was large against its spread (found by this suite;
+/// `bn_partial_sums` now accumulates in f64 from the first element).
 #[test]
 fn f32_batch_variance_survives_a_large_mean() {
     let x64 = random(4 * 2 * 26 * 26, 21, -0.01, 0.01);
