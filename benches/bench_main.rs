@@ -3,6 +3,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 mod backprop;
 mod cnn;
+mod data;
 
 fn config() -> Criterion {
     // Criterion's charts are drawn with plotters, which needs a font; register the embedded
@@ -14,6 +15,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = backprop::benches, cnn::benches
+    targets = backprop::benches, cnn::benches, data::benches
 }
 criterion_main!(benches);

@@ -110,7 +110,12 @@ pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
             data::apply(src, &mut out, p);
             tiles.push(Tile {
                 px: out,
-                caption: format!("{:+.1}°{}", p.angle_deg, if p.crop { " crop" } else { "" }),
+                caption: format!(
+                    "{:+.1}°{}",
+                    // + 0.0 turns a rounded −0.0 into +0.0
+                    (p.angle_deg * 10.0).round() / 10.0 + 0.0,
+                    if p.crop { " crop" } else { "" }
+                ),
                 crop: p.crop,
             });
         }
@@ -140,7 +145,10 @@ pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
             let y0 = (TOP + r * (TILE + CAPTION + GAP)) as i32;
             if tile.crop {
                 root.draw(&Rectangle::new(
-                    [(x0 - 3, y0 - 3), (x0 + TILE as i32 + 2, y0 + TILE as i32 + 2)],
+                    [
+                        (x0 - 3, y0 - 3),
+                        (x0 + TILE as i32 + 2, y0 + TILE as i32 + 2),
+                    ],
                     RGBColor(255, 140, 0).filled(),
                 ))
                 .map_err(|e| err(&e))?;

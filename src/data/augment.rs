@@ -199,8 +199,16 @@ fn clip8(v: i32) -> u8 {
 /// # Panics
 /// If either slice is not 784 bytes long.
 pub fn center_crop_resize(src: &[u8], dst: &mut [u8]) {
-    assert_eq!(src.len(), PIXELS, "center_crop_resize: src must be 784 bytes");
-    assert_eq!(dst.len(), PIXELS, "center_crop_resize: dst must be 784 bytes");
+    assert_eq!(
+        src.len(),
+        PIXELS,
+        "center_crop_resize: src must be 784 bytes"
+    );
+    assert_eq!(
+        dst.len(),
+        PIXELS,
+        "center_crop_resize: dst must be 784 bytes"
+    );
     let off = (SIDE - CROP_SIDE) / 2; // round(3.0) = 3
     let c = &*CROP_COEFFS;
     let half = 1i32 << (PRECISION_BITS - 1);

