@@ -7,6 +7,9 @@ use gradspec::backprop::{Backward, Forward, State};
 use std::hint::black_box;
 
 pub fn benches(c: &mut Criterion) {
+    // Criterion draws its HTML report with plotters, which finds no font on a machine
+    // without system fonts and panics; register the embedded one first.
+    gradspec::plot::init_fonts();
     let s = State::<f64>::spreadsheet();
     let f = Forward::compute(&s);
     let g = s.gradient();
