@@ -2,7 +2,7 @@
 //! training set): determinism across thread counts, bit-identical resume (in-process and after
 //! SIGKILL), divergence handling and bad flags.
 use gradspec::data::{self, Split};
-use gradspec::train::{self, recipe::Recipe, TrainConfig};
+use gradspec::train::{self, TrainConfig, recipe::Recipe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,8 +21,14 @@ fn fixture_as_full_dir(tmp: &Path) -> PathBuf {
     let d = tmp.join("mnist");
     std::fs::create_dir_all(&d).unwrap();
     for (src, dsts) in [
-        ("t10k-images-idx3-ubyte.gz", ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"]),
-        ("t10k-labels-idx1-ubyte.gz", ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"],
+        ),
+        (
+            "t10k-labels-idx1-ubyte.gz",
+            ["t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"],
+        ),
     ] {
         for dst in dsts {
             std::fs::copy(fixture_dir().join(src), d.join(dst)).unwrap();
@@ -32,11 +38,23 @@ fn fixture_as_full_dir(tmp: &Path) -> PathBuf {
 }
 
 fn cfg(out: &Path, epochs: usize) -> TrainConfig {
-    TrainConfig { recipe: Recipe::Onecycle, epochs, seed: 7, out: out.to_path_buf(), progress: false, stop_after: None }
+    TrainConfig {
+        recipe: Recipe::Onecycle,
+        epochs,
+        seed: 7,
+        out: out.to_path_buf(),
+        progress: false,
+        stop_after: None,
+    }
 }
 
 fn weight_bits(net: &gradspec::cnn::Net<f32>) -> Vec<u32> {
-    let mut v: Vec<u32> = net.params.tensors().iter().flat_map(|t| t.data.iter().map(|x| x.to_bits())).collect();
+    let mut v: Vec<u32> = net
+        .params
+        .tensors()
+        .iter()
+        .flat_map(|t| t.data.iter().map(|x| x.to_bits()))
+        .collect();
     for (_, m, var, n) in net.buffers.tensors() {
         v.extend(m.iter().chain(var).map(|x| x.to_bits()));
         v.push(n as u32);
@@ -50,7 +68,10 @@ fn one_thread_and_two_threads_give_bit_identical_weights() {
     let (train_ds, test_ds) = (ds.slice(0..384), ds.slice(384..512));
     let run = |threads: usize| {
         let tmp = tempfile::tempdir().unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| train::run(&cfg(tmp.path(), 2), &train_ds, &test_ds, false).unwrap())
     };
     let a = run(1);
@@ -58,7 +79,10 @@ fn one_thread_and_two_threads_give_bit_identical_weights() {
     assert_eq!(weight_bits(&a.net), weight_bits(&b.net));
     assert_eq!(a.state.metrics.len(), 2);
     // the run did learn something (not a test that cannot fail)
-    assert_ne!(weight_bits(&a.net), weight_bits(&gradspec::cnn::Net::<f32>::new(7)));
+    assert_ne!(
+        weight_bits(&a.net),
+        weight_bits(&gradspec::cnn::Net::<f32>::new(7))
+    );
 }
 
 #[test]
@@ -76,7 +100,8 @@ fn resume_after_interruption_is_bit_identical() {
     assert_eq!(b.state.completed_epochs, 3);
     assert_eq!(weight_bits(&a.net), weight_bits(&b.net));
     assert_eq!(a.state.step, b.state.step);
-    let acc = |s: &train::checkpoint::RunState| s.metrics.iter().map(|m| m.test_acc).collect::<Vec<_>>();
+    let acc =
+        |s: &train::checkpoint::RunState| s.metrics.iter().map(|m| m.test_acc).collect::<Vec<_>>();
     assert_eq!(acc(&a.state), acc(&b.state));
 }
 
@@ -100,7 +125,11 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
     };
     let clean = tmp.path().join("clean");
     let st = Command::new(BIN).args(args(&clean)).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 
     let killed = tmp.path().join("killed");
     let mut child = Command::new(BIN)
@@ -120,17 +149,36 @@ fn sigkill_then_resume_matches_an_uninterrupted_run() {
     assert!(ck.exists(), "no checkpoint was written before the kill");
     // No temporary files are left looking like outputs.
     let st = Command::new(BIN)
-        .args(["mnist", "train", "--resume", &killed.display().to_string(), "--data-dir", &data_dir.display().to_string()])
+        .args([
+            "mnist",
+            "train",
+            "--resume",
+            &killed.display().to_string(),
+            "--data-dir",
+            &data_dir.display().to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let a = std::fs::read(clean.join("last.safetensors")).unwrap();
     let b = std::fs::read(killed.join("last.safetensors")).unwrap();
     assert!(a == b, "resumed weights differ from the uninterrupted run");
     let ma = std::fs::read_to_string(clean.join("metrics.csv")).unwrap();
     let mb = std::fs::read_to_string(killed.join("metrics.csv")).unwrap();
-    let strip = |s: &str| s.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect::<Vec<_>>();
-    assert_eq!(strip(&ma), strip(&mb), "metrics other than seconds must match");
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(&ma),
+        strip(&mb),
+        "metrics other than seconds must match"
+    );
 }
 
 #[test]
@@ -153,12 +201,21 @@ fn a_nan_loss_stops_the_run_naming_epoch_and_batch() {
     };
     assert!(err.contains("epoch 2, batch 1"), "{err}");
     assert!(err.contains("checkpoint"), "{err}");
-    assert_eq!(before, std::fs::read(&ck).unwrap(), "the last checkpoint must be kept as it was");
+    assert_eq!(
+        before,
+        std::fs::read(&ck).unwrap(),
+        "the last checkpoint must be kept as it was"
+    );
 }
 
 fn one_line_exit_2(args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "args {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
     assert_eq!(err.lines().count(), 1, "one line expected: {err}");
     err
@@ -170,13 +227,23 @@ fn bad_train_flags_get_one_line_and_exit_2() {
     let out = tmp.path().join("o");
     let o = out.to_str().unwrap();
     assert!(one_line_exit_2(&["mnist", "train", "--epochs", "0", "--out", o]).contains("--epochs"));
-    assert!(one_line_exit_2(&["mnist", "train", "--epochs", "-3", "--out", o]).contains("--epochs"));
+    assert!(
+        one_line_exit_2(&["mnist", "train", "--epochs", "-3", "--out", o]).contains("--epochs")
+    );
     assert!(one_line_exit_2(&["mnist", "train", "--recipe", "fast", "--out", o]).contains("fast"));
     assert!(one_line_exit_2(&["mnist", "train", "--epochs", "2"]).contains("--out"));
     let file = tmp.path().join("a_file");
     std::fs::write(&file, b"x").unwrap();
-    let e = one_line_exit_2(&["mnist", "train", "--out", file.join("sub").to_str().unwrap()]);
+    let e = one_line_exit_2(&[
+        "mnist",
+        "train",
+        "--out",
+        file.join("sub").to_str().unwrap(),
+    ]);
     assert!(e.contains("--out"), "{e}");
     assert!(one_line_exit_2(&["mnist", "train", "--resume", o]).contains("--resume"));
-    assert!(!out.exists(), "nothing may be created for a rejected command line");
+    assert!(
+        !out.exists(),
+        "nothing may be created for a rejected command line"
+    );
 }

@@ -5,7 +5,7 @@ use crate::cnn::{Mode, Net, Params, Workspace};
 use crate::data::{self, DataDirArg, Split};
 use crate::train::recipe::BATCH;
 use crate::train::sgd::sgd_momentum;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,11 @@ pub struct BenchArgs {
 }
 
 /// PyTorch 2.x on this kind of machine (2 threads), from the project brief.
-const PYTORCH: [(&str, f64); 3] = [("end_to_end", 1300.0), ("train_step", 1700.0), ("inference", 5100.0)];
+const PYTORCH: [(&str, f64); 3] = [
+    ("end_to_end", 1300.0),
+    ("train_step", 1700.0),
+    ("inference", 5100.0),
+];
 
 /// Runs `f` repeatedly for about `seconds`; returns units per second (`f` returns its units).
 fn rate(seconds: f64, mut f: impl FnMut() -> f64) -> f64 {
@@ -99,7 +103,12 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
         let m = idx.len();
         data::fill_batch_par(train, idx, Some((1, 1)), &mut x[..m * PIXELS], &mut y[..m]);
         ws.load(&x[..m * PIXELS], &y[..m]);
-        net.forward(&mut ws, Mode::Train { dropout: Some(DropoutKey { seed: 1, step }) });
+        net.forward(
+            &mut ws,
+            Mode::Train {
+                dropout: Some(DropoutKey { seed: 1, step }),
+            },
+        );
         net.backward(&mut ws, &mut grads);
         sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
         step += 1;
@@ -109,7 +118,12 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
     data::fill_batch(train, &idx, Some((1, 1)), &mut x, &mut y);
     ws.load(&x, &y);
     let train_step = rate(seconds, || {
-        net.forward(&mut ws, Mode::Train { dropout: Some(DropoutKey { seed: 1, step }) });
+        net.forward(
+            &mut ws,
+            Mode::Train {
+                dropout: Some(DropoutKey { seed: 1, step }),
+            },
+        );
         net.backward(&mut ws, &mut grads);
         sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
         step += 1;
@@ -119,7 +133,13 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
         net.forward(&mut ws, Mode::Eval);
         BATCH as f64
     });
-    BenchReport { threads: rayon::current_num_threads(), gemm_gflops, end_to_end, train_step, inference }
+    BenchReport {
+        threads: rayon::current_num_threads(),
+        gemm_gflops,
+        end_to_end,
+        train_step,
+        inference,
+    }
 }
 
 /// Parses `name = value` lines (`#` starts a comment).
@@ -130,14 +150,22 @@ pub fn parse_budgets(path: &Path, text: &str) -> Result<Vec<(String, f64)>> {
         if line.is_empty() {
             continue;
         }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| anyhow!("'{}' line {}: expected `name = number`", path.display(), i + 1))?;
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            anyhow!(
+                "'{}' line {}: expected `name = number`",
+                path.display(),
+                i + 1
+            )
+        })?;
         let k = k.trim().to_string();
-        let v: f64 = v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("'{}' line {}: '{}' is not a number", path.display(), i + 1, v.trim()))?;
+        let v: f64 = v.trim().parse().map_err(|_| {
+            anyhow!(
+                "'{}' line {}: '{}' is not a number",
+                path.display(),
+                i + 1,
+                v.trim()
+            )
+        })?;
         out.push((k, v));
     }
     Ok(out)
@@ -147,40 +175,66 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     super::train::set_threads(a.threads)?;
     let budgets = match &a.check {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("--check '{}': cannot read", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--check '{}': cannot read", p.display()))?;
             Some(parse_budgets(p, &text)?)
         }
         None => None,
     };
     let dir = data::ensure_mnist(&a.data)?;
     let train = data::load_split(&dir, Split::Train)?;
-    eprintln!("benchmarking on {} threads, {:.0} s per measurement …", rayon::current_num_threads(), a.seconds);
+    eprintln!(
+        "benchmarking on {} threads, {:.0} s per measurement …",
+        rayon::current_num_threads(),
+        a.seconds
+    );
     let r = measure(&train, a.seconds);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("threads: {}", r.threads);
-        println!("{:<34} {:>12} {:>16} {:>12}", "measurement", "rate", "per GEMM GFLOP/s", "vs PyTorch");
-        println!("{:<34} {:>8.1} GF/s {:>16} {:>12}", "calibration sgemm 512³ (per thread)", r.gemm_gflops, "1", "-");
+        println!(
+            "{:<34} {:>12} {:>16} {:>12}",
+            "measurement", "rate", "per GEMM GFLOP/s", "vs PyTorch"
+        );
+        println!(
+            "{:<34} {:>8.1} GF/s {:>16} {:>12}",
+            "calibration sgemm 512³ (per thread)", r.gemm_gflops, "1", "-"
+        );
         for (name, label) in [
             ("end_to_end", "end-to-end train (augment+batch)"),
             ("train_step", "bare train step (fwd+bwd+SGD)"),
             ("inference", "inference (eval forward)"),
         ] {
             let v = r.get(name).unwrap_or(0.0);
-            let pt = PYTORCH.iter().find(|p| p.0 == name).map(|p| p.1).unwrap_or(f64::NAN);
-            println!("{:<34} {:>7.0} img/s {:>16.2} {:>11.2}×", label, v, v / r.gemm_gflops, v / pt);
+            let pt = PYTORCH
+                .iter()
+                .find(|p| p.0 == name)
+                .map(|p| p.1)
+                .unwrap_or(f64::NAN);
+            println!(
+                "{:<34} {:>7.0} img/s {:>16.2} {:>11.2}×",
+                label,
+                v,
+                v / r.gemm_gflops,
+                v / pt
+            );
         }
     }
     if let Some(budgets) = budgets {
         let mut failed = 0;
         for (name, min) in &budgets {
             let Some(v) = r.get(name) else {
-                bail!("--check: unknown budget '{name}' (known: end_to_end, train_step, inference)");
+                bail!(
+                    "--check: unknown budget '{name}' (known: end_to_end, train_step, inference)"
+                );
             };
             let ratio = v / r.gemm_gflops;
             let ok = ratio >= *min;
-            println!("budget {name}: {ratio:.2} img/s per GFLOP/s (minimum {min:.2}) … {}", if ok { "PASS" } else { "FAIL" });
+            println!(
+                "budget {name}: {ratio:.2} img/s per GFLOP/s (minimum {min:.2}) … {}",
+                if ok { "PASS" } else { "FAIL" }
+            );
             failed += usize::from(!ok);
         }
         if failed > 0 {

@@ -1,8 +1,8 @@
 //! `gradspec mnist eval` and `gradspec mnist grad`: inspect a `.safetensors` model on MNIST.
 use crate::cnn::net::PIXELS;
-use crate::cnn::{safetensors_io, Mode, Params, Workspace};
+use crate::cnn::{Mode, Params, Workspace, safetensors_io};
 use crate::data::{self, DataDirArg, Split};
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -93,7 +93,10 @@ pub fn grad(a: GradArgs) -> Result<()> {
         );
     };
     if a.count < 2 {
-        bail!("--count: BatchNorm in training mode needs at least 2 images, got {}", a.count);
+        bail!(
+            "--count: BatchNorm in training mode needs at least 2 images, got {}",
+            a.count
+        );
     }
     let idx: Vec<u32> = (a.start as u32..end as u32).collect();
     let mut x = vec![0f32; a.count * PIXELS];

@@ -90,7 +90,11 @@ pub fn main() -> ExitCode {
                 .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
                 .filter(|l| !l.is_empty())
                 .collect();
-            let line = if parts.is_empty() { "error: invalid arguments".to_string() } else { parts.join(" ") };
+            let line = if parts.is_empty() {
+                "error: invalid arguments".to_string()
+            } else {
+                parts.join(" ")
+            };
             eprintln!("{line}");
             return ExitCode::from(2);
         }

@@ -6,7 +6,7 @@
 //! 4. evaluates it and draws the charts;
 //! 5. writes the report.
 use crate::data::{self, DataDirArg, Split};
-use crate::train::{self, recipe::Recipe, TrainConfig};
+use crate::train::{self, TrainConfig, recipe::Recipe};
 use anyhow::Result;
 use clap::Args;
 use std::fmt::Write as _;
@@ -36,7 +36,10 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     crate::fsutil::ensure_dir(&a.out, "--out")?;
     let t0 = Instant::now();
 
-    eprintln!("[1/4] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1", a.out.display());
+    eprintln!(
+        "[1/4] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1",
+        a.out.display()
+    );
     let part1_dir = a.out.join("part1");
     let sweep = crate::backprop::sweep::run_sweep(
         &crate::backprop::sweep::DEFAULT_LRS,
@@ -63,8 +66,14 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         stop_after: None,
     };
     let resume = match train::checkpoint::load(&mnist_dir.join("checkpoint.safetensors")) {
-        Ok((_, _, st)) if st.recipe == cfg.recipe && st.seed == cfg.seed && st.epochs == cfg.epochs => {
-            eprintln!("      resuming the run in {} after epoch {}", mnist_dir.display(), st.completed_epochs);
+        Ok((_, _, st))
+            if st.recipe == cfg.recipe && st.seed == cfg.seed && st.epochs == cfg.epochs =>
+        {
+            eprintln!(
+                "      resuming the run in {} after epoch {}",
+                mnist_dir.display(),
+                st.completed_epochs
+            );
             true
         }
         _ => false,
@@ -80,7 +89,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     eprintln!("[4/4] evaluation, charts and report");
     super::train::write_artifacts(&mnist_dir, &res, &test_ds)?;
     let mut net = res.net.clone();
-    let ev = train::evaluate(&mut net, &test_ds, &mut crate::cnn::Workspace::new(train::recipe::BATCH));
+    let ev = train::evaluate(
+        &mut net,
+        &test_ds,
+        &mut crate::cnn::Workspace::new(train::recipe::BATCH),
+    );
 
     let mut r = String::new();
     let st = &res.state;
@@ -113,8 +126,18 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         st.epochs,
         st.seed
     );
-    let _ = writeln!(r, "**Final test accuracy: {:.2}%** (`{}`); best {:.2}% at epoch {}.\n", ev.accuracy(), ev.line(), st.best_acc, st.best_epoch);
-    let _ = writeln!(r, "| epoch | lr | train loss | train acc % | test loss | test acc % | seconds |");
+    let _ = writeln!(
+        r,
+        "**Final test accuracy: {:.2}%** (`{}`); best {:.2}% at epoch {}.\n",
+        ev.accuracy(),
+        ev.line(),
+        st.best_acc,
+        st.best_epoch
+    );
+    let _ = writeln!(
+        r,
+        "| epoch | lr | train loss | train acc % | test loss | test acc % | seconds |"
+    );
     let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|");
     for m in &st.metrics {
         let _ = writeln!(

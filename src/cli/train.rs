@@ -1,7 +1,7 @@
 //! `gradspec mnist train|bench`.
 use crate::data::{self, DataDirArg, Split};
-use crate::train::{self, artifacts, recipe::Recipe, TrainConfig};
-use anyhow::{bail, Result};
+use crate::train::{self, TrainConfig, artifacts, recipe::Recipe};
+use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -53,7 +53,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if resume {
         let ck = out.join("checkpoint.safetensors");
         if !ck.is_file() {
-            bail!("--resume '{}': no checkpoint.safetensors there", out.display());
+            bail!(
+                "--resume '{}': no checkpoint.safetensors there",
+                out.display()
+            );
         }
     }
     crate::fsutil::ensure_dir(&out, if resume { "--resume" } else { "--out" })?;
@@ -98,13 +101,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
 }
 
 /// curves.png, confusion.csv/png and misclassified.png for a finished run.
-pub fn write_artifacts(out: &std::path::Path, res: &train::TrainOutcome, test: &data::Dataset) -> Result<()> {
+pub fn write_artifacts(
+    out: &std::path::Path,
+    res: &train::TrainOutcome,
+    test: &data::Dataset,
+) -> Result<()> {
     let st = &res.state;
-    artifacts::curves_png(&out.join("curves.png"), &st.metrics, &format!("{} seed {}", st.recipe.name(), st.seed))?;
+    artifacts::curves_png(
+        &out.join("curves.png"),
+        &st.metrics,
+        &format!("{} seed {}", st.recipe.name(), st.seed),
+    )?;
     let mut net = res.net.clone();
     let ev = match &res.last_eval {
         Some(ev) => ev.clone(),
-        None => train::evaluate(&mut net, test, &mut crate::cnn::Workspace::new(train::recipe::BATCH)),
+        None => train::evaluate(
+            &mut net,
+            test,
+            &mut crate::cnn::Workspace::new(train::recipe::BATCH),
+        ),
     };
     let m = artifacts::confusion(&test.labels, &ev.predictions);
     artifacts::confusion_csv(&out.join("confusion.csv"), &m)?;

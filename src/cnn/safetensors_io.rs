@@ -119,9 +119,28 @@ pub fn state_dict_names() -> Vec<String> {
 
 /// Serialises the whole `state_dict` (parameters as F32, `num_batches_tracked` as I64 scalars).
 pub fn to_bytes(net: &Net<f32>) -> Result<Vec<u8>> {
+    to_bytes_with(net, &[], HashMap::new())
+}
+
+/// Serialises the `state_dict` plus extra parameter sets stored under a name prefix (a training
+/// checkpoint keeps its momentum buffers as `momentum.<name>`), with extra metadata entries.
+pub fn to_bytes_with(
+    net: &Net<f32>,
+    extras: &[(&str, &Params<f32>)],
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut entries = param_entries(&net.params);
     entries.extend(buffer_entries(&net.buffers));
-    safetensors::serialize(entries, metadata())
+    for (prefix, p) in extras {
+        entries.extend(
+            param_entries(p)
+                .into_iter()
+                .map(|(n, t)| (format!("{prefix}{n}"), t)),
+        );
+    }
+    let mut all = metadata().unwrap_or_default();
+    all.extend(meta);
+    safetensors::serialize(entries, Some(all))
         .map_err(|e| anyhow!("cannot serialise the state_dict: {e}"))
 }
 
@@ -148,17 +167,34 @@ pub fn load(path: &Path) -> Result<Net<f32>> {
 }
 
 /// Parses a checkpoint held in memory. `what` names it in error messages (usually the path).
+/// Every tensor of the `state_dict` must be present, and nothing else.
 pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Net<f32>> {
+    Ok(from_bytes_with(bytes, what, &[])?.0)
+}
+
+/// What [`from_bytes_with`] returns: the model, one parameter set per prefix, the metadata.
+pub type WithExtras = (Net<f32>, Vec<Params<f32>>, HashMap<String, String>);
+
+/// A model plus the extra parameter sets of [`to_bytes_with`] (one per prefix, in order) and the
+/// file's metadata. Tensors outside the `state_dict` and those prefixes are rejected.
+pub fn from_bytes_with(bytes: &[u8], what: &str, prefixes: &[&str]) -> Result<WithExtras> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow!("'{what}': not a valid safetensors file: {e}"))?;
-    let expected: BTreeSet<String> = state_dict_names().into_iter().collect();
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow!("'{what}': not a valid safetensors file: {e}"))?;
+    let mut expected: BTreeSet<String> = state_dict_names().into_iter().collect();
+    for prefix in prefixes {
+        for t in Params::<f32>::zeros().tensors() {
+            expected.insert(format!("{prefix}{}", t.name));
+        }
+    }
     let mut present: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     present.sort();
     if let Some(extra) = present.iter().find(|n| !expected.contains(*n)) {
         bail!("'{what}': unexpected tensor '{extra}' (not part of the model's state_dict)");
     }
     let present: BTreeSet<String> = present.into_iter().collect();
-    if let Some(missing) = state_dict_names().iter().find(|n| !present.contains(*n)) {
+    if let Some(missing) = expected.iter().find(|n| !present.contains(*n)) {
         bail!("'{what}': missing tensor '{missing}'");
     }
 
@@ -175,7 +211,15 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Net<f32>> {
         read_floats(&st, what, &format!("{prefix}.running_var"), &[n], var)?;
         *count = read_count(&st, what, &format!("{prefix}.num_batches_tracked"))?;
     }
-    Ok(net)
+    let mut extras = Vec::new();
+    for prefix in prefixes {
+        let mut p = Params::<f32>::zeros();
+        for t in p.tensors_mut() {
+            read_floats(&st, what, &format!("{prefix}{}", t.name), &t.shape, t.data)?;
+        }
+        extras.push(p);
+    }
+    Ok((net, extras, header.metadata().clone().unwrap_or_default()))
 }
 
 fn read_floats(

@@ -2,7 +2,7 @@
 //! (CSV and PNG) and a gallery of misclassified test digits.
 use super::EpochMetrics;
 use crate::data::Dataset;
-use anyhow::{anyhow, Result};
+use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -15,7 +15,12 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
     crate::plot::render_png(path, 1200, 480, |root| {
         let (l, r) = root.split_horizontally(600);
         let n = rows.len().max(1) as f64;
-        let max_loss = rows.iter().flat_map(|r| [r.train_loss, r.test_loss]).fold(0.0f64, f64::max).max(1e-3) * 1.05;
+        let max_loss = rows
+            .iter()
+            .flat_map(|r| [r.train_loss, r.test_loss])
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+            * 1.05;
         let mut c = ChartBuilder::on(&l)
             .caption(format!("{title}: loss"), ("sans-serif", 22))
             .margin(12)
@@ -23,20 +28,46 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .y_label_area_size(60)
             .build_cartesian_2d(0.5..n + 0.5, 0.0..max_loss)
             .map_err(perr)?;
-        c.configure_mesh().x_desc("epoch").y_desc("NLL loss").draw().map_err(perr)?;
+        c.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("NLL loss")
+            .draw()
+            .map_err(perr)?;
         for (name, color, f) in [
-            ("train (augmented, dropout)", BLUE, (|r: &EpochMetrics| r.train_loss) as fn(&EpochMetrics) -> f64),
+            (
+                "train (augmented, dropout)",
+                BLUE,
+                (|r: &EpochMetrics| r.train_loss) as fn(&EpochMetrics) -> f64,
+            ),
             ("test", RED, |r: &EpochMetrics| r.test_loss),
         ] {
-            c.draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
-                .map_err(perr)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            c.draw_series(rows.iter().map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled()))).map_err(perr)?;
+            c.draw_series(LineSeries::new(
+                rows.iter().map(|r| (r.epoch as f64, f(r))),
+                color.stroke_width(2),
+            ))
+            .map_err(perr)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+            c.draw_series(
+                rows.iter()
+                    .map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled())),
+            )
+            .map_err(perr)?;
         }
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw().map_err(perr)?;
+        c.configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(perr)?;
 
-        let lo = rows.iter().flat_map(|r| [r.train_acc, r.test_acc]).fold(100.0f64, f64::min).min(99.0) - 0.2;
+        let lo = rows
+            .iter()
+            .flat_map(|r| [r.train_acc, r.test_acc])
+            .fold(100.0f64, f64::min)
+            .min(99.0)
+            - 0.2;
         let mut c = ChartBuilder::on(&r)
             .caption(format!("{title}: accuracy"), ("sans-serif", 22))
             .margin(12)
@@ -44,20 +75,40 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .y_label_area_size(60)
             .build_cartesian_2d(0.5..n + 0.5, lo.max(0.0)..100.0)
             .map_err(perr)?;
-        c.configure_mesh().x_desc("epoch").y_desc("accuracy (%)").draw().map_err(perr)?;
-        c.draw_series(LineSeries::new([(0.5, 99.4), (n + 0.5, 99.4)], BLACK.mix(0.5).stroke_width(1)))
-            .map_err(perr)?
-            .label("99.4% target")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        c.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .draw()
+            .map_err(perr)?;
+        c.draw_series(LineSeries::new(
+            [(0.5, 99.4), (n + 0.5, 99.4)],
+            BLACK.mix(0.5).stroke_width(1),
+        ))
+        .map_err(perr)?
+        .label("99.4% target")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
         for (name, color, f) in [
-            ("train", BLUE, (|r: &EpochMetrics| r.train_acc) as fn(&EpochMetrics) -> f64),
+            (
+                "train",
+                BLUE,
+                (|r: &EpochMetrics| r.train_acc) as fn(&EpochMetrics) -> f64,
+            ),
             ("test", RED, |r: &EpochMetrics| r.test_acc),
         ] {
-            c.draw_series(LineSeries::new(rows.iter().map(|r| (r.epoch as f64, f(r))), color.stroke_width(2)))
-                .map_err(perr)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            c.draw_series(rows.iter().map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled()))).map_err(perr)?;
+            c.draw_series(LineSeries::new(
+                rows.iter().map(|r| (r.epoch as f64, f(r))),
+                color.stroke_width(2),
+            ))
+            .map_err(perr)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+            c.draw_series(
+                rows.iter()
+                    .map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled())),
+            )
+            .map_err(perr)?;
         }
         c.configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
@@ -104,15 +155,21 @@ pub fn confusion_png(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
     crate::plot::render_png(path, size.0 as u32, size.1 as u32, |root| {
         let font = |s: i32| ("sans-serif", s).into_font();
         let centered = |s: i32| {
-            font(s).color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            ))
+            font(s)
+                .color(&BLACK)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ))
         };
-        root.draw(&Text::new("Confusion matrix (test set)", (x0 + 5 * cell, 25), centered(24))).map_err(perr)?;
-        for t in 0..10 {
-            for p in 0..10 {
-                let v = m[t][p];
+        root.draw(&Text::new(
+            "Confusion matrix (test set)",
+            (x0 + 5 * cell, 25),
+            centered(24),
+        ))
+        .map_err(perr)?;
+        for (t, row) in m.iter().enumerate() {
+            for (p, &v) in row.iter().enumerate() {
                 let (x, y) = (x0 + p as i32 * cell, y0 + t as i32 * cell);
                 let color = if t == p {
                     RGBColor(200, 230, 201)
@@ -121,25 +178,66 @@ pub fn confusion_png(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
                     let c = (255.0 * (1.0 - 0.8 * a)) as u8;
                     RGBColor(255, c, c)
                 };
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], color.filled())).map_err(perr)?;
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.mix(0.2))).map_err(perr)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    color.filled(),
+                ))
+                .map_err(perr)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    BLACK.mix(0.2),
+                ))
+                .map_err(perr)?;
                 let label = if v == 0 { String::new() } else { v.to_string() };
-                root.draw(&Text::new(label, (x + cell / 2, y + cell / 2), centered(15))).map_err(perr)?;
+                root.draw(&Text::new(
+                    label,
+                    (x + cell / 2, y + cell / 2),
+                    centered(15),
+                ))
+                .map_err(perr)?;
             }
             let c = x0 + t as i32 * cell + cell / 2;
-            root.draw(&Text::new(t.to_string(), (c, y0 + 10 * cell + 15), centered(18))).map_err(perr)?;
-            root.draw(&Text::new(t.to_string(), (x0 - 18, y0 + t as i32 * cell + cell / 2), centered(18))).map_err(perr)?;
+            root.draw(&Text::new(
+                t.to_string(),
+                (c, y0 + 10 * cell + 15),
+                centered(18),
+            ))
+            .map_err(perr)?;
+            root.draw(&Text::new(
+                t.to_string(),
+                (x0 - 18, y0 + t as i32 * cell + cell / 2),
+                centered(18),
+            ))
+            .map_err(perr)?;
         }
-        root.draw(&Text::new("predicted label", (x0 + 5 * cell, y0 + 10 * cell + 45), centered(18))).map_err(perr)?;
-        root.draw(&Text::new("true", (x0 - 55, y0 + 5 * cell - 12), centered(18))).map_err(perr)?;
-        root.draw(&Text::new("label", (x0 - 55, y0 + 5 * cell + 12), centered(18))).map_err(perr)?;
+        root.draw(&Text::new(
+            "predicted label",
+            (x0 + 5 * cell, y0 + 10 * cell + 45),
+            centered(18),
+        ))
+        .map_err(perr)?;
+        root.draw(&Text::new(
+            "true",
+            (x0 - 55, y0 + 5 * cell - 12),
+            centered(18),
+        ))
+        .map_err(perr)?;
+        root.draw(&Text::new(
+            "label",
+            (x0 - 55, y0 + 5 * cell + 12),
+            centered(18),
+        ))
+        .map_err(perr)?;
         Ok(())
     })
 }
 
 /// A gallery of up to `max` misclassified test digits, each captioned `true→predicted`.
 pub fn misclassified_png(path: &Path, ds: &Dataset, predictions: &[u8], max: usize) -> Result<()> {
-    let wrong: Vec<usize> = (0..ds.len()).filter(|&i| predictions.get(i).is_some_and(|&p| p != ds.labels[i])).take(max).collect();
+    let wrong: Vec<usize> = (0..ds.len())
+        .filter(|&i| predictions.get(i).is_some_and(|&p| p != ds.labels[i]))
+        .take(max)
+        .collect();
     let cols = 10usize;
     let rows = wrong.len().div_ceil(cols).max(1);
     let (cell_w, cell_h, scale) = (96u32, 112u32, 3u32);
@@ -147,7 +245,15 @@ pub fn misclassified_png(path: &Path, ds: &Dataset, predictions: &[u8], max: usi
     let h = rows as u32 * cell_h + 40;
     crate::plot::render_png(path, w, h, |root| {
         root.draw(&Text::new(
-            format!("{} misclassified test digits (true → predicted){}", wrong.len(), if wrong.len() == max { ", first ones" } else { "" }),
+            format!(
+                "{} misclassified test digits (true → predicted){}",
+                wrong.len(),
+                if wrong.len() == max {
+                    ", first ones"
+                } else {
+                    ""
+                }
+            ),
             (10, 10),
             ("sans-serif", 20).into_font(),
         ))
@@ -161,8 +267,11 @@ pub fn misclassified_png(path: &Path, ds: &Dataset, predictions: &[u8], max: usi
                     let v = 255 - img[py * 28 + px];
                     let x = x0 + (px as u32 * scale) as i32;
                     let y = y0 + (py as u32 * scale) as i32;
-                    root.draw(&Rectangle::new([(x, y), (x + scale as i32, y + scale as i32)], RGBColor(v, v, v).filled()))
-                        .map_err(perr)?;
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + scale as i32, y + scale as i32)],
+                        RGBColor(v, v, v).filled(),
+                    ))
+                    .map_err(perr)?;
                 }
             }
             root.draw(&Text::new(

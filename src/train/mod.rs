@@ -14,7 +14,7 @@ use crate::cnn::net::DropoutKey;
 use crate::cnn::{Mode, Net, Params, Workspace};
 use crate::data::{self, Dataset};
 use anyhow::Result;
-use recipe::{Recipe, BATCH};
+use recipe::{BATCH, Recipe};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -86,7 +86,12 @@ pub fn evaluate(net: &mut Net<f32>, ds: &Dataset, ws: &mut Workspace<f32>) -> Ev
         correct += out.correct;
         predictions.extend(ws.predictions());
     }
-    Evaluation { loss: loss_sum / ds.len().max(1) as f64, correct, n: ds.len(), predictions }
+    Evaluation {
+        loss: loss_sum / ds.len().max(1) as f64,
+        correct,
+        n: ds.len(),
+        predictions,
+    }
 }
 
 /// Paths of a run's files.
@@ -129,8 +134,15 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
 }
 
 /// Trains from scratch (`resume = false`) or from `cfg.out/checkpoint.safetensors`.
-pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> Result<TrainOutcome> {
-    let files = RunFiles { dir: cfg.out.clone() };
+pub fn run(
+    cfg: &TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    resume: bool,
+) -> Result<TrainOutcome> {
+    let files = RunFiles {
+        dir: cfg.out.clone(),
+    };
     let (mut net, mut velocity, mut state) = if resume {
         let (net, vel, st) = checkpoint::load(&files.checkpoint())?;
         (net, vel, st)
@@ -153,7 +165,7 @@ pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> 
     let mut ws = Workspace::<f32>::new(BATCH);
     let mut grads = Params::<f32>::zeros();
     let mut x = vec![0f32; BATCH * data::PIXELS];
-    let mut y = vec![0u8; BATCH];
+    let mut y = [0u8; BATCH];
     let mut last_eval = None;
     let mut ran = 0;
     while state.completed_epochs < state.epochs {
@@ -164,7 +176,10 @@ pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> 
         let t0 = Instant::now();
         let order = data::epoch_order(train.len(), state.seed, epoch as u64);
         let pb = if cfg.progress {
-            crate::progress::bar(batches_per_epoch as u64, &format!("epoch {epoch}/{}", state.epochs))
+            crate::progress::bar(
+                batches_per_epoch as u64,
+                &format!("epoch {epoch}/{}", state.epochs),
+            )
         } else {
             indicatif::ProgressBar::hidden()
         };
@@ -172,9 +187,18 @@ pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> 
         let mut lr = 0.0;
         for (b, idx) in data::batches(&order, BATCH).enumerate() {
             let m = idx.len();
-            data::fill_batch_par(train, idx, Some((state.seed, epoch as u64)), &mut x[..m * data::PIXELS], &mut y[..m]);
+            data::fill_batch_par(
+                train,
+                idx,
+                Some((state.seed, epoch as u64)),
+                &mut x[..m * data::PIXELS],
+                &mut y[..m],
+            );
             ws.load(&x[..m * data::PIXELS], &y[..m]);
-            let key = DropoutKey { seed: state.seed, step: state.step };
+            let key = DropoutKey {
+                seed: state.seed,
+                step: state.step,
+            };
             let out = net.forward(&mut ws, Mode::Train { dropout: Some(key) });
             if !out.loss.is_finite() {
                 pb.abandon();
@@ -189,7 +213,13 @@ pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> 
             }
             net.backward(&mut ws, &mut grads);
             lr = recipe.lr(state.step as usize, total_steps);
-            sgd::sgd_momentum(&mut net.params, &mut velocity, &grads, lr as f32, recipe.momentum() as f32);
+            sgd::sgd_momentum(
+                &mut net.params,
+                &mut velocity,
+                &grads,
+                lr as f32,
+                recipe.momentum() as f32,
+            );
             state.step += 1;
             loss_sum += out.loss * m as f64;
             correct += out.correct;
@@ -222,13 +252,17 @@ pub fn run(cfg: &TrainConfig, train: &Dataset, test: &Dataset, resume: bool) -> 
         if ev.accuracy() > state.best_acc {
             state.best_acc = ev.accuracy();
             state.best_epoch = epoch;
-            checkpoint::save_model(&files.best(), &net)?;
+            crate::cnn::safetensors_io::save(&net, &files.best())?;
         }
-        checkpoint::save_model(&files.last(), &net)?;
+        crate::cnn::safetensors_io::save(&net, &files.last())?;
         write_metrics(&files.metrics(), &state.metrics)?;
         checkpoint::save(&files.checkpoint(), &net, &velocity, &state)?;
         last_eval = Some(ev);
         ran += 1;
     }
-    Ok(TrainOutcome { net, state, last_eval })
+    Ok(TrainOutcome {
+        net,
+        state,
+        last_eval,
+    })
 }

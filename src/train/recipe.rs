@@ -4,7 +4,9 @@
 //! step counter to be at the same point of its schedule.
 
 /// Which recipe to train with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// Default: SGD momentum 0.9, one-cycle learning rate (linear warm-up to 0.05 over the first

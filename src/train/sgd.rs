@@ -6,8 +6,19 @@ use crate::cnn::{Float, Params};
 ///
 /// PyTorch starts the buffer at the first gradient; starting it at zero gives the same first
 /// step (`μ·0 + g = g`), so one code path serves both.
-pub fn sgd_momentum<T: Float>(params: &mut Params<T>, velocity: &mut Params<T>, grads: &Params<T>, lr: T, mu: T) {
-    for ((p, v), g) in params.tensors_mut().into_iter().zip(velocity.tensors_mut()).zip(grads.tensors()) {
+pub fn sgd_momentum<T: Float>(
+    params: &mut Params<T>,
+    velocity: &mut Params<T>,
+    grads: &Params<T>,
+    lr: T,
+    mu: T,
+) {
+    for ((p, v), g) in params
+        .tensors_mut()
+        .into_iter()
+        .zip(velocity.tensors_mut())
+        .zip(grads.tensors())
+    {
         for ((w, m), &d) in p.data.iter_mut().zip(v.data.iter_mut()).zip(g.data) {
             *m = mu * *m + d;
             *w -= lr * *m;
