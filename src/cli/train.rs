@@ -66,10 +66,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         train_ds = train_ds.slice(0..n.min(train_ds.len()));
     }
     let test_ds = data::load_split(&dir, Split::Test)?;
+    // A resumed run keeps the recipe, epochs and seed it was started with.
+    let (recipe, epochs, seed) = if resume {
+        let (_, _, st) = train::checkpoint::load(&out.join("checkpoint.safetensors"))?;
+        (st.recipe, st.epochs, st.seed)
+    } else {
+        (a.recipe, a.epochs.unwrap_or(a.recipe.default_epochs()), a.seed)
+    };
     let cfg = TrainConfig {
-        recipe: a.recipe,
-        epochs: a.epochs.unwrap_or(a.recipe.default_epochs()),
-        seed: a.seed,
+        recipe,
+        epochs,
+        seed,
         out: out.clone(),
         progress: true,
         stop_after: None,
