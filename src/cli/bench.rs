@@ -199,7 +199,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
         println!(
             "{:<34} {:>8.1} GF/s {:>16} {:>12}",
-            "calibration sgemm 512³ (per thread)", r.gemm_gflops, "1", "-"
+            "calibration sgemm 512³ (all threads)", r.gemm_gflops, "1", "-"
         );
         for (name, label) in [
             ("end_to_end", "end-to-end train (augment+batch)"),

@@ -71,7 +71,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let (_, _, st) = train::checkpoint::load(&out.join("checkpoint.safetensors"))?;
         (st.recipe, st.epochs, st.seed)
     } else {
-        (a.recipe, a.epochs.unwrap_or(a.recipe.default_epochs()), a.seed)
+        (
+            a.recipe,
+            a.epochs.unwrap_or(a.recipe.default_epochs()),
+            a.seed,
+        )
     };
     let cfg = TrainConfig {
         recipe,
