@@ -10,6 +10,15 @@ fn perr<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("chart: {e}")
 }
 
+/// Whole epochs only on the x axis.
+fn epoch_label(v: &f64) -> String {
+    if v.fract().abs() < 1e-9 && *v >= 1.0 {
+        format!("{}", *v as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// Loss (left) and accuracy (right) per epoch, train and test.
 pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()> {
     crate::plot::render_png(path, 1200, 480, |root| {
@@ -29,6 +38,8 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .build_cartesian_2d(0.5..n + 0.5, 0.0..max_loss)
             .map_err(perr)?;
         c.configure_mesh()
+            .x_labels(rows.len() + 2)
+            .x_label_formatter(&epoch_label)
             .x_desc("epoch")
             .y_desc("NLL loss")
             .draw()
@@ -62,22 +73,27 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .draw()
             .map_err(perr)?;
 
-        let lo = rows
+        // Zoom on the test accuracy, where the interesting digits are; the first epochs' train
+        // accuracy may fall below the axis.
+        let lo = (rows
             .iter()
-            .flat_map(|r| [r.train_acc, r.test_acc])
+            .map(|r| r.test_acc)
             .fold(100.0f64, f64::min)
             .min(99.0)
-            - 0.2;
+            - 0.3)
+            .max(0.0);
         let mut c = ChartBuilder::on(&r)
             .caption(format!("{title}: accuracy"), ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.5..n + 0.5, lo.max(0.0)..100.0)
+            .build_cartesian_2d(0.5..n + 0.5, lo..100.0)
             .map_err(perr)?;
         c.configure_mesh()
+            .x_labels(rows.len() + 2)
+            .x_label_formatter(&epoch_label)
             .x_desc("epoch")
-            .y_desc("accuracy (%)")
+            .y_desc("accuracy (%), zoomed")
             .draw()
             .map_err(perr)?;
         c.draw_series(LineSeries::new(
