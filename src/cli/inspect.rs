@@ -24,6 +24,9 @@ pub enum SplitArg {
     Test,
 }
 
+/// Largest `--count` for `mnist grad`: about 0.6 MB of activations per image stay in memory.
+pub const MAX_GRAD_IMAGES: usize = 1024;
+
 #[derive(Args, Debug)]
 pub struct GradArgs {
     /// Model weights (`.safetensors`).
@@ -92,6 +95,12 @@ pub fn grad(a: GradArgs) -> Result<()> {
             ds.len()
         );
     };
+    if a.count > MAX_GRAD_IMAGES {
+        bail!(
+            "--count: at most {MAX_GRAD_IMAGES} images (every activation is kept for the backward pass), got {}",
+            a.count
+        );
+    }
     if a.count < 2 {
         bail!(
             "--count: BatchNorm in training mode needs at least 2 images, got {}",

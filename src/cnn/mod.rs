@@ -4,6 +4,9 @@
 //! [`conv`], [`relu`], [`batchnorm`], [`dropout`], [`maxpool`], [`avgpool`], [`linear`],
 //! [`loss`]. [`net`] wires them into the source network; [`params`] names the tensors as
 //! PyTorch's `state_dict` does. Everything is generic over [`Float`]: f32 trains, f64 checks.
+//!
+//! The layer functions are `#[inline(never)]` so that a profile (perf, flamegraph) attributes
+//! time per layer; each is a loop over a whole chunk, so the call itself costs nothing measurable.
 pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
