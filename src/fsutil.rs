@@ -51,26 +51,6 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Returns a temporary path beside `path` with the same extension (image encoders pick the
-/// format from the extension), for writers that want a path rather than a stream.
-/// The caller renames it into place with [`commit_tmp`].
-pub fn tmp_path_for(path: &Path) -> PathBuf {
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    dir.join(format!(".gradspec-tmp-{}-{name}", std::process::id()))
-}
-
-/// Renames a file produced at [`tmp_path_for`] into place; removes it on failure.
-pub fn commit_tmp(tmp: &Path, path: &Path) -> Result<()> {
-    std::fs::rename(tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(tmp);
-        anyhow::anyhow!("'{}': cannot rename into place: {e}", path.display())
-    })
-}
-
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -3,11 +3,40 @@
 use super::EpochMetrics;
 use crate::data::Dataset;
 use anyhow::{Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
 fn perr<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("chart: {e}")
+}
+
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws one train and one test curve (lines with point markers) with legend entries.
+fn train_test_series(
+    c: &mut Chart<'_, '_>,
+    rows: &[EpochMetrics],
+    train_name: &str,
+    train: fn(&EpochMetrics) -> f64,
+    test: fn(&EpochMetrics) -> f64,
+) -> Result<()> {
+    for (name, color, f) in [(train_name, BLUE, train), ("test", RED, test)] {
+        c.draw_series(LineSeries::new(
+            rows.iter().map(|r| (r.epoch as f64, f(r))),
+            color.stroke_width(2),
+        ))
+        .map_err(perr)?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        c.draw_series(
+            rows.iter()
+                .map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled())),
+        )
+        .map_err(perr)?;
+    }
+    Ok(())
 }
 
 /// Whole epochs only on the x axis.
@@ -44,29 +73,13 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .y_desc("NLL loss")
             .draw()
             .map_err(perr)?;
-        for (name, color, f) in [
-            (
-                "train (augmented, dropout)",
-                BLUE,
-                (|r: &EpochMetrics| r.train_loss) as fn(&EpochMetrics) -> f64,
-            ),
-            ("test", RED, |r: &EpochMetrics| r.test_loss),
-        ] {
-            c.draw_series(LineSeries::new(
-                rows.iter().map(|r| (r.epoch as f64, f(r))),
-                color.stroke_width(2),
-            ))
-            .map_err(perr)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-            c.draw_series(
-                rows.iter()
-                    .map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled())),
-            )
-            .map_err(perr)?;
-        }
+        train_test_series(
+            &mut c,
+            rows,
+            "train (augmented, dropout)",
+            |r| r.train_loss,
+            |r| r.test_loss,
+        )?;
         c.configure_series_labels()
             .border_style(BLACK)
             .background_style(WHITE.mix(0.9))
@@ -103,29 +116,7 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
         .map_err(perr)?
         .label("99.4% target")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
-        for (name, color, f) in [
-            (
-                "train",
-                BLUE,
-                (|r: &EpochMetrics| r.train_acc) as fn(&EpochMetrics) -> f64,
-            ),
-            ("test", RED, |r: &EpochMetrics| r.test_acc),
-        ] {
-            c.draw_series(LineSeries::new(
-                rows.iter().map(|r| (r.epoch as f64, f(r))),
-                color.stroke_width(2),
-            ))
-            .map_err(perr)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-            c.draw_series(
-                rows.iter()
-                    .map(|r| Circle::new((r.epoch as f64, f(r)), 3, color.filled())),
-            )
-            .map_err(perr)?;
-        }
+        train_test_series(&mut c, rows, "train", |r| r.train_acc, |r| r.test_acc)?;
         c.configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
             .border_style(BLACK)
