@@ -10,6 +10,7 @@
 //! The batch reductions are split from the elementwise passes so that a caller can compute
 //! them over chunks of images in parallel and add the partial sums in a fixed order.
 use super::float::Float;
+use super::reduce;
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 
@@ -73,7 +74,8 @@ impl<T: Float, const C: usize> Default for Running<T, C> {
     }
 }
 
-/// Adds per-channel `Σx` and `Σx²` of a batch (or chunk) to `s1`, `s2` (accumulated in f64).
+/// Adds per-channel `Σx` and `Σx²` of a batch (or chunk) to `s1`, `s2` (accumulated in f64,
+/// each image's plane summed in the order of [`super::reduce`]).
 #[inline(never)]
 pub fn bn_partial_sums<T: Float, const C: usize, const H: usize, const W: usize>(
     x: View<'_, T, C, H, W>,
@@ -85,12 +87,7 @@ pub fn bn_partial_sums<T: Float, const C: usize, const H: usize, const W: usize>
         for c in 0..C {
             // f64 throughout: the one-pass form E[x²] − μ² would cancel catastrophically in
             // f32 when a channel's mean is large against its spread.
-            let (mut a, mut b) = (0f64, 0f64);
-            for &v in &xi[c * H * W..(c + 1) * H * W] {
-                let v = v.f64();
-                a += v;
-                b += v * v;
-            }
+            let (a, b) = reduce::sum_sq_f64(&xi[c * H * W..(c + 1) * H * W]);
             s1[c] += a;
             s2[c] += b;
         }
@@ -118,6 +115,12 @@ pub fn bn_batch_stats<T: Float, const C: usize>(
     (mean, var)
 }
 
+/// `1/√(σ² + ε)`, computed the one way every pass (fused or not) computes it.
+#[inline(always)]
+pub fn inv_std<T: Float>(var: T) -> T {
+    T::one() / (var + T::c(EPS)).sqrt()
+}
+
 /// r[cnn.bn.forward_train] `x̂ = (x − μ_c)/√(σ²_c + ε)`, `y = γ_c·x̂ + β_c`, with batch statistics.
 ///
 /// Writes `xhat` (kept for the backward pass) and `y`.
@@ -133,7 +136,6 @@ pub fn bn_forward_train<T: Float, const C: usize, const H: usize, const W: usize
     xhat: &mut [T],
     y: ViewMut<'_, T, C, H, W>,
 ) {
-    let eps = T::c(EPS);
     for (k, ((xp, hp), yp)) in
         x.0.chunks_exact(H * W)
             .zip(xhat.chunks_exact_mut(H * W))
@@ -141,7 +143,7 @@ pub fn bn_forward_train<T: Float, const C: usize, const H: usize, const W: usize
             .enumerate()
     {
         let c = k % C;
-        let inv = T::one() / (var[c] + eps).sqrt();
+        let inv = inv_std(var[c]);
         let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
         for ((&v, h), o) in xp.iter().zip(hp.iter_mut()).zip(yp.iter_mut()) {
             let xh = (v - mu) * inv;
@@ -194,6 +196,8 @@ pub fn bn_forward_eval<T: Float, const C: usize, const H: usize, const W: usize>
 }
 
 /// r[cnn.bn.backward_params] `∂L/∂γ_c = Σ ∂L/∂y·x̂`, `∂L/∂β_c = Σ ∂L/∂y`. Accumulates.
+///
+/// Each image's plane is summed in the order of [`super::reduce`].
 #[inline(never)]
 pub fn bn_backward_params<T: Float, const C: usize, const H: usize, const W: usize>(
     dy: View<'_, T, C, H, W>,
@@ -207,11 +211,7 @@ pub fn bn_backward_params<T: Float, const C: usize, const H: usize, const W: usi
             .enumerate()
     {
         let c = k % C;
-        let (mut a, mut b) = (T::zero(), T::zero());
-        for (&g, &h) in gp.iter().zip(hp) {
-            a += g * h;
-            b += g;
-        }
+        let (a, b) = reduce::dot_sum(gp, hp);
         dgamma[c] += a;
         dbeta[c] += b;
     }
@@ -232,7 +232,6 @@ pub fn bn_backward_input<T: Float, const C: usize, const H: usize, const W: usiz
     xhat: &[T],
     dy: ViewMut<'_, T, C, H, W>,
 ) {
-    let eps = T::c(EPS);
     let inv_m = T::one() / T::c(m as f64);
     for (k, (gp, hp)) in
         dy.0.chunks_exact_mut(H * W)
@@ -240,7 +239,7 @@ pub fn bn_backward_input<T: Float, const C: usize, const H: usize, const W: usiz
             .enumerate()
     {
         let c = k % C;
-        let scale = p.weight[c] / (var[c] + eps).sqrt();
+        let scale = p.weight[c] * inv_std(var[c]);
         let mb = dbeta[c] * inv_m;
         let mg = dgamma[c] * inv_m;
         for (g, &h) in gp.iter_mut().zip(hp) {

@@ -9,6 +9,7 @@
 //! stable Rust cannot compute it in a type); `H×W` input and `OH×OW = (H−K+1)×(W−K+1)`
 //! output, all checked at compile time.
 use super::float::Float;
+use super::reduce;
 use super::tensor::{View, ViewMut};
 use nalgebra::{SMatrix, SVector};
 
@@ -291,6 +292,8 @@ pub fn conv_backward_weight<
 }
 
 /// r[cnn.conv.backward_bias] `∂L/∂b[o] = Σ_{n,y,x} ∂L/∂Y[n,o,y,x]`. Accumulates into `db`.
+///
+/// Each image's plane is summed in the order of [`super::reduce`].
 #[inline(never)]
 pub fn conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
@@ -300,11 +303,7 @@ pub fn conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW
     for i in 0..dy.n() {
         let dyi = dy.image(i);
         for o in 0..COUT {
-            let mut s = T::zero();
-            for &v in &dyi[o * ohw..(o + 1) * ohw] {
-                s += v;
-            }
-            db[o] += s;
+            db[o] += reduce::sum(&dyi[o * ohw..(o + 1) * ohw]);
         }
     }
 }

@@ -11,7 +11,7 @@ use rand::Rng;
 /// (exact for p = k/2²⁴; p = 0.05 is within 3·10⁻⁸ of that).
 #[inline(never)]
 pub fn dropout_mask<T: Float, R: Rng>(rng: &mut R, p: f64, mask: &mut [T]) {
-    let keep = T::c(1.0 / (1.0 - p));
+    let keep = keep_scale::<T>(p);
     let threshold = (p * (1u64 << 24) as f64).round() as u32;
     let mut chunks = mask.chunks_exact_mut(2);
     for pair in &mut chunks {
@@ -35,6 +35,29 @@ pub fn dropout_mask<T: Float, R: Rng>(rng: &mut R, p: f64, mask: &mut [T]) {
             keep
         };
     }
+}
+
+/// The decisions of [`dropout_mask`] as bytes, `1` keep and `0` drop, drawing exactly the same
+/// numbers from `rng`: with the same stream, `mask[i] = bits[i]·1/(1−p)`. A quarter of the
+/// memory of the float mask; the fused passes of [`super::fused`] read it.
+#[inline(never)]
+pub fn dropout_bits<R: Rng>(rng: &mut R, p: f64, bits: &mut [u8]) {
+    let threshold = (p * (1u64 << 24) as f64).round() as u32;
+    let mut chunks = bits.chunks_exact_mut(2);
+    for pair in &mut chunks {
+        let r: u64 = rng.random();
+        pair[0] = u8::from(((r & 0xFF_FFFF) as u32) >= threshold);
+        pair[1] = u8::from((((r >> 32) & 0xFF_FFFF) as u32) >= threshold);
+    }
+    for b in chunks.into_remainder() {
+        let r: u32 = rng.random();
+        *b = u8::from((r & 0xFF_FFFF) >= threshold);
+    }
+}
+
+/// The mask value `1/(1−p)` of a kept element, as [`dropout_mask`] computes it.
+pub fn keep_scale<T: Float>(p: f64) -> T {
+    T::c(1.0 / (1.0 - p))
 }
 
 /// r[cnn.dropout.forward] `y = x ⊙ m`, in place.

@@ -7,13 +7,13 @@
 //! The result is bit-identical whatever the number of threads. Dropout masks are drawn per
 //! image from a stream keyed by `(seed, step, image index)`, so they too ignore scheduling.
 use super::avgpool::{avgpool_backward, avgpool_forward};
-use super::batchnorm::{
-    BatchNorm, Running, bn_backward_input, bn_backward_params, bn_batch_stats, bn_forward_eval,
-    bn_forward_train, bn_partial_sums, bn_running_update,
-};
+use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
 use super::conv::{conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward};
-use super::dropout::{dropout_backward, dropout_forward, dropout_mask};
+use super::dropout::{dropout_bits, keep_scale};
 use super::float::Float;
+use super::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
+};
 use super::linear::{
     linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
 };
@@ -99,24 +99,20 @@ struct Chunk<T: Float> {
     x: Act<T, 1, 28, 28>,
     labels: Vec<u8>,
     r1: Act<T, 16, 26, 26>,
-    h1: Vec<T>,
     d1: Act<T, 16, 26, 26>,
-    m1: Vec<T>,
+    m1: Vec<u8>,
     r2: Act<T, 32, 24, 24>,
-    h2: Vec<T>,
     d2: Act<T, 32, 24, 24>,
-    m2: Vec<T>,
+    m2: Vec<u8>,
     z3: Act<T, 8, 24, 24>,
     p3: Act<T, 8, 12, 12>,
     a3: Vec<u8>,
     r4: Act<T, 16, 10, 10>,
-    h4: Vec<T>,
     d4: Act<T, 16, 10, 10>,
-    m4: Vec<T>,
+    m4: Vec<u8>,
     r5: Act<T, 32, 8, 8>,
-    h5: Vec<T>,
     d5: Act<T, 32, 8, 8>,
-    m5: Vec<T>,
+    m5: Vec<u8>,
     z6: Act<T, 16, 8, 8>,
     p6: Act<T, 16, 4, 4>,
     a6: Vec<u8>,
@@ -157,24 +153,20 @@ impl<T: Float> Chunk<T> {
             x: Act::zeros(c),
             labels: vec![0; c],
             r1: Act::zeros(c),
-            h1: vec![T::zero(); c * 16 * 26 * 26],
             d1: Act::zeros(c),
-            m1: vec![T::zero(); c * 16 * 26 * 26],
+            m1: vec![0; c * 16 * 26 * 26],
             r2: Act::zeros(c),
-            h2: vec![T::zero(); c * 32 * 24 * 24],
             d2: Act::zeros(c),
-            m2: vec![T::zero(); c * 32 * 24 * 24],
+            m2: vec![0; c * 32 * 24 * 24],
             z3: Act::zeros(c),
             p3: Act::zeros(c),
             a3: vec![0; c * 8 * 12 * 12],
             r4: Act::zeros(c),
-            h4: vec![T::zero(); c * 16 * 10 * 10],
             d4: Act::zeros(c),
-            m4: vec![T::zero(); c * 16 * 10 * 10],
+            m4: vec![0; c * 16 * 10 * 10],
             r5: Act::zeros(c),
-            h5: vec![T::zero(); c * 32 * 8 * 8],
             d5: Act::zeros(c),
-            m5: vec![T::zero(); c * 32 * 8 * 8],
+            m5: vec![0; c * 32 * 8 * 8],
             z6: Act::zeros(c),
             p6: Act::zeros(c),
             a6: vec![0; c * 16 * 4 * 4],
@@ -248,22 +240,22 @@ impl<T: Float> Chunk<T> {
                 key,
                 (self.first + i) as u64,
             ));
-            dropout_mask(
+            dropout_bits(
                 &mut rng,
                 DROPOUT_P,
                 &mut self.m1[i * sizes[0]..(i + 1) * sizes[0]],
             );
-            dropout_mask(
+            dropout_bits(
                 &mut rng,
                 DROPOUT_P,
                 &mut self.m2[i * sizes[1]..(i + 1) * sizes[1]],
             );
-            dropout_mask(
+            dropout_bits(
                 &mut rng,
                 DROPOUT_P,
                 &mut self.m4[i * sizes[2]..(i + 1) * sizes[2]],
             );
-            dropout_mask(
+            dropout_bits(
                 &mut rng,
                 DROPOUT_P,
                 &mut self.m5[i * sizes[3]..(i + 1) * sizes[3]],
@@ -440,24 +432,21 @@ impl<T: Float> Net<T> {
                 ws.active().par_iter_mut().for_each(|c| {
                     c.dropout = false;
                     conv_forward(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
-                    relu_forward(c.r1.as_mut_slice());
-                    bn_forward_eval(&p.bn1, &buf.bn1, c.r1.view_mut());
+                    relu_bn_eval(&p.bn1, &buf.bn1, c.r1.view_mut());
                     conv_forward(&p.conv2, c.r1.view(), c.r2.view_mut(), &mut c.col);
-                    relu_forward(c.r2.as_mut_slice());
-                    bn_forward_eval(&p.bn2, &buf.bn2, c.r2.view_mut());
+                    relu_bn_eval(&p.bn2, &buf.bn2, c.r2.view_mut());
                     conv_forward(&p.conv3, c.r2.view(), c.z3.view_mut(), &mut c.col);
                     maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
                     conv_forward(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
-                    relu_forward(c.r4.as_mut_slice());
-                    bn_forward_eval(&p.bn4, &buf.bn4, c.r4.view_mut());
+                    relu_bn_eval(&p.bn4, &buf.bn4, c.r4.view_mut());
                     conv_forward(&p.conv5, c.r4.view(), c.r5.view_mut(), &mut c.col);
-                    relu_forward(c.r5.as_mut_slice());
-                    bn_forward_eval(&p.bn5, &buf.bn5, c.r5.view_mut());
+                    relu_bn_eval(&p.bn5, &buf.bn5, c.r5.view_mut());
                     conv_forward(&p.conv6, c.r5.view(), c.z6.view_mut(), &mut c.col);
                     head_forward(p, c);
                 });
             }
             Mode::Train { dropout } => {
+                let keep = keep_scale::<T>(DROPOUT_P);
                 let m26 = n * 26 * 26;
                 let m24 = n * 24 * 24;
                 let m10 = n * 10 * 10;
@@ -468,56 +457,44 @@ impl<T: Float> Net<T> {
                         c.draw_masks(key);
                     }
                     conv_forward(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
-                    relu_forward(c.r1.as_mut_slice());
                     c.sum1 = Sums::new();
-                    bn_partial_sums(c.r1.view(), &mut c.sum1.s1, &mut c.sum1.s2);
+                    relu_sums(c.r1.view_mut(), &mut c.sum1.s1, &mut c.sum1.s2);
                 });
                 let buf = &mut *self.buffers;
                 let st1 = bn_stats_step(ws.active(), |c| &c.sum1, m26, &mut buf.bn1);
                 ws.active().par_iter_mut().for_each(|c| {
-                    let h = &mut c.h1[..c.n * 16 * 676];
-                    bn_forward_train(&p.bn1, &st1.0, &st1.1, c.r1.view(), h, c.d1.view_mut());
-                    if c.dropout {
-                        dropout_forward(c.d1.as_mut_slice(), &c.m1[..c.n * 16 * 676]);
-                    }
+                    let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
+                    let (mean, var) = (&st1.0, &st1.1);
+                    bn_dropout_forward(&p.bn1, mean, var, c.r1.view(), bits, keep, c.d1.view_mut());
                     conv_forward(&p.conv2, c.d1.view(), c.r2.view_mut(), &mut c.col);
-                    relu_forward(c.r2.as_mut_slice());
                     c.sum2 = Sums::new();
-                    bn_partial_sums(c.r2.view(), &mut c.sum2.s1, &mut c.sum2.s2);
+                    relu_sums(c.r2.view_mut(), &mut c.sum2.s1, &mut c.sum2.s2);
                 });
                 let st2 = bn_stats_step(ws.active(), |c| &c.sum2, m24, &mut buf.bn2);
                 ws.active().par_iter_mut().for_each(|c| {
-                    let h = &mut c.h2[..c.n * 32 * 576];
-                    bn_forward_train(&p.bn2, &st2.0, &st2.1, c.r2.view(), h, c.d2.view_mut());
-                    if c.dropout {
-                        dropout_forward(c.d2.as_mut_slice(), &c.m2[..c.n * 32 * 576]);
-                    }
+                    let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
+                    let (mean, var) = (&st2.0, &st2.1);
+                    bn_dropout_forward(&p.bn2, mean, var, c.r2.view(), bits, keep, c.d2.view_mut());
                     conv_forward(&p.conv3, c.d2.view(), c.z3.view_mut(), &mut c.col);
                     maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
                     conv_forward(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
-                    relu_forward(c.r4.as_mut_slice());
                     c.sum4 = Sums::new();
-                    bn_partial_sums(c.r4.view(), &mut c.sum4.s1, &mut c.sum4.s2);
+                    relu_sums(c.r4.view_mut(), &mut c.sum4.s1, &mut c.sum4.s2);
                 });
                 let st4 = bn_stats_step(ws.active(), |c| &c.sum4, m10, &mut buf.bn4);
                 ws.active().par_iter_mut().for_each(|c| {
-                    let h = &mut c.h4[..c.n * 16 * 100];
-                    bn_forward_train(&p.bn4, &st4.0, &st4.1, c.r4.view(), h, c.d4.view_mut());
-                    if c.dropout {
-                        dropout_forward(c.d4.as_mut_slice(), &c.m4[..c.n * 16 * 100]);
-                    }
+                    let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
+                    let (mean, var) = (&st4.0, &st4.1);
+                    bn_dropout_forward(&p.bn4, mean, var, c.r4.view(), bits, keep, c.d4.view_mut());
                     conv_forward(&p.conv5, c.d4.view(), c.r5.view_mut(), &mut c.col);
-                    relu_forward(c.r5.as_mut_slice());
                     c.sum5 = Sums::new();
-                    bn_partial_sums(c.r5.view(), &mut c.sum5.s1, &mut c.sum5.s2);
+                    relu_sums(c.r5.view_mut(), &mut c.sum5.s1, &mut c.sum5.s2);
                 });
                 let st5 = bn_stats_step(ws.active(), |c| &c.sum5, m8, &mut buf.bn5);
                 ws.active().par_iter_mut().for_each(|c| {
-                    let h = &mut c.h5[..c.n * 32 * 64];
-                    bn_forward_train(&p.bn5, &st5.0, &st5.1, c.r5.view(), h, c.d5.view_mut());
-                    if c.dropout {
-                        dropout_forward(c.d5.as_mut_slice(), &c.m5[..c.n * 32 * 64]);
-                    }
+                    let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
+                    let (mean, var) = (&st5.0, &st5.1);
+                    bn_dropout_forward(&p.bn5, mean, var, c.r5.view(), bits, keep, c.d5.view_mut());
                     conv_forward(&p.conv6, c.d5.view(), c.z6.view_mut(), &mut c.col);
                     head_forward(p, c);
                 });
@@ -551,6 +528,7 @@ impl<T: Float> Net<T> {
         let n = ws.n;
         let p = &*self.params;
         let st = ws.stats.clone();
+        let keep = keep_scale::<T>(DROPOUT_P);
         ws.active().par_iter_mut().for_each(|c| {
             c.grad.fill_zero();
             let g = &mut *c.grad;
@@ -573,117 +551,101 @@ impl<T: Float> Net<T> {
             conv_backward_weight(c.g_z6.view(), c.d5.view(), &mut g.conv6, &mut c.col);
             conv_backward_bias(c.g_z6.view(), &mut g.conv6.bias);
             conv_backward_input(&p.conv6, c.g_z6.view(), c.g_5.view_mut(), &mut c.col);
-            if c.dropout {
-                dropout_backward(c.g_5.as_mut_slice(), &c.m5[..c.n * 32 * 64]);
-            }
-            bn_backward_params(
-                c.g_5.view(),
-                &c.h5[..c.n * 32 * 64],
-                &mut g.bn5.weight,
-                &mut g.bn5.bias,
+            let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
+            let (mean, var) = (&st.bn5.0, &st.bn5.1);
+            let (dg, db) = (&mut g.bn5.weight, &mut g.bn5.bias);
+            dropout_bn_params_backward(
+                bits,
+                keep,
+                mean,
+                var,
+                c.r5.view(),
+                c.g_5.view_mut(),
+                dg,
+                db,
             );
         });
         let (dg5, db5) = reduce_bn_grads(ws.active(), |g| &g.bn5);
         let m8 = n * 64;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            bn_backward_input(
-                &p.bn5,
-                &st.bn5.1,
-                &dg5,
-                &db5,
-                m8,
-                &c.h5[..c.n * 32 * 64],
-                c.g_5.view_mut(),
-            );
-            relu_backward(c.r5.as_slice(), c.g_5.as_mut_slice());
+            let (mean, var) = (&st.bn5.0, &st.bn5.1);
+            let (r, gv, bias) = (c.r5.view(), c.g_5.view_mut(), &mut g.conv5.bias);
+            bn_relu_backward(&p.bn5, mean, var, &dg5, &db5, m8, r, gv, bias);
             conv_backward_weight(c.g_5.view(), c.d4.view(), &mut g.conv5, &mut c.col);
-            conv_backward_bias(c.g_5.view(), &mut g.conv5.bias);
             conv_backward_input(&p.conv5, c.g_5.view(), c.g_4.view_mut(), &mut c.col);
-            if c.dropout {
-                dropout_backward(c.g_4.as_mut_slice(), &c.m4[..c.n * 16 * 100]);
-            }
-            bn_backward_params(
-                c.g_4.view(),
-                &c.h4[..c.n * 16 * 100],
-                &mut g.bn4.weight,
-                &mut g.bn4.bias,
+            let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
+            let (mean, var) = (&st.bn4.0, &st.bn4.1);
+            let (dg, db) = (&mut g.bn4.weight, &mut g.bn4.bias);
+            dropout_bn_params_backward(
+                bits,
+                keep,
+                mean,
+                var,
+                c.r4.view(),
+                c.g_4.view_mut(),
+                dg,
+                db,
             );
         });
         let (dg4, db4) = reduce_bn_grads(ws.active(), |g| &g.bn4);
         let m10 = n * 100;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            bn_backward_input(
-                &p.bn4,
-                &st.bn4.1,
-                &dg4,
-                &db4,
-                m10,
-                &c.h4[..c.n * 16 * 100],
-                c.g_4.view_mut(),
-            );
-            relu_backward(c.r4.as_slice(), c.g_4.as_mut_slice());
+            let (mean, var) = (&st.bn4.0, &st.bn4.1);
+            let (r, gv, bias) = (c.r4.view(), c.g_4.view_mut(), &mut g.conv4.bias);
+            bn_relu_backward(&p.bn4, mean, var, &dg4, &db4, m10, r, gv, bias);
             conv_backward_weight(c.g_4.view(), c.p3.view(), &mut g.conv4, &mut c.col);
-            conv_backward_bias(c.g_4.view(), &mut g.conv4.bias);
             conv_backward_input(&p.conv4, c.g_4.view(), c.g_p3.view_mut(), &mut c.col);
             maxpool_backward(c.g_p3.view(), &c.a3[..c.n * 8 * 144], c.g_z3.view_mut());
             conv_backward_weight(c.g_z3.view(), c.d2.view(), &mut g.conv3, &mut c.col);
             conv_backward_bias(c.g_z3.view(), &mut g.conv3.bias);
             conv_backward_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
-            if c.dropout {
-                dropout_backward(c.g_2.as_mut_slice(), &c.m2[..c.n * 32 * 576]);
-            }
-            bn_backward_params(
-                c.g_2.view(),
-                &c.h2[..c.n * 32 * 576],
-                &mut g.bn2.weight,
-                &mut g.bn2.bias,
+            let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
+            let (mean, var) = (&st.bn2.0, &st.bn2.1);
+            let (dg, db) = (&mut g.bn2.weight, &mut g.bn2.bias);
+            dropout_bn_params_backward(
+                bits,
+                keep,
+                mean,
+                var,
+                c.r2.view(),
+                c.g_2.view_mut(),
+                dg,
+                db,
             );
         });
         let (dg2, db2) = reduce_bn_grads(ws.active(), |g| &g.bn2);
         let m24 = n * 576;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            bn_backward_input(
-                &p.bn2,
-                &st.bn2.1,
-                &dg2,
-                &db2,
-                m24,
-                &c.h2[..c.n * 32 * 576],
-                c.g_2.view_mut(),
-            );
-            relu_backward(c.r2.as_slice(), c.g_2.as_mut_slice());
+            let (mean, var) = (&st.bn2.0, &st.bn2.1);
+            let (r, gv, bias) = (c.r2.view(), c.g_2.view_mut(), &mut g.conv2.bias);
+            bn_relu_backward(&p.bn2, mean, var, &dg2, &db2, m24, r, gv, bias);
             conv_backward_weight(c.g_2.view(), c.d1.view(), &mut g.conv2, &mut c.col);
-            conv_backward_bias(c.g_2.view(), &mut g.conv2.bias);
             conv_backward_input(&p.conv2, c.g_2.view(), c.g_1.view_mut(), &mut c.col);
-            if c.dropout {
-                dropout_backward(c.g_1.as_mut_slice(), &c.m1[..c.n * 16 * 676]);
-            }
-            bn_backward_params(
-                c.g_1.view(),
-                &c.h1[..c.n * 16 * 676],
-                &mut g.bn1.weight,
-                &mut g.bn1.bias,
+            let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
+            let (mean, var) = (&st.bn1.0, &st.bn1.1);
+            let (dg, db) = (&mut g.bn1.weight, &mut g.bn1.bias);
+            dropout_bn_params_backward(
+                bits,
+                keep,
+                mean,
+                var,
+                c.r1.view(),
+                c.g_1.view_mut(),
+                dg,
+                db,
             );
         });
         let (dg1, db1) = reduce_bn_grads(ws.active(), |g| &g.bn1);
         let m26 = n * 676;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            bn_backward_input(
-                &p.bn1,
-                &st.bn1.1,
-                &dg1,
-                &db1,
-                m26,
-                &c.h1[..c.n * 16 * 676],
-                c.g_1.view_mut(),
-            );
-            relu_backward(c.r1.as_slice(), c.g_1.as_mut_slice());
+            let (mean, var) = (&st.bn1.0, &st.bn1.1);
+            let (r, gv, bias) = (c.r1.view(), c.g_1.view_mut(), &mut g.conv1.bias);
+            bn_relu_backward(&p.bn1, mean, var, &dg1, &db1, m26, r, gv, bias);
             conv_backward_weight(c.g_1.view(), c.x.view(), &mut g.conv1, &mut c.col);
-            conv_backward_bias(c.g_1.view(), &mut g.conv1.bias);
         });
         grads.fill_zero();
         for c in ws.active().iter() {

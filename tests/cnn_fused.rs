@@ -1,0 +1,217 @@
+//! The fused passes of `src/cnn/fused.rs` against the per-operation functions they replace.
+//!
+//! The claim is bit-identity, so the comparisons are exact (`to_bits` equality, no tolerance):
+//! a fused pass that computed the same maths in another order would fail here. Shapes include
+//! planes whose size is not a multiple of the 16 summation lanes (5×5, 3×7), so the remainder
+//! handling is covered; inputs include negatives and exact zeros (ReLU's kink) and both f32
+//! and f64.
+use gradspec::cnn::Float;
+use gradspec::cnn::batchnorm::{
+    BatchNorm, Running, bn_backward_input, bn_backward_params, bn_batch_stats, bn_forward_eval,
+    bn_forward_train, bn_partial_sums,
+};
+use gradspec::cnn::conv::conv_backward_bias;
+use gradspec::cnn::dropout::{
+    dropout_backward, dropout_bits, dropout_forward, dropout_mask, keep_scale,
+};
+use gradspec::cnn::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
+};
+use gradspec::cnn::relu::{relu_backward, relu_forward};
+use gradspec::cnn::tensor::{View, ViewMut};
+use nalgebra::SVector;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const P: f64 = 0.3;
+
+fn random<T: Float>(rng: &mut ChaCha8Rng, len: usize) -> Vec<T> {
+    (0..len)
+        .map(|_| {
+            if rng.random_bool(0.05) {
+                T::zero()
+            } else {
+                T::c(rng.random_range(-2.0..3.0))
+            }
+        })
+        .collect()
+}
+
+fn same<T: Float>(a: &[T], b: &[T], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            x.f64().to_bits() == y.f64().to_bits(),
+            "{what}[{i}]: fused {x} vs reference {y}"
+        );
+    }
+}
+
+fn svec<T: Float, const C: usize>(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> SVector<T, C> {
+    SVector::from_fn(|_, _| T::c(rng.random_range(lo..hi)))
+}
+
+/// Runs the whole forward-then-backward sequence of one `conv → ReLU → BN → dropout` block
+/// both ways and compares every output.
+fn block<T: Float, const C: usize, const H: usize, const W: usize>(
+    seed: u64,
+    n: usize,
+    drop: bool,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let len = n * C * H * W;
+    let z: Vec<T> = random(&mut rng, len);
+    let up: Vec<T> = random(&mut rng, len);
+    let p = BatchNorm::<T, C> {
+        weight: svec(&mut rng, 0.5, 1.5),
+        bias: svec(&mut rng, -0.5, 0.5),
+    };
+    let mut mask = vec![T::one(); len];
+    let mut bits = vec![1u8; len];
+    if drop {
+        dropout_mask(&mut ChaCha8Rng::seed_from_u64(seed ^ 7), P, &mut mask);
+        dropout_bits(&mut ChaCha8Rng::seed_from_u64(seed ^ 7), P, &mut bits);
+    }
+    let bits_opt = drop.then_some(&bits[..]);
+    let keep = keep_scale::<T>(P);
+
+    // forward, reference
+    let mut r_ref = z.clone();
+    relu_forward(&mut r_ref);
+    let (mut s1r, mut s2r) = ([0f64; C], [0f64; C]);
+    bn_partial_sums::<T, C, H, W>(View(&r_ref), &mut s1r, &mut s2r);
+    // forward, fused
+    let mut r = z.clone();
+    let (mut s1, mut s2) = ([0f64; C], [0f64; C]);
+    relu_sums::<T, C, H, W>(ViewMut(&mut r), &mut s1, &mut s2);
+    same(&r, &r_ref, "relu");
+    same(&s1, &s1r, "Σx");
+    same(&s2, &s2r, "Σx²");
+
+    let (mean, var) = bn_batch_stats::<T, C>(&s1, &s2, n * H * W);
+    let mut xhat = vec![T::zero(); len];
+    let mut y_ref = vec![T::zero(); len];
+    bn_forward_train::<T, C, H, W>(&p, &mean, &var, View(&r), &mut xhat, ViewMut(&mut y_ref));
+    if drop {
+        dropout_forward(&mut y_ref, &mask);
+    }
+    let mut y = vec![T::zero(); len];
+    bn_dropout_forward::<T, C, H, W>(&p, &mean, &var, View(&r), bits_opt, keep, ViewMut(&mut y));
+    same(&y, &y_ref, "bn+dropout forward");
+
+    // backward, reference
+    let mut g_ref = up.clone();
+    if drop {
+        dropout_backward(&mut g_ref, &mask);
+    }
+    let (mut dgr, mut dbr) = (SVector::<T, C>::zeros(), SVector::<T, C>::zeros());
+    bn_backward_params::<T, C, H, W>(View(&g_ref), &xhat, &mut dgr, &mut dbr);
+    // backward, fused
+    let mut g = up.clone();
+    let (mut dg, mut db) = (SVector::<T, C>::zeros(), SVector::<T, C>::zeros());
+    let r_view = View::<T, C, H, W>(&r);
+    dropout_bn_params_backward(
+        bits_opt,
+        keep,
+        &mean,
+        &var,
+        r_view,
+        ViewMut(&mut g),
+        &mut dg,
+        &mut db,
+    );
+    same(&g, &g_ref, "dropout backward");
+    same(dg.as_slice(), dgr.as_slice(), "∂γ");
+    same(db.as_slice(), dbr.as_slice(), "∂β");
+
+    let m = n * H * W;
+    bn_backward_input::<T, C, H, W>(&p, &var, &dg, &db, m, &xhat, ViewMut(&mut g_ref));
+    relu_backward(&r, &mut g_ref);
+    let mut bias_ref = SVector::<T, C>::zeros();
+    conv_backward_bias::<T, C, H, W>(View(&g_ref), &mut bias_ref);
+    let mut bias = SVector::<T, C>::zeros();
+    bn_relu_backward(
+        &p,
+        &mean,
+        &var,
+        &dg,
+        &db,
+        m,
+        r_view,
+        ViewMut(&mut g),
+        &mut bias,
+    );
+    same(&g, &g_ref, "bn+relu backward");
+    same(bias.as_slice(), bias_ref.as_slice(), "conv bias gradient");
+
+    // evaluation
+    let running = Running::<T, C> {
+        mean: svec(&mut rng, -0.5, 0.5),
+        var: svec(&mut rng, 0.5, 2.0),
+        num_batches_tracked: 3,
+    };
+    let mut e_ref = z.clone();
+    relu_forward(&mut e_ref);
+    bn_forward_eval::<T, C, H, W>(&p, &running, ViewMut(&mut e_ref));
+    let mut e = z;
+    relu_bn_eval::<T, C, H, W>(&p, &running, ViewMut(&mut e));
+    same(&e, &e_ref, "relu+bn eval");
+}
+
+#[test]
+fn fused_block_equals_the_composition_bit_for_bit_f32() {
+    for (seed, drop) in [(1, true), (2, false)] {
+        block::<f32, 4, 5, 5>(seed, 3, drop);
+        block::<f32, 2, 3, 7>(seed, 2, drop);
+        block::<f32, 16, 26, 26>(seed, 2, drop);
+        block::<f32, 32, 8, 8>(seed, 2, drop);
+    }
+}
+
+#[test]
+fn fused_block_equals_the_composition_bit_for_bit_f64() {
+    for (seed, drop) in [(3, true), (4, false)] {
+        block::<f64, 4, 5, 5>(seed, 3, drop);
+        block::<f64, 3, 10, 10>(seed, 2, drop);
+    }
+}
+
+/// `dropout_bits` draws the same numbers as `dropout_mask`, so the two agree element by
+/// element, odd lengths included.
+#[test]
+fn dropout_bits_are_the_decisions_of_dropout_mask() {
+    for len in [1, 2, 7, 1000, 1001] {
+        let mut mask = vec![0f32; len];
+        let mut bits = vec![0u8; len];
+        dropout_mask(&mut ChaCha8Rng::seed_from_u64(len as u64), 0.05, &mut mask);
+        dropout_bits(&mut ChaCha8Rng::seed_from_u64(len as u64), 0.05, &mut bits);
+        let keep = keep_scale::<f32>(0.05);
+        for (m, b) in mask.iter().zip(&bits) {
+            assert_eq!(*m, if *b == 1 { keep } else { 0.0 });
+        }
+    }
+}
+
+/// The comparison can fail: a pass that sums in a different order is caught even though its
+/// result is mathematically the same.
+#[test]
+fn a_different_summation_order_is_detected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x: Vec<f32> = random(&mut rng, 2 * 4 * 25);
+    let (mut s1, mut s2) = ([0f64; 4], [0f64; 4]);
+    bn_partial_sums::<f32, 4, 5, 5>(View(&x), &mut s1, &mut s2);
+    let mut naive = [0f32; 4];
+    for (k, plane) in x.chunks_exact(25).enumerate() {
+        naive[k % 4] += plane.iter().copied().sum::<f32>();
+    }
+    let mut db = SVector::<f32, 4>::zeros();
+    conv_backward_bias::<f32, 4, 5, 5>(View(&x), &mut db);
+    let differs = naive
+        .iter()
+        .zip(db.iter())
+        .any(|(a, b)| a.to_bits() != b.to_bits());
+    assert!(
+        differs,
+        "lane order and sequential order happened to agree on every channel"
+    );
+}
