@@ -192,6 +192,35 @@ fn dropout_bits_are_the_decisions_of_dropout_mask() {
     }
 }
 
+/// Eight streams in lockstep give each image exactly its own stream's decisions, for full and
+/// partial groups of images.
+#[test]
+fn lockstep_dropout_bits_equal_one_stream_per_image() {
+    use gradspec::cnn::dropout::{dropout_bits_lockstep, dropout_bits_lockstep_portable};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    let sizes = [10816, 18432, 1600, 2048, 2];
+    type Fill = fn(&[u64], f64, &mut [(&mut [u8], usize)]);
+    let fills: [Fill; 2] = [dropout_bits_lockstep, dropout_bits_lockstep_portable];
+    for (n, fill) in [1, 3, 8].into_iter().flat_map(|n| fills.map(|f| (n, f))) {
+        let seeds: Vec<u64> = (0..n as u64).map(|i| 0x9e37_79b9 * (i + 1)).collect();
+        let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|s| vec![7u8; n * s]).collect();
+        let mut parts: Vec<(&mut [u8], usize)> = bufs
+            .iter_mut()
+            .zip(sizes)
+            .map(|(b, s)| (&mut b[..], s))
+            .collect();
+        fill(&seeds, 0.05, &mut parts);
+        for (i, &seed) in seeds.iter().enumerate() {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            for (b, &size) in bufs.iter().zip(&sizes) {
+                let mut want = vec![0u8; size];
+                dropout_bits(&mut rng, 0.05, &mut want);
+                assert_eq!(&b[i * size..(i + 1) * size], &want[..], "image {i} of {n}");
+            }
+        }
+    }
+}
+
 /// The comparison can fail: a pass that sums in a different order is caught even though its
 /// result is mathematically the same.
 #[test]

@@ -3,7 +3,7 @@
 //! can hold it fixed, and it is drawn from a seeded stream per image, so results do not depend
 //! on thread scheduling.
 use super::float::Float;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 /// r[cnn.dropout.mask] `m_i = 1/(1−p)` with probability `1−p`, else `0`, independently.
 ///
@@ -52,6 +52,186 @@ pub fn dropout_bits<R: Rng>(rng: &mut R, p: f64, bits: &mut [u8]) {
     for b in chunks.into_remainder() {
         let r: u32 = rng.random();
         *b = u8::from((r & 0xFF_FFFF) >= threshold);
+    }
+}
+
+/// Images whose dropout streams [`dropout_bits_lockstep`] advances together.
+pub const LOCKSTEP: usize = 8;
+
+/// For each image `i < seeds.len() ≤ LOCKSTEP`: what [`dropout_bits`] writes when called with
+/// `Xoshiro256PlusPlus::seed_from_u64(seeds[i])` once per part, in order, on
+/// `parts[k].0[i·size_k .. (i+1)·size_k]` (`size_k = parts[k].1`, which must be even).
+///
+/// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
+/// eight independent streams advanced in lockstep fill the vector units.
+/// `tests/cnn_fused.rs` checks the equality.
+#[inline(never)]
+pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+    assert!(
+        (1..=LOCKSTEP).contains(&seeds.len()),
+        "dropout_bits_lockstep: 1 to {LOCKSTEP} seeds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
+        // SAFETY: the CPU has AVX-512F (checked just above); the function is safe Rust
+        // compiled with those instructions enabled, so the same bits come out.
+        unsafe { lockstep_avx512(seeds, p, parts) };
+        return;
+    }
+    lockstep(seeds, p, parts);
+}
+
+/// The state of Xoshiro256PlusPlus::seed_from_u64(seed): four SplitMix64 outputs.
+fn xoshiro_state(seed: u64) -> [u64; 4] {
+    use rand::RngCore;
+    let mut sm = rand_xoshiro::SplitMix64::seed_from_u64(seed);
+    let mut bytes = [0u8; 32];
+    sm.fill_bytes(&mut bytes);
+    let mut s = [0u64; 4];
+    for (k, word) in bytes.chunks_exact(8).enumerate() {
+        s[k] = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+    }
+    // (an all-zero state, which `from_seed` would replace, has probability 2⁻²⁵⁶)
+    s
+}
+
+/// [`lockstep`] with the eight streams in four AVX-512 registers (one per state word).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn lockstep_avx512(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+    use std::arch::x86_64::*;
+    let n = seeds.len();
+    let mut st = [[0u64; LOCKSTEP]; 4];
+    for lane in 0..LOCKSTEP {
+        let s = xoshiro_state(seeds[lane.min(n - 1)]);
+        for k in 0..4 {
+            st[k][lane] = s[k];
+        }
+    }
+    let threshold = (p * (1u64 << 24) as f64).round() as u64;
+    // SAFETY: loads of 8 u64 from arrays of exactly 8 u64 (unaligned loads).
+    let (mut s0, mut s1, mut s2, mut s3) = unsafe {
+        (
+            _mm512_loadu_si512(st[0].as_ptr().cast()),
+            _mm512_loadu_si512(st[1].as_ptr().cast()),
+            _mm512_loadu_si512(st[2].as_ptr().cast()),
+            _mm512_loadu_si512(st[3].as_ptr().cast()),
+        )
+    };
+    let low24 = _mm512_set1_epi64(0xFF_FFFF);
+    let thr = _mm512_set1_epi64(threshold as i64);
+    const BLOCK: usize = 32;
+    // masks[j]: bit l = decision j of the block for lane l.
+    let mut masks = [0u8; 2 * BLOCK];
+    for (buf, size) in parts.iter_mut() {
+        let size = *size;
+        assert!(
+            size.is_multiple_of(2) && buf.len() == n * size,
+            "dropout_bits_lockstep: part of {} bytes for {n} images of {size}",
+            buf.len()
+        );
+        let mut t = 0;
+        while t < size {
+            let steps = BLOCK.min((size - t) / 2);
+            for step in 0..steps {
+                let r = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
+                let x = _mm512_slli_epi64::<17>(s1);
+                s2 = _mm512_xor_si512(s2, s0);
+                s3 = _mm512_xor_si512(s3, s1);
+                s1 = _mm512_xor_si512(s1, s2);
+                s0 = _mm512_xor_si512(s0, s3);
+                s2 = _mm512_xor_si512(s2, x);
+                s3 = _mm512_rol_epi64::<45>(s3);
+                let lo = _mm512_cmpge_epu64_mask(_mm512_and_si512(r, low24), thr);
+                let hi = _mm512_cmpge_epu64_mask(
+                    _mm512_and_si512(_mm512_srli_epi64::<32>(r), low24),
+                    thr,
+                );
+                masks[2 * step] = lo;
+                masks[2 * step + 1] = hi;
+            }
+            let len = 2 * steps;
+            // SAFETY: `masks` holds 64 bytes, so the 64-byte load is in bounds.
+            let m = unsafe { _mm512_loadu_si512(masks.as_ptr().cast()) };
+            let one = _mm512_set1_epi8(1);
+            for l in 0..n {
+                // byte j of `m` shifted right by l, keeping bit 0: decision j of lane l
+                let bits = _mm512_and_si512(_mm512_srlv_epi16(m, _mm512_set1_epi16(l as i16)), one);
+                let mut out = [0u8; 2 * BLOCK];
+                // SAFETY: `out` holds 64 bytes.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), bits) };
+                buf[l * size + t..l * size + t + len].copy_from_slice(&out[..len]);
+            }
+            t += len;
+        }
+    }
+}
+
+/// The portable path of [`dropout_bits_lockstep`] (what runs without AVX-512), public so that
+/// the tests check it on every machine.
+#[doc(hidden)]
+pub fn dropout_bits_lockstep_portable(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+    lockstep(seeds, p, parts);
+}
+
+#[inline(always)]
+fn lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+    let n = seeds.len();
+    assert!(
+        (1..=LOCKSTEP).contains(&n),
+        "dropout_bits_lockstep: 1 to {LOCKSTEP} seeds"
+    );
+    let threshold = (p * (1u64 << 24) as f64).round() as u64;
+    // Xoshiro256PlusPlus::seed_from_u64: the state is four SplitMix64 outputs.
+    let mut s = [[0u64; LOCKSTEP]; 4];
+    for lane in 0..LOCKSTEP {
+        let st = xoshiro_state(seeds[lane.min(n - 1)]);
+        for k in 0..4 {
+            s[k][lane] = st[k];
+        }
+    }
+    // 32 draws give 64 decisions, gathered as the bits of one word per lane and then spread
+    // into bytes: every store is contiguous.
+    const BLOCK: usize = 32;
+    for (buf, size) in parts.iter_mut() {
+        let size = *size;
+        assert!(
+            size.is_multiple_of(2) && buf.len() == n * size,
+            "dropout_bits_lockstep: part of {} bytes for {n} images of {size}",
+            buf.len()
+        );
+        let mut t = 0;
+        while t < size {
+            let steps = BLOCK.min((size - t) / 2);
+            let mut word = [0u64; LOCKSTEP];
+            for step in 0..steps {
+                for l in 0..LOCKSTEP {
+                    let r = s[0][l]
+                        .wrapping_add(s[3][l])
+                        .rotate_left(23)
+                        .wrapping_add(s[0][l]);
+                    let x = s[1][l] << 17;
+                    s[2][l] ^= s[0][l];
+                    s[3][l] ^= s[1][l];
+                    s[1][l] ^= s[2][l];
+                    s[0][l] ^= s[3][l];
+                    s[2][l] ^= x;
+                    s[3][l] = s[3][l].rotate_left(45);
+                    let lo = u64::from(r & 0xFF_FFFF >= threshold);
+                    let hi = u64::from((r >> 32) & 0xFF_FFFF >= threshold);
+                    word[l] |= (lo | hi << 1) << (2 * step);
+                }
+            }
+            for (l, &w) in word.iter().enumerate().take(n) {
+                let out = &mut buf[l * size + t..l * size + t + 2 * steps];
+                for (b, o) in out.iter_mut().enumerate() {
+                    *o = ((w >> b) & 1) as u8;
+                }
+            }
+            t += 2 * steps;
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use super::avgpool::{avgpool_backward, avgpool_forward};
 use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
 use super::conv::{conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward};
-use super::dropout::{dropout_bits, keep_scale};
+use super::dropout::{LOCKSTEP, dropout_bits_lockstep, keep_scale};
 use super::float::Float;
 use super::fused::{
     bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
@@ -23,7 +23,6 @@ use super::params::{Buffers, Params};
 use super::relu::{relu_backward, relu_forward};
 use super::tensor::Act;
 use nalgebra::SVector;
-use rand::SeedableRng;
 use rayon::prelude::*;
 
 /// Images per parallel work item. Part of the numerics (it fixes the summation order), so it
@@ -231,36 +230,20 @@ impl<T: Float> Chunk<T> {
         self.g_1.set_n(n);
     }
 
-    #[inline(never)]
     fn draw_masks(&mut self, key: DropoutKey) {
         let n = self.n;
-        let sizes = [16 * 26 * 26, 32 * 24 * 24, 16 * 10 * 10, 32 * 8 * 8];
-        for i in 0..n {
-            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(mask_seed(
-                key,
-                (self.first + i) as u64,
-            ));
-            dropout_bits(
-                &mut rng,
-                DROPOUT_P,
-                &mut self.m1[i * sizes[0]..(i + 1) * sizes[0]],
-            );
-            dropout_bits(
-                &mut rng,
-                DROPOUT_P,
-                &mut self.m2[i * sizes[1]..(i + 1) * sizes[1]],
-            );
-            dropout_bits(
-                &mut rng,
-                DROPOUT_P,
-                &mut self.m4[i * sizes[2]..(i + 1) * sizes[2]],
-            );
-            dropout_bits(
-                &mut rng,
-                DROPOUT_P,
-                &mut self.m5[i * sizes[3]..(i + 1) * sizes[3]],
-            );
+        const { assert!(CHUNK <= LOCKSTEP) }
+        let mut seeds = [0u64; LOCKSTEP];
+        for (i, s) in seeds.iter_mut().enumerate().take(n) {
+            *s = mask_seed(key, (self.first + i) as u64);
         }
+        let mut parts = [
+            (&mut self.m1[..n * 16 * 26 * 26], 16 * 26 * 26),
+            (&mut self.m2[..n * 32 * 24 * 24], 32 * 24 * 24),
+            (&mut self.m4[..n * 16 * 10 * 10], 16 * 10 * 10),
+            (&mut self.m5[..n * 32 * 8 * 8], 32 * 8 * 8),
+        ];
+        dropout_bits_lockstep(&seeds[..n], DROPOUT_P, &mut parts);
     }
 }
 
