@@ -33,17 +33,21 @@ pub fn maxpool_forward<
     {
         let xp = &x.0[plane * H * W..(plane + 1) * H * W];
         for oy in 0..OH {
+            let top = &xp[2 * oy * W..(2 * oy + 1) * W];
+            let bottom = &xp[(2 * oy + 1) * W..(2 * oy + 2) * W];
+            let yr = &mut yp[oy * OW..(oy + 1) * OW];
+            let ar = &mut ap[oy * OW..(oy + 1) * OW];
             for ox in 0..OW {
-                let base = 2 * oy * W + 2 * ox;
-                let cand = [xp[base], xp[base + 1], xp[base + W], xp[base + W + 1]];
-                let mut best = 0;
+                // Branch-free scan (selects, no indexing by the winner) so the loop vectorises.
+                let cand = [top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
+                let (mut best, mut arg) = (cand[0], 0u8);
                 for (k, &v) in cand.iter().enumerate().skip(1) {
-                    if v > cand[best] || v.is_nan() {
-                        best = k;
-                    }
+                    let take = v > best || v.is_nan();
+                    best = if take { v } else { best };
+                    arg = if take { k as u8 } else { arg };
                 }
-                yp[oy * OW + ox] = cand[best];
-                ap[oy * OW + ox] = best as u8;
+                yr[ox] = best;
+                ar[ox] = arg;
             }
         }
     }
