@@ -26,6 +26,46 @@ use super::reduce::{LANES, fold};
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 
+/// Defines a pass generic over `<T, C, H, W>` whose body is compiled twice: for the baseline
+/// target, and for AVX-512, which runs when the CPU has it. The passes never reassociate (sums
+/// follow [`super::reduce`]) and Rust never contracts `a·b + c` into an FMA on its own, so the
+/// vector width changes the speed, never the bits.
+macro_rules! wide_pass {
+    ($(#[$attr:meta])* pub fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        #[inline(never)]
+        pub fn $name<T: Float, const C: usize, const H: usize, const W: usize>($($arg: $ty),*) {
+            #[allow(clippy::too_many_arguments)]
+            #[inline(always)]
+            fn body<T: Float, const C: usize, const H: usize, const W: usize>($($arg: $ty),*)
+            $body
+            #[cfg(target_arch = "x86_64")]
+            #[allow(clippy::too_many_arguments)]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            fn avx512<T: Float, const C: usize, const H: usize, const W: usize>($($arg: $ty),*) {
+                body::<T, C, H, W>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if avx512_available() {
+                // SAFETY: the CPU has every feature `avx512` is compiled for.
+                return unsafe { avx512::<T, C, H, W>($($arg),*) };
+            }
+            body::<T, C, H, W>($($arg),*)
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_available() -> bool {
+    static FLAG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FLAG.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    })
+}
+
 /// The mask value of a byte: `keep` or `0`, the very value `dropout_mask` stores.
 #[inline(always)]
 fn mask<T: Float>(bit: u8, keep: T) -> T {
@@ -38,38 +78,39 @@ fn check_bits(bits: Option<&[u8]>, len: usize, what: &str) {
     }
 }
 
-/// ReLU in place, then adds the per-channel `Σx` and `Σx²` (f64) of the result to `s1`, `s2`.
-///
-/// ≡ `relu_forward(x); bn_partial_sums(x, s1, s2)`.
-#[inline(never)]
-pub fn relu_sums<T: Float, const C: usize, const H: usize, const W: usize>(
-    x: ViewMut<'_, T, C, H, W>,
-    s1: &mut [f64; C],
-    s2: &mut [f64; C],
-) {
-    for (k, plane) in x.0.chunks_exact_mut(H * W).enumerate() {
-        let c = k % C;
-        let mut a = [0f64; LANES];
-        let mut b = [0f64; LANES];
-        let mut blocks = plane.chunks_exact_mut(LANES);
-        for blk in &mut blocks {
-            for j in 0..LANES {
-                let v = relu(blk[j]);
-                blk[j] = v;
+wide_pass! {
+    /// ReLU in place, then adds the per-channel `Σx` and `Σx²` (f64) of the result to `s1`, `s2`.
+    ///
+    /// ≡ `relu_forward(x); bn_partial_sums(x, s1, s2)`.
+    pub fn relu_sums(
+        x: ViewMut<'_, T, C, H, W>,
+        s1: &mut [f64; C],
+        s2: &mut [f64; C],
+    ) {
+        for (k, plane) in x.0.chunks_exact_mut(H * W).enumerate() {
+            let c = k % C;
+            let mut a = [0f64; LANES];
+            let mut b = [0f64; LANES];
+            let mut blocks = plane.chunks_exact_mut(LANES);
+            for blk in &mut blocks {
+                for j in 0..LANES {
+                    let v = relu(blk[j]);
+                    blk[j] = v;
+                    let v = v.f64();
+                    a[j] += v;
+                    b[j] += v * v;
+                }
+            }
+            for (j, x) in blocks.into_remainder().iter_mut().enumerate() {
+                let v = relu(*x);
+                *x = v;
                 let v = v.f64();
                 a[j] += v;
                 b[j] += v * v;
             }
+            s1[c] += fold(&a);
+            s2[c] += fold(&b);
         }
-        for (j, x) in blocks.into_remainder().iter_mut().enumerate() {
-            let v = relu(*x);
-            *x = v;
-            let v = v.f64();
-            a[j] += v;
-            b[j] += v * v;
-        }
-        s1[c] += fold(&a);
-        s2[c] += fold(&b);
     }
 }
 
@@ -79,177 +120,178 @@ fn relu<T: Float>(v: T) -> T {
     if v < T::zero() { T::zero() } else { v }
 }
 
-/// `y = (γ·x̂ + β)·m` with `x̂ = (r − μ)/√(σ² + ε)` and batch statistics; x̂ is not stored.
-///
-/// ≡ `bn_forward_train(p, mean, var, r, xhat, y); dropout_forward(y, mask)`.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usize>(
-    p: &BatchNorm<T, C>,
-    mean: &SVector<T, C>,
-    var: &SVector<T, C>,
-    r: View<'_, T, C, H, W>,
-    bits: Option<&[u8]>,
-    keep: T,
-    y: ViewMut<'_, T, C, H, W>,
-) {
-    assert_eq!(r.0.len(), y.0.len(), "bn_dropout_forward: lengths differ");
-    check_bits(bits, r.0.len(), "bn_dropout_forward");
-    let hw = H * W;
-    for (k, (rp, yp)) in
-        r.0.chunks_exact(hw)
-            .zip(y.0.chunks_exact_mut(hw))
-            .enumerate()
-    {
-        let c = k % C;
-        let inv = inv_std(var[c]);
-        let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
-        match bits {
-            None => {
-                for (&v, o) in rp.iter().zip(yp.iter_mut()) {
-                    *o = g * ((v - mu) * inv) + b;
+wide_pass! {
+    /// `y = (γ·x̂ + β)·m` with `x̂ = (r − μ)/√(σ² + ε)` and batch statistics; x̂ is not stored.
+    ///
+    /// ≡ `bn_forward_train(p, mean, var, r, xhat, y); dropout_forward(y, mask)`.
+    pub fn bn_dropout_forward(
+        p: &BatchNorm<T, C>,
+        mean: &SVector<T, C>,
+        var: &SVector<T, C>,
+        r: View<'_, T, C, H, W>,
+        bits: Option<&[u8]>,
+        keep: T,
+        y: ViewMut<'_, T, C, H, W>,
+    ) {
+        assert_eq!(r.0.len(), y.0.len(), "bn_dropout_forward: lengths differ");
+        check_bits(bits, r.0.len(), "bn_dropout_forward");
+        let hw = H * W;
+        for (k, (rp, yp)) in
+            r.0.chunks_exact(hw)
+                .zip(y.0.chunks_exact_mut(hw))
+                .enumerate()
+        {
+            let c = k % C;
+            let inv = inv_std(var[c]);
+            let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
+            match bits {
+                None => {
+                    for (&v, o) in rp.iter().zip(yp.iter_mut()) {
+                        *o = g * ((v - mu) * inv) + b;
+                    }
                 }
-            }
-            Some(bits) => {
-                let bp = &bits[k * hw..(k + 1) * hw];
-                for ((&v, o), &m) in rp.iter().zip(yp.iter_mut()).zip(bp) {
-                    *o = (g * ((v - mu) * inv) + b) * mask(m, keep);
+                Some(bits) => {
+                    let bp = &bits[k * hw..(k + 1) * hw];
+                    for ((&v, o), &m) in rp.iter().zip(yp.iter_mut()).zip(bp) {
+                        *o = (g * ((v - mu) * inv) + b) * mask(m, keep);
+                    }
                 }
             }
         }
     }
 }
 
-/// Dropout's backward in place on `g`, then adds `Σ g·x̂` and `Σ g` per channel to `dgamma`,
-/// `dbeta`, with x̂ recomputed from the ReLU output `r` as the forward pass computed it.
-///
-/// ≡ `dropout_backward(g, mask); bn_backward_params(g, xhat, dgamma, dbeta)`.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-pub fn dropout_bn_params_backward<T: Float, const C: usize, const H: usize, const W: usize>(
-    bits: Option<&[u8]>,
-    keep: T,
-    mean: &SVector<T, C>,
-    var: &SVector<T, C>,
-    r: View<'_, T, C, H, W>,
-    g: ViewMut<'_, T, C, H, W>,
-    dgamma: &mut SVector<T, C>,
-    dbeta: &mut SVector<T, C>,
-) {
-    assert_eq!(
-        r.0.len(),
-        g.0.len(),
-        "dropout_bn_params_backward: lengths differ"
-    );
-    check_bits(bits, r.0.len(), "dropout_bn_params_backward");
-    let hw = H * W;
-    for (k, (rp, gp)) in
-        r.0.chunks_exact(hw)
-            .zip(g.0.chunks_exact_mut(hw))
-            .enumerate()
-    {
-        let c = k % C;
-        let (mu, inv) = (mean[c], inv_std(var[c]));
-        if let Some(bits) = bits {
-            for (gv, &m) in gp.iter_mut().zip(&bits[k * hw..(k + 1) * hw]) {
-                *gv *= mask(m, keep);
+wide_pass! {
+    /// Dropout's backward in place on `g`, then adds `Σ g·x̂` and `Σ g` per channel to `dgamma`,
+    /// `dbeta`, with x̂ recomputed from the ReLU output `r` as the forward pass computed it.
+    ///
+    /// ≡ `dropout_backward(g, mask); bn_backward_params(g, xhat, dgamma, dbeta)`.
+    pub fn dropout_bn_params_backward(
+        bits: Option<&[u8]>,
+        keep: T,
+        mean: &SVector<T, C>,
+        var: &SVector<T, C>,
+        r: View<'_, T, C, H, W>,
+        g: ViewMut<'_, T, C, H, W>,
+        dgamma: &mut SVector<T, C>,
+        dbeta: &mut SVector<T, C>,
+    ) {
+        assert_eq!(
+            r.0.len(),
+            g.0.len(),
+            "dropout_bn_params_backward: lengths differ"
+        );
+        check_bits(bits, r.0.len(), "dropout_bn_params_backward");
+        let hw = H * W;
+        for (k, (rp, gp)) in
+            r.0.chunks_exact(hw)
+                .zip(g.0.chunks_exact_mut(hw))
+                .enumerate()
+        {
+            let c = k % C;
+            let (mu, inv) = (mean[c], inv_std(var[c]));
+            if let Some(bits) = bits {
+                for (gv, &m) in gp.iter_mut().zip(&bits[k * hw..(k + 1) * hw]) {
+                    *gv *= mask(m, keep);
+                }
             }
-        }
-        let mut a = [T::zero(); LANES];
-        let mut b = [T::zero(); LANES];
-        let mut gb = gp.chunks_exact(LANES);
-        let mut rb = rp.chunks_exact(LANES);
-        for (gs, rs) in (&mut gb).zip(&mut rb) {
-            for j in 0..LANES {
-                a[j] += gs[j] * ((rs[j] - mu) * inv);
-                b[j] += gs[j];
+            let mut a = [T::zero(); LANES];
+            let mut b = [T::zero(); LANES];
+            let mut gb = gp.chunks_exact(LANES);
+            let mut rb = rp.chunks_exact(LANES);
+            for (gs, rs) in (&mut gb).zip(&mut rb) {
+                for j in 0..LANES {
+                    a[j] += gs[j] * ((rs[j] - mu) * inv);
+                    b[j] += gs[j];
+                }
             }
+            for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
+                a[j] += gv * ((rv - mu) * inv);
+                b[j] += gv;
+            }
+            dgamma[c] += fold(&a);
+            dbeta[c] += fold(&b);
         }
-        for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
-            a[j] += gv * ((rv - mu) * inv);
-            b[j] += gv;
-        }
-        dgamma[c] += fold(&a);
-        dbeta[c] += fold(&b);
     }
 }
 
-/// BatchNorm's input gradient, then ReLU's backward, in place on `g`; adds the result's
-/// per-channel sums to `dbias` (the gradient of the bias of the convolution feeding the ReLU).
-///
-/// ≡ `bn_backward_input(p, var, dgamma, dbeta, m, xhat, g); relu_backward(r, g);
-/// conv_backward_bias(g, dbias)`.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize>(
-    p: &BatchNorm<T, C>,
-    mean: &SVector<T, C>,
-    var: &SVector<T, C>,
-    dgamma: &SVector<T, C>,
-    dbeta: &SVector<T, C>,
-    m: usize,
-    r: View<'_, T, C, H, W>,
-    g: ViewMut<'_, T, C, H, W>,
-    dbias: &mut SVector<T, C>,
-) {
-    assert_eq!(r.0.len(), g.0.len(), "bn_relu_backward: lengths differ");
-    let inv_m = T::one() / T::c(m as f64);
-    let hw = H * W;
-    for (k, (rp, gp)) in
-        r.0.chunks_exact(hw)
-            .zip(g.0.chunks_exact_mut(hw))
-            .enumerate()
-    {
-        let c = k % C;
-        let (mu, inv) = (mean[c], inv_std(var[c]));
-        let scale = p.weight[c] * inv;
-        let mb = dbeta[c] * inv_m;
-        let mg = dgamma[c] * inv_m;
-        let step = |gv: T, rv: T| {
-            let h = (rv - mu) * inv;
-            let d = scale * (gv - mb - h * mg);
-            if rv > T::zero() { d } else { T::zero() }
-        };
-        let mut acc = [T::zero(); LANES];
-        let mut gb = gp.chunks_exact_mut(LANES);
-        let mut rb = rp.chunks_exact(LANES);
-        for (gs, rs) in (&mut gb).zip(&mut rb) {
-            for j in 0..LANES {
-                let d = step(gs[j], rs[j]);
-                gs[j] = d;
+wide_pass! {
+    /// BatchNorm's input gradient, then ReLU's backward, in place on `g`; adds the result's
+    /// per-channel sums to `dbias` (the gradient of the bias of the convolution feeding the ReLU).
+    ///
+    /// ≡ `bn_backward_input(p, var, dgamma, dbeta, m, xhat, g); relu_backward(r, g);
+    /// conv_backward_bias(g, dbias)`.
+    pub fn bn_relu_backward(
+        p: &BatchNorm<T, C>,
+        mean: &SVector<T, C>,
+        var: &SVector<T, C>,
+        dgamma: &SVector<T, C>,
+        dbeta: &SVector<T, C>,
+        m: usize,
+        r: View<'_, T, C, H, W>,
+        g: ViewMut<'_, T, C, H, W>,
+        dbias: &mut SVector<T, C>,
+    ) {
+        assert_eq!(r.0.len(), g.0.len(), "bn_relu_backward: lengths differ");
+        let inv_m = T::one() / T::c(m as f64);
+        let hw = H * W;
+        for (k, (rp, gp)) in
+            r.0.chunks_exact(hw)
+                .zip(g.0.chunks_exact_mut(hw))
+                .enumerate()
+        {
+            let c = k % C;
+            let (mu, inv) = (mean[c], inv_std(var[c]));
+            let scale = p.weight[c] * inv;
+            let mb = dbeta[c] * inv_m;
+            let mg = dgamma[c] * inv_m;
+            let step = |gv: T, rv: T| {
+                let h = (rv - mu) * inv;
+                let d = scale * (gv - mb - h * mg);
+                if rv > T::zero() { d } else { T::zero() }
+            };
+            let mut acc = [T::zero(); LANES];
+            let mut gb = gp.chunks_exact_mut(LANES);
+            let mut rb = rp.chunks_exact(LANES);
+            for (gs, rs) in (&mut gb).zip(&mut rb) {
+                for j in 0..LANES {
+                    let d = step(gs[j], rs[j]);
+                    gs[j] = d;
+                    acc[j] += d;
+                }
+            }
+            for (j, (gv, &rv)) in gb
+                .into_remainder()
+                .iter_mut()
+                .zip(rb.remainder())
+                .enumerate()
+            {
+                let d = step(*gv, rv);
+                *gv = d;
                 acc[j] += d;
             }
+            dbias[c] += fold(&acc);
         }
-        for (j, (gv, &rv)) in gb
-            .into_remainder()
-            .iter_mut()
-            .zip(rb.remainder())
-            .enumerate()
-        {
-            let d = step(*gv, rv);
-            *gv = d;
-            acc[j] += d;
-        }
-        dbias[c] += fold(&acc);
     }
 }
 
-/// Evaluation: ReLU, then BatchNorm with the running statistics, in place.
-///
-/// ≡ `relu_forward(x); bn_forward_eval(p, running, x)`.
-#[inline(never)]
-pub fn relu_bn_eval<T: Float, const C: usize, const H: usize, const W: usize>(
-    p: &BatchNorm<T, C>,
-    running: &Running<T, C>,
-    x: ViewMut<'_, T, C, H, W>,
-) {
-    let eps = T::c(EPS);
-    for (k, xp) in x.0.chunks_exact_mut(H * W).enumerate() {
-        let c = k % C;
-        let scale = p.weight[c] / (running.var[c] + eps).sqrt();
-        let shift = p.bias[c] - running.mean[c] * scale;
-        for v in xp {
-            *v = relu(*v) * scale + shift;
+wide_pass! {
+    /// Evaluation: ReLU, then BatchNorm with the running statistics, in place.
+    ///
+    /// ≡ `relu_forward(x); bn_forward_eval(p, running, x)`.
+    pub fn relu_bn_eval(
+        p: &BatchNorm<T, C>,
+        running: &Running<T, C>,
+        x: ViewMut<'_, T, C, H, W>,
+    ) {
+        let eps = T::c(EPS);
+        for (k, xp) in x.0.chunks_exact_mut(H * W).enumerate() {
+            let c = k % C;
+            let scale = p.weight[c] / (running.var[c] + eps).sqrt();
+            let shift = p.bias[c] - running.mean[c] * scale;
+            for v in xp {
+                *v = relu(*v) * scale + shift;
+            }
         }
     }
 }

@@ -39,7 +39,12 @@ pub fn maxpool_forward<
             let ar = &mut ap[oy * OW..(oy + 1) * OW];
             for ox in 0..OW {
                 // Branch-free scan (selects, no indexing by the winner) so the loop vectorises.
-                let cand = [top[2 * ox], top[2 * ox + 1], bottom[2 * ox], bottom[2 * ox + 1]];
+                let cand = [
+                    top[2 * ox],
+                    top[2 * ox + 1],
+                    bottom[2 * ox],
+                    bottom[2 * ox + 1],
+                ];
                 let (mut best, mut arg) = (cand[0], 0u8);
                 for (k, &v) in cand.iter().enumerate().skip(1) {
                     let take = v > best || v.is_nan();
