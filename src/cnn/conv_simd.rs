@@ -1,0 +1,988 @@
+//! Hand-vectorised AVX-512 f32 kernels for the convolution of [`super::conv`] (stride 1, no
+//! padding, bias): forward, input gradient, weight gradient and bias gradient, one image at a
+//! time, by direct convolution (no im2col, no packing of the input).
+//!
+//! Every function here returns `false`, having done nothing, when it cannot run (the CPU lacks
+//! `avx512f`, the target is not x86-64, or the float type is not `f32`), so that the caller
+//! falls back to the generic GEMM path of [`super::conv`]. They compute the same sums as that
+//! path in another (fixed, thread-independent) order, so results agree to f32 rounding, not
+//! bit for bit.
+//!
+//! # Layout: the "wide" output row
+//! Images are NCHW as everywhere else (`[C, H, W]` row-major per image). A valid convolution
+//! reads `X[c, y+ki, x+kj]` for `y < OH`, `x < OW`. Index the output pixel `(y, x)` by the
+//! *wide* position `q = y·W + x`, i.e. with the input's row length `W` instead of `OW`: then
+//! the input element a tap `(c, ki, kj)` needs is `X[c·H·W + ki·W + kj + q]`, a fixed offset
+//! from `q`. Sixteen consecutive wide positions therefore read sixteen *consecutive* input
+//! floats: one unaligned `zmm` load per tap serves sixteen outputs. The price is that the
+//! positions with `x ≥ OW` (the last `K−1` of each wide row) are computed and thrown away:
+//! 2/26 = 8% of the lanes for conv2. The wide positions run from 0 to
+//! `(OH−1)·W + OW − 1`; the last vector is loaded with a mask, so nothing past the image is
+//! read.
+//!
+//! # Forward: `Y[o, q] = b[o] + Σ_k W[o, k]·X[off(k) + q]`
+//! Register tile: 8 output channels × 3 vectors of 16 wide positions = 24 `zmm`
+//! accumulators (of 32). Per tap `k = (c, ki, kj)`: 3 input loads, 8 weight broadcasts
+//! (`vbroadcastss`, each reused by 3 FMAs), 24 FMAs, so the loads (11, of which 3 may split a
+//! cache line) stay well under the FMA count. The weights are read in their own PyTorch
+//! layout `[COUT, CIN, K, K]`: a broadcast needs no transposition, so forward needs no
+//! prepared weights at all. The tile is written straight into NCHW: per vector,
+//! `vcompressps` packs the lanes with `x < OW` (which are consecutive output pixels) and one
+//! masked store writes them.
+//!
+//! # Input gradient: a forward pass over the zero-padded `dY`
+//! `dX[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dY[o, y−ki, x−kj]` is the valid correlation of
+//! `dY` zero-padded by `K−1` on every side with the flipped, transposed kernel
+//! `Wf[c, o, a, b] = W[o, c, K−1−a, K−1−b]`, so it runs the forward kernel (without bias).
+//! [`flip_weights`] builds `Wf` (`COUT·CIN·K·K` floats; once per step or per chunk, never per
+//! image); the padded `dY` lives in caller scratch. For `K = 1` there is no padding and `dY`
+//! is used in place.
+//!
+//! # Weight gradient: dot products over the wide positions
+//! `dW[o, k] += Σ_q dYw[o, q]·X[off(k) + q]` where `dYw` is `dY` laid out in wide rows with
+//! zeros at `x ≥ OW` (built in caller scratch; for `K = 1` with `OH·OW` a multiple of 16 it
+//! *is* `dY`). Register tile: 4 output channels × 6 taps = 24 accumulators, reduced over all
+//! wide positions of the image: per vector step 4 aligned-stride `dY` loads, 6 input loads,
+//! 24 FMAs. Each accumulator is then summed horizontally; 16 at a time by a
+//! shuffle-and-add transposition tree (about 3 instructions per dot product, against 39
+//! vector FMAs per dot product for conv2), and the 24 sums are **added** into `dw`, as
+//! [`super::conv::conv_backward_weight`] does.
+//!
+//! # Summation order
+//! Forward and input gradient: each output is one FMA chain over the taps in `(c, ki, kj)`
+//! order, starting from the bias (or zero). Weight and bias gradients: 16 lane-wise partial
+//! sums over the wide positions, then a fixed tree. Nothing depends on threads, so results are
+//! deterministic.
+//!
+//! # Supported shapes
+//! Any `CIN, COUT ≥ 1`, `K ≥ 1`, `H ≥ K`, `W ≥ K` (tails of the tiles are handled by smaller
+//! tiles and masks); the speed is designed for the network's shapes (`COUT` a multiple of 8,
+//! conv2 in particular).
+use super::conv::Conv;
+use super::float::Float;
+use super::tensor::{View, ViewMut};
+use nalgebra::SVector;
+use std::any::{Any, TypeId};
+use std::sync::OnceLock;
+
+/// Floats per `zmm` vector.
+pub const LANES: usize = 16;
+
+/// Whether the AVX-512 kernels can run on this machine (checked once, then cached).
+///
+/// Setting the environment variable `GRADSPEC_NO_AVX512` (to anything) before the first call
+/// turns them off, so that the generic path can be compared on the same machine.
+pub fn available() -> bool {
+    static FLAG: OnceLock<bool> = OnceLock::new();
+    *FLAG.get_or_init(|| std::env::var_os("GRADSPEC_NO_AVX512").is_none() && detect())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> bool {
+    false
+}
+
+/// Whether the batch functions (`try_*`) will run for float type `T`: `T` is `f32` and
+/// [`available`] holds.
+pub fn enabled<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>() && available()
+}
+
+/// Number of wide positions `(OH−1)·W + OW` of a convolution (see the module docs).
+pub const fn wide_positions(oh: usize, ow: usize, w: usize) -> usize {
+    (oh - 1) * w + ow
+}
+
+/// Number of 16-lane vectors covering the wide positions.
+pub const fn wide_vectors(oh: usize, ow: usize, w: usize) -> usize {
+    wide_positions(oh, ow, w).div_ceil(LANES)
+}
+
+/// Length of the flipped weights [`flip_weights`] writes: `COUT·CIN·K·K`.
+pub const fn flipped_len(cin: usize, cout: usize, k: usize) -> usize {
+    cout * cin * k * k
+}
+
+/// Scratch (floats) [`backward_input_image`] needs: the zero-padded `dY`,
+/// `COUT·(OH+2K−2)·(OW+2K−2)` (0 when `K = 1`).
+pub const fn backward_input_scratch_len(cout: usize, k: usize, oh: usize, ow: usize) -> usize {
+    if k == 1 {
+        0
+    } else {
+        cout * (oh + 2 * (k - 1)) * (ow + 2 * (k - 1))
+    }
+}
+
+/// Scratch (floats) [`backward_weight_image`] needs: `dY` in wide rows,
+/// `COUT·16·⌈((OH−1)·W + OW)/16⌉` (0 when `dY` can be used as it is: `W = OW` and `OH·OW` a
+/// multiple of 16).
+pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    if dy_is_wide(oh, ow, w) {
+        0
+    } else {
+        cout * wide_vectors(oh, ow, w) * LANES
+    }
+}
+
+/// Scratch (floats) that suffices for every `try_*` batch function of one convolution shape:
+/// the flipped weights plus the padded `dY`, or the wide `dY`, whichever is longer.
+pub const fn scratch_len(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> usize {
+    let _ = h;
+    let a = flipped_len(cin, cout, k) + backward_input_scratch_len(cout, k, oh, ow);
+    let b = backward_weight_scratch_len(cout, oh, ow, w);
+    if a > b { a } else { b }
+}
+
+const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
+    w == ow && (oh * ow) % LANES == 0
+}
+
+fn check_shapes<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>() {
+    const {
+        assert!(
+            KK == CIN * K * K
+                && OH + K == H + 1
+                && OW + K == W + 1
+                && CIN > 0
+                && COUT > 0
+                && K > 0
+                && OH > 0
+                && OW > 0
+        )
+    }
+}
+
+/// Writes `Wf[c, o, a, b] = W[o, c, K−1−a, K−1−b]` (row-major `[CIN, COUT, K, K]`), the
+/// kernel [`backward_input_image`] correlates the padded `dY` with.
+///
+/// # Panics
+/// If `wf.len() != COUT·CIN·K·K`.
+pub fn flip_weights<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(
+    p: &Conv<f32, CIN, COUT, K, KK>,
+    wf: &mut [f32],
+) {
+    const { assert!(KK == CIN * K * K) }
+    assert_eq!(wf.len(), KK * COUT, "flip_weights: wf length");
+    let w = p.weight.as_slice();
+    for o in 0..COUT {
+        for c in 0..CIN {
+            for ki in 0..K {
+                for kj in 0..K {
+                    let src = ((o * CIN + c) * K + ki) * K + kj;
+                    let dst = ((c * COUT + o) * K + (K - 1 - ki)) * K + (K - 1 - kj);
+                    wf[dst] = w[src];
+                }
+            }
+        }
+    }
+}
+
+/// Forward of one image: `y[o, oy, ox] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj]·x[c, oy+ki, ox+kj]`.
+///
+/// # Shapes
+/// `x: [CIN, H, W]` → `y: [COUT, OH, OW]` (overwritten). Same result as
+/// [`super::conv::conv_forward`] on one image, up to f32 rounding.
+///
+/// Returns `false` (and leaves `y` untouched) when AVX-512 is unavailable.
+///
+/// # Panics
+/// If a slice length does not match its shape (checked before anything else).
+pub fn forward_image<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv<f32, CIN, COUT, K, KK>,
+    x: &[f32],
+    y: &mut [f32],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(x.len(), CIN * H * W, "forward_image: x length");
+    assert_eq!(y.len(), COUT * OH * OW, "forward_image: y length");
+    if !available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let g = avx512::Geom {
+            cout: COUT,
+            h: H,
+            w: W,
+            oh: OH,
+            ow: OW,
+        };
+        // SAFETY: `available()` checked avx512f; the weight, bias, x and y lengths match the
+        // geometry (`KK·COUT`, `COUT`, `CIN·H·W`, `COUT·OH·OW`: asserted above and by the
+        // types), which is all `forward` requires.
+        unsafe {
+            avx512::forward::<CIN, K>(&g, p.weight.as_slice(), Some(p.bias.as_slice()), x, y);
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
+///
+/// # Shapes
+/// `wf`: the flipped weights of [`flip_weights`] (`COUT·CIN·K·K`); `dy: [COUT, OH, OW]` →
+/// `dx: [CIN, H, W]` (overwritten); `scratch` at least [`backward_input_scratch_len`]
+/// floats (its contents are irrelevant and are overwritten).
+///
+/// Returns `false` (and leaves `dx` untouched) when AVX-512 is unavailable.
+///
+/// # Panics
+/// If a slice length does not match its shape (checked before anything else).
+pub fn backward_input_image<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    wf: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(wf.len(), KK * COUT, "backward_input_image: wf length");
+    assert_eq!(dy.len(), COUT * OH * OW, "backward_input_image: dy length");
+    assert_eq!(dx.len(), CIN * H * W, "backward_input_image: dx length");
+    let pad_len = backward_input_scratch_len(COUT, K, OH, OW);
+    assert!(
+        scratch.len() >= pad_len,
+        "backward_input_image: scratch shorter than backward_input_scratch_len"
+    );
+    if !available() {
+        return false;
+    }
+    // The padded dY: [COUT, PH, PW], dy[o, i, j] at (i + K−1, j + K−1), zeros elsewhere.
+    let (ph, pw) = (OH + 2 * (K - 1), OW + 2 * (K - 1));
+    let src: &[f32] = if K == 1 {
+        dy
+    } else {
+        let pad = &mut scratch[..pad_len];
+        pad.fill(0.0);
+        for o in 0..COUT {
+            for i in 0..OH {
+                let at = (o * ph + i + K - 1) * pw + K - 1;
+                pad[at..at + OW].copy_from_slice(&dy[(o * OH + i) * OW..][..OW]);
+            }
+        }
+        pad
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        // A forward pass with COUT input channels of PH×PW and CIN output channels of H×W.
+        let g = avx512::Geom {
+            cout: CIN,
+            h: ph,
+            w: pw,
+            oh: H,
+            ow: W,
+        };
+        debug_assert_eq!(src.len(), COUT * ph * pw);
+        // SAFETY: avx512f checked by `available()`; `wf` holds `CIN` rows of `COUT·K·K`,
+        // `src` is `[COUT, PH, PW]` and `dx` is `[CIN, H, W]` with `H = PH−K+1`,
+        // `W = PW−K+1`: exactly the lengths `forward` requires for this geometry.
+        unsafe {
+            avx512::forward::<COUT, K>(&g, wf, None, src, dx);
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = src;
+        false
+    }
+}
+
+/// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
+/// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
+///
+/// # Shapes
+/// `dy: [COUT, OH, OW]`, `x: [CIN, H, W]`; `scratch` at least
+/// [`backward_weight_scratch_len`] floats (contents irrelevant, overwritten).
+///
+/// Returns `false` (and leaves `dw` untouched) when AVX-512 is unavailable.
+///
+/// # Panics
+/// If a slice length does not match its shape (checked before anything else).
+pub fn backward_weight_image<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut Conv<f32, CIN, COUT, K, KK>,
+    scratch: &mut [f32],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(dy.len(), COUT * OH * OW, "backward_weight_image: dy length");
+    assert_eq!(x.len(), CIN * H * W, "backward_weight_image: x length");
+    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
+    assert!(
+        scratch.len() >= wide_len,
+        "backward_weight_image: scratch shorter than backward_weight_scratch_len"
+    );
+    if !available() {
+        return false;
+    }
+    let row = wide_vectors(OH, OW, W) * LANES;
+    let dyw: &[f32] = if dy_is_wide(OH, OW, W) {
+        dy
+    } else {
+        let s = &mut scratch[..wide_len];
+        s.fill(0.0);
+        for o in 0..COUT {
+            for i in 0..OH {
+                s[o * row + i * W..][..OW].copy_from_slice(&dy[(o * OH + i) * OW..][..OW]);
+            }
+        }
+        s
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let g = avx512::Geom {
+            cout: COUT,
+            h: H,
+            w: W,
+            oh: OH,
+            ow: OW,
+        };
+        debug_assert_eq!(dyw.len(), COUT * row);
+        // SAFETY: avx512f checked by `available()`; `dyw` is `COUT` rows of
+        // `16·wide_vectors` floats, `x` is `[CIN, H, W]` and `dw.weight` is `COUT·KK`: the
+        // lengths `backward_weight` requires for this geometry.
+        unsafe {
+            avx512::backward_weight::<CIN, K>(&g, dyw, x, dw.weight.as_mut_slice());
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = dyw;
+        false
+    }
+}
+
+/// Bias gradient of one image, **added** into `db`: `db[o] += Σ_{y,x} dy[o, y, x]`.
+///
+/// Returns `false` (and leaves `db` untouched) when AVX-512 is unavailable.
+///
+/// # Panics
+/// If `dy.len() != COUT·OH·OW`.
+pub fn backward_bias_image<const COUT: usize, const OH: usize, const OW: usize>(
+    dy: &[f32],
+    db: &mut SVector<f32, COUT>,
+) -> bool {
+    assert_eq!(dy.len(), COUT * OH * OW, "backward_bias_image: dy length");
+    if !available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (o, d) in db.iter_mut().enumerate() {
+            // SAFETY: avx512f checked by `available()`; the plane is a plain slice.
+            *d += unsafe { avx512::sum(&dy[o * OH * OW..(o + 1) * OH * OW]) };
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+// ------------------------------------------------------------------ batch wrappers
+
+fn f32_slice<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: `T` is `f32`, so the memory is a valid `[f32]` of the same length, borrowed
+        // for the same lifetime.
+        Some(unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+fn f32_slice_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: `T` is `f32`, so the memory is a valid `[f32]` of the same length; the
+        // unique borrow moves into the result.
+        Some(unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+    } else {
+        None
+    }
+}
+
+/// [`super::conv::conv_forward`] over a batch, image by image with [`forward_image`], when
+/// [`enabled::<T>`](enabled); otherwise returns `false` having done nothing (fall back to the
+/// generic function). Needs no scratch.
+#[inline(never)]
+pub fn try_conv_forward<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv<T, CIN, COUT, K, KK>,
+    x: View<'_, T, CIN, H, W>,
+    y: ViewMut<'_, T, COUT, OH, OW>,
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(x.n(), y.n(), "try_conv_forward: batch sizes differ");
+    if !enabled::<T>() {
+        return false;
+    }
+    let (Some(p), Some(xs), Some(ys)) = (
+        (p as &dyn Any).downcast_ref::<Conv<f32, CIN, COUT, K, KK>>(),
+        f32_slice(x.0),
+        f32_slice_mut(y.0),
+    ) else {
+        return false;
+    };
+    let (xi, yi) = (CIN * H * W, COUT * OH * OW);
+    for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+        forward_image::<CIN, COUT, K, KK, H, W, OH, OW>(p, x, y);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_input`] over a batch (`dx` overwritten), image by image with
+/// [`backward_input_image`], when [`enabled::<T>`](enabled); otherwise returns `false` having
+/// done nothing. The weights are flipped once per call into the front of `scratch`, which
+/// needs [`scratch_len`] floats.
+#[inline(never)]
+pub fn try_conv_backward_input<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv<T, CIN, COUT, K, KK>,
+    dy: View<'_, T, COUT, OH, OW>,
+    dx: ViewMut<'_, T, CIN, H, W>,
+    scratch: &mut [T],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(
+        dx.n(),
+        dy.n(),
+        "try_conv_backward_input: batch sizes differ"
+    );
+    let fl = flipped_len(CIN, COUT, K);
+    assert!(
+        scratch.len() >= fl + backward_input_scratch_len(COUT, K, OH, OW),
+        "try_conv_backward_input: scratch shorter than scratch_len"
+    );
+    if !enabled::<T>() {
+        return false;
+    }
+    let (Some(p), Some(dys), Some(dxs), Some(s)) = (
+        (p as &dyn Any).downcast_ref::<Conv<f32, CIN, COUT, K, KK>>(),
+        f32_slice(dy.0),
+        f32_slice_mut(dx.0),
+        f32_slice_mut(scratch),
+    ) else {
+        return false;
+    };
+    let (wf, pad) = s.split_at_mut(fl);
+    flip_weights(p, wf);
+    let (dyi, dxi) = (COUT * OH * OW, CIN * H * W);
+    for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+        backward_input_image::<CIN, COUT, K, KK, H, W, OH, OW>(wf, dy, dx, pad);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_weight`] over a batch (**accumulates** into `dw.weight`,
+/// images in order), image by image with [`backward_weight_image`], when
+/// [`enabled::<T>`](enabled); otherwise returns `false` having done nothing. `scratch` needs
+/// [`scratch_len`] floats.
+#[inline(never)]
+pub fn try_conv_backward_weight<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    dy: View<'_, T, COUT, OH, OW>,
+    x: View<'_, T, CIN, H, W>,
+    dw: &mut Conv<T, CIN, COUT, K, KK>,
+    scratch: &mut [T],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(
+        x.n(),
+        dy.n(),
+        "try_conv_backward_weight: batch sizes differ"
+    );
+    assert!(
+        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
+        "try_conv_backward_weight: scratch shorter than scratch_len"
+    );
+    if !enabled::<T>() {
+        return false;
+    }
+    let (Some(dw), Some(dys), Some(xs), Some(s)) = (
+        (dw as &mut dyn Any).downcast_mut::<Conv<f32, CIN, COUT, K, KK>>(),
+        f32_slice(dy.0),
+        f32_slice(x.0),
+        f32_slice_mut(scratch),
+    ) else {
+        return false;
+    };
+    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
+    for (dy, x) in dys.chunks_exact(dyi).zip(xs.chunks_exact(xi)) {
+        backward_weight_image::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, s);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db`), with
+/// [`backward_bias_image`], when [`enabled::<T>`](enabled); otherwise returns `false`.
+#[inline(never)]
+pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
+    dy: View<'_, T, COUT, OH, OW>,
+    db: &mut SVector<T, COUT>,
+) -> bool {
+    if !enabled::<T>() {
+        return false;
+    }
+    let (Some(db), Some(dys)) = (
+        (db as &mut dyn Any).downcast_mut::<SVector<f32, COUT>>(),
+        f32_slice(dy.0),
+    ) else {
+        return false;
+    };
+    for dy in dys.chunks_exact(COUT * OH * OW) {
+        backward_bias_image::<COUT, OH, OW>(dy, db);
+    }
+    true
+}
+
+// ------------------------------------------------------------------ the kernels
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::LANES as L;
+    use std::arch::x86_64::*;
+
+    /// The geometry of one valid convolution as the kernels see it: `cout` output channels,
+    /// input planes `h×w`, output planes `oh×ow` (`= (h−K+1)×(w−K+1)`). The input channel
+    /// count and `K` are const parameters of the kernels.
+    pub(super) struct Geom {
+        pub cout: usize,
+        pub h: usize,
+        pub w: usize,
+        pub oh: usize,
+        pub ow: usize,
+    }
+
+    impl Geom {
+        fn total(&self) -> usize {
+            super::wide_positions(self.oh, self.ow, self.w)
+        }
+        fn nv(&self) -> usize {
+            super::wide_vectors(self.oh, self.ow, self.w)
+        }
+    }
+
+    /// One vector of 16 wide positions starting at `16·v`: which lanes may be loaded
+    /// (`q < total`), which are real outputs (also `x < ow`), the dense NCHW index of the
+    /// first real one and how many there are.
+    #[derive(Clone, Copy)]
+    struct Slot {
+        load: __mmask16,
+        valid: __mmask16,
+        dense: usize,
+        count: u32,
+    }
+
+    fn slot(g: &Geom, v: usize) -> Slot {
+        let total = g.total();
+        let (mut load, mut valid, mut dense) = (0u16, 0u16, None);
+        for i in 0..L {
+            let q = v * L + i;
+            if q < total {
+                load |= 1 << i;
+                let (y, x) = (q / g.w, q % g.w);
+                if x < g.ow {
+                    valid |= 1 << i;
+                    dense.get_or_insert(y * g.ow + x);
+                }
+            }
+        }
+        Slot {
+            load,
+            valid,
+            dense: dense.unwrap_or(0),
+            count: valid.count_ones(),
+        }
+    }
+
+    /// The forward pass of one image.
+    ///
+    /// # Safety
+    /// avx512f must be available; `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`),
+    /// `bias.len() = cout` if given, `x.len() = CIN·h·w`, `y.len() = cout·oh·ow`, and
+    /// `oh = h−K+1`, `ow = w−K+1`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward<const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        debug_assert_eq!(w.len(), g.cout * CIN * K * K);
+        debug_assert!(bias.is_none_or(|b| b.len() == g.cout));
+        debug_assert_eq!(x.len(), CIN * g.h * g.w);
+        debug_assert_eq!(y.len(), g.cout * g.oh * g.ow);
+        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        let nv = g.nv();
+        let mut v0 = 0;
+        while v0 < nv {
+            // SAFETY: the preconditions of `forward` are those of `forward_group`, and
+            // `v0 < nv`.
+            unsafe {
+                v0 += match nv - v0 {
+                    1 => forward_group::<1, CIN, K>(g, w, bias, x, y, v0),
+                    2 => forward_group::<2, CIN, K>(g, w, bias, x, y, v0),
+                    _ => forward_group::<3, CIN, K>(g, w, bias, x, y, v0),
+                };
+            }
+        }
+    }
+
+    /// All output channels of the `NPV` wide vectors from `v0`; returns `NPV`.
+    ///
+    /// # Safety
+    /// As [`forward`], and `v0 + NPV ≤ nv`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn forward_group<const NPV: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        v0: usize,
+    ) -> usize {
+        let slots: [Slot; NPV] = std::array::from_fn(|v| slot(g, v0 + v));
+        let mut o0 = 0;
+        while o0 < g.cout {
+            // SAFETY: preconditions of `forward_tile` hold: those of `forward`,
+            // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
+            unsafe {
+                o0 += match g.cout - o0 {
+                    1 => forward_tile::<1, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
+                    2 | 3 => forward_tile::<2, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
+                    4..=7 => forward_tile::<4, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
+                    _ => forward_tile::<8, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
+                };
+            }
+        }
+        NPV
+    }
+
+    /// Output channels `o0..o0+NO` of the wide vectors `v0..v0+NPV`; returns `NO`.
+    ///
+    /// # Safety
+    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, and `slots[v] = slot(g, v0 + v)`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn forward_tile<const NO: usize, const NPV: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        o0: usize,
+        v0: usize,
+        slots: &[Slot; NPV],
+    ) -> usize {
+        let kk = CIN * K * K;
+        let (hw, ww, ohow) = (g.h * g.w, g.w, g.oh * g.ow);
+        let mut acc = [[_mm512_setzero_ps(); NPV]; NO];
+        if let Some(b) = bias {
+            for (a, &b) in acc.iter_mut().zip(&b[o0..o0 + NO]) {
+                *a = [_mm512_set1_ps(b); NPV];
+            }
+        }
+        let wt = w[o0 * kk..(o0 + NO) * kk].as_ptr();
+        let xt = x.as_ptr();
+        // SAFETY (loads): weight reads are `wt[o·kk + k]` with `o < NO`, `k < kk`, inside the
+        // `NO·kk` sub-slice. An input load for vector `v` and tap `(c, ki, kj)` starts at
+        // `c·hw + ki·w + kj + q` with `q = 16·(v0+v)` its first wide position; `q < total`
+        // (as `v0 + v < nv`), and every lane it enables (`slots[v].load`) has `q' < total =
+        // (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`: in
+        // bounds. Masked-off lanes are not accessed.
+        unsafe {
+            for c in 0..CIN {
+                let xc = xt.add(c * hw + v0 * L);
+                let wc = wt.add(c * K * K);
+                for ki in 0..K {
+                    for kj in 0..K {
+                        let xp = xc.add(ki * ww + kj);
+                        let xv: [__m512; NPV] = std::array::from_fn(|v| {
+                            _mm512_maskz_loadu_ps(slots[v].load, xp.add(v * L))
+                        });
+                        for (o, a) in acc.iter_mut().enumerate() {
+                            let wv = _mm512_set1_ps(*wc.add(o * kk + ki * K + kj));
+                            for (a, &xv) in a.iter_mut().zip(&xv) {
+                                *a = _mm512_fmadd_ps(wv, xv, *a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let yp = y.as_mut_ptr();
+        for (v, s) in slots.iter().enumerate() {
+            let store = mask_low(s.count);
+            for (o, a) in acc.iter().enumerate() {
+                let packed = _mm512_maskz_compress_ps(s.valid, a[v]);
+                // SAFETY: the `count` real lanes are consecutive output pixels starting at the
+                // dense index `dense` of plane `o0 + o < cout`, all `< oh·ow` (or none: mask
+                // 0), so the store stays inside `y`.
+                unsafe {
+                    _mm512_mask_storeu_ps(yp.add((o0 + o) * ohow + s.dense), store, packed);
+                }
+            }
+        }
+        NO
+    }
+
+    /// The lowest `n ≤ 16` lanes.
+    fn mask_low(n: u32) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    /// The weight gradient of one image, added into `dw`.
+    ///
+    /// # Safety
+    /// avx512f must be available; `dyw.len() = cout·16·nv` (wide rows, zero at `x ≥ ow`),
+    /// `x.len() = CIN·h·w`, `dw.len() = cout·CIN·K·K`, and `oh = h−K+1`, `ow = w−K+1`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_weight<const CIN: usize, const K: usize>(
+        g: &Geom,
+        dyw: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+    ) {
+        let kk = CIN * K * K;
+        debug_assert_eq!(dyw.len(), g.cout * g.nv() * L);
+        debug_assert_eq!(x.len(), CIN * g.h * g.w);
+        debug_assert_eq!(dw.len(), g.cout * kk);
+        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        let mut o0 = 0;
+        while o0 < g.cout {
+            let no = match g.cout - o0 {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
+            let mut k0 = 0;
+            while k0 < kk {
+                // SAFETY: preconditions of `backward_weight_tile`: those of this function,
+                // `o0 + NO ≤ cout` and `k0 + NT ≤ kk` by the choice of `NO`, `NT`.
+                unsafe {
+                    k0 += match (no, kk - k0) {
+                        (4, 6..) => bw_tile::<4, 6, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (4, 3..=5) => bw_tile::<4, 3, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (4, _) => bw_tile::<4, 1, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (2, 6..) => bw_tile::<2, 6, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (2, _) => bw_tile::<2, 1, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (_, 6..) => bw_tile::<1, 6, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (_, _) => bw_tile::<1, 1, CIN, K>(g, dyw, x, dw, o0, k0),
+                    };
+                }
+            }
+            o0 += no;
+        }
+    }
+
+    /// `dw[o, k] += Σ_q dyw[o, q]·x[off(k) + q]` for `o0 ≤ o < o0+NO`, `k0 ≤ k < k0+NT`;
+    /// returns `NT`.
+    ///
+    /// # Safety
+    /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bw_tile<const NO: usize, const NT: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        dyw: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        o0: usize,
+        k0: usize,
+    ) -> usize {
+        const { assert!(NO * NT <= 32, "bw_tile reduces at most 32 accumulators") }
+        let kk = CIN * K * K;
+        let nv = g.nv();
+        let row = nv * L;
+        let hw = g.h * g.w;
+        let last = slot(g, nv - 1).load;
+        let off: [usize; NT] = std::array::from_fn(|t| {
+            let (c, r) = ((k0 + t) / (K * K), (k0 + t) % (K * K));
+            c * hw + (r / K) * g.w + r % K
+        });
+        let dyp = dyw[o0 * row..(o0 + NO) * row].as_ptr();
+        let xp = x.as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); NT]; NO];
+        // SAFETY (loads): `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
+        // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
+        // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`, the
+        // last is masked to `q < total`; and `off(k) + q < CIN·hw` for `q < total`, as in
+        // `forward_tile`.
+        unsafe {
+            for v in 0..nv {
+                let m = if v + 1 < nv { !0 } else { last };
+                let d: [__m512; NO] =
+                    std::array::from_fn(|o| _mm512_loadu_ps(dyp.add(o * row + v * L)));
+                for (t, &off) in off.iter().enumerate() {
+                    let xv = _mm512_maskz_loadu_ps(m, xp.add(off + v * L));
+                    for (a, &d) in acc.iter_mut().zip(&d) {
+                        a[t] = _mm512_fmadd_ps(d, xv, a[t]);
+                    }
+                }
+            }
+        }
+        // Horizontal sums, 16 accumulators at a time, in the order [o][t].
+        let flat: [[__m512; 16]; 2] = std::array::from_fn(|h| {
+            std::array::from_fn(|i| {
+                let i = 16 * h + i;
+                if i < NO * NT {
+                    acc[i / NT][i % NT]
+                } else {
+                    _mm512_setzero_ps()
+                }
+            })
+        });
+        let mut sums = [0.0f32; 32];
+        for (h, out) in sums.chunks_exact_mut(16).enumerate() {
+            if 16 * h < NO * NT {
+                // SAFETY: `out` is 16 floats.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), reduce16(flat[h])) };
+            }
+        }
+        for o in 0..NO {
+            let drow = &mut dw[(o0 + o) * kk + k0..][..NT];
+            for (d, s) in drow.iter_mut().zip(&sums[o * NT..(o + 1) * NT]) {
+                *d += s;
+            }
+        }
+        NT
+    }
+
+    /// `r[i] = Σ_lanes a[i]`: a transposition tree of 15 adds and 30 shuffles, then one
+    /// permutation into natural order.
+    #[target_feature(enable = "avx512f")]
+    fn reduce16(a: [__m512; 16]) -> __m512 {
+        // Level 1: 128-bit halves. l1[i] holds a[2i] in 128-lanes 0,1 and a[2i+1] in 2,3.
+        let l1: [__m512; 8] = std::array::from_fn(|i| {
+            let (p, q) = (a[2 * i], a[2 * i + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(p, q),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(p, q),
+            )
+        });
+        // Level 2: l2[j] holds a[4j + l] in 128-lane l.
+        let l2: [__m512; 4] = std::array::from_fn(|j| {
+            let (p, q) = (l1[2 * j], l1[2 * j + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(p, q),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(p, q),
+            )
+        });
+        // Level 3: in 128-lane l of l3[m], elements 0,1 belong to a[8m + l], 2,3 to
+        // a[8m + 4 + l].
+        let l3: [__m512; 2] = std::array::from_fn(|m| {
+            let (p, q) = (l2[2 * m], l2[2 * m + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0b01_00_01_00>(p, q),
+                _mm512_shuffle_ps::<0b11_10_11_10>(p, q),
+            )
+        });
+        // Level 4: element 4l + s holds the sum of a[4s + l].
+        let r = _mm512_add_ps(
+            _mm512_shuffle_ps::<0b10_00_10_00>(l3[0], l3[1]),
+            _mm512_shuffle_ps::<0b11_01_11_01>(l3[0], l3[1]),
+        );
+        let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_ps(idx, r)
+    }
+
+    /// `Σ s`: 16 lane-wise partial sums, then a fixed reduction tree.
+    ///
+    /// # Safety
+    /// avx512f must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sum(s: &[f32]) -> f32 {
+        let mut acc = _mm512_setzero_ps();
+        let mut chunks = s.chunks_exact(L);
+        for ch in &mut chunks {
+            // SAFETY: `ch` is 16 floats.
+            acc = _mm512_add_ps(acc, unsafe { _mm512_loadu_ps(ch.as_ptr()) });
+        }
+        let rest = chunks.remainder();
+        // SAFETY: the mask enables only the `rest.len() < 16` lanes inside `rest`.
+        let tail = unsafe { _mm512_maskz_loadu_ps(mask_low(rest.len() as u32), rest.as_ptr()) };
+        _mm512_reduce_add_ps(_mm512_add_ps(acc, tail))
+    }
+}
