@@ -130,7 +130,8 @@ pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: u
 }
 
 /// Scratch (floats) that suffices for every `try_*` batch function of one convolution shape:
-/// the flipped weights plus the padded `dY`, or the wide `dY`, whichever is longer.
+/// the flipped weights plus the padded `dY`, or the wide `dY` of [`weight_group_len`] images,
+/// whichever is longer.
 pub const fn scratch_len(
     cin: usize,
     cout: usize,
@@ -142,7 +143,7 @@ pub const fn scratch_len(
 ) -> usize {
     let _ = h;
     let a = flipped_len(cin, cout, k) + backward_input_scratch_len(cout, k, oh, ow);
-    let b = backward_weight_scratch_len(cout, oh, ow, w);
+    let b = weight_group_len(oh, ow, w) * backward_weight_scratch_len(cout, oh, ow, w);
     if a > b { a } else { b }
 }
 
@@ -368,18 +369,60 @@ pub fn backward_weight_image<
     if !available() {
         return false;
     }
-    let row = wide_vectors(OH, OW, W) * LANES;
-    let dyw: &[f32] = if dy_is_wide(OH, OW, W) {
-        dy
+    weight_group::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, scratch)
+}
+
+/// Images per call of the weight-gradient kernel in [`try_conv_backward_weight`]: enough that
+/// each accumulator sums at least ~64 vectors before its horizontal reduction (1 for conv2,
+/// 8 for the small late layers), at most 8.
+pub const fn weight_group_len(oh: usize, ow: usize, w: usize) -> usize {
+    let g = 64 / wide_vectors(oh, ow, w);
+    if g < 1 {
+        1
+    } else if g > 8 {
+        8
     } else {
-        let s = &mut scratch[..wide_len];
-        s.fill(0.0);
-        for o in 0..COUT {
-            for i in 0..OH {
-                s[o * row + i * W..][..OW].copy_from_slice(&dy[(o * OH + i) * OW..][..OW]);
+        g
+    }
+}
+
+/// The weight gradient of `n ≥ 1` images (`dy`, `x` hold exactly `n` each), summed in
+/// registers and added into `dw`. `scratch` needs `n·backward_weight_scratch_len` floats.
+/// Returns `true` (callers have checked `available()`), or `false` on other targets.
+fn weight_group<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut Conv<f32, CIN, COUT, K, KK>,
+    scratch: &mut [f32],
+) -> bool {
+    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
+    let n = dy.len() / dyi;
+    assert!(n >= 1 && dy.len() == n * dyi && x.len() == n * xi);
+    let row = wide_vectors(OH, OW, W) * LANES;
+    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
+    let (dyw, dy_stride): (&[f32], usize) = if dy_is_wide(OH, OW, W) {
+        (dy, dyi)
+    } else {
+        let s = &mut scratch[..n * wide_len];
+        for (img, dyimg) in s.chunks_exact_mut(wide_len).zip(dy.chunks_exact(dyi)) {
+            for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
+                // Wide rows: OW values, then W − OW zeros; zeros up to 16·nv.
+                orow.fill(0.0);
+                for (i, r) in dyo.chunks_exact(OW).enumerate() {
+                    orow[i * W..i * W + OW].copy_from_slice(r);
+                }
             }
         }
-        s
+        (s, wide_len)
     };
     #[cfg(target_arch = "x86_64")]
     {
@@ -390,18 +433,26 @@ pub fn backward_weight_image<
             oh: OH,
             ow: OW,
         };
-        debug_assert_eq!(dyw.len(), COUT * row);
-        // SAFETY: avx512f checked by `available()`; `dyw` is `COUT` rows of
-        // `16·wide_vectors` floats, `x` is `[CIN, H, W]` and `dw.weight` is `COUT·KK`: the
-        // lengths `backward_weight` requires for this geometry.
+        let grp = avx512::Group {
+            n,
+            dyw,
+            dy_stride,
+            x,
+            x_stride: xi,
+        };
+        debug_assert!(dyw.len() >= (n - 1) * dy_stride + COUT * row);
+        // SAFETY: callers checked avx512f (`available()`); each of the `n` images has `COUT`
+        // wide rows of `16·nv` floats at stride `dy_stride` in `dyw` and a `[CIN, H, W]`
+        // input at stride `CIN·H·W` in `x` (lengths asserted above), and `dw.weight` is
+        // `COUT·KK`: what `backward_weight` requires.
         unsafe {
-            avx512::backward_weight::<CIN, K>(&g, dyw, x, dw.weight.as_mut_slice());
+            avx512::backward_weight::<CIN, K>(&g, &grp, dw.weight.as_mut_slice());
         }
         true
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = dyw;
+        let _ = (dyw, dy_stride, row);
         false
     }
 }
@@ -574,7 +625,7 @@ pub fn try_conv_backward_weight<
         "try_conv_backward_weight: batch sizes differ"
     );
     assert!(
-        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= weight_group_len(OH, OW, W) * backward_weight_scratch_len(COUT, OH, OW, W),
         "try_conv_backward_weight: scratch shorter than scratch_len"
     );
     if !enabled::<T>() {
@@ -589,8 +640,9 @@ pub fn try_conv_backward_weight<
         return false;
     };
     let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
-    for (dy, x) in dys.chunks_exact(dyi).zip(xs.chunks_exact(xi)) {
-        backward_weight_image::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, s);
+    let gl = weight_group_len(OH, OW, W);
+    for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
+        weight_group::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, s);
     }
     true
 }
@@ -658,15 +710,17 @@ mod avx512 {
     fn slot(g: &Geom, v: usize) -> Slot {
         let total = g.total();
         let (mut load, mut valid, mut dense) = (0u16, 0u16, None);
-        for i in 0..L {
-            let q = v * L + i;
-            if q < total {
-                load |= 1 << i;
-                let (y, x) = (q / g.w, q % g.w);
-                if x < g.ow {
-                    valid |= 1 << i;
-                    dense.get_or_insert(y * g.ow + x);
-                }
+        let q0 = v * L;
+        let (mut y, mut x) = (q0 / g.w, q0 % g.w);
+        for i in 0..L.min(total.saturating_sub(q0)) {
+            load |= 1 << i;
+            if x < g.ow {
+                valid |= 1 << i;
+                dense.get_or_insert(y * g.ow + x);
+            }
+            x += 1;
+            if x == g.w {
+                (x, y) = (0, y + 1);
             }
         }
         Slot {
@@ -814,23 +868,37 @@ mod avx512 {
         ((1u32 << n) - 1) as __mmask16
     }
 
-    /// The weight gradient of one image, added into `dw`.
+    /// Where the images of a weight-gradient group are: `n` images, image `i`'s wide `dY`
+    /// row `o` at `dyw[i·dy_stride + o·16·nv ..]`, its input at `x[i·x_stride ..]`.
+    pub(super) struct Group<'a> {
+        pub n: usize,
+        pub dyw: &'a [f32],
+        pub dy_stride: usize,
+        pub x: &'a [f32],
+        pub x_stride: usize,
+    }
+
+    /// The weight gradient of a group of images, summed over the images and added into `dw`.
     ///
     /// # Safety
-    /// avx512f must be available; `dyw.len() = cout·16·nv` (wide rows, zero at `x ≥ ow`),
-    /// `x.len() = CIN·h·w`, `dw.len() = cout·CIN·K·K`, and `oh = h−K+1`, `ow = w−K+1`.
+    /// avx512f must be available; `n ≥ 1`; each image's `dY` is `cout` wide rows of `16·nv`
+    /// floats (zero at `x ≥ ow`): `dyw.len() ≥ (n−1)·dy_stride + cout·16·nv`; each input is
+    /// `[CIN, h, w]`: `x.len() ≥ (n−1)·x_stride + CIN·h·w`; `dw.len() = cout·CIN·K·K`; and
+    /// `oh = h−K+1`, `ow = w−K+1`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn backward_weight<const CIN: usize, const K: usize>(
         g: &Geom,
-        dyw: &[f32],
-        x: &[f32],
+        grp: &Group<'_>,
         dw: &mut [f32],
     ) {
         let kk = CIN * K * K;
-        debug_assert_eq!(dyw.len(), g.cout * g.nv() * L);
-        debug_assert_eq!(x.len(), CIN * g.h * g.w);
+        let row = g.nv() * L;
+        debug_assert!(grp.n >= 1);
+        debug_assert!(grp.dyw.len() >= (grp.n - 1) * grp.dy_stride + g.cout * row);
+        debug_assert!(grp.x.len() >= (grp.n - 1) * grp.x_stride + CIN * g.h * g.w);
         debug_assert_eq!(dw.len(), g.cout * kk);
         debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        let last = slot(g, g.nv() - 1).load;
         let mut o0 = 0;
         while o0 < g.cout {
             let no = match g.cout - o0 {
@@ -840,17 +908,18 @@ mod avx512 {
             };
             let mut k0 = 0;
             while k0 < kk {
-                // SAFETY: preconditions of `backward_weight_tile`: those of this function,
-                // `o0 + NO ≤ cout` and `k0 + NT ≤ kk` by the choice of `NO`, `NT`.
+                // SAFETY: preconditions of `bw_tile`: those of this function,
+                // `o0 + NO ≤ cout` and `k0 + NT ≤ kk` by the choice of `NO`, `NT`, and `last`
+                // is the load mask of the last vector.
                 unsafe {
                     k0 += match (no, kk - k0) {
-                        (4, 6..) => bw_tile::<4, 6, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (4, 3..=5) => bw_tile::<4, 3, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (4, _) => bw_tile::<4, 1, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (2, 6..) => bw_tile::<2, 6, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (2, _) => bw_tile::<2, 1, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (_, 6..) => bw_tile::<1, 6, CIN, K>(g, dyw, x, dw, o0, k0),
-                        (_, _) => bw_tile::<1, 1, CIN, K>(g, dyw, x, dw, o0, k0),
+                        (4, 6..) => bw_tile::<4, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (4, 3..=5) => bw_tile::<4, 3, CIN, K>(g, grp, last, dw, o0, k0),
+                        (4, _) => bw_tile::<4, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                        (2, 6..) => bw_tile::<2, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (2, _) => bw_tile::<2, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                        (_, 6..) => bw_tile::<1, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (_, _) => bw_tile::<1, 1, CIN, K>(g, grp, last, dw, o0, k0),
                     };
                 }
             }
@@ -858,16 +927,17 @@ mod avx512 {
         }
     }
 
-    /// `dw[o, k] += Σ_q dyw[o, q]·x[off(k) + q]` for `o0 ≤ o < o0+NO`, `k0 ≤ k < k0+NT`;
-    /// returns `NT`.
+    /// `dw[o, k] += Σ_i Σ_q dyw_i[o, q]·x_i[off(k) + q]` for `o0 ≤ o < o0+NO`,
+    /// `k0 ≤ k < k0+NT`; returns `NT`.
     ///
     /// # Safety
-    /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`.
+    /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`, and `last` is the load
+    /// mask of the last wide vector.
     #[target_feature(enable = "avx512f")]
     unsafe fn bw_tile<const NO: usize, const NT: usize, const CIN: usize, const K: usize>(
         g: &Geom,
-        dyw: &[f32],
-        x: &[f32],
+        grp: &Group<'_>,
+        last: __mmask16,
         dw: &mut [f32],
         o0: usize,
         k0: usize,
@@ -877,28 +947,29 @@ mod avx512 {
         let nv = g.nv();
         let row = nv * L;
         let hw = g.h * g.w;
-        let last = slot(g, nv - 1).load;
         let off: [usize; NT] = std::array::from_fn(|t| {
             let (c, r) = ((k0 + t) / (K * K), (k0 + t) % (K * K));
             c * hw + (r / K) * g.w + r % K
         });
-        let dyp = dyw[o0 * row..(o0 + NO) * row].as_ptr();
-        let xp = x.as_ptr();
         let mut acc = [[_mm512_setzero_ps(); NT]; NO];
-        // SAFETY (loads): `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
-        // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
-        // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`, the
-        // last is masked to `q < total`; and `off(k) + q < CIN·hw` for `q < total`, as in
-        // `forward_tile`.
-        unsafe {
-            for v in 0..nv {
-                let m = if v + 1 < nv { !0 } else { last };
-                let d: [__m512; NO] =
-                    std::array::from_fn(|o| _mm512_loadu_ps(dyp.add(o * row + v * L)));
-                for (t, &off) in off.iter().enumerate() {
-                    let xv = _mm512_maskz_loadu_ps(m, xp.add(off + v * L));
-                    for (a, &d) in acc.iter_mut().zip(&d) {
-                        a[t] = _mm512_fmadd_ps(d, xv, a[t]);
+        for i in 0..grp.n {
+            let dyp = grp.dyw[i * grp.dy_stride + o0 * row..][..NO * row].as_ptr();
+            let xp = grp.x[i * grp.x_stride..][..CIN * hw].as_ptr();
+            // SAFETY (loads): `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
+            // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
+            // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`,
+            // the last is masked to `q < total`; and `off(k) + q < CIN·hw` for `q < total`,
+            // as in `forward_tile`.
+            unsafe {
+                for v in 0..nv {
+                    let m = if v + 1 < nv { !0 } else { last };
+                    let d: [__m512; NO] =
+                        std::array::from_fn(|o| _mm512_loadu_ps(dyp.add(o * row + v * L)));
+                    for (t, &off) in off.iter().enumerate() {
+                        let xv = _mm512_maskz_loadu_ps(m, xp.add(off + v * L));
+                        for (a, &d) in acc.iter_mut().zip(&d) {
+                            a[t] = _mm512_fmadd_ps(d, xv, a[t]);
+                        }
                     }
                 }
             }
@@ -974,15 +1045,25 @@ mod avx512 {
     /// avx512f must be available.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn sum(s: &[f32]) -> f32 {
-        let mut acc = _mm512_setzero_ps();
-        let mut chunks = s.chunks_exact(L);
-        for ch in &mut chunks {
-            // SAFETY: `ch` is 16 floats.
-            acc = _mm512_add_ps(acc, unsafe { _mm512_loadu_ps(ch.as_ptr()) });
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut blocks = s.chunks_exact(4 * L);
+        for b in &mut blocks {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `b` is 64 floats, so lanes `16j .. 16j+16` are inside it.
+                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(b.as_ptr().add(j * L)) });
+            }
         }
-        let rest = chunks.remainder();
-        // SAFETY: the mask enables only the `rest.len() < 16` lanes inside `rest`.
-        let tail = unsafe { _mm512_maskz_loadu_ps(mask_low(rest.len() as u32), rest.as_ptr()) };
-        _mm512_reduce_add_ps(_mm512_add_ps(acc, tail))
+        let mut chunks = blocks.remainder().chunks(L);
+        for a in &mut acc {
+            let Some(ch) = chunks.next() else { break };
+            // SAFETY: the mask enables only the `ch.len() ≤ 16` lanes inside `ch`.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask_low(ch.len() as u32), ch.as_ptr()) };
+            *a = _mm512_add_ps(*a, v);
+        }
+        let s = _mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        );
+        _mm512_reduce_add_ps(s)
     }
 }
