@@ -47,7 +47,7 @@ fn conv<
     let mut y = vec![0.0f32; B * COUT * OH * OW];
     let mut dx = vec![0.0f32; B * CIN * H * W];
     let mut col = vec![0.0f32; col_len(KK, OH, OW)];
-    let mut scratch = vec![0.0f32; scratch_len(CIN, COUT, K, H, W, OH, OW)];
+    let mut scratch = vec![0.0f32; scratch_len(COUT, OH, OW, W)];
     let mut dp = Conv::<f32, CIN, COUT, K, KK>::zeros();
     let shape = format!("f32_b{B}_{CIN}x{H}x{W}_k{K}");
     let simd = available();

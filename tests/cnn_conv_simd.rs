@@ -21,9 +21,8 @@ use gradspec::cnn::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    self, available, backward_input_scratch_len, backward_weight_scratch_len, flip_weights,
-    flipped_len, scratch_len, try_conv_backward_bias, try_conv_backward_input,
-    try_conv_backward_weight, try_conv_forward,
+    self, available, backward_weight_scratch_len, scratch_len, try_conv_backward_bias,
+    try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
 };
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
@@ -199,7 +198,7 @@ fn compare<
         Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
     }
     let p = conv_of::<f32, CIN, COUT, K, KK>(&ws, &b);
-    let mut scratch = vec![f32::NAN; scratch_len(CIN, COUT, K, H, W, OH, OW)];
+    let mut scratch = vec![f32::NAN; scratch_len(COUT, OH, OW, W)];
     // NaN-filled outputs: anything the kernels fail to write shows up.
     let mut y = vec![f32::NAN; n * yi];
     assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
@@ -367,7 +366,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
     let p = conv_of::<f32, CIN, COUT, 3, 144>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
     let x = seeded(2 * CIN * 26 * 26, 3);
     let dy = seeded(2 * COUT * 24 * 24, 4);
-    let mut scratch = vec![0.0f32; scratch_len(CIN, COUT, 3, 26, 26, 24, 24)];
+    let mut scratch = vec![0.0f32; scratch_len(COUT, 24, 24, 26)];
 
     let mut y_batch = vec![0.0f32; dy.len()];
     assert!(try_conv_forward::<f32, CIN, COUT, 3, 144, 26, 26, 24, 24>(
@@ -375,9 +374,6 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         View(&x),
         ViewMut(&mut y_batch)
     ));
-    let mut wf = vec![0.0f32; flipped_len(CIN, COUT, 3)];
-    flip_weights(&p, &mut wf);
-    let mut pad = vec![0.0f32; backward_input_scratch_len(COUT, 3, 24, 24)];
     let mut wide = vec![0.0f32; backward_weight_scratch_len(COUT, 24, 24, 26)];
     let mut dx_batch = vec![0.0f32; x.len()];
     assert!(try_conv_backward_input::<
@@ -421,7 +417,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
             26,
             24,
             24,
-        >(&wf, dyi, &mut dx, &mut pad));
+        >(&p, dyi, &mut dx, &mut wide));
         assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
         assert!(conv_simd::backward_weight_image::<
             CIN,

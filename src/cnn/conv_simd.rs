@@ -103,22 +103,8 @@ pub const fn wide_vectors(oh: usize, ow: usize, w: usize) -> usize {
     wide_positions(oh, ow, w).div_ceil(LANES)
 }
 
-/// Length of the flipped weights [`flip_weights`] writes: `COUT·CIN·K·K`.
-pub const fn flipped_len(cin: usize, cout: usize, k: usize) -> usize {
-    cout * cin * k * k
-}
-
-/// Scratch (floats) [`backward_input_image`] needs: the zero-padded `dY`,
-/// `COUT·(OH+2K−2)·(OW+2K−2)` (0 when `K = 1`).
-pub const fn backward_input_scratch_len(cout: usize, k: usize, oh: usize, ow: usize) -> usize {
-    if k == 1 {
-        0
-    } else {
-        cout * (oh + 2 * (k - 1)) * (ow + 2 * (k - 1))
-    }
-}
-
-/// Scratch (floats) [`backward_weight_image`] needs: `dY` in wide rows,
+/// Scratch (floats) [`backward_weight_image`] and [`backward_input_image`] need: `dY` in wide
+/// rows,
 /// `COUT·16·⌈((OH−1)·W + OW)/16⌉` (0 when `dY` can be used as it is: `W = OW` and `OH·OW` a
 /// multiple of 16).
 pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
@@ -130,21 +116,9 @@ pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: u
 }
 
 /// Scratch (floats) that suffices for every `try_*` batch function of one convolution shape:
-/// the flipped weights plus the padded `dY`, or the wide `dY` of [`weight_group_len`] images,
-/// whichever is longer.
-pub const fn scratch_len(
-    cin: usize,
-    cout: usize,
-    k: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-) -> usize {
-    let _ = h;
-    let a = flipped_len(cin, cout, k) + backward_input_scratch_len(cout, k, oh, ow);
-    let b = weight_group_len(oh, ow, w) * backward_weight_scratch_len(cout, oh, ow, w);
-    if a > b { a } else { b }
+/// the wide `dY` of [`weight_group_len`] images.
+pub const fn scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    weight_group_len(oh, ow, w) * backward_weight_scratch_len(cout, oh, ow, w)
 }
 
 const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
@@ -172,31 +146,6 @@ fn check_shapes<
                 && OH > 0
                 && OW > 0
         )
-    }
-}
-
-/// Writes `Wf[c, o, a, b] = W[o, c, K−1−a, K−1−b]` (row-major `[CIN, COUT, K, K]`), the
-/// kernel [`backward_input_image`] correlates the padded `dY` with.
-///
-/// # Panics
-/// If `wf.len() != COUT·CIN·K·K`.
-pub fn flip_weights<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(
-    p: &Conv<f32, CIN, COUT, K, KK>,
-    wf: &mut [f32],
-) {
-    const { assert!(KK == CIN * K * K) }
-    assert_eq!(wf.len(), KK * COUT, "flip_weights: wf length");
-    let w = p.weight.as_slice();
-    for o in 0..COUT {
-        for c in 0..CIN {
-            for ki in 0..K {
-                for kj in 0..K {
-                    let src = ((o * CIN + c) * K + ki) * K + kj;
-                    let dst = ((c * COUT + o) * K + (K - 1 - ki)) * K + (K - 1 - kj);
-                    wf[dst] = w[src];
-                }
-            }
-        }
     }
 }
 
@@ -243,7 +192,7 @@ pub fn forward_image<
         // geometry (`KK·COUT`, `COUT`, `CIN·H·W`, `COUT·OH·OW`: asserted above and by the
         // types), which is all `forward` requires.
         unsafe {
-            avx512::forward::<CIN, K>(&g, p.weight.as_slice(), Some(p.bias.as_slice()), x, y);
+            avx512::forward::<CIN, K>(&g, p.weight.as_slice(), p.bias.as_slice(), x, y);
         }
         true
     }
@@ -256,9 +205,9 @@ pub fn forward_image<
 /// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
 ///
 /// # Shapes
-/// `wf`: the flipped weights of [`flip_weights`] (`COUT·CIN·K·K`); `dy: [COUT, OH, OW]` →
-/// `dx: [CIN, H, W]` (overwritten); `scratch` at least [`backward_input_scratch_len`]
-/// floats (its contents are irrelevant and are overwritten).
+/// `dy: [COUT, OH, OW]` → `dx: [CIN, H, W]` (overwritten); `scratch` at least
+/// [`backward_weight_scratch_len`] floats (contents irrelevant, overwritten). The weights are
+/// used as they are.
 ///
 /// Returns `false` (and leaves `dx` untouched) when AVX-512 is unavailable.
 ///
@@ -274,60 +223,43 @@ pub fn backward_input_image<
     const OH: usize,
     const OW: usize,
 >(
-    wf: &[f32],
+    p: &Conv<f32, CIN, COUT, K, KK>,
     dy: &[f32],
     dx: &mut [f32],
     scratch: &mut [f32],
 ) -> bool {
     check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    assert_eq!(wf.len(), KK * COUT, "backward_input_image: wf length");
     assert_eq!(dy.len(), COUT * OH * OW, "backward_input_image: dy length");
     assert_eq!(dx.len(), CIN * H * W, "backward_input_image: dx length");
-    let pad_len = backward_input_scratch_len(COUT, K, OH, OW);
     assert!(
-        scratch.len() >= pad_len,
-        "backward_input_image: scratch shorter than backward_input_scratch_len"
+        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
+        "backward_input_image: scratch shorter than backward_weight_scratch_len"
     );
     if !available() {
         return false;
     }
-    // The padded dY: [COUT, PH, PW], dy[o, i, j] at (i + K−1, j + K−1), zeros elsewhere.
-    let (ph, pw) = (OH + 2 * (K - 1), OW + 2 * (K - 1));
-    let src: &[f32] = if K == 1 {
-        dy
-    } else {
-        let pad = &mut scratch[..pad_len];
-        pad.fill(0.0);
-        for o in 0..COUT {
-            for i in 0..OH {
-                let at = (o * ph + i + K - 1) * pw + K - 1;
-                pad[at..at + OW].copy_from_slice(&dy[(o * OH + i) * OW..][..OW]);
-            }
-        }
-        pad
-    };
+    let (dyw, _) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
     #[cfg(target_arch = "x86_64")]
     {
-        // A forward pass with COUT input channels of PH×PW and CIN output channels of H×W.
         let g = avx512::Geom {
-            cout: CIN,
-            h: ph,
-            w: pw,
-            oh: H,
-            ow: W,
+            cout: COUT,
+            h: H,
+            w: W,
+            oh: OH,
+            ow: OW,
         };
-        debug_assert_eq!(src.len(), COUT * ph * pw);
-        // SAFETY: avx512f checked by `available()`; `wf` holds `CIN` rows of `COUT·K·K`,
-        // `src` is `[COUT, PH, PW]` and `dx` is `[CIN, H, W]` with `H = PH−K+1`,
-        // `W = PW−K+1`: exactly the lengths `forward` requires for this geometry.
+        let dyw = &dyw[..COUT * wide_vectors(OH, OW, W) * LANES];
+        // SAFETY: avx512f checked by `available()`; `p.weight` is `COUT·KK`, `dyw` is `COUT`
+        // wide rows of `16·nv` floats (sliced just above), `dx` is `[CIN, H, W]`: what
+        // `backward_input` requires.
         unsafe {
-            avx512::forward::<COUT, K>(&g, wf, None, src, dx);
+            avx512::backward_input::<CIN, K>(&g, p.weight.as_slice(), dyw, dx);
         }
         true
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = src;
+        let _ = (p, dyw);
         false
     }
 }
@@ -372,6 +304,34 @@ pub fn backward_weight_image<
     weight_group::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, scratch)
 }
 
+/// `dy` (whole images `[COUT, OH, OW]`) in wide rows (see the module docs): `COUT` rows of
+/// `16·nv` floats per image, `x ≥ OW` and the tail zero; returns the rows and the image
+/// stride. When `dy` is already wide (`W = OW`, `OH·OW` a multiple of 16) it is returned as it
+/// is; otherwise the rows are built in `scratch`, which needs
+/// `images·backward_weight_scratch_len` floats.
+fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usize>(
+    dy: &'a [f32],
+    scratch: &'a mut [f32],
+) -> (&'a [f32], usize) {
+    let dyi = COUT * OH * OW;
+    if dy_is_wide(OH, OW, W) {
+        return (dy, dyi);
+    }
+    let n = dy.len() / dyi;
+    let row = wide_vectors(OH, OW, W) * LANES;
+    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
+    let s = &mut scratch[..n * wide_len];
+    for (img, dyimg) in s.chunks_exact_mut(wide_len).zip(dy.chunks_exact(dyi)) {
+        for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
+            orow.fill(0.0);
+            for (i, r) in dyo.chunks_exact(OW).enumerate() {
+                orow[i * W..i * W + OW].copy_from_slice(r);
+            }
+        }
+    }
+    (s, wide_len)
+}
+
 /// Images per call of the weight-gradient kernel in [`try_conv_backward_weight`]: enough that
 /// each accumulator sums at least ~64 vectors before its horizontal reduction (1 for conv2,
 /// 8 for the small late layers), at most 8.
@@ -408,22 +368,7 @@ fn weight_group<
     let n = dy.len() / dyi;
     assert!(n >= 1 && dy.len() == n * dyi && x.len() == n * xi);
     let row = wide_vectors(OH, OW, W) * LANES;
-    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
-    let (dyw, dy_stride): (&[f32], usize) = if dy_is_wide(OH, OW, W) {
-        (dy, dyi)
-    } else {
-        let s = &mut scratch[..n * wide_len];
-        for (img, dyimg) in s.chunks_exact_mut(wide_len).zip(dy.chunks_exact(dyi)) {
-            for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
-                // Wide rows: OW values, then W − OW zeros; zeros up to 16·nv.
-                orow.fill(0.0);
-                for (i, r) in dyo.chunks_exact(OW).enumerate() {
-                    orow[i * W..i * W + OW].copy_from_slice(r);
-                }
-            }
-        }
-        (s, wide_len)
-    };
+    let (dyw, dy_stride) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
     #[cfg(target_arch = "x86_64")]
     {
         let g = avx512::Geom {
@@ -547,8 +492,7 @@ pub fn try_conv_forward<
 
 /// [`super::conv::conv_backward_input`] over a batch (`dx` overwritten), image by image with
 /// [`backward_input_image`], when [`enabled::<T>`](enabled); otherwise returns `false` having
-/// done nothing. The weights are flipped once per call into the front of `scratch`, which
-/// needs [`scratch_len`] floats.
+/// done nothing. `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_input<
     T: Float,
@@ -567,14 +511,9 @@ pub fn try_conv_backward_input<
     scratch: &mut [T],
 ) -> bool {
     check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    assert_eq!(
-        dx.n(),
-        dy.n(),
-        "try_conv_backward_input: batch sizes differ"
-    );
-    let fl = flipped_len(CIN, COUT, K);
+    assert_eq!(dx.n(), dy.n(), "try_conv_backward_input: batch sizes differ");
     assert!(
-        scratch.len() >= fl + backward_input_scratch_len(COUT, K, OH, OW),
+        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
         "try_conv_backward_input: scratch shorter than scratch_len"
     );
     if !enabled::<T>() {
@@ -588,11 +527,9 @@ pub fn try_conv_backward_input<
     ) else {
         return false;
     };
-    let (wf, pad) = s.split_at_mut(fl);
-    flip_weights(p, wf);
     let (dyi, dxi) = (COUT * OH * OW, CIN * H * W);
     for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
-        backward_input_image::<CIN, COUT, K, KK, H, W, OH, OW>(wf, dy, dx, pad);
+        backward_input_image::<CIN, COUT, K, KK, H, W, OH, OW>(p, dy, dx, s);
     }
     true
 }
@@ -735,18 +672,18 @@ mod avx512 {
     ///
     /// # Safety
     /// avx512f must be available; `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`),
-    /// `bias.len() = cout` if given, `x.len() = CIN·h·w`, `y.len() = cout·oh·ow`, and
+    /// `bias.len() = cout`, `x.len() = CIN·h·w`, `y.len() = cout·oh·ow`, and
     /// `oh = h−K+1`, `ow = w−K+1`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn forward<const CIN: usize, const K: usize>(
         g: &Geom,
         w: &[f32],
-        bias: Option<&[f32]>,
+        bias: &[f32],
         x: &[f32],
         y: &mut [f32],
     ) {
         debug_assert_eq!(w.len(), g.cout * CIN * K * K);
-        debug_assert!(bias.is_none_or(|b| b.len() == g.cout));
+        debug_assert_eq!(bias.len(), g.cout);
         debug_assert_eq!(x.len(), CIN * g.h * g.w);
         debug_assert_eq!(y.len(), g.cout * g.oh * g.ow);
         debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
@@ -773,7 +710,7 @@ mod avx512 {
     unsafe fn forward_group<const NPV: usize, const CIN: usize, const K: usize>(
         g: &Geom,
         w: &[f32],
-        bias: Option<&[f32]>,
+        bias: &[f32],
         x: &[f32],
         y: &mut [f32],
         v0: usize,
@@ -804,7 +741,7 @@ mod avx512 {
     unsafe fn forward_tile<const NO: usize, const NPV: usize, const CIN: usize, const K: usize>(
         g: &Geom,
         w: &[f32],
-        bias: Option<&[f32]>,
+        bias: &[f32],
         x: &[f32],
         y: &mut [f32],
         o0: usize,
@@ -814,10 +751,8 @@ mod avx512 {
         let kk = CIN * K * K;
         let (hw, ww, ohow) = (g.h * g.w, g.w, g.oh * g.ow);
         let mut acc = [[_mm512_setzero_ps(); NPV]; NO];
-        if let Some(b) = bias {
-            for (a, &b) in acc.iter_mut().zip(&b[o0..o0 + NO]) {
-                *a = [_mm512_set1_ps(b); NPV];
-            }
+        for (a, &b) in acc.iter_mut().zip(&bias[o0..o0 + NO]) {
+            *a = [_mm512_set1_ps(b); NPV];
         }
         let wt = w[o0 * kk..(o0 + NO) * kk].as_ptr();
         let xt = x.as_ptr();
@@ -861,6 +796,135 @@ mod avx512 {
             }
         }
         NO
+    }
+
+    /// The input gradient of one image: `dx` is zeroed, then
+    /// `dx[off(k) + q] += Σ_o W[o, k]·dyw[o, q]` for every tap `k` and wide position `q`.
+    ///
+    /// # Safety
+    /// avx512f must be available; `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`),
+    /// `dyw.len() = cout·16·nv` (wide rows, zero at `x ≥ ow`), `dx.len() = CIN·h·w`, and
+    /// `oh = h−K+1`, `ow = w−K+1`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_input<const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        dyw: &[f32],
+        dx: &mut [f32],
+    ) {
+        let kk = CIN * K * K;
+        debug_assert_eq!(w.len(), g.cout * kk);
+        debug_assert_eq!(dyw.len(), g.cout * g.nv() * L);
+        debug_assert_eq!(dx.len(), CIN * g.h * g.w);
+        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        dx.fill(0.0);
+        let nv = g.nv();
+        let mut v0 = 0;
+        while v0 < nv {
+            // SAFETY: the preconditions of `backward_input` are those of `bi_group`, and
+            // `v0 < nv`.
+            unsafe {
+                v0 += match nv - v0 {
+                    1 => bi_group::<1, CIN, K>(g, w, dyw, dx, v0),
+                    2 => bi_group::<2, CIN, K>(g, w, dyw, dx, v0),
+                    _ => bi_group::<3, CIN, K>(g, w, dyw, dx, v0),
+                };
+            }
+        }
+    }
+
+    /// All taps of the `NPV` wide vectors from `v0`; returns `NPV`.
+    ///
+    /// # Safety
+    /// As [`backward_input`], and `v0 + NPV ≤ nv`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bi_group<const NPV: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        dyw: &[f32],
+        dx: &mut [f32],
+        v0: usize,
+    ) -> usize {
+                let masks: [__mmask16; NPV] = std::array::from_fn(|v| slot(g, v0 + v).load);
+        // Tiles of input channels at one kernel position `r = ki·K + kj`: the `NT` sums a tile
+        // adds into `dx` lie in different planes, so no store has to forward into an
+        // overlapping, shifted load (which would stall), as would tiles of neighbouring taps.
+        for r in 0..K * K {
+            let mut c0 = 0;
+            while c0 < CIN {
+                // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
+                // `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`, `r < K·K`, and the
+                // load masks.
+                unsafe {
+                    c0 += match CIN - c0 {
+                        1 => bi_tile::<1, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
+                        2 | 3 => bi_tile::<2, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
+                        4..=7 => bi_tile::<4, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
+                        _ => bi_tile::<8, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
+                    };
+                }
+            }
+        }
+        NPV
+    }
+
+    /// Input channels `c0..c0+NT` at kernel position `r = ki·K + kj`, over the wide vectors
+    /// `v0..v0+NPV`: the sums over the output channels are formed in registers, then added
+    /// into `dx` at the tap's offset; returns `NT`.
+    ///
+    /// # Safety
+    /// As [`backward_input`], `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN`, `r < K·K`, and
+    /// `masks[v] = slot(g, v0 + v).load`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bi_tile<const NT: usize, const NPV: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        w: &[f32],
+        dyw: &[f32],
+        dx: &mut [f32],
+        c0: usize,
+        r: usize,
+        v0: usize,
+        masks: &[__mmask16; NPV],
+    ) -> usize {
+        let kk = CIN * K * K;
+        let row = g.nv() * L;
+        let hw = g.h * g.w;
+        let mut acc = [[_mm512_setzero_ps(); NPV]; NT];
+        let wp = w.as_ptr();
+        let dyp = dyw.as_ptr();
+        // SAFETY (loads): weights `w[o·kk + (c0+t)·K·K + r]` with `o < cout`, `c0 + t < CIN`,
+        // `r < K·K`: inside `w`. `dyw[o·row + 16(v0+v) .. +16]` with `o < cout`,
+        // `v0 + v < nv`: inside `dyw`.
+        unsafe {
+            for o in 0..g.cout {
+                let dv: [__m512; NPV] =
+                    std::array::from_fn(|v| _mm512_loadu_ps(dyp.add(o * row + (v0 + v) * L)));
+                let wo = wp.add(o * kk + c0 * K * K + r);
+                for (t, a) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*wo.add(t * K * K));
+                    for (a, &dv) in a.iter_mut().zip(&dv) {
+                        *a = _mm512_fmadd_ps(wv, dv, *a);
+                    }
+                }
+            }
+        }
+        let dxp = dx.as_mut_ptr();
+        let shift = (r / K) * g.w + r % K;
+        for (t, a) in acc.iter().enumerate() {
+            let off = (c0 + t) * hw + shift;
+            for (v, (&a, &m)) in a.iter().zip(masks).enumerate() {
+                // SAFETY: the first position `q = 16(v0+v) < total` and every lane enabled by
+                // `m` has `q' < total`, so `off + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`, as in
+                // `forward_tile`; masked-off lanes are not accessed.
+                unsafe {
+                    let p = dxp.add(off + (v0 + v) * L);
+                    let cur = _mm512_maskz_loadu_ps(m, p);
+                    _mm512_mask_storeu_ps(p, m, _mm512_add_ps(cur, a));
+                }
+            }
+        }
+        NT
     }
 
     /// The lowest `n ≤ 16` lanes.
