@@ -21,7 +21,7 @@ use gradspec::cnn::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    self, available, backward_weight_scratch_len, scratch_len, try_conv_backward_bias,
+    self, available, image_scratch_len, scratch_len, try_conv_backward_bias,
     try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
 };
 use gradspec::cnn::tensor::{View, ViewMut};
@@ -352,6 +352,11 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     check::<5, 3, 1, 5, 3, 5, 3, 5>("odd_5to3_3x5_k1", 2, 100);
     // K = 5, a single output row and column count not a multiple of anything.
     check::<2, 9, 5, 50, 5, 20, 1, 16>("odd_2to9_5x20_k5", 2, 110);
+    // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
+    // (channel tiles 2 + 1), 30 pixels (one 16×16 transpose block and an edge).
+    check::<3, 48, 2, 12, 6, 7, 5, 6>("odd_3to48_6x7_k2", 2, 130);
+    // COUT 16 with K 5: one vector of output channels, two input channels per tile.
+    check::<5, 16, 5, 125, 7, 9, 3, 5>("odd_5to16_7x9_k5", 3, 140);
     // One image, every tail at once: COUT 7 (4+2+1), CIN 1, K 3, 3×3 → 1×1.
     check::<1, 7, 3, 9, 3, 3, 1, 1>("odd_1to7_3x3_k3", 1, 120);
 }
@@ -374,7 +379,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         View(&x),
         ViewMut(&mut y_batch)
     ));
-    let mut wide = vec![0.0f32; backward_weight_scratch_len(COUT, 24, 24, 26)];
+    let mut wide = vec![0.0f32; image_scratch_len(COUT, 24, 24, 26)];
     let mut dx_batch = vec![0.0f32; x.len()];
     assert!(try_conv_backward_input::<
         f32,
@@ -387,18 +392,28 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         24,
         24,
     >(&p, View(&dy), ViewMut(&mut dx_batch), &mut scratch));
+    // The batch wrapper sums groups of images in registers (a different order from image by
+    // image, covered by the tolerance tests); fed one image at a time it is the per-image
+    // function.
     let mut dw_batch = Conv::<f32, CIN, COUT, 3, 144>::zeros();
-    assert!(try_conv_backward_weight::<
-        f32,
-        CIN,
-        COUT,
-        3,
-        144,
-        26,
-        26,
-        24,
-        24,
-    >(View(&dy), View(&x), &mut dw_batch, &mut scratch));
+    for i in 0..2 {
+        assert!(try_conv_backward_weight::<
+            f32,
+            CIN,
+            COUT,
+            3,
+            144,
+            26,
+            26,
+            24,
+            24,
+        >(
+            View(&dy[i * COUT * 576..(i + 1) * COUT * 576]),
+            View(&x[i * CIN * 676..(i + 1) * CIN * 676]),
+            &mut dw_batch,
+            &mut scratch
+        ));
+    }
 
     let mut dw = Conv::<f32, CIN, COUT, 3, 144>::zeros();
     for i in 0..2 {
@@ -467,7 +482,7 @@ fn a_short_scratch_panics_before_any_work() {
     let dy = vec![0.0f32; 32 * 24 * 24];
     let x = vec![0.0f32; 16 * 26 * 26];
     let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
-    let mut scratch = vec![0.0f32; backward_weight_scratch_len(32, 24, 24, 26) - 1];
+    let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
     conv_simd::backward_weight_image::<16, 32, 3, 144, 26, 26, 24, 24>(
         &dy,
         &x,

@@ -103,11 +103,9 @@ pub const fn wide_vectors(oh: usize, ow: usize, w: usize) -> usize {
     wide_positions(oh, ow, w).div_ceil(LANES)
 }
 
-/// Scratch (floats) [`backward_weight_image`] and [`backward_input_image`] need: `dY` in wide
-/// rows,
-/// `COUT·16·⌈((OH−1)·W + OW)/16⌉` (0 when `dY` can be used as it is: `W = OW` and `OH·OW` a
-/// multiple of 16).
-pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+/// Floats of `dY` in wide rows for one image, `COUT·16·⌈((OH−1)·W + OW)/16⌉` (0 when `dY`
+/// can be used as it is: `W = OW` and `OH·OW` a multiple of 16).
+const fn wide_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
     if dy_is_wide(oh, ow, w) {
         0
     } else {
@@ -115,10 +113,58 @@ pub const fn backward_weight_scratch_len(cout: usize, oh: usize, ow: usize, w: u
     }
 }
 
+/// Whether the weight gradient vectorises over output channels (with `dY` transposed to
+/// `[OH·OW, COUT]`): when `COUT` is a multiple of 16. Otherwise it vectorises over wide
+/// positions.
+const fn weight_by_channel(cout: usize) -> bool {
+    cout % LANES == 0
+}
+
+/// Floats of transposed `dY` for one image, `OH·OW·COUT`, when [`weight_by_channel`].
+const fn transposed_len(cout: usize, oh: usize, ow: usize) -> usize {
+    if weight_by_channel(cout) {
+        cout * oh * ow
+    } else {
+        0
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Scratch (floats) that [`backward_weight_image`] and [`backward_input_image`] need: `dY`
+/// in wide rows or transposed, plus 16 floats of slack to align it to 64 bytes.
+pub const fn image_scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    max(wide_len(cout, oh, ow, w), transposed_len(cout, oh, ow)) + LANES
+}
+
+/// Images per call of the weight-gradient kernel in [`try_conv_backward_weight`]: enough that
+/// each tile of accumulators sums about 2048 pixels (or 128 wide vectors) before its final
+/// reduction and scatter into `dw` (3 for conv2, 8 for the small late layers), at most 8.
+pub const fn weight_group_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    let g = if weight_by_channel(cout) {
+        2048 / (oh * ow)
+    } else {
+        128 / wide_vectors(oh, ow, w)
+    };
+    if g < 1 {
+        1
+    } else if g > 8 {
+        8
+    } else {
+        g
+    }
+}
+
 /// Scratch (floats) that suffices for every `try_*` batch function of one convolution shape:
-/// the wide `dY` of [`weight_group_len`] images.
+/// `dY` of [`weight_group_len`] images, wide or transposed, plus alignment slack.
 pub const fn scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
-    weight_group_len(oh, ow, w) * backward_weight_scratch_len(cout, oh, ow, w)
+    let g = weight_group_len(cout, oh, ow, w);
+    max(
+        g * wide_len(cout, oh, ow, w),
+        g * transposed_len(cout, oh, ow),
+    ) + LANES
 }
 
 const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
@@ -206,7 +252,7 @@ pub fn forward_image<
 ///
 /// # Shapes
 /// `dy: [COUT, OH, OW]` → `dx: [CIN, H, W]` (overwritten); `scratch` at least
-/// [`backward_weight_scratch_len`] floats (contents irrelevant, overwritten). The weights are
+/// [`image_scratch_len`] floats (contents irrelevant, overwritten). The weights are
 /// used as they are.
 ///
 /// Returns `false` (and leaves `dx` untouched) when AVX-512 is unavailable.
@@ -232,8 +278,8 @@ pub fn backward_input_image<
     assert_eq!(dy.len(), COUT * OH * OW, "backward_input_image: dy length");
     assert_eq!(dx.len(), CIN * H * W, "backward_input_image: dx length");
     assert!(
-        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
-        "backward_input_image: scratch shorter than backward_weight_scratch_len"
+        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        "backward_input_image: scratch shorter than image_scratch_len"
     );
     if !available() {
         return false;
@@ -269,7 +315,7 @@ pub fn backward_input_image<
 ///
 /// # Shapes
 /// `dy: [COUT, OH, OW]`, `x: [CIN, H, W]`; `scratch` at least
-/// [`backward_weight_scratch_len`] floats (contents irrelevant, overwritten).
+/// [`image_scratch_len`] floats (contents irrelevant, overwritten).
 ///
 /// Returns `false` (and leaves `dw` untouched) when AVX-512 is unavailable.
 ///
@@ -293,10 +339,9 @@ pub fn backward_weight_image<
     check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
     assert_eq!(dy.len(), COUT * OH * OW, "backward_weight_image: dy length");
     assert_eq!(x.len(), CIN * H * W, "backward_weight_image: x length");
-    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
     assert!(
-        scratch.len() >= wide_len,
-        "backward_weight_image: scratch shorter than backward_weight_scratch_len"
+        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        "backward_weight_image: scratch shorter than image_scratch_len"
     );
     if !available() {
         return false;
@@ -304,11 +349,17 @@ pub fn backward_weight_image<
     weight_group::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, scratch)
 }
 
+/// `scratch` from its first 64-byte-aligned float on (at most 15 floats are skipped).
+fn aligned(scratch: &mut [f32]) -> &mut [f32] {
+    let a = scratch.as_ptr().align_offset(64);
+    &mut scratch[if a < LANES { a } else { 0 }..]
+}
+
 /// `dy` (whole images `[COUT, OH, OW]`) in wide rows (see the module docs): `COUT` rows of
 /// `16·nv` floats per image, `x ≥ OW` and the tail zero; returns the rows and the image
 /// stride. When `dy` is already wide (`W = OW`, `OH·OW` a multiple of 16) it is returned as it
-/// is; otherwise the rows are built in `scratch`, which needs
-/// `images·backward_weight_scratch_len` floats.
+/// is; otherwise the rows are built in `scratch` (64-byte aligned), which needs
+/// `images·wide_len + 16` floats.
 fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usize>(
     dy: &'a [f32],
     scratch: &'a mut [f32],
@@ -319,9 +370,9 @@ fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usi
     }
     let n = dy.len() / dyi;
     let row = wide_vectors(OH, OW, W) * LANES;
-    let wide_len = backward_weight_scratch_len(COUT, OH, OW, W);
-    let s = &mut scratch[..n * wide_len];
-    for (img, dyimg) in s.chunks_exact_mut(wide_len).zip(dy.chunks_exact(dyi)) {
+    let len = wide_len(COUT, OH, OW, W);
+    let s = &mut aligned(scratch)[..n * len];
+    for (img, dyimg) in s.chunks_exact_mut(len).zip(dy.chunks_exact(dyi)) {
         for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
             orow.fill(0.0);
             for (i, r) in dyo.chunks_exact(OW).enumerate() {
@@ -329,25 +380,12 @@ fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usi
             }
         }
     }
-    (s, wide_len)
-}
-
-/// Images per call of the weight-gradient kernel in [`try_conv_backward_weight`]: enough that
-/// each accumulator sums at least ~64 vectors before its horizontal reduction (1 for conv2,
-/// 8 for the small late layers), at most 8.
-pub const fn weight_group_len(oh: usize, ow: usize, w: usize) -> usize {
-    let g = 64 / wide_vectors(oh, ow, w);
-    if g < 1 {
-        1
-    } else if g > 8 {
-        8
-    } else {
-        g
-    }
+    (s, len)
 }
 
 /// The weight gradient of `n ≥ 1` images (`dy`, `x` hold exactly `n` each), summed in
-/// registers and added into `dw`. `scratch` needs `n·backward_weight_scratch_len` floats.
+/// registers and added into `dw`. `scratch` needs `n` images of wide or transposed `dY` (see
+/// [`scratch_len`]).
 /// Returns `true` (callers have checked `available()`), or `false` on other targets.
 fn weight_group<
     const CIN: usize,
@@ -367,6 +405,26 @@ fn weight_group<
     let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
     let n = dy.len() / dyi;
     assert!(n >= 1 && dy.len() == n * dyi && x.len() == n * xi);
+    #[cfg(target_arch = "x86_64")]
+    if weight_by_channel(COUT) {
+        let dyt = &mut aligned(scratch)[..n * dyi];
+        for (t, d) in dyt.chunks_exact_mut(dyi).zip(dy.chunks_exact(dyi)) {
+            // SAFETY: callers checked avx512f; `d` and `t` are both `COUT·OH·OW` floats.
+            unsafe { avx512::transpose(d, t, COUT, OH * OW) };
+        }
+        // SAFETY: callers checked avx512f; `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
+        // `n` images of `[CIN, H, W]`, `dw.weight` is `COUT·KK`, `COUT` is a multiple of 16:
+        // what `backward_weight_by_channel` requires.
+        unsafe {
+            avx512::backward_weight_by_channel::<CIN, COUT, K, H, W, OH, OW>(
+                n,
+                dyt,
+                x,
+                dw.weight.as_mut_slice(),
+            );
+        }
+        return true;
+    }
     let row = wide_vectors(OH, OW, W) * LANES;
     let (dyw, dy_stride) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
     #[cfg(target_arch = "x86_64")]
@@ -511,9 +569,13 @@ pub fn try_conv_backward_input<
     scratch: &mut [T],
 ) -> bool {
     check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    assert_eq!(dx.n(), dy.n(), "try_conv_backward_input: batch sizes differ");
+    assert_eq!(
+        dx.n(),
+        dy.n(),
+        "try_conv_backward_input: batch sizes differ"
+    );
     assert!(
-        scratch.len() >= backward_weight_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
         "try_conv_backward_input: scratch shorter than scratch_len"
     );
     if !enabled::<T>() {
@@ -562,7 +624,7 @@ pub fn try_conv_backward_weight<
         "try_conv_backward_weight: batch sizes differ"
     );
     assert!(
-        scratch.len() >= weight_group_len(OH, OW, W) * backward_weight_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= scratch_len(COUT, OH, OW, W),
         "try_conv_backward_weight: scratch shorter than scratch_len"
     );
     if !enabled::<T>() {
@@ -577,7 +639,7 @@ pub fn try_conv_backward_weight<
         return false;
     };
     let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
-    let gl = weight_group_len(OH, OW, W);
+    let gl = weight_group_len(COUT, OH, OW, W);
     for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
         weight_group::<CIN, COUT, K, KK, H, W, OH, OW>(dy, x, dw, s);
     }
@@ -845,7 +907,7 @@ mod avx512 {
         dx: &mut [f32],
         v0: usize,
     ) -> usize {
-                let masks: [__mmask16; NPV] = std::array::from_fn(|v| slot(g, v0 + v).load);
+        let masks: [__mmask16; NPV] = std::array::from_fn(|v| slot(g, v0 + v).load);
         // Tiles of input channels at one kernel position `r = ki·K + kj`: the `NT` sums a tile
         // adds into `dx` lie in different planes, so no store has to forward into an
         // overlapping, shifted load (which would stall), as would tiles of neighbouring taps.
@@ -1065,8 +1127,211 @@ mod avx512 {
         NT
     }
 
+    /// `t[p·c + r] = s[r·p_len + p]`: the `[c, p_len]` matrix `s` transposed, in 16×16
+    /// blocks of shuffles where they fit, element by element at the edges.
+    ///
+    /// # Safety
+    /// avx512f must be available; `s.len() = t.len() = c·p_len`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose(s: &[f32], t: &mut [f32], c: usize, p_len: usize) {
+        assert!(s.len() == c * p_len && t.len() == c * p_len);
+        let (cb, pb) = (c / L, p_len / L);
+        for ob in 0..cb {
+            for qb in 0..pb {
+                // SAFETY: rows `16·ob + r < c` of `s` from column `16·qb`, 16 floats each
+                // (`16·qb + 16 ≤ p_len`); rows `16·qb + r < p_len` of `t` from column `16·ob`
+                // (`16·ob + 16 ≤ c`): all inside the `c·p_len` slices.
+                unsafe {
+                    let r: [__m512; 16] = std::array::from_fn(|r| {
+                        _mm512_loadu_ps(s.as_ptr().add((ob * L + r) * p_len + qb * L))
+                    });
+                    let r = transpose16(r);
+                    for (i, v) in r.iter().enumerate() {
+                        _mm512_storeu_ps(t.as_mut_ptr().add((qb * L + i) * c + ob * L), *v);
+                    }
+                }
+            }
+        }
+        // The edges: channels past the last full block, and pixels past the last full block.
+        for o in 0..c {
+            let q0 = if o < cb * L { pb * L } else { 0 };
+            for q in q0..p_len {
+                t[q * c + o] = s[o * p_len + q];
+            }
+        }
+    }
+
+    /// The 16×16 transpose of the rows `r`: unpack, then three rounds of shuffles.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(mut r: [__m512; 16]) -> [__m512; 16] {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for b in (0..16).step_by(4) {
+            r[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
+            r[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+            r[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+            r[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+        }
+        for b in [0, 8] {
+            for j in 0..4 {
+                t[b + j] = _mm512_shuffle_f32x4::<0x88>(r[b + j], r[b + 4 + j]);
+                t[b + 4 + j] = _mm512_shuffle_f32x4::<0xDD>(r[b + j], r[b + 4 + j]);
+            }
+        }
+        for j in 0..8 {
+            r[j] = _mm512_shuffle_f32x4::<0x88>(t[j], t[8 + j]);
+            r[8 + j] = _mm512_shuffle_f32x4::<0xDD>(t[j], t[8 + j]);
+        }
+        r
+    }
+
+    /// The weight gradient of `n` images vectorised over output channels, added into `dw`:
+    /// `dw[o, (c, ki, kj)] += Σ_i Σ_{y,x} dyt_i[y·OW + x, o]·x_i[c, y+ki, x+kj]`.
+    ///
+    /// Register tile: `NOV` vectors of 16 output channels × `NC` input channels × the `K`
+    /// columns `kj` of one kernel row `ki` (24 accumulators for conv2: 2 × 4 × 3). Per pixel:
+    /// `NOV` loads of `dyt`, `NC·K` broadcasts of `x` (4-byte loads, which never split a
+    /// cache line; their offsets are compile-time constants from one base), `NOV·NC·K` FMAs.
+    /// No lane is wasted and nothing is reduced across lanes; each accumulator lane is
+    /// finally added to its own `dw` element.
+    ///
+    /// # Safety
+    /// avx512f must be available; `COUT % 16 = 0`; `dyt.len() = n·OH·OW·COUT`
+    /// (`[OH·OW, COUT]` per image); `x.len() = n·CIN·H·W`; `dw.len() = COUT·CIN·K·K`;
+    /// `OH = H−K+1`, `OW = W−K+1`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_weight_by_channel<
+        const CIN: usize,
+        const COUT: usize,
+        const K: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
+        n: usize,
+        dyt: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+    ) {
+        assert!(COUT % L == 0 && OH + K == H + 1 && OW + K == W + 1);
+        assert!(dyt.len() == n * OH * OW * COUT && x.len() == n * CIN * H * W);
+        assert_eq!(dw.len(), COUT * CIN * K * K);
+        let mut ov0 = 0;
+        while ov0 < COUT / L {
+            let nov = if COUT / L - ov0 >= 2 { 2 } else { 1 };
+            for ki in 0..K {
+                let mut c0 = 0;
+                while c0 < CIN {
+                    // The widest channel tile with at most 24 accumulators that fits.
+                    let rem = CIN - c0;
+                    let fits = |nc: usize| nc <= rem && nc * K * nov <= 24;
+                    let nc = [8, 4, 2, 1].into_iter().find(|&nc| fits(nc)).unwrap_or(1);
+                    // SAFETY: preconditions of `bwc_tile`: those of this function,
+                    // `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
+                    unsafe {
+                        macro_rules! tile {
+                            ($nc:literal, $nov:literal) => {
+                                bwc_tile::<$nc, $nov, CIN, COUT, K, H, W, OH, OW>(
+                                    n, dyt, x, dw, ov0, ki, c0,
+                                )
+                            };
+                        }
+                        match (nc, nov) {
+                            (8, 2) => tile!(8, 2),
+                            (4, 2) => tile!(4, 2),
+                            (2, 2) => tile!(2, 2),
+                            (1, 2) => tile!(1, 2),
+                            (8, _) => tile!(8, 1),
+                            (4, _) => tile!(4, 1),
+                            (2, _) => tile!(2, 1),
+                            _ => tile!(1, 1),
+                        }
+                    }
+                    c0 += nc;
+                }
+            }
+            ov0 += nov;
+        }
+    }
+
+    /// One tile of [`backward_weight_by_channel`]: output channels `16·ov0 .. 16·(ov0+NOV)`,
+    /// input channels `c0 .. c0+NC`, kernel row `ki`, all `kj`.
+    ///
+    /// # Safety
+    /// As [`backward_weight_by_channel`], `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bwc_tile<
+        const NC: usize,
+        const NOV: usize,
+        const CIN: usize,
+        const COUT: usize,
+        const K: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
+        n: usize,
+        dyt: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        ov0: usize,
+        ki: usize,
+        c0: usize,
+    ) {
+        let hw = H * W;
+        let mut acc = [[[_mm512_setzero_ps(); NOV]; K]; NC];
+        for i in 0..n {
+            let dp = dyt[i * OH * OW * COUT..][..OH * OW * COUT].as_ptr();
+            let xp = x[i * CIN * hw..][..CIN * hw].as_ptr();
+            // SAFETY (loads): `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
+            // `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
+            // `x_i[(c0+t)·hw + (ki+y)·W + kj + x]` with `c0 + t < CIN`, `ki + y ≤ H−1`,
+            // `kj + x ≤ W−1`: inside image `i`'s `CIN·hw` floats.
+            unsafe {
+                for y in 0..OH {
+                    let xr = xp.add(c0 * hw + (ki + y) * W);
+                    let dr = dp.add(y * OW * COUT + ov0 * L);
+                    for xx in 0..OW {
+                        let d: [__m512; NOV] =
+                            std::array::from_fn(|j| _mm512_loadu_ps(dr.add(xx * COUT + j * L)));
+                        for (t, at) in acc.iter_mut().enumerate() {
+                            for (kj, a) in at.iter_mut().enumerate() {
+                                let b = _mm512_set1_ps(*xr.add(t * hw + kj + xx));
+                                for (a, &d) in a.iter_mut().zip(&d) {
+                                    *a = _mm512_fmadd_ps(d, b, *a);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let kk = CIN * K * K;
+        let mut lanes = [0.0f32; L];
+        for (t, at) in acc.iter().enumerate() {
+            for (kj, a) in at.iter().enumerate() {
+                let k = ((c0 + t) * K + ki) * K + kj;
+                for (j, &v) in a.iter().enumerate() {
+                    // SAFETY: `lanes` is 16 floats.
+                    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+                    for (l, &s) in lanes.iter().enumerate() {
+                        dw[((ov0 + j) * L + l) * kk + k] += s;
+                    }
+                }
+            }
+        }
+    }
+
     /// `r[i] = Σ_lanes a[i]`: a transposition tree of 15 adds and 30 shuffles, then one
     /// permutation into natural order.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     fn reduce16(a: [__m512; 16]) -> __m512 {
         // Level 1: 128-bit halves. l1[i] holds a[2i] in 128-lanes 0,1 and a[2i+1] in 2,3.
@@ -1124,10 +1389,7 @@ mod avx512 {
             let v = unsafe { _mm512_maskz_loadu_ps(mask_low(ch.len() as u32), ch.as_ptr()) };
             *a = _mm512_add_ps(*a, v);
         }
-        let s = _mm512_add_ps(
-            _mm512_add_ps(acc[0], acc[1]),
-            _mm512_add_ps(acc[2], acc[3]),
-        );
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
         _mm512_reduce_add_ps(s)
     }
 }
