@@ -3,6 +3,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 mod backprop;
 mod cnn;
+mod conv_simd;
 mod data;
 
 fn config() -> Criterion {
@@ -15,6 +16,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = backprop::benches, cnn::benches, data::benches
+    targets = backprop::benches, cnn::benches, conv_simd::benches, data::benches
 }
 criterion_main!(benches);

@@ -10,6 +10,7 @@
 pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_simd;
 pub mod dropout;
 pub mod float;
 pub mod fused;

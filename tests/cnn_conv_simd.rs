@@ -1,0 +1,492 @@
+//! The AVX-512 convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
+//! convolution of `cnn::conv`, run in f64 as the reference, at every shape of the network and
+//! at odd shapes that exercise the tile tails (channel counts not a multiple of 8, widths that
+//! leave a partial last vector, K = 1, 2, 5).
+//!
+//! # Tolerance
+//! Each output is a sum of `N` products of f32 numbers (plus a bias or the accumulated initial
+//! value). The inputs are f32, so in f64 the products are exact and the f64 sum is exact to
+//! ~N·2⁻⁵³ relative, far below f32 rounding: the f64 result is the exact value. Any f32
+//! evaluation of such a sum, in any order, with or without FMA, satisfies
+//! `|computed − exact| ≤ γ_N · Σ|terms|`, `γ_N = N·u/(1 − N·u)`, `u = 2⁻²⁴` (Higham,
+//! *Accuracy and Stability of Numerical Algorithms*, §3.1 and §4.2), with `N` the number of
+//! terms plus one for the product rounding. `Σ|terms|` is computed by running the same
+//! reference convolution on absolute values. This bound is rigorous, so the test never fails
+//! for a correct kernel; the printed ratios show that correct kernels use well under 1% of it,
+//! while the mutant tests show that a single wrong input (at the masked tail of the image,
+//! the spot most likely to be mishandled) is far outside it.
+//!
+//! Every test prints `SKIPPED (no avx512f)` and passes when the CPU lacks AVX-512.
+use gradspec::cnn::conv::{
+    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+};
+use gradspec::cnn::conv_simd::{
+    self, available, image_scratch_len, scratch_len, try_conv_backward_bias,
+    try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
+};
+use gradspec::cnn::tensor::{View, ViewMut};
+use rand::{Rng, SeedableRng};
+
+fn skipped() -> bool {
+    if available() {
+        false
+    } else {
+        println!("SKIPPED (no avx512f)");
+        true
+    }
+}
+
+fn seeded(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| f64::from(a)).collect()
+}
+
+fn abs(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|a| a.abs()).collect()
+}
+
+/// `γ_N` for f32 (see the module docs).
+fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * f64::from(f32::EPSILON) / 2.0;
+    nu / (1.0 - nu)
+}
+
+/// The worst `|got − exact| / (γ_N·scale)` over all elements; ≤ 1 passes.
+fn worst_ratio(got: &[f32], exact: &[f64], scale: &[f64], n_terms: usize) -> f64 {
+    assert_eq!(got.len(), exact.len());
+    assert_eq!(got.len(), scale.len());
+    let g = gamma(n_terms + 1);
+    got.iter()
+        .zip(exact)
+        .zip(scale)
+        .map(|((&a, &e), &s)| {
+            let err = (f64::from(a) - e).abs();
+            if err == 0.0 { 0.0 } else { err / (g * s) }
+        })
+        .fold(0.0, f64::max)
+}
+
+fn conv_of<
+    T: gradspec::cnn::Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+>(
+    w: &[T],
+    b: &[T],
+) -> Conv<T, CIN, COUT, K, KK> {
+    let mut p = Conv::<T, CIN, COUT, K, KK>::zeros();
+    p.weight.as_mut_slice().copy_from_slice(w);
+    p.bias.as_mut_slice().copy_from_slice(b);
+    p
+}
+
+/// What to corrupt in the input of the SIMD side only, to show that the comparison fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mutant {
+    None,
+    /// The last input element (`x` for forward and weight gradient, `dy` for input
+    /// gradient) += 1: the bottom-right corner, reached only through the masked last vector.
+    LastInput,
+    /// The last weight (`W[COUT−1, CIN−1, K−1, K−1]`) += 0.5.
+    LastWeight,
+}
+
+/// Worst ratios of (forward, input gradient, weight gradient, bias gradient).
+#[derive(Debug)]
+struct Ratios {
+    fwd: f64,
+    bwd_input: f64,
+    bwd_weight: f64,
+    bwd_bias: f64,
+}
+
+impl Ratios {
+    fn all_pass(&self) -> bool {
+        self.fwd <= 1.0 && self.bwd_input <= 1.0 && self.bwd_weight <= 1.0 && self.bwd_bias <= 1.0
+    }
+}
+
+/// Runs all four passes over `n` images with the SIMD kernels (f32) and the generic
+/// convolution (f64), and returns the worst ratios.
+fn compare<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    n: usize,
+    seed: u64,
+    mutant: Mutant,
+) -> Ratios {
+    let (xi, yi) = (CIN * H * W, COUT * OH * OW);
+    let w = seeded(KK * COUT, seed);
+    let b = seeded(COUT, seed + 1);
+    let x = seeded(n * xi, seed + 2);
+    let dy = seeded(n * yi, seed + 3);
+    let dw0 = seeded(KK * COUT, seed + 4);
+    let db0 = seeded(COUT, seed + 5);
+
+    // The f64 reference and the scale Σ|terms| (the same convolution on absolute values).
+    let p64 = conv_of::<f64, CIN, COUT, K, KK>(&f64s(&w), &f64s(&b));
+    let pabs = conv_of::<f64, CIN, COUT, K, KK>(&abs(&f64s(&w)), &abs(&f64s(&b)));
+    let (x64, dy64) = (f64s(&x), f64s(&dy));
+    let (xabs, dyabs) = (abs(&x64), abs(&dy64));
+    let mut col = vec![0.0f64; KK * OH * OW];
+    let mut y_ref = vec![0.0; n * yi];
+    let mut y_scale = vec![0.0; n * yi];
+    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        &p64,
+        View(&x64),
+        ViewMut(&mut y_ref),
+        &mut col,
+    );
+    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        &pabs,
+        View(&xabs),
+        ViewMut(&mut y_scale),
+        &mut col,
+    );
+    let mut dx_ref = vec![0.0; n * xi];
+    let mut dx_scale = vec![0.0; n * xi];
+    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        &p64,
+        View(&dy64),
+        ViewMut(&mut dx_ref),
+        &mut col,
+    );
+    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        &pabs,
+        View(&dyabs),
+        ViewMut(&mut dx_scale),
+        &mut col,
+    );
+    let mut dw_ref = conv_of::<f64, CIN, COUT, K, KK>(&f64s(&dw0), &f64s(&db0));
+    let mut dw_scale = conv_of::<f64, CIN, COUT, K, KK>(&abs(&f64s(&dw0)), &abs(&f64s(&db0)));
+    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        View(&dy64),
+        View(&x64),
+        &mut dw_ref,
+        &mut col,
+    );
+    conv_backward_bias::<f64, COUT, OH, OW>(View(&dy64), &mut dw_ref.bias);
+    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+        View(&dyabs),
+        View(&xabs),
+        &mut dw_scale,
+        &mut col,
+    );
+    conv_backward_bias::<f64, COUT, OH, OW>(View(&dyabs), &mut dw_scale.bias);
+
+    // The SIMD side, possibly corrupted.
+    let (mut ws, mut xs, mut dys) = (w.clone(), x.clone(), dy.clone());
+    match mutant {
+        Mutant::None => {}
+        Mutant::LastInput => {
+            *xs.last_mut().unwrap() += 1.0;
+            *dys.last_mut().unwrap() += 1.0;
+        }
+        Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
+    }
+    let p = conv_of::<f32, CIN, COUT, K, KK>(&ws, &b);
+    let mut scratch = vec![f32::NAN; scratch_len(COUT, OH, OW, W)];
+    // NaN-filled outputs: anything the kernels fail to write shows up.
+    let mut y = vec![f32::NAN; n * yi];
+    assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+        &p,
+        View(&xs),
+        ViewMut(&mut y)
+    ));
+    let mut dx = vec![f32::NAN; n * xi];
+    assert!(
+        try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+            &p,
+            View(&dys),
+            ViewMut(&mut dx),
+            &mut scratch
+        )
+    );
+    let mut dw = conv_of::<f32, CIN, COUT, K, KK>(&dw0, &db0);
+    assert!(try_conv_backward_weight::<
+        f32,
+        CIN,
+        COUT,
+        K,
+        KK,
+        H,
+        W,
+        OH,
+        OW,
+    >(View(&dys), View(&xs), &mut dw, &mut scratch));
+    assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+        View(&dys),
+        &mut dw.bias
+    ));
+
+    Ratios {
+        fwd: worst_ratio(&y, &y_ref, &y_scale, KK + 1),
+        bwd_input: worst_ratio(&dx, &dx_ref, &dx_scale, COUT * K * K),
+        bwd_weight: worst_ratio(
+            dw.weight.as_slice(),
+            dw_ref.weight.as_slice(),
+            dw_scale.weight.as_slice(),
+            n * OH * OW + 1,
+        ),
+        bwd_bias: worst_ratio(
+            dw.bias.as_slice(),
+            dw_ref.bias.as_slice(),
+            dw_scale.bias.as_slice(),
+            n * OH * OW + 1,
+        ),
+    }
+}
+
+/// A correct comparison passes, and each mutant makes it fail where it should.
+fn check<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    name: &str,
+    n: usize,
+    seed: u64,
+) {
+    let r = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::None);
+    println!("{name}: worst error / allowance = {r:?}");
+    assert!(r.all_pass(), "{name}: {r:?}");
+
+    let m = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::LastInput);
+    println!("{name}: mutant LastInput: {m:?}");
+    assert!(
+        m.fwd > 1.0 && m.bwd_input > 1.0 && m.bwd_weight > 1.0 && m.bwd_bias > 1.0,
+        "{name}: a corrupted last input went unnoticed: {m:?}"
+    );
+    let m = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::LastWeight);
+    println!("{name}: mutant LastWeight: {m:?}");
+    assert!(
+        m.fwd > 1.0 && m.bwd_input > 1.0,
+        "{name}: a corrupted last weight went unnoticed: {m:?}"
+    );
+}
+
+#[test]
+fn conv1_1x28x28_k3_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<1, 16, 3, 9, 28, 28, 26, 26>("conv1", 3, 10);
+}
+
+#[test]
+fn conv2_16x26x26_k3_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<16, 32, 3, 144, 26, 26, 24, 24>("conv2", 3, 20);
+}
+
+#[test]
+fn conv3_32x24x24_k1_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<32, 8, 1, 32, 24, 24, 24, 24>("conv3", 3, 30);
+}
+
+#[test]
+fn conv4_8x12x12_k3_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<8, 16, 3, 72, 12, 12, 10, 10>("conv4", 3, 40);
+}
+
+#[test]
+fn conv5_16x10x10_k3_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<16, 32, 3, 144, 10, 10, 8, 8>("conv5", 3, 50);
+}
+
+#[test]
+fn conv6_32x8x8_k1_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<32, 16, 1, 32, 8, 8, 8, 8>("conv6", 3, 60);
+}
+
+#[test]
+fn conv7_16x4x4_k3_matches_generic() {
+    if skipped() {
+        return;
+    }
+    check::<16, 32, 3, 144, 4, 4, 2, 2>("conv7", 3, 70);
+}
+
+#[test]
+fn odd_channel_counts_and_partial_vectors_match_generic() {
+    if skipped() {
+        return;
+    }
+    // COUT 5 = tile 4 + 1, CIN 3 (weight-gradient taps 27 = 4·6 + 3), 9 wide.
+    check::<3, 5, 3, 27, 7, 9, 5, 7>("odd_3to5_7x9_k3", 2, 80);
+    // COUT 11 = 8 + 2 + 1, K = 2, rows longer than one vector.
+    check::<2, 11, 2, 8, 5, 18, 4, 17>("odd_2to11_5x18_k2", 2, 90);
+    // K = 1 whose plane (15) is not a multiple of 16: dY needs the wide scratch.
+    check::<5, 3, 1, 5, 3, 5, 3, 5>("odd_5to3_3x5_k1", 2, 100);
+    // K = 5, a single output row and column count not a multiple of anything.
+    check::<2, 9, 5, 50, 5, 20, 1, 16>("odd_2to9_5x20_k5", 2, 110);
+    // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
+    // (channel tiles 2 + 1), 30 pixels (one 16×16 transpose block and an edge).
+    check::<3, 48, 2, 12, 6, 7, 5, 6>("odd_3to48_6x7_k2", 2, 130);
+    // COUT 16 with K 5: one vector of output channels, two input channels per tile.
+    check::<5, 16, 5, 125, 7, 9, 3, 5>("odd_5to16_7x9_k5", 3, 140);
+    // One image, every tail at once: COUT 7 (4+2+1), CIN 1, K 3, 3×3 → 1×1.
+    check::<1, 7, 3, 9, 3, 3, 1, 1>("odd_1to7_3x3_k3", 1, 120);
+}
+
+#[test]
+fn per_image_functions_agree_with_the_batch_wrappers() {
+    if skipped() {
+        return;
+    }
+    const CIN: usize = 16;
+    const COUT: usize = 32;
+    let p = conv_of::<f32, CIN, COUT, 3, 144>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
+    let x = seeded(2 * CIN * 26 * 26, 3);
+    let dy = seeded(2 * COUT * 24 * 24, 4);
+    let mut scratch = vec![0.0f32; scratch_len(COUT, 24, 24, 26)];
+
+    let mut y_batch = vec![0.0f32; dy.len()];
+    assert!(try_conv_forward::<f32, CIN, COUT, 3, 144, 26, 26, 24, 24>(
+        &p,
+        View(&x),
+        ViewMut(&mut y_batch)
+    ));
+    let mut wide = vec![0.0f32; image_scratch_len(COUT, 24, 24, 26)];
+    let mut dx_batch = vec![0.0f32; x.len()];
+    assert!(try_conv_backward_input::<
+        f32,
+        CIN,
+        COUT,
+        3,
+        144,
+        26,
+        26,
+        24,
+        24,
+    >(&p, View(&dy), ViewMut(&mut dx_batch), &mut scratch));
+    // The batch wrapper sums groups of images in registers (a different order from image by
+    // image, covered by the tolerance tests); fed one image at a time it is the per-image
+    // function.
+    let mut dw_batch = Conv::<f32, CIN, COUT, 3, 144>::zeros();
+    for i in 0..2 {
+        assert!(try_conv_backward_weight::<
+            f32,
+            CIN,
+            COUT,
+            3,
+            144,
+            26,
+            26,
+            24,
+            24,
+        >(
+            View(&dy[i * COUT * 576..(i + 1) * COUT * 576]),
+            View(&x[i * CIN * 676..(i + 1) * CIN * 676]),
+            &mut dw_batch,
+            &mut scratch
+        ));
+    }
+
+    let mut dw = Conv::<f32, CIN, COUT, 3, 144>::zeros();
+    for i in 0..2 {
+        let xi = &x[i * CIN * 676..(i + 1) * CIN * 676];
+        let dyi = &dy[i * COUT * 576..(i + 1) * COUT * 576];
+        let mut y = vec![0.0f32; COUT * 576];
+        assert!(conv_simd::forward_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(&p, xi, &mut y));
+        assert_eq!(y, y_batch[i * COUT * 576..(i + 1) * COUT * 576]);
+        let mut dx = vec![0.0f32; CIN * 676];
+        assert!(conv_simd::backward_input_image::<
+            CIN,
+            COUT,
+            3,
+            144,
+            26,
+            26,
+            24,
+            24,
+        >(&p, dyi, &mut dx, &mut wide));
+        assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
+        assert!(conv_simd::backward_weight_image::<
+            CIN,
+            COUT,
+            3,
+            144,
+            26,
+            26,
+            24,
+            24,
+        >(dyi, xi, &mut dw, &mut wide));
+    }
+    assert_eq!(dw.weight, dw_batch.weight, "same order, so bit-identical");
+}
+
+#[test]
+fn f64_is_declined_and_left_untouched() {
+    let p = Conv::<f64, 1, 16, 3, 9>::zeros();
+    let x = vec![1.0f64; 28 * 28];
+    let mut y = vec![7.0f64; 16 * 26 * 26];
+    assert!(!try_conv_forward::<f64, 1, 16, 3, 9, 28, 28, 26, 26>(
+        &p,
+        View(&x),
+        ViewMut(&mut y)
+    ));
+    assert!(y.iter().all(|&v| v == 7.0));
+    let mut db = nalgebra::SVector::<f64, 16>::zeros();
+    assert!(!try_conv_backward_bias::<f64, 16, 26, 26>(
+        View(&y),
+        &mut db
+    ));
+    assert!(!conv_simd::enabled::<f64>());
+}
+
+#[test]
+#[should_panic(expected = "forward_image: y length")]
+fn a_short_output_slice_panics_before_any_work() {
+    let p = Conv::<f32, 1, 16, 3, 9>::zeros();
+    let x = vec![0.0f32; 28 * 28];
+    let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
+    conv_simd::forward_image::<1, 16, 3, 9, 28, 28, 26, 26>(&p, &x, &mut y);
+}
+
+#[test]
+#[should_panic(expected = "scratch shorter")]
+fn a_short_scratch_panics_before_any_work() {
+    let dy = vec![0.0f32; 32 * 24 * 24];
+    let x = vec![0.0f32; 16 * 26 * 26];
+    let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
+    let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
+    conv_simd::backward_weight_image::<16, 32, 3, 144, 26, 26, 24, 24>(
+        &dy,
+        &x,
+        &mut dw,
+        &mut scratch,
+    );
+}
