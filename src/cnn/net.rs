@@ -8,7 +8,10 @@
 //! image from a stream keyed by `(seed, step, image index)`, so they too ignore scheduling.
 use super::avgpool::{avgpool_backward, avgpool_forward};
 use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
-use super::conv::{conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward};
+use super::conv::{
+    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+};
+use super::conv_simd;
 use super::dropout::{LOCKSTEP, dropout_bits_lockstep, keep_scale};
 use super::float::Float;
 use super::fused::{
@@ -22,6 +25,7 @@ use super::maxpool::{maxpool_backward, maxpool_forward};
 use super::params::{Buffers, Params};
 use super::relu::{relu_backward, relu_forward};
 use super::tensor::Act;
+use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 use rayon::prelude::*;
 
@@ -414,17 +418,17 @@ impl<T: Float> Net<T> {
                 let buf = &*self.buffers;
                 ws.active().par_iter_mut().for_each(|c| {
                     c.dropout = false;
-                    conv_forward(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
                     relu_bn_eval(&p.bn1, &buf.bn1, c.r1.view_mut());
-                    conv_forward(&p.conv2, c.r1.view(), c.r2.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv2, c.r1.view(), c.r2.view_mut(), &mut c.col);
                     relu_bn_eval(&p.bn2, &buf.bn2, c.r2.view_mut());
-                    conv_forward(&p.conv3, c.r2.view(), c.z3.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv3, c.r2.view(), c.z3.view_mut(), &mut c.col);
                     maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
-                    conv_forward(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
                     relu_bn_eval(&p.bn4, &buf.bn4, c.r4.view_mut());
-                    conv_forward(&p.conv5, c.r4.view(), c.r5.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv5, c.r4.view(), c.r5.view_mut(), &mut c.col);
                     relu_bn_eval(&p.bn5, &buf.bn5, c.r5.view_mut());
-                    conv_forward(&p.conv6, c.r5.view(), c.z6.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv6, c.r5.view(), c.z6.view_mut(), &mut c.col);
                     head_forward(p, c);
                 });
             }
@@ -439,7 +443,7 @@ impl<T: Float> Net<T> {
                     if let Some(key) = dropout {
                         c.draw_masks(key);
                     }
-                    conv_forward(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
                     c.sum1 = Sums::new();
                     relu_sums(c.r1.view_mut(), &mut c.sum1.s1, &mut c.sum1.s2);
                 });
@@ -449,7 +453,7 @@ impl<T: Float> Net<T> {
                     let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
                     let (mean, var) = (&st1.0, &st1.1);
                     bn_dropout_forward(&p.bn1, mean, var, c.r1.view(), bits, keep, c.d1.view_mut());
-                    conv_forward(&p.conv2, c.d1.view(), c.r2.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv2, c.d1.view(), c.r2.view_mut(), &mut c.col);
                     c.sum2 = Sums::new();
                     relu_sums(c.r2.view_mut(), &mut c.sum2.s1, &mut c.sum2.s2);
                 });
@@ -458,9 +462,9 @@ impl<T: Float> Net<T> {
                     let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
                     let (mean, var) = (&st2.0, &st2.1);
                     bn_dropout_forward(&p.bn2, mean, var, c.r2.view(), bits, keep, c.d2.view_mut());
-                    conv_forward(&p.conv3, c.d2.view(), c.z3.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv3, c.d2.view(), c.z3.view_mut(), &mut c.col);
                     maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
-                    conv_forward(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
                     c.sum4 = Sums::new();
                     relu_sums(c.r4.view_mut(), &mut c.sum4.s1, &mut c.sum4.s2);
                 });
@@ -469,7 +473,7 @@ impl<T: Float> Net<T> {
                     let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
                     let (mean, var) = (&st4.0, &st4.1);
                     bn_dropout_forward(&p.bn4, mean, var, c.r4.view(), bits, keep, c.d4.view_mut());
-                    conv_forward(&p.conv5, c.d4.view(), c.r5.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv5, c.d4.view(), c.r5.view_mut(), &mut c.col);
                     c.sum5 = Sums::new();
                     relu_sums(c.r5.view_mut(), &mut c.sum5.s1, &mut c.sum5.s2);
                 });
@@ -478,7 +482,7 @@ impl<T: Float> Net<T> {
                     let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
                     let (mean, var) = (&st5.0, &st5.1);
                     bn_dropout_forward(&p.bn5, mean, var, c.r5.view(), bits, keep, c.d5.view_mut());
-                    conv_forward(&p.conv6, c.d5.view(), c.z6.view_mut(), &mut c.col);
+                    conv_fwd(&p.conv6, c.d5.view(), c.z6.view_mut(), &mut c.col);
                     head_forward(p, c);
                 });
                 ws.stats = Stats {
@@ -527,13 +531,13 @@ impl<T: Float> Net<T> {
             linear_backward_input(&p.fc1, c.g_logits.view(), c.g_v7.view_mut());
             avgpool_backward(c.g_v7.view(), c.g_r7.view_mut());
             relu_backward(c.r7.as_slice(), c.g_r7.as_mut_slice());
-            conv_backward_weight(c.g_r7.view(), c.p6.view(), &mut g.conv7, &mut c.col);
-            conv_backward_bias(c.g_r7.view(), &mut g.conv7.bias);
-            conv_backward_input(&p.conv7, c.g_r7.view(), c.g_p6.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_r7.view(), c.p6.view(), &mut g.conv7, &mut c.col);
+            conv_bwd_bias(c.g_r7.view(), &mut g.conv7.bias);
+            conv_bwd_input(&p.conv7, c.g_r7.view(), c.g_p6.view_mut(), &mut c.col);
             maxpool_backward(c.g_p6.view(), &c.a6[..c.n * 16 * 16], c.g_z6.view_mut());
-            conv_backward_weight(c.g_z6.view(), c.d5.view(), &mut g.conv6, &mut c.col);
-            conv_backward_bias(c.g_z6.view(), &mut g.conv6.bias);
-            conv_backward_input(&p.conv6, c.g_z6.view(), c.g_5.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_z6.view(), c.d5.view(), &mut g.conv6, &mut c.col);
+            conv_bwd_bias(c.g_z6.view(), &mut g.conv6.bias);
+            conv_bwd_input(&p.conv6, c.g_z6.view(), c.g_5.view_mut(), &mut c.col);
             let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
             let (mean, var) = (&st.bn5.0, &st.bn5.1);
             let (dg, db) = (&mut g.bn5.weight, &mut g.bn5.bias);
@@ -555,8 +559,8 @@ impl<T: Float> Net<T> {
             let (mean, var) = (&st.bn5.0, &st.bn5.1);
             let (r, gv, bias) = (c.r5.view(), c.g_5.view_mut(), &mut g.conv5.bias);
             bn_relu_backward(&p.bn5, mean, var, &dg5, &db5, m8, r, gv, bias);
-            conv_backward_weight(c.g_5.view(), c.d4.view(), &mut g.conv5, &mut c.col);
-            conv_backward_input(&p.conv5, c.g_5.view(), c.g_4.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_5.view(), c.d4.view(), &mut g.conv5, &mut c.col);
+            conv_bwd_input(&p.conv5, c.g_5.view(), c.g_4.view_mut(), &mut c.col);
             let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
             let (mean, var) = (&st.bn4.0, &st.bn4.1);
             let (dg, db) = (&mut g.bn4.weight, &mut g.bn4.bias);
@@ -578,12 +582,12 @@ impl<T: Float> Net<T> {
             let (mean, var) = (&st.bn4.0, &st.bn4.1);
             let (r, gv, bias) = (c.r4.view(), c.g_4.view_mut(), &mut g.conv4.bias);
             bn_relu_backward(&p.bn4, mean, var, &dg4, &db4, m10, r, gv, bias);
-            conv_backward_weight(c.g_4.view(), c.p3.view(), &mut g.conv4, &mut c.col);
-            conv_backward_input(&p.conv4, c.g_4.view(), c.g_p3.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_4.view(), c.p3.view(), &mut g.conv4, &mut c.col);
+            conv_bwd_input(&p.conv4, c.g_4.view(), c.g_p3.view_mut(), &mut c.col);
             maxpool_backward(c.g_p3.view(), &c.a3[..c.n * 8 * 144], c.g_z3.view_mut());
-            conv_backward_weight(c.g_z3.view(), c.d2.view(), &mut g.conv3, &mut c.col);
-            conv_backward_bias(c.g_z3.view(), &mut g.conv3.bias);
-            conv_backward_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_z3.view(), c.d2.view(), &mut g.conv3, &mut c.col);
+            conv_bwd_bias(c.g_z3.view(), &mut g.conv3.bias);
+            conv_bwd_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
             let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
             let (mean, var) = (&st.bn2.0, &st.bn2.1);
             let (dg, db) = (&mut g.bn2.weight, &mut g.bn2.bias);
@@ -605,8 +609,8 @@ impl<T: Float> Net<T> {
             let (mean, var) = (&st.bn2.0, &st.bn2.1);
             let (r, gv, bias) = (c.r2.view(), c.g_2.view_mut(), &mut g.conv2.bias);
             bn_relu_backward(&p.bn2, mean, var, &dg2, &db2, m24, r, gv, bias);
-            conv_backward_weight(c.g_2.view(), c.d1.view(), &mut g.conv2, &mut c.col);
-            conv_backward_input(&p.conv2, c.g_2.view(), c.g_1.view_mut(), &mut c.col);
+            conv_bwd_weight(c.g_2.view(), c.d1.view(), &mut g.conv2, &mut c.col);
+            conv_bwd_input(&p.conv2, c.g_2.view(), c.g_1.view_mut(), &mut c.col);
             let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
             let (mean, var) = (&st.bn1.0, &st.bn1.1);
             let (dg, db) = (&mut g.bn1.weight, &mut g.bn1.bias);
@@ -628,7 +632,7 @@ impl<T: Float> Net<T> {
             let (mean, var) = (&st.bn1.0, &st.bn1.1);
             let (r, gv, bias) = (c.r1.view(), c.g_1.view_mut(), &mut g.conv1.bias);
             bn_relu_backward(&p.bn1, mean, var, &dg1, &db1, m26, r, gv, bias);
-            conv_backward_weight(c.g_1.view(), c.x.view(), &mut g.conv1, &mut c.col);
+            conv_bwd_weight(c.g_1.view(), c.x.view(), &mut g.conv1, &mut c.col);
         });
         grads.fill_zero();
         for c in ws.active().iter() {
@@ -640,7 +644,7 @@ impl<T: Float> Net<T> {
 /// conv6 output → pool → conv7 → ReLU → avg-pool → fc1 → log-softmax → NLL, for one chunk.
 fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
     maxpool_forward(c.z6.view(), c.p6.view_mut(), &mut c.a6[..c.n * 16 * 16]);
-    conv_forward(&p.conv7, c.p6.view(), c.r7.view_mut(), &mut c.col);
+    conv_fwd(&p.conv7, c.p6.view(), c.r7.view_mut(), &mut c.col);
     relu_forward(c.r7.as_mut_slice());
     avgpool_forward(c.r7.view(), c.v7.view_mut());
     linear_forward(&p.fc1, c.v7.view(), c.logits.view_mut());
@@ -655,4 +659,81 @@ fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
         .zip(labels)
         .filter(|(r, y)| argmax(r) == **y)
         .count();
+}
+
+// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` for f32 on a
+// CPU that has them, else the im2col + GEMM functions of `conv` (always for f64, so the
+// gradient checks verify the reference path; `tests/cnn_conv_simd.rs` ties the two together).
+
+#[allow(clippy::type_complexity)]
+fn conv_fwd<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv<T, CIN, COUT, K, KK>,
+    x: View<'_, T, CIN, H, W>,
+    y: ViewMut<'_, T, COUT, OH, OW>,
+    col: &mut [T],
+) {
+    if !conv_simd::try_conv_forward(p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0)) {
+        conv_forward(p, x, y, col);
+    }
+}
+
+fn conv_bwd_input<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv<T, CIN, COUT, K, KK>,
+    dy: View<'_, T, COUT, OH, OW>,
+    dx: ViewMut<'_, T, CIN, H, W>,
+    col: &mut [T],
+) {
+    if !conv_simd::try_conv_backward_input(p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col) {
+        conv_backward_input(p, dy, dx, col);
+    }
+}
+
+fn conv_bwd_weight<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    dy: View<'_, T, COUT, OH, OW>,
+    x: View<'_, T, CIN, H, W>,
+    dw: &mut Conv<T, CIN, COUT, K, KK>,
+    col: &mut [T],
+) {
+    if !conv_simd::try_conv_backward_weight(dy, x, dw, col) {
+        conv_backward_weight(dy, x, dw, col);
+    }
+}
+
+fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
+    dy: View<'_, T, COUT, OH, OW>,
+    db: &mut SVector<T, COUT>,
+) {
+    if !conv_simd::try_conv_backward_bias(dy, db) {
+        conv_backward_bias(dy, db);
+    }
 }
