@@ -10,7 +10,12 @@ use gradspec::cnn::batchnorm::{
 use gradspec::cnn::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
-use gradspec::cnn::dropout::{dropout_backward, dropout_forward, dropout_mask};
+use gradspec::cnn::dropout::{
+    dropout_backward, dropout_bits_lockstep, dropout_forward, dropout_mask, keep_scale,
+};
+use gradspec::cnn::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_sums,
+};
 use gradspec::cnn::linear::{
     Linear, linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
 };
@@ -187,6 +192,39 @@ fn relu_bn_dropout<const C: usize, const H: usize, const W: usize>(
         })
     });
 
+    // The fused passes the trainer runs instead of the six functions above (bit-identical).
+    let bits: Vec<u8> = (0..len).map(|i| u8::from(i % 20 != 0)).collect();
+    let keep = keep_scale::<f32>(0.05);
+    let mut r = x0.clone();
+    let (mut s1, mut s2) = ([0.0; C], [0.0; C]);
+    relu_sums::<f32, C, H, W>(ViewMut(&mut r), &mut s1, &mut s2);
+    let (mean, var1) = bn_batch_stats::<f32, C>(&s1, &s2, B * H * W);
+    c.bench_function(&format!("{relu}_{bn}_{dropout}_fused_fwd_{shape}"), |b| {
+        b.iter(|| {
+            x.copy_from_slice(&x0);
+            let (mut s1, mut s2) = ([0.0; C], [0.0; C]);
+            relu_sums::<f32, C, H, W>(ViewMut(&mut x), &mut s1, &mut s2);
+            let (mean, var) = bn_batch_stats::<f32, C>(&s1, &s2, B * H * W);
+            let y = ViewMut(&mut out);
+            bn_dropout_forward::<f32, C, H, W>(&p, &mean, &var, View(&x), Some(&bits), keep, y);
+            black_box(&out);
+        })
+    });
+    c.bench_function(&format!("{relu}_{bn}_{dropout}_fused_bwd_{shape}"), |b| {
+        b.iter(|| {
+            g.copy_from_slice(&g0);
+            let mut dgamma = nalgebra::SVector::<f32, C>::zeros();
+            let mut dbeta = nalgebra::SVector::<f32, C>::zeros();
+            let mut dbias = nalgebra::SVector::<f32, C>::zeros();
+            let (rv, m) = (View::<f32, C, H, W>(&r), B * H * W);
+            let (d, db) = (&mut dgamma, &mut dbeta);
+            dropout_bn_params_backward(Some(&bits), keep, &mean, &var1, rv, ViewMut(&mut g), d, db);
+            let gv = ViewMut(&mut g);
+            bn_relu_backward(&p, &mean, &var1, &dgamma, &dbeta, m, rv, gv, &mut dbias);
+            black_box(&g);
+        })
+    });
+
     let mut mask = vec![0.0f32; len];
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(8);
     c.bench_function(&format!("{dropout}_mask_{shape}"), |b| {
@@ -296,9 +334,30 @@ fn head(c: &mut Criterion) {
     });
 }
 
+/// The dropout masks of one training step (four layers, 128 images), eight streams at a time.
+fn masks(c: &mut Criterion) {
+    let sizes = [16 * 26 * 26, 32 * 24 * 24, 16 * 10 * 10, 32 * 8 * 8];
+    let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|s| vec![0u8; 8 * s]).collect();
+    c.bench_function("dropout_masks_lockstep_b128_4_layers", |b| {
+        b.iter(|| {
+            for group in 0..B as u64 / 8 {
+                let seeds: Vec<u64> = (0..8).map(|i| group * 8 + i).collect();
+                let mut parts: Vec<(&mut [u8], usize)> = bufs
+                    .iter_mut()
+                    .zip(sizes)
+                    .map(|(b, s)| (&mut b[..], s))
+                    .collect();
+                dropout_bits_lockstep(&seeds, 0.05, &mut parts);
+            }
+            black_box(&bufs);
+        })
+    });
+}
+
 /// Every CNN bench: the whole network, then each layer in forward order.
 pub fn benches(c: &mut Criterion) {
     whole_net(c);
+    masks(c);
     conv::<1, 16, 3, 9, 28, 28, 26, 26>(c, "conv1", false);
     relu_bn_dropout::<16, 26, 26>(c, "relu1", "bn1", "dropout1");
     conv::<16, 32, 3, 144, 26, 26, 24, 24>(c, "conv2", true);
