@@ -587,7 +587,9 @@ impl<T: Float> Net<T> {
             maxpool_backward(c.g_p3.view(), &c.a3[..c.n * 8 * 144], c.g_z3.view_mut());
             conv_bwd_weight(c.g_z3.view(), c.d2.view(), &mut g.conv3, &mut c.col);
             conv_bwd_bias(c.g_z3.view(), &mut g.conv3.bias);
-            conv_bwd_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
+            // conv3's input gradient (1×1, 8 → 32 channels) is the one pass where the direct
+            // kernel measured slower than GEMM (k = 8 is too short to amortise its scatter).
+            conv_backward_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
             let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
             let (mean, var) = (&st.bn2.0, &st.bn2.1);
             let (dg, db) = (&mut g.bn2.weight, &mut g.bn2.bias);
