@@ -274,3 +274,16 @@ fn f32_batch_variance_survives_a_large_mean() {
         );
     }
 }
+
+/// `Params::slices` (the allocation-free view the training loop uses) lists the very tensors of
+/// `Params::tensors`, in the same order.
+#[test]
+fn param_slices_are_the_state_dict_tensors_in_order() {
+    let p = gradspec::cnn::Params::<f32>::init(3);
+    let named = p.tensors();
+    let bare = p.slices();
+    assert_eq!(named.len(), bare.len());
+    for (t, s) in named.iter().zip(bare) {
+        assert!(std::ptr::eq(t.data, s), "{} is out of place", t.name);
+    }
+}

@@ -65,6 +65,39 @@ pub struct TensorMut<'a, T> {
     pub data: &'a mut [T],
 }
 
+/// The 24 parameter tensors' data in `state_dict` order, as an array (no allocation).
+macro_rules! param_slices {
+    ($self:ident, $as:ident) => {{
+        let p = $self;
+        [
+            p.conv1.weight.$as(),
+            p.conv1.bias.$as(),
+            p.bn1.weight.$as(),
+            p.bn1.bias.$as(),
+            p.conv2.weight.$as(),
+            p.conv2.bias.$as(),
+            p.bn2.weight.$as(),
+            p.bn2.bias.$as(),
+            p.conv3.weight.$as(),
+            p.conv3.bias.$as(),
+            p.conv4.weight.$as(),
+            p.conv4.bias.$as(),
+            p.bn4.weight.$as(),
+            p.bn4.bias.$as(),
+            p.conv5.weight.$as(),
+            p.conv5.bias.$as(),
+            p.bn5.weight.$as(),
+            p.bn5.bias.$as(),
+            p.conv6.weight.$as(),
+            p.conv6.bias.$as(),
+            p.conv7.weight.$as(),
+            p.conv7.bias.$as(),
+            p.fc1.weight.$as(),
+            p.fc1.bias.$as(),
+        ]
+    }};
+}
+
 macro_rules! visit_params {
     ($self:ident, $as:ident, $ctor:ident) => {{
         let p = $self;
@@ -251,10 +284,21 @@ impl<T: Float> Params<T> {
         visit_params!(self, as_mut_slice, TensorMut)
     }
 
+    /// The data of the same tensors in the same order, without names or shapes: an array, so
+    /// the training loop can visit every parameter without allocating.
+    pub fn slices(&self) -> [&[T]; 24] {
+        param_slices!(self, as_slice)
+    }
+
+    /// Mutable [`Params::slices`].
+    pub fn slices_mut(&mut self) -> [&mut [T]; 24] {
+        param_slices!(self, as_mut_slice)
+    }
+
     /// `self += other`, tensor by tensor, in a fixed order.
     pub fn add_assign(&mut self, other: &Params<T>) {
-        for (a, b) in self.tensors_mut().into_iter().zip(other.tensors()) {
-            for (x, &y) in a.data.iter_mut().zip(b.data) {
+        for (a, b) in self.slices_mut().into_iter().zip(other.slices()) {
+            for (x, &y) in a.iter_mut().zip(b) {
                 *x += y;
             }
         }
@@ -262,8 +306,8 @@ impl<T: Float> Params<T> {
 
     /// Sets every entry to zero.
     pub fn fill_zero(&mut self) {
-        for t in self.tensors_mut() {
-            t.data.fill(T::zero());
+        for t in self.slices_mut() {
+            t.fill(T::zero());
         }
     }
 

@@ -14,12 +14,12 @@ pub fn sgd_momentum<T: Float>(
     mu: T,
 ) {
     for ((p, v), g) in params
-        .tensors_mut()
+        .slices_mut()
         .into_iter()
-        .zip(velocity.tensors_mut())
-        .zip(grads.tensors())
+        .zip(velocity.slices_mut())
+        .zip(grads.slices())
     {
-        for ((w, m), &d) in p.data.iter_mut().zip(v.data.iter_mut()).zip(g.data) {
+        for ((w, m), &d) in p.iter_mut().zip(v.iter_mut()).zip(g) {
             *m = mu * *m + d;
             *w -= lr * *m;
         }
