@@ -451,3 +451,27 @@ fn writes_a_checkpoint_for_python() {
         save(&trained_net(6), std::path::Path::new(&path)).unwrap();
     }
 }
+
+/// A training checkpoint (model + `momentum.*`) given where model weights are expected gets an
+/// error that says what it is and which file to use instead.
+#[test]
+fn a_training_checkpoint_as_model_weights_points_to_best_or_last() {
+    let net = gradspec::cnn::Net::<f32>::new(1);
+    let momentum = gradspec::cnn::Params::<f32>::zeros();
+    let bytes = gradspec::cnn::safetensors_io::to_bytes_with(
+        &net,
+        &[("momentum.", &momentum)],
+        Default::default(),
+    )
+    .unwrap();
+    let err = gradspec::cnn::safetensors_io::from_bytes(&bytes, "checkpoint.safetensors")
+        .expect_err("a checkpoint is not a plain state_dict");
+    let msg = err.to_string();
+    assert!(msg.contains("unexpected tensor 'momentum."), "{msg}");
+    assert!(msg.contains("training checkpoint"), "{msg}");
+    assert!(
+        msg.contains("best.safetensors or last.safetensors"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'), "one line: {msg}");
+}

@@ -191,6 +191,12 @@ pub fn from_bytes_with(bytes: &[u8], what: &str, prefixes: &[&str]) -> Result<Wi
     let mut present: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     present.sort();
     if let Some(extra) = present.iter().find(|n| !expected.contains(*n)) {
+        if extra.starts_with("momentum.") {
+            bail!(
+                "'{what}': unexpected tensor '{extra}': this is a training checkpoint (model and \
+                 momentum); use best.safetensors or last.safetensors from the same run folder"
+            );
+        }
         bail!("'{what}': unexpected tensor '{extra}' (not part of the model's state_dict)");
     }
     let present: BTreeSet<String> = present.into_iter().collect();
