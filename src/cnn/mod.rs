@@ -5,6 +5,12 @@
 //! [`loss`]. [`net`] wires them into the source network; [`params`] names the tensors as
 //! PyTorch's `state_dict` does. Everything is generic over [`Float`]: f32 trains, f64 checks.
 //!
+//! The trainer's fast paths sit beside the reference functions, which stay what the spec labels
+//! cite and the gradient checks verify: [`fused`] runs each ReLU → BatchNorm → dropout block in
+//! fewer passes, bit-identical to the per-operation functions; [`reduce`] fixes the summation
+//! order they share; [`conv_simd`] holds direct AVX-512 convolution kernels for f32, equal to
+//! [`conv`] to f32 rounding.
+//!
 //! The layer functions are `#[inline(never)]` so that a profile (perf, flamegraph) attributes
 //! time per layer; each is a loop over a whole chunk, so the call itself costs nothing measurable.
 pub mod avgpool;

@@ -538,50 +538,26 @@ impl<T: Float> Net<T> {
             conv_bwd_weight(c.g_z6.view(), c.d5.view(), &mut g.conv6, &mut c.col);
             conv_bwd_bias(c.g_z6.view(), &mut g.conv6.bias);
             conv_bwd_input(&p.conv6, c.g_z6.view(), c.g_5.view_mut(), &mut c.col);
-            let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
-            let (mean, var) = (&st.bn5.0, &st.bn5.1);
-            let (dg, db) = (&mut g.bn5.weight, &mut g.bn5.bias);
-            dropout_bn_params_backward(
-                bits,
-                keep,
-                mean,
-                var,
-                c.r5.view(),
-                c.g_5.view_mut(),
-                dg,
-                db,
-            );
+            let bits = c.dropout.then_some(&c.m5[..]);
+            block_params_backward(bits, keep, &st.bn5, &c.r5, &mut c.g_5, &mut g.bn5);
         });
         let (dg5, db5) = reduce_bn_grads(ws.active(), |g| &g.bn5);
         let m8 = n * 64;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            let (mean, var) = (&st.bn5.0, &st.bn5.1);
-            let (r, gv, bias) = (c.r5.view(), c.g_5.view_mut(), &mut g.conv5.bias);
-            bn_relu_backward(&p.bn5, mean, var, &dg5, &db5, m8, r, gv, bias);
+            let (bn, sums) = ((&p.bn5, &st.bn5), (&dg5, &db5, m8));
+            block_input_backward(bn, sums, &c.r5, &mut c.g_5, &mut g.conv5.bias);
             conv_bwd_weight(c.g_5.view(), c.d4.view(), &mut g.conv5, &mut c.col);
             conv_bwd_input(&p.conv5, c.g_5.view(), c.g_4.view_mut(), &mut c.col);
-            let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
-            let (mean, var) = (&st.bn4.0, &st.bn4.1);
-            let (dg, db) = (&mut g.bn4.weight, &mut g.bn4.bias);
-            dropout_bn_params_backward(
-                bits,
-                keep,
-                mean,
-                var,
-                c.r4.view(),
-                c.g_4.view_mut(),
-                dg,
-                db,
-            );
+            let bits = c.dropout.then_some(&c.m4[..]);
+            block_params_backward(bits, keep, &st.bn4, &c.r4, &mut c.g_4, &mut g.bn4);
         });
         let (dg4, db4) = reduce_bn_grads(ws.active(), |g| &g.bn4);
         let m10 = n * 100;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            let (mean, var) = (&st.bn4.0, &st.bn4.1);
-            let (r, gv, bias) = (c.r4.view(), c.g_4.view_mut(), &mut g.conv4.bias);
-            bn_relu_backward(&p.bn4, mean, var, &dg4, &db4, m10, r, gv, bias);
+            let (bn, sums) = ((&p.bn4, &st.bn4), (&dg4, &db4, m10));
+            block_input_backward(bn, sums, &c.r4, &mut c.g_4, &mut g.conv4.bias);
             conv_bwd_weight(c.g_4.view(), c.p3.view(), &mut g.conv4, &mut c.col);
             conv_bwd_input(&p.conv4, c.g_4.view(), c.g_p3.view_mut(), &mut c.col);
             maxpool_backward(c.g_p3.view(), &c.a3[..c.n * 8 * 144], c.g_z3.view_mut());
@@ -590,50 +566,26 @@ impl<T: Float> Net<T> {
             // conv3's input gradient (1×1, 8 → 32 channels) is the one pass where the direct
             // kernel measured slower than GEMM (k = 8 is too short to amortise its scatter).
             conv_backward_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
-            let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
-            let (mean, var) = (&st.bn2.0, &st.bn2.1);
-            let (dg, db) = (&mut g.bn2.weight, &mut g.bn2.bias);
-            dropout_bn_params_backward(
-                bits,
-                keep,
-                mean,
-                var,
-                c.r2.view(),
-                c.g_2.view_mut(),
-                dg,
-                db,
-            );
+            let bits = c.dropout.then_some(&c.m2[..]);
+            block_params_backward(bits, keep, &st.bn2, &c.r2, &mut c.g_2, &mut g.bn2);
         });
         let (dg2, db2) = reduce_bn_grads(ws.active(), |g| &g.bn2);
         let m24 = n * 576;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            let (mean, var) = (&st.bn2.0, &st.bn2.1);
-            let (r, gv, bias) = (c.r2.view(), c.g_2.view_mut(), &mut g.conv2.bias);
-            bn_relu_backward(&p.bn2, mean, var, &dg2, &db2, m24, r, gv, bias);
+            let (bn, sums) = ((&p.bn2, &st.bn2), (&dg2, &db2, m24));
+            block_input_backward(bn, sums, &c.r2, &mut c.g_2, &mut g.conv2.bias);
             conv_bwd_weight(c.g_2.view(), c.d1.view(), &mut g.conv2, &mut c.col);
             conv_bwd_input(&p.conv2, c.g_2.view(), c.g_1.view_mut(), &mut c.col);
-            let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
-            let (mean, var) = (&st.bn1.0, &st.bn1.1);
-            let (dg, db) = (&mut g.bn1.weight, &mut g.bn1.bias);
-            dropout_bn_params_backward(
-                bits,
-                keep,
-                mean,
-                var,
-                c.r1.view(),
-                c.g_1.view_mut(),
-                dg,
-                db,
-            );
+            let bits = c.dropout.then_some(&c.m1[..]);
+            block_params_backward(bits, keep, &st.bn1, &c.r1, &mut c.g_1, &mut g.bn1);
         });
         let (dg1, db1) = reduce_bn_grads(ws.active(), |g| &g.bn1);
         let m26 = n * 676;
         ws.active().par_iter_mut().for_each(|c| {
             let g = &mut *c.grad;
-            let (mean, var) = (&st.bn1.0, &st.bn1.1);
-            let (r, gv, bias) = (c.r1.view(), c.g_1.view_mut(), &mut g.conv1.bias);
-            bn_relu_backward(&p.bn1, mean, var, &dg1, &db1, m26, r, gv, bias);
+            let (bn, sums) = ((&p.bn1, &st.bn1), (&dg1, &db1, m26));
+            block_input_backward(bn, sums, &c.r1, &mut c.g_1, &mut g.conv1.bias);
             conv_bwd_weight(c.g_1.view(), c.x.view(), &mut g.conv1, &mut c.col);
         });
         grads.fill_zero();
@@ -641,6 +593,37 @@ impl<T: Float> Net<T> {
             grads.add_assign(&c.grad);
         }
     }
+}
+
+/// Dropout's backward and the BatchNorm parameter gradients of one `conv → ReLU → BN →
+/// dropout` block, for one chunk (see [`dropout_bn_params_backward`]). `bits` holds the chunk's
+/// masks (`None` without dropout); only the first `g.n()` images' worth is used.
+fn block_params_backward<T: Float, const C: usize, const H: usize, const W: usize>(
+    bits: Option<&[u8]>,
+    keep: T,
+    (mean, var): &(SVector<T, C>, SVector<T, C>),
+    r: &Act<T, C, H, W>,
+    g: &mut Act<T, C, H, W>,
+    grad: &mut BatchNorm<T, C>,
+) {
+    let len = g.as_slice().len();
+    let bits = bits.map(|b| &b[..len]);
+    let (dg, db) = (&mut grad.weight, &mut grad.bias);
+    dropout_bn_params_backward(bits, keep, mean, var, r.view(), g.view_mut(), dg, db);
+}
+
+/// BatchNorm's input gradient, ReLU's backward and the feeding convolution's bias gradient of
+/// one block, for one chunk (see [`bn_relu_backward`]): `bn` is the layer and its batch
+/// statistics, `sums` the batch's `∂L/∂γ`, `∂L/∂β` and count.
+#[allow(clippy::type_complexity)]
+fn block_input_backward<T: Float, const C: usize, const H: usize, const W: usize>(
+    (p, (mean, var)): (&BatchNorm<T, C>, &(SVector<T, C>, SVector<T, C>)),
+    (dg, db, m): (&SVector<T, C>, &SVector<T, C>, usize),
+    r: &Act<T, C, H, W>,
+    g: &mut Act<T, C, H, W>,
+    dbias: &mut SVector<T, C>,
+) {
+    bn_relu_backward(p, mean, var, dg, db, m, r.view(), g.view_mut(), dbias);
 }
 
 /// conv6 output → pool → conv7 → ReLU → avg-pool → fc1 → log-softmax → NLL, for one chunk.
