@@ -58,9 +58,10 @@ pub fn dropout_bits<R: Rng>(rng: &mut R, p: f64, bits: &mut [u8]) {
 /// Images whose dropout streams [`dropout_bits_lockstep`] advances together.
 pub const LOCKSTEP: usize = 8;
 
-/// For each image `i < seeds.len() ≤ LOCKSTEP`: what [`dropout_bits`] writes when called with
-/// `Xoshiro256PlusPlus::seed_from_u64(seeds[i])` once per part, in order, on
-/// `parts[k].0[i·size_k .. (i+1)·size_k]` (`size_k = parts[k].1`, which must be even).
+/// For each image `i < seeds.len() ≤ LOCKSTEP`: what [`dropout_bits`] writes on
+/// `parts[k].0[i·size_k .. (i+1)·size_k]` (`size_k = parts[k].1`, which must be even) for
+/// `k = 0, 1, …` in turn, all drawn from one stream `Xoshiro256PlusPlus::seed_from_u64(seeds[i])`
+/// that continues from part to part.
 ///
 /// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
 /// eight independent streams advanced in lockstep fill the vector units.
