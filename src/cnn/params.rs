@@ -98,133 +98,34 @@ macro_rules! param_slices {
     }};
 }
 
-macro_rules! visit_params {
-    ($self:ident, $as:ident, $ctor:ident) => {{
-        let p = $self;
-        vec![
-            $ctor {
-                name: "conv1.weight",
-                shape: vec![16, 1, 3, 3],
-                data: p.conv1.weight.$as(),
-            },
-            $ctor {
-                name: "conv1.bias",
-                shape: vec![16],
-                data: p.conv1.bias.$as(),
-            },
-            $ctor {
-                name: "bn1.weight",
-                shape: vec![16],
-                data: p.bn1.weight.$as(),
-            },
-            $ctor {
-                name: "bn1.bias",
-                shape: vec![16],
-                data: p.bn1.bias.$as(),
-            },
-            $ctor {
-                name: "conv2.weight",
-                shape: vec![32, 16, 3, 3],
-                data: p.conv2.weight.$as(),
-            },
-            $ctor {
-                name: "conv2.bias",
-                shape: vec![32],
-                data: p.conv2.bias.$as(),
-            },
-            $ctor {
-                name: "bn2.weight",
-                shape: vec![32],
-                data: p.bn2.weight.$as(),
-            },
-            $ctor {
-                name: "bn2.bias",
-                shape: vec![32],
-                data: p.bn2.bias.$as(),
-            },
-            $ctor {
-                name: "conv3.weight",
-                shape: vec![8, 32, 1, 1],
-                data: p.conv3.weight.$as(),
-            },
-            $ctor {
-                name: "conv3.bias",
-                shape: vec![8],
-                data: p.conv3.bias.$as(),
-            },
-            $ctor {
-                name: "conv4.weight",
-                shape: vec![16, 8, 3, 3],
-                data: p.conv4.weight.$as(),
-            },
-            $ctor {
-                name: "conv4.bias",
-                shape: vec![16],
-                data: p.conv4.bias.$as(),
-            },
-            $ctor {
-                name: "bn4.weight",
-                shape: vec![16],
-                data: p.bn4.weight.$as(),
-            },
-            $ctor {
-                name: "bn4.bias",
-                shape: vec![16],
-                data: p.bn4.bias.$as(),
-            },
-            $ctor {
-                name: "conv5.weight",
-                shape: vec![32, 16, 3, 3],
-                data: p.conv5.weight.$as(),
-            },
-            $ctor {
-                name: "conv5.bias",
-                shape: vec![32],
-                data: p.conv5.bias.$as(),
-            },
-            $ctor {
-                name: "bn5.weight",
-                shape: vec![32],
-                data: p.bn5.weight.$as(),
-            },
-            $ctor {
-                name: "bn5.bias",
-                shape: vec![32],
-                data: p.bn5.bias.$as(),
-            },
-            $ctor {
-                name: "conv6.weight",
-                shape: vec![16, 32, 1, 1],
-                data: p.conv6.weight.$as(),
-            },
-            $ctor {
-                name: "conv6.bias",
-                shape: vec![16],
-                data: p.conv6.bias.$as(),
-            },
-            $ctor {
-                name: "conv7.weight",
-                shape: vec![32, 16, 3, 3],
-                data: p.conv7.weight.$as(),
-            },
-            $ctor {
-                name: "conv7.bias",
-                shape: vec![32],
-                data: p.conv7.bias.$as(),
-            },
-            $ctor {
-                name: "fc1.weight",
-                shape: vec![10, 32],
-                data: p.fc1.weight.$as(),
-            },
-            $ctor {
-                name: "fc1.bias",
-                shape: vec![10],
-                data: p.fc1.bias.$as(),
-            },
-        ]
-    }};
-}
+/// Name and PyTorch shape of each parameter tensor, in `state_dict` order (the order of
+/// [`Params::slices`]).
+const TENSORS: [(&str, &[usize]); 24] = [
+    ("conv1.weight", &[16, 1, 3, 3]),
+    ("conv1.bias", &[16]),
+    ("bn1.weight", &[16]),
+    ("bn1.bias", &[16]),
+    ("conv2.weight", &[32, 16, 3, 3]),
+    ("conv2.bias", &[32]),
+    ("bn2.weight", &[32]),
+    ("bn2.bias", &[32]),
+    ("conv3.weight", &[8, 32, 1, 1]),
+    ("conv3.bias", &[8]),
+    ("conv4.weight", &[16, 8, 3, 3]),
+    ("conv4.bias", &[16]),
+    ("bn4.weight", &[16]),
+    ("bn4.bias", &[16]),
+    ("conv5.weight", &[32, 16, 3, 3]),
+    ("conv5.bias", &[32]),
+    ("bn5.weight", &[32]),
+    ("bn5.bias", &[32]),
+    ("conv6.weight", &[16, 32, 1, 1]),
+    ("conv6.bias", &[16]),
+    ("conv7.weight", &[32, 16, 3, 3]),
+    ("conv7.bias", &[32]),
+    ("fc1.weight", &[10, 32]),
+    ("fc1.bias", &[10]),
+];
 
 impl<T: Float> Params<T> {
     /// All zeros (gradient accumulators, momentum buffers).
@@ -276,12 +177,28 @@ impl<T: Float> Params<T> {
 
     /// The tensors in PyTorch `state_dict` order, with PyTorch shapes and row-major data.
     pub fn tensors(&self) -> Vec<Tensor<'_, T>> {
-        visit_params!(self, as_slice, Tensor)
+        TENSORS
+            .iter()
+            .zip(self.slices())
+            .map(|(&(name, shape), data)| Tensor {
+                name,
+                shape: shape.to_vec(),
+                data,
+            })
+            .collect()
     }
 
     /// Mutable access to the same tensors.
     pub fn tensors_mut(&mut self) -> Vec<TensorMut<'_, T>> {
-        visit_params!(self, as_mut_slice, TensorMut)
+        TENSORS
+            .iter()
+            .zip(self.slices_mut())
+            .map(|(&(name, shape), data)| TensorMut {
+                name,
+                shape: shape.to_vec(),
+                data,
+            })
+            .collect()
     }
 
     /// The data of the same tensors in the same order, without names or shapes: an array, so
