@@ -287,3 +287,39 @@ fn param_slices_are_the_state_dict_tensors_in_order() {
         assert!(std::ptr::eq(t.data, s), "{} is out of place", t.name);
     }
 }
+
+// ---------------------------------------------------------------- edge cases of the conventions
+
+/// Verifies r[cnn.maxpool.forward]: of two NaNs in one window the last wins (PyTorch's
+/// `val > maxval || isnan(val)`), and the gradient goes to that one.
+#[test]
+fn maxpool_of_two_nans_the_last_wins() {
+    let (y, a, dx) = pool_one([f64::NAN, 1.0, f64::NAN, 2.0]);
+    assert!(y.is_nan());
+    assert_eq!(a, 2);
+    assert_eq!(dx, [0.0, 0.0, 1.0, 0.0]);
+    // A number after a NaN never takes the window back, however large.
+    assert_eq!(pool_one([1.0, f64::NAN, f64::INFINITY, 2.0]).1, 1);
+}
+
+/// Verifies r[cnn.bn.running_update]: with 2 values per channel the factor is exactly 2.
+#[test]
+fn running_update_with_two_values_doubles_the_batch_variance() {
+    let mut r = Running::<f64, 1>::new();
+    let mean = nalgebra::SVector::from([3.0]);
+    let var = nalgebra::SVector::from([0.25]);
+    bn_running_update(&mut r, &mean, &var, 2);
+    assert_eq!(r.mean[0], 0.9 * 0.0 + 0.1 * 3.0);
+    assert_eq!(r.var[0], 0.9 * 1.0 + 0.1 * (0.25 * 2.0));
+    assert_eq!(r.num_batches_tracked, 1);
+}
+
+/// Like PyTorch ("Expected more than 1 value per channel when training"), a count of 1 is
+/// refused rather than silently using the biased variance.
+#[test]
+#[should_panic(expected = "more than 1 value per channel")]
+fn running_update_with_one_value_per_channel_is_refused() {
+    let mut r = Running::<f64, 1>::new();
+    let v = nalgebra::SVector::from([1.0]);
+    bn_running_update(&mut r, &v, &v, 1);
+}

@@ -270,6 +270,12 @@ fn full_dir() -> Option<PathBuf> {
 #[test]
 fn full_mnist_counts_and_label_histograms() {
     let Some(dir) = full_dir() else {
+        // `.ci/run` fetches MNIST before the tests, so in CI a missing data set is a failure.
+        assert!(
+            std::env::var_os("GRADSPEC_REQUIRE_MNIST").is_none(),
+            "GRADSPEC_REQUIRE_MNIST is set but full MNIST is not at {}",
+            data::DataDirArg::default().resolve().display()
+        );
         // Written to the real stderr (not the captured one), so a skip is visible in the
         // normal `cargo test` output.
         let _ = writeln!(

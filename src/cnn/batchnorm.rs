@@ -157,6 +157,11 @@ pub fn bn_forward_train<T: Float, const C: usize, const H: usize, const W: usize
 ///
 /// `m` is the momentum (0.1), `M` the count per channel; the factor `M/(M−1)` turns the biased
 /// batch variance into the unbiased one, as PyTorch does. Also counts the batch.
+///
+/// # Panics
+/// If `count < 2`: the unbiased variance is undefined there, and PyTorch raises "Expected more
+/// than 1 value per channel when training". The network never gets there (its smallest
+/// BatchNorm plane is 8×8, so `count ≥ 64`).
 #[inline(never)]
 pub fn bn_running_update<T: Float, const C: usize>(
     r: &mut Running<T, C>,
@@ -164,12 +169,12 @@ pub fn bn_running_update<T: Float, const C: usize>(
     var: &SVector<T, C>,
     count: usize,
 ) {
+    assert!(
+        count > 1,
+        "bn_running_update: the unbiased variance needs more than 1 value per channel (got {count})"
+    );
     let mom = T::c(MOMENTUM);
-    let unbias = if count > 1 {
-        T::c(count as f64 / (count as f64 - 1.0))
-    } else {
-        T::one()
-    };
+    let unbias = T::c(count as f64 / (count as f64 - 1.0));
     for c in 0..C {
         r.mean[c] = (T::one() - mom) * r.mean[c] + mom * mean[c];
         r.var[c] = (T::one() - mom) * r.var[c] + mom * var[c] * unbias;

@@ -83,34 +83,27 @@ use super::float::Float;
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 use std::any::{Any, TypeId};
-use std::sync::OnceLock;
 
 /// Floats per `zmm` vector.
 pub const LANES: usize = 16;
 
-/// Whether the AVX-512 kernels can run on this machine (checked once, then cached).
-///
-/// Setting the environment variable `GRADSPEC_NO_AVX512` (to anything) before the first call
-/// turns them off, so that the generic path can be compared on the same machine.
+/// Whether the AVX-512 kernels can run on this machine: the CPU has AVX-512F, BW and VL
+/// ([`super::cpu::avx512_hardware`]). Every kernel checks this before executing an AVX-512
+/// instruction; it does **not** look at `GRADSPEC_NO_AVX512`, so the kernels' own tests run
+/// whichever path the network takes.
 pub fn available() -> bool {
-    static FLAG: OnceLock<bool> = OnceLock::new();
-    *FLAG.get_or_init(|| std::env::var_os("GRADSPEC_NO_AVX512").is_none() && detect())
+    super::cpu::avx512_hardware()
 }
 
-#[cfg(target_arch = "x86_64")]
-fn detect() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn detect() -> bool {
-    false
-}
-
-/// Whether the batch functions (`try_*`) will run for float type `T`: `T` is `f32` and
-/// [`available`] holds.
+/// Whether the network should take these kernels for float type `T`: `T` is `f32` and the
+/// AVX-512 fast paths are switched on ([`super::cpu::avx512`], which honours
+/// `GRADSPEC_NO_AVX512`). The batch functions (`try_*`) themselves only need [`available`].
 pub fn enabled<T: 'static>() -> bool {
-    TypeId::of::<T>() == TypeId::of::<f32>() && available()
+    is_f32::<T>() && super::cpu::avx512()
+}
+
+fn is_f32<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
 }
 
 /// Number of wide positions `(OH−1)·W + OW` of a convolution (see the module docs).
@@ -531,7 +524,7 @@ fn f32_slice_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
 }
 
 /// [`super::conv::conv_forward`] over a batch, image by image with [`forward_image`], when
-/// [`enabled::<T>`](enabled); otherwise returns `false` having done nothing (fall back to the
+/// `T` is `f32` and [`available`]; otherwise returns `false` having done nothing (fall back to the
 /// generic function). Needs no scratch.
 #[inline(never)]
 pub fn try_conv_forward<
@@ -551,7 +544,7 @@ pub fn try_conv_forward<
 ) -> bool {
     check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
     assert_eq!(x.n(), y.n(), "try_conv_forward: batch sizes differ");
-    if !enabled::<T>() {
+    if !(is_f32::<T>() && available()) {
         return false;
     }
     let (Some(p), Some(xs), Some(ys)) = (
@@ -569,7 +562,7 @@ pub fn try_conv_forward<
 }
 
 /// [`super::conv::conv_backward_input`] over a batch (`dx` overwritten), image by image with
-/// [`backward_input_image`], when [`enabled::<T>`](enabled); otherwise returns `false` having
+/// [`backward_input_image`], when `T` is `f32` and [`available`]; otherwise returns `false` having
 /// done nothing. `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_input<
@@ -598,7 +591,7 @@ pub fn try_conv_backward_input<
         scratch.len() >= image_scratch_len(COUT, OH, OW, W),
         "try_conv_backward_input: scratch shorter than scratch_len"
     );
-    if !enabled::<T>() {
+    if !(is_f32::<T>() && available()) {
         return false;
     }
     let (Some(p), Some(dys), Some(dxs), Some(s)) = (
@@ -617,7 +610,7 @@ pub fn try_conv_backward_input<
 }
 
 /// [`super::conv::conv_backward_weight`] over a batch (**accumulates** into `dw.weight`),
-/// when [`enabled::<T>`](enabled); otherwise returns `false` having done nothing. Images are
+/// when `T` is `f32` and [`available`]; otherwise returns `false` having done nothing. Images are
 /// taken in order, in groups of [`weight_group_len`] whose sums are formed in registers before
 /// being added into `dw` (so a batch passed in one call is summed in a different, equally
 /// fixed, order from the same images passed one by one). `scratch` needs [`scratch_len`]
@@ -649,7 +642,7 @@ pub fn try_conv_backward_weight<
         scratch.len() >= scratch_len(COUT, OH, OW, W),
         "try_conv_backward_weight: scratch shorter than scratch_len"
     );
-    if !enabled::<T>() {
+    if !(is_f32::<T>() && available()) {
         return false;
     }
     let (Some(dw), Some(dys), Some(xs), Some(s)) = (
@@ -669,13 +662,13 @@ pub fn try_conv_backward_weight<
 }
 
 /// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db`), with
-/// [`backward_bias_image`], when [`enabled::<T>`](enabled); otherwise returns `false`.
+/// [`backward_bias_image`], when `T` is `f32` and [`available`]; otherwise returns `false`.
 #[inline(never)]
 pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,
 ) -> bool {
-    if !enabled::<T>() {
+    if !(is_f32::<T>() && available()) {
         return false;
     }
     let (Some(db), Some(dys)) = (

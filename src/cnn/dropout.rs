@@ -73,10 +73,8 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
         "dropout_bits_lockstep: 1 to {LOCKSTEP} seeds"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-    {
-        // SAFETY: the CPU has AVX-512F (checked just above); the function is safe Rust
+    if super::cpu::avx512() {
+        // SAFETY: `cpu::avx512` implies the CPU has AVX-512F/BW/VL; the function is safe Rust
         // compiled with those instructions enabled, so the same bits come out.
         unsafe { lockstep_avx512(seeds, p, parts) };
         return;

@@ -47,23 +47,14 @@ macro_rules! wide_pass {
                 body::<T, C, H, W>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if avx512_available() {
-                // SAFETY: the CPU has every feature `avx512` is compiled for.
+            if super::cpu::avx512() {
+                // SAFETY: `cpu::avx512` implies the CPU has AVX-512F/BW/VL, every feature
+                // `avx512` is compiled for.
                 return unsafe { avx512::<T, C, H, W>($($arg),*) };
             }
             body::<T, C, H, W>($($arg),*)
         }
     };
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512_available() -> bool {
-    static FLAG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FLAG.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-    })
 }
 
 /// The mask value of a byte: `keep` or `0`, the very value `dropout_mask` stores.

@@ -1,8 +1,8 @@
 //! Max pooling, 2×2 window, stride 2 (PyTorch `nn.MaxPool2d(2, 2)`).
 //!
 //! Tie rule: the **first** maximum in row-major window order wins (strict `>` while scanning
-//! (0,0), (0,1), (1,0), (1,1)); a NaN always wins, so it propagates. This is PyTorch's CPU
-//! rule. The winner's index (0–3) is recorded for the backward pass.
+//! (0,0), (0,1), (1,0), (1,1)); a NaN replaces any winner, so it propagates, and of several
+//! NaNs the last wins. This is PyTorch's CPU rule (`val > maxval || isnan(val)`). The winner's index (0–3) is recorded for the backward pass.
 use super::float::Float;
 use super::tensor::{View, ViewMut};
 

@@ -9,7 +9,8 @@
 //! cite and the gradient checks verify: [`fused`] runs each ReLU → BatchNorm → dropout block in
 //! fewer passes, bit-identical to the per-operation functions; [`reduce`] fixes the summation
 //! order they share; [`conv_simd`] holds direct AVX-512 convolution kernels for f32, equal to
-//! [`conv`] to f32 rounding.
+//! [`conv`] to f32 rounding. [`cpu`] is the one place that detects the CPU's features and
+//! honours `GRADSPEC_NO_AVX512`, which turns every one of these fast paths off at once.
 //!
 //! The layer functions are `#[inline(never)]` so that a profile (perf, flamegraph) attributes
 //! time per layer; each is a loop over a whole chunk, so the call itself costs nothing measurable.
@@ -17,6 +18,7 @@ pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
 pub mod conv_simd;
+pub mod cpu;
 pub mod dropout;
 pub mod float;
 pub mod fused;

@@ -647,7 +647,7 @@ fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
 }
 
 // The convolutions of the network: the direct AVX-512 kernels of `conv_simd` for f32 on a
-// CPU that has them, else the im2col + GEMM functions of `conv` (always for f64, so the
+// CPU that has them (unless `GRADSPEC_NO_AVX512` is set; see `cpu`), else the im2col + GEMM functions of `conv` (always for f64, so the
 // gradient checks verify the reference path; `tests/cnn_conv_simd.rs` ties the two together).
 
 #[allow(clippy::type_complexity)]
@@ -667,7 +667,9 @@ fn conv_fwd<
     y: ViewMut<'_, T, COUT, OH, OW>,
     col: &mut [T],
 ) {
-    if !conv_simd::try_conv_forward(p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0)) {
+    if !(conv_simd::enabled::<T>()
+        && conv_simd::try_conv_forward(p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0)))
+    {
         conv_forward(p, x, y, col);
     }
 }
@@ -688,7 +690,9 @@ fn conv_bwd_input<
     dx: ViewMut<'_, T, CIN, H, W>,
     col: &mut [T],
 ) {
-    if !conv_simd::try_conv_backward_input(p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col) {
+    if !(conv_simd::enabled::<T>()
+        && conv_simd::try_conv_backward_input(p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col))
+    {
         conv_backward_input(p, dy, dx, col);
     }
 }
@@ -709,7 +713,7 @@ fn conv_bwd_weight<
     dw: &mut Conv<T, CIN, COUT, K, KK>,
     col: &mut [T],
 ) {
-    if !conv_simd::try_conv_backward_weight(dy, x, dw, col) {
+    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_weight(dy, x, dw, col)) {
         conv_backward_weight(dy, x, dw, col);
     }
 }
@@ -718,7 +722,7 @@ fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,
 ) {
-    if !conv_simd::try_conv_backward_bias(dy, db) {
+    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_bias(dy, db)) {
         conv_backward_bias(dy, db);
     }
 }
