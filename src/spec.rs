@@ -1147,3 +1147,52 @@ fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod lexer_sanity {
+    use super::*;
+
+    /// The lexer keeps every line and, on the crate's own sources, ends every file with all
+    /// brackets closed: a comment or literal read wrongly would unbalance them.
+    #[test]
+    fn every_source_of_the_crate_lexes_to_balanced_brackets() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for dir in ["src", "tests", "benches"] {
+            for f in files_with_ext(&root.join(dir), "rs").unwrap() {
+                let text = std::fs::read_to_string(&f).unwrap();
+                let lines = lex(&text);
+                assert_eq!(lines.len(), text.lines().count(), "{}", f.display());
+                let flat = Flat::new(&lines);
+                let mut depth = 0i64;
+                for c in &flat.chars {
+                    match c {
+                        '{' | '(' | '[' => depth += 1,
+                        '}' | ')' | ']' => depth -= 1,
+                        _ => {}
+                    }
+                    assert!(depth >= 0, "{}", f.display());
+                }
+                assert_eq!(depth, 0, "{}", f.display());
+                n += 1;
+            }
+        }
+        assert!(n > 40, "{n} files");
+    }
+
+    #[test]
+    fn literals_and_comments_are_blanked_but_lines_kept() {
+        let l = lex(
+            "let a = b'\\''; let s = \"{\\\"\";\n/* { */ x /* } */\nfn f<'a>(c: char) { '{' }\n",
+        );
+        let code: Vec<&str> = l.iter().map(|l| l.code.as_str()).collect();
+        assert_eq!(
+            code,
+            [
+                "let a = b'  '; let s = \"   \";",
+                " x ",
+                "fn f<'a>(c: char) { ' ' }"
+            ]
+        );
+    }
+}
