@@ -6,8 +6,8 @@
 //! * Part 2 ([`cnn`], [`data`], [`train`]): the 16,562-parameter MNIST CNN of `spec/cnn.md`.
 //!
 //! Every equation in `spec/*.md` sits under a label such as `r[bp.grad.w5]`; exactly one
-//! function cites that label in the first line of its doc comment, and [`spec`] checks the
-//! bijection (see `tests/spec_conformance.rs`).
+//! function cites that label in the first line of its doc comment, at least one test cites it in
+//! a `/// Verifies r[…]` line, and [`spec`] checks both (see `tests/spec_conformance.rs`).
 pub mod backprop;
 pub mod cli;
 pub mod cnn;

@@ -327,21 +327,37 @@ fn assembled_checks(s: &State<f64>) -> Vec<Check> {
 proptest! {
     #![proptest_config(ProptestConfig::default())]
 
+    /// Each local derivative against a central difference of the forward function it
+    /// differentiates.
+    /// Verifies r[bp.chain.de1_dao1] r[bp.chain.de2_dao2] r[bp.chain.dao1_do1] r[bp.chain.dao2_do2]
+    /// Verifies r[bp.chain.do1_dw5] r[bp.chain.do1_dw6] r[bp.chain.do2_dw7] r[bp.chain.do2_dw8]
+    /// Verifies r[bp.chain.do1_dah1] r[bp.chain.do1_dah2] r[bp.chain.do2_dah1] r[bp.chain.do2_dah2]
+    /// Verifies r[bp.chain.dah1_dh1] r[bp.chain.dah2_dh2] r[bp.chain.dh1_dw1] r[bp.chain.dh1_dw2]
+    /// Verifies r[bp.chain.dh2_dw3] r[bp.chain.dh2_dw4]
     #[test]
     fn every_chain_rule_piece_matches_a_central_difference(s in state_strategy()) {
         verify(&chain_checks(&s), &s)?;
     }
 
+    /// Each path to a hidden activation separately, then both summed.
+    /// Verifies r[bp.hidden.de1_dah1] r[bp.hidden.de2_dah1] r[bp.hidden.de_dah1]
+    /// Verifies r[bp.hidden.de1_dah2] r[bp.hidden.de2_dah2] r[bp.hidden.de_dah2]
     #[test]
     fn hidden_activation_gradients_match_central_differences(s in state_strategy()) {
         verify(&hidden_checks(&s), &s)?;
     }
 
+    /// Each weight-gradient function against ∂E_total/∂w_k of the full forward pass.
+    /// Verifies r[bp.grad.w1] r[bp.grad.w2] r[bp.grad.w3] r[bp.grad.w4] r[bp.grad.w5] r[bp.grad.w6]
+    /// Verifies r[bp.grad.w7] r[bp.grad.w8]
     #[test]
     fn each_weight_gradient_function_matches_d_e_total_dw(s in state_strategy()) {
         verify(&weight_checks(&s), &s)?;
     }
 
+    /// The gradient training uses, per weight and along a random direction.
+    /// Verifies r[bp.grad.w1] r[bp.grad.w2] r[bp.grad.w3] r[bp.grad.w4] r[bp.grad.w5] r[bp.grad.w6]
+    /// Verifies r[bp.grad.w7] r[bp.grad.w8]
     #[test]
     fn assembled_gradient_matches_numerical_gradient_of_e_total(s in state_strategy()) {
         verify(&assembled_checks(&s), &s)?;

@@ -12,19 +12,36 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * b.abs().max(1e-300)
 }
 
+/// Every forward quantity at the spreadsheet's numbers, each computed here independently of
+/// the crate from the previous one.
+/// Verifies r[bp.fwd.sigmoid] r[bp.fwd.h1] r[bp.fwd.h2] r[bp.fwd.a_h1] r[bp.fwd.a_h2]
+/// Verifies r[bp.fwd.o1] r[bp.fwd.o2] r[bp.fwd.a_o1] r[bp.fwd.a_o2]
+/// Verifies r[bp.loss.e1] r[bp.loss.e2] r[bp.loss.total]
 #[test]
 fn forward_pass_at_the_spreadsheet_state_matches_hand_computation() {
     let f = Forward::compute(&State::<f64>::spreadsheet());
+    let sigma = |x: f64| 1.0 / (1.0 + (-x).exp());
     // By hand: h1 = 0.15·0.05 + 0.2·0.1 = 0.0275, h2 = 0.25·0.05 + 0.3·0.1 = 0.0425.
     assert!(close(f.h1, 0.0275, 1e-15));
     assert!(close(f.h2, 0.0425, 1e-15));
     // σ(0.0275) = 1/(1 + e^−0.0275), evaluated independently of the crate.
-    assert!(close(f.a_h1, 1.0 / (1.0 + (-0.0275f64).exp()), 1e-15));
+    assert!(close(f.a_h1, sigma(0.0275), 1e-15));
+    assert!(close(f.a_h2, sigma(0.0425), 1e-15));
     let o1 = 0.4 * f.a_h1 + 0.45 * f.a_h2;
+    let o2 = 0.5 * f.a_h1 + 0.55 * f.a_h2;
     assert!(close(f.o1, o1, 1e-15));
+    assert!(close(f.o2, o2, 1e-15));
+    assert!(close(f.a_o1, sigma(o1), 1e-15));
+    assert!(close(f.a_o2, sigma(o2), 1e-15));
+    let e1 = 0.5 * (0.5 - f.a_o1) * (0.5 - f.a_o1);
+    let e2 = 0.5 * (0.5 - f.a_o2) * (0.5 - f.a_o2);
+    assert!(close(f.e1, e1, 1e-15));
+    assert!(close(f.e2, e2, 1e-15));
+    assert!(close(f.e_total, e1 + e2, 1e-15));
     assert!(close(f.e_total, 0.014181377937891659, 1e-14));
 }
 
+/// Verifies r[bp.fwd.sigmoid] at 0, its symmetry and both saturated ends.
 #[test]
 fn sigmoid_is_symmetric_and_saturates_without_nan() {
     assert_eq!(fwd_sigmoid(0.0f64), 0.5);
@@ -36,6 +53,7 @@ fn sigmoid_is_symmetric_and_saturates_without_nan() {
     assert_eq!(fwd_sigmoid(-1000.0f32), 0.0);
 }
 
+/// Verifies r[bp.update] for one weight and for all eight at once.
 #[test]
 fn update_moves_against_the_gradient_and_step_uses_the_old_weights() {
     assert_eq!(update(1.0, 0.25, 2.0), 0.5);

@@ -289,6 +289,8 @@ fn check<
     );
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv1_1x28x28_k3_matches_generic() {
     if skipped() {
@@ -297,6 +299,8 @@ fn conv1_1x28x28_k3_matches_generic() {
     check::<1, 16, 3, 9, 28, 28, 26, 26>("conv1", 3, 10);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv2_16x26x26_k3_matches_generic() {
     if skipped() {
@@ -305,6 +309,8 @@ fn conv2_16x26x26_k3_matches_generic() {
     check::<16, 32, 3, 144, 26, 26, 24, 24>("conv2", 3, 20);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv3_32x24x24_k1_matches_generic() {
     if skipped() {
@@ -313,6 +319,8 @@ fn conv3_32x24x24_k1_matches_generic() {
     check::<32, 8, 1, 32, 24, 24, 24, 24>("conv3", 3, 30);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv4_8x12x12_k3_matches_generic() {
     if skipped() {
@@ -321,6 +329,8 @@ fn conv4_8x12x12_k3_matches_generic() {
     check::<8, 16, 3, 72, 12, 12, 10, 10>("conv4", 3, 40);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv5_16x10x10_k3_matches_generic() {
     if skipped() {
@@ -329,6 +339,8 @@ fn conv5_16x10x10_k3_matches_generic() {
     check::<16, 32, 3, 144, 10, 10, 8, 8>("conv5", 3, 50);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv6_32x8x8_k1_matches_generic() {
     if skipped() {
@@ -337,6 +349,8 @@ fn conv6_32x8x8_k1_matches_generic() {
     check::<32, 16, 1, 32, 8, 8, 8, 8>("conv6", 3, 60);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn conv7_16x4x4_k3_matches_generic() {
     if skipped() {
@@ -345,6 +359,8 @@ fn conv7_16x4x4_k3_matches_generic() {
     check::<16, 32, 3, 144, 4, 4, 2, 2>("conv7", 3, 70);
 }
 
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
+/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
 #[test]
 fn odd_channel_counts_and_partial_vectors_match_generic() {
     if skipped() {

@@ -158,6 +158,11 @@ fn block<T: Float, const C: usize, const H: usize, const W: usize>(
     same(&e, &e_ref, "relu+bn eval");
 }
 
+/// The fused passes training runs compute these equations bit-identically to the labelled
+/// functions (which the gradient checks verify against the spec).
+/// Verifies r[cnn.relu.forward] r[cnn.relu.backward] r[cnn.bn.forward_train] r[cnn.bn.forward_eval]
+/// Verifies r[cnn.bn.backward_params] r[cnn.bn.backward_input] r[cnn.conv.backward_bias]
+/// Verifies r[cnn.dropout.forward] r[cnn.dropout.backward]
 #[test]
 fn fused_block_equals_the_composition_bit_for_bit_f32() {
     for (seed, drop) in [(1, true), (2, false)] {
@@ -168,6 +173,11 @@ fn fused_block_equals_the_composition_bit_for_bit_f32() {
     }
 }
 
+/// The fused passes training runs compute these equations bit-identically to the labelled
+/// functions (which the gradient checks verify against the spec).
+/// Verifies r[cnn.relu.forward] r[cnn.relu.backward] r[cnn.bn.forward_train] r[cnn.bn.forward_eval]
+/// Verifies r[cnn.bn.backward_params] r[cnn.bn.backward_input] r[cnn.conv.backward_bias]
+/// Verifies r[cnn.dropout.forward] r[cnn.dropout.backward]
 #[test]
 fn fused_block_equals_the_composition_bit_for_bit_f64() {
     for (seed, drop) in [(3, true), (4, false)] {
@@ -178,6 +188,7 @@ fn fused_block_equals_the_composition_bit_for_bit_f64() {
 
 /// `dropout_bits` draws the same numbers as `dropout_mask`, so the two agree element by
 /// element, odd lengths included.
+/// Verifies r[cnn.dropout.mask] in the bit form the fused passes use.
 #[test]
 fn dropout_bits_are_the_decisions_of_dropout_mask() {
     for len in [1, 2, 7, 1000, 1001] {
@@ -194,6 +205,7 @@ fn dropout_bits_are_the_decisions_of_dropout_mask() {
 
 /// Eight streams in lockstep give each image exactly its own stream's decisions, for full and
 /// partial groups of images.
+/// Verifies r[cnn.dropout.mask] in the lockstep form training uses.
 #[test]
 fn lockstep_dropout_bits_equal_one_stream_per_image() {
     use gradspec::cnn::dropout::{dropout_bits_lockstep, dropout_bits_lockstep_portable};

@@ -36,6 +36,7 @@ fn direct_stats(x: &[f64], c: usize, channels: usize, hw: usize) -> (f64, f64, f
     (mean, ss / m, ss / (m - 1.0))
 }
 
+/// Verifies r[cnn.bn.batch_stats] against a two-pass mean and variance.
 #[test]
 fn batch_statistics_are_the_mean_and_biased_variance() {
     let x = random(3 * 4 * 25, 1, -1.0, 3.0);
@@ -49,6 +50,7 @@ fn batch_statistics_are_the_mean_and_biased_variance() {
     }
 }
 
+/// Verifies r[cnn.bn.running_update]: momentum 0.1 and the unbiased variance.
 #[test]
 fn running_statistics_use_the_unbiased_variance_and_momentum_0_1() {
     let x = random(2 * 3 * 16, 2, -2.0, 1.0);
@@ -68,6 +70,8 @@ fn running_statistics_use_the_unbiased_variance_and_momentum_0_1() {
     assert_eq!(r.num_batches_tracked, 1);
 }
 
+/// Verifies r[cnn.bn.forward_eval] element by element, and r[cnn.bn.forward_train] by the mean
+/// and variance of its output.
 #[test]
 fn eval_mode_normalises_with_the_running_statistics() {
     let x = random(2 * 2 * 9, 3, -1.0, 1.0);
@@ -149,6 +153,7 @@ fn eval_output_of_an_image_does_not_depend_on_its_batch_but_train_output_does() 
 
 // ---------------------------------------------------------------- dropout
 
+/// Verifies r[cnn.dropout.mask]: drop rate, keep scale and mean at p = 0.05.
 #[test]
 fn dropout_mask_drops_five_percent_and_scales_the_rest_by_1_over_0_95() {
     let mut mask = vec![0.0f32; 1 << 20];
@@ -165,6 +170,7 @@ fn dropout_mask_drops_five_percent_and_scales_the_rest_by_1_over_0_95() {
     assert!((mean - 1.0).abs() < 0.002, "mean {mean}");
 }
 
+/// Verifies r[cnn.dropout.mask] at p = 0.5 and an odd length.
 #[test]
 fn dropout_mask_handles_odd_lengths_and_other_probabilities() {
     let mut mask = vec![0.0f64; 100_001];
@@ -213,6 +219,7 @@ fn pool_one(window: [f64; 4]) -> (f64, u8, [f64; 4]) {
     (y[0], a[0], dx)
 }
 
+/// Verifies r[cnn.maxpool.forward] r[cnn.maxpool.backward] on single windows, ties included.
 #[test]
 fn maxpool_first_maximum_in_row_major_order_wins_a_tie() {
     assert_eq!(pool_one([2.0, 2.0, 2.0, 2.0]).1, 0);
@@ -224,6 +231,7 @@ fn maxpool_first_maximum_in_row_major_order_wins_a_tie() {
     assert_eq!(pool_one([4.0, 4.0, 1.0, 4.0]).2, [1.0, 0.0, 0.0, 0.0]);
 }
 
+/// Verifies r[cnn.maxpool.forward] when a window holds a NaN.
 #[test]
 fn maxpool_nan_wins_and_propagates() {
     let (y, a, _) = pool_one([1.0, f64::NAN, 5.0, 2.0]);
@@ -234,6 +242,7 @@ fn maxpool_nan_wins_and_propagates() {
     assert_eq!(a, 0);
 }
 
+/// Verifies r[cnn.maxpool.forward] over several images, channels and windows.
 #[test]
 fn maxpool_planes_and_windows_are_addressed_nchw() {
     // [n=2, C=2, 4, 4]; the value encodes its own index, so every window's maximum is its
@@ -256,6 +265,7 @@ fn maxpool_planes_and_windows_are_addressed_nchw() {
 /// Regression: the batch variance is `E[x²] − μ²`; with the sums kept in f32 this cancelled
 /// catastrophically when a channel's mean was large against its spread (found by this suite;
 /// `bn_partial_sums` now accumulates in f64 from the first element).
+/// Verifies r[cnn.bn.batch_stats] in f32.
 #[test]
 fn f32_batch_variance_survives_a_large_mean() {
     let x64 = random(4 * 2 * 26 * 26, 21, -0.01, 0.01);

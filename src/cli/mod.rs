@@ -35,8 +35,9 @@ pub enum Command {
     Mnist(MnistCmd),
     /// The whole mission: Part 1 sweep, MNIST fetch, training, evaluation, out/REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
-    /// Print the spec↔code coverage table (every labelled equation and its function).
-    SpecCoverage,
+    /// Print the spec↔code↔test coverage table (every labelled equation, its function and the
+    /// tests citing it); exit 2 with a one-line summary if the registry has problems.
+    SpecCoverage(SpecCoverageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +56,14 @@ pub enum MnistCmd {
     Train(train::TrainArgs),
     /// Measure end-to-end, train-step and inference throughput against a calibration GEMM.
     Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SpecCoverageArgs {
+    /// Print a JSON array (one object per label: label, function, spec, code, tests) instead of
+    /// the markdown table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// An error that should exit with code 1 (the run failed) rather than 2 (bad input).
@@ -127,22 +136,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             MnistCmd::Bench(a) => bench::bench(a),
         },
         Command::Reproduce(a) => reproduce::run(a),
-        Command::SpecCoverage => {
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-            let reg = crate::spec::Registry::load(&root.join("spec"), &root.join("src"))?;
-            print!("{}", reg.coverage_table());
-            let problems = reg.check();
-            for p in &problems {
-                eprintln!("{p}");
-            }
-            anyhow::ensure!(
-                problems.is_empty(),
-                "{} spec/code mismatches",
-                problems.len()
-            );
-            Ok(())
-        }
+        Command::SpecCoverage(a) => spec_coverage(a),
     }
+}
+
+/// `gradspec spec-coverage`: the table (paths relative to the project root) on stdout, one
+/// line per problem on stderr.
+fn spec_coverage(a: SpecCoverageArgs) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reg = crate::spec::Registry::load(root)?;
+    if a.json {
+        println!("{}", reg.coverage_json());
+    } else {
+        print!("{}", reg.coverage_table(true));
+    }
+    let problems = reg.check();
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "{} spec/code/test problems",
+        problems.len()
+    );
+    Ok(())
 }
 
 /// clap value parser: a finite, strictly positive f64.
