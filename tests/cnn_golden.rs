@@ -200,10 +200,11 @@ fn fingerprint<T: Float>(digits: usize) -> String {
     s
 }
 
-/// Verifies r[cnn.nll.forward] (the loss) and, through pinned norms, entries, signed sums and
-/// weighted checksums, that the network's backward pass (r[cnn.conv.backward_weight]
-/// r[cnn.conv.backward_bias] r[cnn.bn.backward_params] r[cnn.linear.backward_weight]
-/// r[cnn.linear.backward_bias]) reproduces the recorded f64 gradients.
+/// Verifies r[cnn.nll.forward] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.bn.backward_params] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias].
+/// Checks `cnn.nll.forward` (the loss) and, through pinned norms, entries, signed sums and weighted
+/// checksums, that the network's backward pass (`cnn.conv.backward_weight` `cnn.conv.backward_bias`
+/// `cnn.bn.backward_params` `cnn.linear.backward_weight` `cnn.linear.backward_bias`) reproduces the
+/// recorded f64 gradients.
 #[test]
 fn loss_and_gradient_norms_f64() {
     golden!("gradients_f64", fingerprint::<f64>(6));
@@ -233,9 +234,10 @@ fn f32_agrees_with_f64() {
     }
 }
 
-/// Verifies, as the f64 snapshot does, the f32 instance of the same backward pass
-/// (r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.bn.backward_params]
-/// r[cnn.linear.backward_weight] r[cnn.linear.backward_bias]) and r[cnn.nll.forward].
+/// Verifies r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.bn.backward_params] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] r[cnn.nll.forward].
+/// Checks, as the f64 snapshot does, the f32 instance of the same backward pass (`cnn.conv.backward_weight`
+/// `cnn.conv.backward_bias` `cnn.bn.backward_params` `cnn.linear.backward_weight`
+/// `cnn.linear.backward_bias`) and `cnn.nll.forward`.
 #[test]
 fn loss_and_gradient_norms_f32() {
     golden!("gradients_f32", fingerprint::<f32>(4));

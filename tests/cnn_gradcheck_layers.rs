@@ -204,9 +204,10 @@ fn conv_case(
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias]
-    /// (with r[cnn.conv.forward]) against central differences, 3×3 kernel (the im2col path):
-    /// Conv(2→3, 3×3) on a batch of 2 images of 2×6×6.
+    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+    /// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias` (with
+    /// `cnn.conv.forward`) against central differences, 3×3 kernel (the im2col path): Conv(2→3,
+    /// 3×3) on a batch of 2 images of 2×6×6.
     #[test]
     fn conv3x3_gradients_match_central_differences(
         c in conv_case(2, 2 * 36, 18 * 3, 3, 3 * 16)
@@ -215,9 +216,10 @@ proptest! {
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
-    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias]
-    /// (with r[cnn.conv.forward]) against central differences, 1×1 kernel (the no-copy path):
-    /// Conv(3→2, 1×1) on a batch of 2 images of 3×4×5.
+    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+    /// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias` (with
+    /// `cnn.conv.forward`) against central differences, 1×1 kernel (the no-copy path): Conv(3→2,
+    /// 1×1) on a batch of 2 images of 3×4×5.
     #[test]
     fn conv1x1_gradients_match_central_differences(
         c in conv_case(2, 3 * 20, 3 * 2, 2, 2 * 20)
@@ -274,7 +276,8 @@ fn conv_checker_rejects_a_bias_gradient_of_the_last_image_only() {
     assert!(e.starts_with("conv db"), "{e}");
 }
 
-/// Verifies that r[cnn.conv.backward_weight] and r[cnn.conv.backward_bias] accumulate (`+=`).
+/// Verifies r[cnn.conv.backward_weight] r[cnn.conv.backward_bias].
+/// Checks that `cnn.conv.backward_weight` and `cnn.conv.backward_bias` accumulate (`+=`).
 #[test]
 fn conv_weight_and_bias_gradients_accumulate() {
     let x: Vec<f64> = (0..2 * 36).map(|i| (i as f64 * 0.37).sin()).collect();
@@ -345,9 +348,9 @@ fn linear_check<const IN: usize, const OUT: usize>(
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.linear.backward_input] r[cnn.linear.backward_weight]
-    /// r[cnn.linear.backward_bias] (with r[cnn.linear.forward]) against central differences:
-    /// Linear(5→3) on a batch of 3.
+    /// Verifies r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] r[cnn.linear.forward].
+    /// Checks `cnn.linear.backward_input` `cnn.linear.backward_weight` `cnn.linear.backward_bias` (with
+    /// `cnn.linear.forward`) against central differences: Linear(5→3) on a batch of 3.
     #[test]
     fn linear_gradients_match_central_differences(
         x in vals(3 * 5), w in vals(15), b in vals(3), g in vals(3 * 3)
@@ -387,8 +390,9 @@ fn relu_y(x: &[f64]) -> Vec<f64> {
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.relu.backward] (with r[cnn.relu.forward]) against central differences,
-    /// inputs at least 0.1 from the kink.
+    /// Verifies r[cnn.relu.backward] r[cnn.relu.forward].
+    /// Checks `cnn.relu.backward` (with `cnn.relu.forward`) against central differences, inputs at least
+    /// 0.1 from the kink.
     #[test]
     fn relu_gradient_matches_central_differences(x in away_from_zero(40), g in vals(40)) {
         let y = relu_y(&x);
@@ -417,7 +421,8 @@ fn relu_checker_rejects_a_derivative_of_one_everywhere() {
     assert!(r.unwrap_err().starts_with("relu dx[0]"));
 }
 
-/// Verifies the convention of r[cnn.relu.backward] at the kink: the derivative at 0 is 0.
+/// Verifies r[cnn.relu.backward].
+/// Checks the convention of `cnn.relu.backward` at the kink: the derivative at 0 is 0.
 #[test]
 fn relu_derivative_at_zero_is_zero() {
     let y = relu_y(&[0.0, -0.0, 1e-300, -1.0]);
@@ -464,9 +469,9 @@ fn dropout_check(
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.dropout.backward] (with r[cnn.dropout.forward]) against central
-    /// differences. The mask is drawn once (p = 0.3, so a 30-element tensor has zeros) and
-    /// held fixed.
+    /// Verifies r[cnn.dropout.backward] r[cnn.dropout.forward].
+    /// Checks `cnn.dropout.backward` (with `cnn.dropout.forward`) against central differences. The mask is
+    /// drawn once (p = 0.3, so a 30-element tensor has zeros) and held fixed.
     #[test]
     fn dropout_gradient_matches_central_differences(x in vals(30), g in vals(30), seed in any::<u64>()) {
         let mask = mask_of(seed);
@@ -569,16 +574,18 @@ fn avgpool_check(x: &[f64], g: &[f64], wrong: AvgWrong) -> Result<Report, String
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.maxpool.backward] (with r[cnn.maxpool.forward]) against central
-    /// differences: MaxPool(2,2) on a batch of 2 images of 2×4×4.
+    /// Verifies r[cnn.maxpool.backward] r[cnn.maxpool.forward].
+    /// Checks `cnn.maxpool.backward` (with `cnn.maxpool.forward`) against central differences:
+    /// MaxPool(2,2) on a batch of 2 images of 2×4×4.
     #[test]
     fn maxpool_gradient_matches_central_differences(x in distinct_values(), g in vals(16)) {
         let r = maxpool_check(&x, &g, false);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
-    /// Verifies r[cnn.avgpool.backward] (with r[cnn.avgpool.forward]) against central
-    /// differences: AvgPool(2,2) on a batch of 2 images of 2×4×4.
+    /// Verifies r[cnn.avgpool.backward] r[cnn.avgpool.forward].
+    /// Checks `cnn.avgpool.backward` (with `cnn.avgpool.forward`) against central differences:
+    /// AvgPool(2,2) on a batch of 2 images of 2×4×4.
     #[test]
     fn avgpool_gradient_matches_central_differences(x in vals(64), g in vals(16)) {
         let r = avgpool_check(&x, &g, AvgWrong::None);
@@ -716,9 +723,10 @@ fn bn_case() -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> 
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.bn.backward_input] r[cnn.bn.backward_params] (with r[cnn.bn.batch_stats]
-    /// r[cnn.bn.forward_train]) against central differences: BatchNorm2d(2), train mode, over
-    /// a batch of 2 to 4 images of 2×3×3 (m = 18 to 36).
+    /// Verifies r[cnn.bn.backward_input] r[cnn.bn.backward_params] r[cnn.bn.batch_stats] r[cnn.bn.forward_train].
+    /// Checks `cnn.bn.backward_input` `cnn.bn.backward_params` (with `cnn.bn.batch_stats`
+    /// `cnn.bn.forward_train`) against central differences: BatchNorm2d(2), train mode, over a
+    /// batch of 2 to 4 images of 2×3×3 (m = 18 to 36).
     #[test]
     fn batchnorm_gradients_match_central_differences((x, gamma, beta, g) in bn_case()) {
         let r = bn_check(&x, &gamma, &beta, &g, BnWrong::None);
@@ -802,16 +810,18 @@ fn nll_check(l: &[f64], labels: &[u8], wrong: NllWrong) -> Result<Report, String
 proptest! {
     #![proptest_config(config())]
 
-    /// Verifies r[cnn.logsoftmax.backward] (with r[cnn.logsoftmax.forward]) against central
-    /// differences: log_softmax over 4 classes, batch of 3, random upstream gradient.
+    /// Verifies r[cnn.logsoftmax.backward] r[cnn.logsoftmax.forward].
+    /// Checks `cnn.logsoftmax.backward` (with `cnn.logsoftmax.forward`) against central differences:
+    /// log_softmax over 4 classes, batch of 3, random upstream gradient.
     #[test]
     fn logsoftmax_gradient_matches_central_differences(z in vals(12), g in vals(12)) {
         let r = logsoftmax_check(&z, &g, false);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
-    /// Verifies r[cnn.nll.backward] (with r[cnn.nll.forward]) and its composition with
-    /// r[cnn.logsoftmax.backward] against central differences: the NLL is linear in logp, and
+    /// Verifies r[cnn.nll.backward] r[cnn.nll.forward] r[cnn.logsoftmax.backward].
+    /// Checks `cnn.nll.backward` (with `cnn.nll.forward`) and its composition with
+    /// `cnn.logsoftmax.backward` against central differences: the NLL is linear in logp, and
     /// log_softmax followed by NLL gives `softmax − onehot/N`.
     #[test]
     fn nll_gradient_matches_central_differences(
@@ -853,8 +863,9 @@ fn nll_checker_rejects_a_gradient_without_the_mean_or_with_the_wrong_sign() {
     }
 }
 
-/// Verifies r[cnn.logsoftmax.forward] on logits whose exponentials would overflow without
-/// the subtracted maximum.
+/// Verifies r[cnn.logsoftmax.forward].
+/// Checks `cnn.logsoftmax.forward` on logits whose exponentials would overflow without the subtracted
+/// maximum.
 #[test]
 fn logsoftmax_does_not_overflow_on_large_logits() {
     let l = logsoftmax_y(&[1000.0, 0.0, -1000.0, 999.0]);
@@ -862,11 +873,12 @@ fn logsoftmax_does_not_overflow_on_large_logits() {
     assert!((l[0] - -(1.0 + (-1.0f64).exp()).ln()).abs() < 1e-12);
 }
 
-/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias]
-/// r[cnn.bn.backward_input] r[cnn.bn.backward_params] r[cnn.linear.backward_input]
-/// r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] with a margin of at least 10 on
-/// fixed cases. The worst agreement is printed for spec/cnn.md
-/// (`cargo test --release --test cnn_gradcheck_layers -- --nocapture observed`).
+/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.bn.backward_input] r[cnn.bn.backward_params] r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias].
+/// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias`
+/// `cnn.bn.backward_input` `cnn.bn.backward_params` `cnn.linear.backward_input`
+/// `cnn.linear.backward_weight` `cnn.linear.backward_bias` with a margin of at least 10 on fixed
+/// cases. The worst agreement is printed for spec/cnn.md (`cargo test --release --test
+/// cnn_gradcheck_layers -- --nocapture observed`).
 #[test]
 fn observed_layer_errors_are_far_below_the_tolerance() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);

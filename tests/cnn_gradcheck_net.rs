@@ -231,14 +231,14 @@ fn run(n: usize, coverage: Coverage) -> (Report, Report) {
     (e, d)
 }
 
-/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias]
-/// r[cnn.relu.backward] r[cnn.bn.backward_params] r[cnn.bn.backward_input]
-/// r[cnn.dropout.backward] r[cnn.maxpool.backward] r[cnn.avgpool.backward]
-/// r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias]
-/// r[cnn.logsoftmax.backward] r[cnn.nll.backward], composed into the network's backward pass,
-/// against central differences of the loss: batch of 4 (one chunk), every entry of the 20
-/// tensors of at most 600 entries, five of each large convolution weight, and every
-/// parameter through the random directions.
+/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.relu.backward] r[cnn.bn.backward_params] r[cnn.bn.backward_input] r[cnn.dropout.backward] r[cnn.maxpool.backward] r[cnn.avgpool.backward] r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] r[cnn.logsoftmax.backward] r[cnn.nll.backward].
+/// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias`
+/// `cnn.relu.backward` `cnn.bn.backward_params` `cnn.bn.backward_input` `cnn.dropout.backward`
+/// `cnn.maxpool.backward` `cnn.avgpool.backward` `cnn.linear.backward_input`
+/// `cnn.linear.backward_weight` `cnn.linear.backward_bias` `cnn.logsoftmax.backward`
+/// `cnn.nll.backward`, composed into the network's backward pass, against central differences of
+/// the loss: batch of 4 (one chunk), every entry of the 20 tensors of at most 600 entries, five of
+/// each large convolution weight, and every parameter through the random directions.
 #[test]
 fn network_gradients_match_central_differences_batch_4() {
     let (e, d) = run(4, Coverage::AllSmall);
@@ -252,12 +252,13 @@ fn network_gradients_match_central_differences_batch_4() {
     assert_eq!(d.checked, 24 + GLOBAL_DIRECTIONS);
 }
 
-/// Verifies the same labels as the batch-4 check across chunks: batch of 10 = chunks of 8
-/// and 2, so the cross-chunk reductions (BatchNorm statistics, dγ, dβ, parameter gradients) of
-/// r[cnn.bn.backward_params] r[cnn.bn.backward_input] r[cnn.conv.backward_weight]
-/// r[cnn.conv.backward_bias] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] and the
-/// whole-batch `1/N` of r[cnn.nll.backward] are part of what is checked (five entries per
-/// tensor, and every parameter through the random directions).
+/// Verifies r[cnn.bn.backward_params] r[cnn.bn.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] r[cnn.nll.backward].
+/// Checks the same labels as the batch-4 check across chunks: batch of 10 = chunks of 8 and 2, so the
+/// cross-chunk reductions (BatchNorm statistics, dγ, dβ, parameter gradients) of
+/// `cnn.bn.backward_params` `cnn.bn.backward_input` `cnn.conv.backward_weight`
+/// `cnn.conv.backward_bias` `cnn.linear.backward_weight` `cnn.linear.backward_bias` and the
+/// whole-batch `1/N` of `cnn.nll.backward` are part of what is checked (five entries per tensor,
+/// and every parameter through the random directions).
 #[test]
 fn network_gradients_match_central_differences_across_chunks_batch_10() {
     run(10, Coverage::Sampled);

@@ -174,8 +174,9 @@ fn bn_strategy() -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>)> {
 proptest! {
     #![proptest_config(config(64))]
 
-    /// Verifies r[cnn.bn.backward_input] through its invariants: per channel, `Σ dx = 0` and
-    /// `Σ dx·x̂ = (γ/s)·(ε/(σ²+ε))·∂L/∂γ` (m = 40 to 80 values per channel).
+    /// Verifies r[cnn.bn.backward_input].
+    /// Checks `cnn.bn.backward_input` through its invariants: per channel, `Σ dx = 0` and `Σ dx·x̂ =
+    /// (γ/s)·(ε/(σ²+ε))·∂L/∂γ` (m = 40 to 80 values per channel).
     #[test]
     fn batchnorm_input_gradient_sums_to_zero_and_is_orthogonal_to_xhat((x, gamma, g) in bn_strategy()) {
         let c = bn_case(&x, &gamma, &g);
@@ -246,9 +247,10 @@ fn logsoftmax(z: &[f64]) -> Vec<f64> {
 proptest! {
     #![proptest_config(config(64))]
 
-    /// Verifies r[cnn.logsoftmax.backward] through its invariant: over the 10 classes of each
-    /// row, `Σ_k dz_k = (1 − Σ_k p_k)·Σ_j g_j = 0`, for a random upstream `g` and for the NLL
-    /// upstream of r[cnn.nll.backward] (logits in [−30, 30], so some rows are saturated).
+    /// Verifies r[cnn.logsoftmax.backward] r[cnn.nll.backward].
+    /// Checks `cnn.logsoftmax.backward` through its invariant: over the 10 classes of each row, `Σ_k dz_k
+    /// = (1 − Σ_k p_k)·Σ_j g_j = 0`, for a random upstream `g` and for the NLL upstream of
+    /// `cnn.nll.backward` (logits in [−30, 30], so some rows are saturated).
     #[test]
     fn logsoftmax_gradient_sums_to_zero_over_classes(
         z in vals(4 * CLASSES, 30.0),
@@ -490,10 +492,11 @@ fn all_shapes_f64(n: usize, seed: u64) -> Result<Vec<(&'static str, f64)>, Strin
 proptest! {
     #![proptest_config(config(6))]
 
-    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias]
-    /// as the adjoints of r[cnn.conv.forward], in f64, at the seven real shapes of the network
-    /// (conv1 1→16 on 28×28, conv2 16→32 on 26×26, conv3 32→8 1×1 on 24×24, conv4, conv5,
-    /// conv6, conv7 16→32 on 4×4), 2 images.
+    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+    /// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias` as the
+    /// adjoints of `cnn.conv.forward`, in f64, at the seven real shapes of the network (conv1 1→16
+    /// on 28×28, conv2 16→32 on 26×26, conv3 32→8 1×1 on 24×24, conv4, conv5, conv6, conv7 16→32 on
+    /// 4×4), 2 images.
     #[test]
     fn conv_backward_passes_are_adjoints_of_the_forward_pass_at_real_shapes_f64(seed in any::<u64>()) {
         let r = all_shapes_f64(2, seed);
@@ -633,10 +636,11 @@ fn conv_adjoints_simd<
     Some(r2.and_then(|r2| r3.map(|r3| r1.max(r2).max(r3))))
 }
 
-/// Verifies the AVX-512 f32 fast paths of r[cnn.conv.backward_input]
-/// r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] as adjoints of the fast
-/// r[cnn.conv.forward], at the seven real shapes, 3 images; prints `SKIPPED (no avx512f)`
-/// and passes on a CPU without AVX-512 (f64 never uses these kernels).
+/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+/// Checks the AVX-512 f32 fast paths of `cnn.conv.backward_input` `cnn.conv.backward_weight`
+/// `cnn.conv.backward_bias` as adjoints of the fast `cnn.conv.forward`, at the seven real shapes, 3
+/// images; prints `SKIPPED (no avx512f)` and passes on a CPU without AVX-512 (f64 never uses these
+/// kernels).
 #[test]
 fn simd_conv_backward_passes_are_adjoints_of_the_forward_pass_at_real_shapes_f32() {
     let runs = [
