@@ -89,8 +89,21 @@ fn conv_y<
     y
 }
 
-/// Checks dX, dW and db of one convolution. `flip_dw` deliberately corrupts dW (kernel
-/// flipped) so that a test can show the checker rejects it.
+/// A deliberate mistake in one of the convolution's gradients, for the twins.
+#[derive(Clone, Copy, PartialEq)]
+enum ConvWrong {
+    None,
+    /// dW with the kernel flipped, `dW[o,c,ki,kj] ← dW[o,c,K−1−ki,K−1−kj]`.
+    FlipDw,
+    /// dX computed with the unflipped-vs-flipped slip: the backward input pass run with the
+    /// spatially flipped kernel.
+    FlipDx,
+    /// db of the last image only (`=` where `+=` belongs).
+    DbLastImage,
+}
+
+/// Checks dX, dW and db of one convolution. `wrong` deliberately corrupts one of them so that
+/// a test can show the checker rejects it.
 fn conv_check<
     const CIN: usize,
     const COUT: usize,
@@ -103,9 +116,27 @@ fn conv_check<
 >(
     c: &ConvCase,
     tol: Tol,
-    flip_dw: bool,
+    wrong: ConvWrong,
 ) -> Result<Report, String> {
-    let p = conv_of::<CIN, COUT, K, KK>(&c.w, &c.b);
+    let flipped = |w: &[f64]| -> Vec<f64> {
+        let mut f = w.to_vec();
+        for o in 0..COUT {
+            for ci in 0..CIN {
+                for ki in 0..K {
+                    for kj in 0..K {
+                        let at = |a: usize, b: usize| ((o * CIN + ci) * K + a) * K + b;
+                        f[at(ki, kj)] = w[at(K - 1 - ki, K - 1 - kj)];
+                    }
+                }
+            }
+        }
+        f
+    };
+    let p = if wrong == ConvWrong::FlipDx {
+        conv_of::<CIN, COUT, K, KK>(&flipped(&c.w), &c.b)
+    } else {
+        conv_of::<CIN, COUT, K, KK>(&c.w, &c.b)
+    };
     let mut col = vec![0.0; KK * OH * OW];
     let mut dx = vec![0.0; c.x.len()];
     conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
@@ -121,21 +152,16 @@ fn conv_check<
         &mut dw,
         &mut col,
     );
-    conv_backward_bias::<f64, COUT, OH, OW>(View(&c.g), &mut dw.bias);
+    if wrong == ConvWrong::DbLastImage {
+        let last = &c.g[(c.n - 1) * COUT * OH * OW..];
+        conv_backward_bias::<f64, COUT, OH, OW>(View(last), &mut dw.bias);
+    } else {
+        conv_backward_bias::<f64, COUT, OH, OW>(View(&c.g), &mut dw.bias);
+    }
     let mut dwv = dw.weight.as_slice().to_vec();
-    if flip_dw {
-        // W[o,c,ki,kj] ← W[o,c,K−1−ki,K−1−kj]: the classic convolution-vs-correlation slip.
-        let orig = dwv.clone();
-        for o in 0..COUT {
-            for ci in 0..CIN {
-                for ki in 0..K {
-                    for kj in 0..K {
-                        let at = |a: usize, b: usize| ((o * CIN + ci) * K + a) * K + b;
-                        dwv[at(ki, kj)] = orig[at(K - 1 - ki, K - 1 - kj)];
-                    }
-                }
-            }
-        }
+    if wrong == ConvWrong::FlipDw {
+        // The classic convolution-vs-correlation slip.
+        dwv = flipped(&dwv);
     }
     let y = |x: &[f64], w: &[f64], b: &[f64]| conv_y::<CIN, COUT, K, KK, H, W, OH, OW>(c, x, w, b);
     let r1 = check("conv dX", &dx, all(dx.len()), tol, |i, d| {
@@ -178,21 +204,27 @@ fn conv_case(
 proptest! {
     #![proptest_config(config())]
 
-    /// 3×3 kernel (the im2col path): Conv(2→3, 3×3) on a batch of 2 images of 2×6×6.
+    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+    /// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias` (with
+    /// `cnn.conv.forward`) against central differences, 3×3 kernel (the im2col path): Conv(2→3,
+    /// 3×3) on a batch of 2 images of 2×6×6.
     #[test]
     fn conv3x3_gradients_match_central_differences(
         c in conv_case(2, 2 * 36, 18 * 3, 3, 3 * 16)
     ) {
-        let r = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false);
+        let r = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
-    /// 1×1 kernel (the no-copy path): Conv(3→2, 1×1) on a batch of 2 images of 3×4×5.
+    /// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.conv.forward].
+    /// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias` (with
+    /// `cnn.conv.forward`) against central differences, 1×1 kernel (the no-copy path): Conv(3→2,
+    /// 1×1) on a batch of 2 images of 3×4×5.
     #[test]
     fn conv1x1_gradients_match_central_differences(
         c in conv_case(2, 3 * 20, 3 * 2, 2, 2 * 20)
     ) {
-        let r = conv_check::<3, 2, 1, 3, 4, 5, 4, 5>(&c, LAYER, false);
+        let r = conv_check::<3, 2, 1, 3, 4, 5, 4, 5>(&c, LAYER, ConvWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 }
@@ -208,11 +240,44 @@ fn conv_checker_rejects_a_flipped_kernel_gradient() {
         b: v(3),
         g: v(2 * 3 * 16),
     };
-    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false).expect("the true gradient passes");
-    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, true).unwrap_err();
+    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
+        .expect("the true gradient passes");
+    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::FlipDw).unwrap_err();
     assert!(e.starts_with("conv dW"), "{e}");
 }
 
+fn conv_twin_case() -> ConvCase {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    ConvCase {
+        n: 2,
+        x: v(2 * 2 * 36),
+        w: v(18 * 3),
+        b: v(3),
+        g: v(2 * 3 * 16),
+    }
+}
+
+#[test]
+fn conv_checker_rejects_an_input_gradient_with_the_unflipped_kernel() {
+    let c = conv_twin_case();
+    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
+        .expect("the true gradient passes");
+    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::FlipDx).unwrap_err();
+    assert!(e.starts_with("conv dX"), "{e}");
+}
+
+#[test]
+fn conv_checker_rejects_a_bias_gradient_of_the_last_image_only() {
+    let c = conv_twin_case();
+    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
+        .expect("the true gradient passes");
+    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::DbLastImage).unwrap_err();
+    assert!(e.starts_with("conv db"), "{e}");
+}
+
+/// Verifies r[cnn.conv.backward_weight] r[cnn.conv.backward_bias].
+/// Checks that `cnn.conv.backward_weight` and `cnn.conv.backward_bias` accumulate (`+=`).
 #[test]
 fn conv_weight_and_bias_gradients_accumulate() {
     let x: Vec<f64> = (0..2 * 36).map(|i| (i as f64 * 0.37).sin()).collect();
@@ -283,7 +348,9 @@ fn linear_check<const IN: usize, const OUT: usize>(
 proptest! {
     #![proptest_config(config())]
 
-    /// Linear(5→3) on a batch of 3.
+    /// Verifies r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias] r[cnn.linear.forward].
+    /// Checks `cnn.linear.backward_input` `cnn.linear.backward_weight` `cnn.linear.backward_bias` (with
+    /// `cnn.linear.forward`) against central differences: Linear(5→3) on a batch of 3.
     #[test]
     fn linear_gradients_match_central_differences(
         x in vals(3 * 5), w in vals(15), b in vals(3), g in vals(3 * 3)
@@ -323,6 +390,9 @@ fn relu_y(x: &[f64]) -> Vec<f64> {
 proptest! {
     #![proptest_config(config())]
 
+    /// Verifies r[cnn.relu.backward] r[cnn.relu.forward].
+    /// Checks `cnn.relu.backward` (with `cnn.relu.forward`) against central differences, inputs at least
+    /// 0.1 from the kink.
     #[test]
     fn relu_gradient_matches_central_differences(x in away_from_zero(40), g in vals(40)) {
         let y = relu_y(&x);
@@ -351,6 +421,8 @@ fn relu_checker_rejects_a_derivative_of_one_everywhere() {
     assert!(r.unwrap_err().starts_with("relu dx[0]"));
 }
 
+/// Verifies r[cnn.relu.backward].
+/// Checks the convention of `cnn.relu.backward` at the kink: the derivative at 0 is 0.
 #[test]
 fn relu_derivative_at_zero_is_zero() {
     let y = relu_y(&[0.0, -0.0, 1e-300, -1.0]);
@@ -361,20 +433,65 @@ fn relu_derivative_at_zero_is_zero() {
 
 // ---------------------------------------------------------------- dropout
 
+/// A mask drawn with `p = 0.3` (so a 30-element tensor has zeros) from `seed`.
+fn mask_of(seed: u64) -> Vec<f64> {
+    let mut mask = vec![0.0f64; 30];
+    dropout_mask(
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        0.3,
+        &mut mask,
+    );
+    mask
+}
+
+/// Checks dropout's dx with the forward mask `mask`; the backward pass uses `backward_mask`
+/// (`None`: no mask at all, `dx = g`), which is `Some(mask)` unless a twin says otherwise.
+fn dropout_check(
+    x: &[f64],
+    g: &[f64],
+    mask: &[f64],
+    backward_mask: Option<&[f64]>,
+) -> Result<Report, String> {
+    let y = |x: &[f64]| {
+        let mut y = x.to_vec();
+        dropout_forward(&mut y, mask);
+        y
+    };
+    let mut dx = g.to_vec();
+    if let Some(m) = backward_mask {
+        dropout_backward(&mut dx, m);
+    }
+    check("dropout dx", &dx, all(x.len()), LAYER, |i, d| {
+        shifted(x, i, d, |x| dot(g, &y(x)))
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
 
-    /// The mask is drawn once (p = 0.3, so a 30-element tensor has zeros) and held fixed.
+    /// Verifies r[cnn.dropout.backward] r[cnn.dropout.forward].
+    /// Checks `cnn.dropout.backward` (with `cnn.dropout.forward`) against central differences. The mask is
+    /// drawn once (p = 0.3, so a 30-element tensor has zeros) and held fixed.
     #[test]
     fn dropout_gradient_matches_central_differences(x in vals(30), g in vals(30), seed in any::<u64>()) {
-        let mut mask = vec![0.0f64; 30];
-        dropout_mask(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), 0.3, &mut mask);
-        let y = |x: &[f64]| { let mut y = x.to_vec(); dropout_forward(&mut y, &mask); y };
-        let mut dx = g.clone();
-        dropout_backward(&mut dx, &mask);
-        let r = check("dropout dx", &dx, all(30), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &y(x))));
+        let mask = mask_of(seed);
+        let r = dropout_check(&x, &g, &mask, Some(&mask));
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
+}
+
+#[test]
+fn dropout_checker_rejects_a_backward_pass_without_the_mask_or_with_another_mask() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let (x, g) = (v(30), v(30));
+    let (mask, other) = (mask_of(1), mask_of(2));
+    assert!(mask.contains(&0.0) && mask != other);
+    dropout_check(&x, &g, &mask, Some(&mask)).expect("the true gradient passes");
+    let e = dropout_check(&x, &g, &mask, None).unwrap_err();
+    assert!(e.starts_with("dropout dx"), "{e}");
+    let e = dropout_check(&x, &g, &mask, Some(&other)).unwrap_err();
+    assert!(e.starts_with("dropout dx"), "{e}");
 }
 
 // ---------------------------------------------------------------- pooling
@@ -408,26 +525,104 @@ fn avgpool_y(x: &[f64]) -> Vec<f64> {
     y
 }
 
+/// Checks max-pool's dx. `wrong_element` deliberately routes each window's gradient to the
+/// next element of the window (`argmax + 1 mod 4`) instead of the winner.
+fn maxpool_check(x: &[f64], g: &[f64], wrong_element: bool) -> Result<Report, String> {
+    let (_, mut a) = maxpool_y(x);
+    if wrong_element {
+        a.iter_mut().for_each(|v| *v = (*v + 1) % 4);
+    }
+    let mut dx = vec![f64::NAN; 64];
+    maxpool_backward::<f64, 2, 4, 4, 2, 2>(View(g), &a, ViewMut(&mut dx));
+    check("maxpool dx", &dx, all(64), LAYER, |i, d| {
+        shifted(x, i, d, |x| dot(g, &maxpool_y(x).0))
+    })
+}
+
+/// A deliberate mistake in the average-pool gradient, for the twins.
+#[derive(Clone, Copy, PartialEq)]
+enum AvgWrong {
+    None,
+    /// Factor 1 instead of ¼.
+    FactorOne,
+    /// Each input takes the gradient of the transposed window, `dY[⌊q/2⌋, ⌊p/2⌋]`.
+    TransposedWindow,
+}
+
+/// Checks average-pool's dx, possibly corrupted by `wrong`.
+fn avgpool_check(x: &[f64], g: &[f64], wrong: AvgWrong) -> Result<Report, String> {
+    let mut dx = vec![f64::NAN; 64];
+    avgpool_backward::<f64, 2, 4, 4, 2, 2>(View(g), ViewMut(&mut dx));
+    match wrong {
+        AvgWrong::None => {}
+        AvgWrong::FactorOne => dx.iter_mut().for_each(|v| *v *= 4.0),
+        AvgWrong::TransposedWindow => {
+            for plane in 0..4 {
+                for p in 0..4 {
+                    for q in 0..4 {
+                        dx[plane * 16 + p * 4 + q] = 0.25 * g[plane * 4 + (q / 2) * 2 + p / 2];
+                    }
+                }
+            }
+        }
+    }
+    check("avgpool dx", &dx, all(64), LAYER, |i, d| {
+        shifted(x, i, d, |x| dot(g, &avgpool_y(x)))
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
 
+    /// Verifies r[cnn.maxpool.backward] r[cnn.maxpool.forward].
+    /// Checks `cnn.maxpool.backward` (with `cnn.maxpool.forward`) against central differences:
     /// MaxPool(2,2) on a batch of 2 images of 2×4×4.
     #[test]
     fn maxpool_gradient_matches_central_differences(x in distinct_values(), g in vals(16)) {
-        let (_, a) = maxpool_y(&x);
-        let mut dx = vec![f64::NAN; 64];
-        maxpool_backward::<f64, 2, 4, 4, 2, 2>(View(&g), &a, ViewMut(&mut dx));
-        let r = check("maxpool dx", &dx, all(64), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &maxpool_y(x).0)));
+        let r = maxpool_check(&x, &g, false);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
+    /// Verifies r[cnn.avgpool.backward] r[cnn.avgpool.forward].
+    /// Checks `cnn.avgpool.backward` (with `cnn.avgpool.forward`) against central differences:
     /// AvgPool(2,2) on a batch of 2 images of 2×4×4.
     #[test]
     fn avgpool_gradient_matches_central_differences(x in vals(64), g in vals(16)) {
-        let mut dx = vec![f64::NAN; 64];
-        avgpool_backward::<f64, 2, 4, 4, 2, 2>(View(&g), ViewMut(&mut dx));
-        let r = check("avgpool dx", &dx, all(64), LAYER, |i, d| shifted(&x, i, d, |x| dot(&g, &avgpool_y(x))));
+        let r = avgpool_check(&x, &g, AvgWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+/// Fixed distinct values for the pooling twins, built as [`distinct_values`] builds them.
+fn pool_twin_case() -> (Vec<f64>, Vec<f64>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+    let mut perm: Vec<usize> = (0..64).collect();
+    for i in (1..64).rev() {
+        perm.swap(i, rng.random_range(0..=i));
+    }
+    let x = perm
+        .iter()
+        .map(|&k| k as f64 * 0.1 - 3.2 + rng.random_range(0.0..0.01))
+        .collect();
+    let g = (0..16).map(|_| rng.random_range(-2.0..2.0)).collect();
+    (x, g)
+}
+
+#[test]
+fn maxpool_checker_rejects_a_gradient_sent_to_the_wrong_window_element() {
+    let (x, g) = pool_twin_case();
+    maxpool_check(&x, &g, false).expect("the true gradient passes");
+    let e = maxpool_check(&x, &g, true).unwrap_err();
+    assert!(e.starts_with("maxpool dx"), "{e}");
+}
+
+#[test]
+fn avgpool_checker_rejects_factor_one_and_the_transposed_window() {
+    let (x, g) = pool_twin_case();
+    avgpool_check(&x, &g, AvgWrong::None).expect("the true gradient passes");
+    for wrong in [AvgWrong::FactorOne, AvgWrong::TransposedWindow] {
+        let e = avgpool_check(&x, &g, wrong).unwrap_err();
+        assert!(e.starts_with("avgpool dx"), "{e}");
     }
 }
 
@@ -462,14 +657,25 @@ fn bn_y(
     (y, xhat, var)
 }
 
-/// Checks dx, dγ, dβ. `drop_mean_terms` deliberately uses `γ/σ·g` alone as dx (forgetting
-/// that μ and σ² depend on every x), which the checker must reject.
+/// A deliberate mistake in one of BatchNorm's gradients, for the twins.
+#[derive(Clone, Copy, PartialEq)]
+enum BnWrong {
+    None,
+    /// dx = `γ/σ·g` alone, forgetting that μ and σ² depend on every x.
+    IgnoreBatchStats,
+    /// dγ = `Σ g·x` (the raw input instead of x̂); dx still uses the true dγ.
+    DgammaFromX,
+    /// dβ = `Σ g / m` (a mean instead of a sum); dx still uses the true dβ.
+    DbetaMean,
+}
+
+/// Checks dx, dγ, dβ, one of them possibly corrupted by `wrong`.
 fn bn_check(
     x: &[f64],
     gamma: &[f64],
     beta: &[f64],
     g: &[f64],
-    drop_mean_terms: bool,
+    wrong: BnWrong,
 ) -> Result<Report, String> {
     let p = bn_of(gamma, beta);
     let (_, xhat, var) = bn_y(x, gamma, beta);
@@ -479,12 +685,21 @@ fn bn_check(
     let mut dx = g.to_vec();
     let m = x.len() / BC;
     let (zg, zb) = (nalgebra::SVector::zeros(), nalgebra::SVector::zeros());
-    let (ug, ub) = if drop_mean_terms {
+    let (ug, ub) = if wrong == BnWrong::IgnoreBatchStats {
         (&zg, &zb)
     } else {
         (&dgamma, &dbeta)
     };
     bn_backward_input::<f64, BC, BH, BW>(&p, &var, ug, ub, m, &xhat, ViewMut(&mut dx));
+    match wrong {
+        BnWrong::DgammaFromX => {
+            let mut unused = nalgebra::SVector::<f64, BC>::zeros();
+            dgamma = nalgebra::SVector::zeros();
+            bn_backward_params::<f64, BC, BH, BW>(View(g), x, &mut dgamma, &mut unused);
+        }
+        BnWrong::DbetaMean => dbeta /= m as f64,
+        BnWrong::None | BnWrong::IgnoreBatchStats => {}
+    }
     let l = |x: &[f64], gm: &[f64], bt: &[f64]| dot(g, &bn_y(x, gm, bt).0);
     let r1 = check("bn dx", &dx, all(dx.len()), LAYER, |i, d| {
         shifted(x, i, d, |x| l(x, gamma, beta))
@@ -508,10 +723,13 @@ fn bn_case() -> impl Strategy<Value = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> 
 proptest! {
     #![proptest_config(config())]
 
-    /// BatchNorm2d(2), train mode, over a batch of 2 to 4 images of 2×3×3 (m = 18 to 36).
+    /// Verifies r[cnn.bn.backward_input] r[cnn.bn.backward_params] r[cnn.bn.batch_stats] r[cnn.bn.forward_train].
+    /// Checks `cnn.bn.backward_input` `cnn.bn.backward_params` (with `cnn.bn.batch_stats`
+    /// `cnn.bn.forward_train`) against central differences: BatchNorm2d(2), train mode, over a
+    /// batch of 2 to 4 images of 2×3×3 (m = 18 to 36).
     #[test]
     fn batchnorm_gradients_match_central_differences((x, gamma, beta, g) in bn_case()) {
-        let r = bn_check(&x, &gamma, &beta, &g, false);
+        let r = bn_check(&x, &gamma, &beta, &g, BnWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 }
@@ -521,9 +739,21 @@ fn batchnorm_checker_rejects_a_gradient_that_ignores_the_batch_statistics() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
     let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
-    bn_check(&x, &gm, &bt, &g, false).expect("the true gradient passes");
-    let e = bn_check(&x, &gm, &bt, &g, true).unwrap_err();
+    bn_check(&x, &gm, &bt, &g, BnWrong::None).expect("the true gradient passes");
+    let e = bn_check(&x, &gm, &bt, &g, BnWrong::IgnoreBatchStats).unwrap_err();
     assert!(e.starts_with("bn dx"), "{e}");
+}
+
+#[test]
+fn batchnorm_checker_rejects_dgamma_from_x_and_dbeta_off_by_a_factor() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
+    bn_check(&x, &gm, &bt, &g, BnWrong::None).expect("the true gradient passes");
+    let e = bn_check(&x, &gm, &bt, &g, BnWrong::DgammaFromX).unwrap_err();
+    assert!(e.starts_with("bn dgamma"), "{e}");
+    let e = bn_check(&x, &gm, &bt, &g, BnWrong::DbetaMean).unwrap_err();
+    assert!(e.starts_with("bn dbeta"), "{e}");
 }
 
 // ---------------------------------------------------------------- log-softmax and NLL
@@ -536,29 +766,72 @@ fn logsoftmax_y(z: &[f64]) -> Vec<f64> {
     l
 }
 
+/// Checks log-softmax's dz. `drop_p_term` deliberately returns `dz = g`, forgetting the
+/// `−p·Σg` term that comes from the normaliser.
+fn logsoftmax_check(z: &[f64], g: &[f64], drop_p_term: bool) -> Result<Report, String> {
+    let l = logsoftmax_y(z);
+    let mut dz = vec![0.0; z.len()];
+    logsoftmax_backward::<f64, K>(&l, g, &mut dz);
+    if drop_p_term {
+        dz.copy_from_slice(g);
+    }
+    check("logsoftmax dz", &dz, all(z.len()), LAYER, |i, d| {
+        shifted(z, i, d, |z| dot(g, &logsoftmax_y(z)))
+    })
+}
+
+/// A deliberate mistake in the NLL gradient, for the twins.
+#[derive(Clone, Copy, PartialEq)]
+enum NllWrong {
+    None,
+    /// `−[j = t]` without the `1/N`.
+    NoMean,
+    /// `+[j = t]/N`.
+    WrongSign,
+}
+
+/// Checks the NLL's gradient with respect to the log-probabilities `l`.
+fn nll_check(l: &[f64], labels: &[u8], wrong: NllWrong) -> Result<Report, String> {
+    let n = labels.len();
+    let mut dl = vec![0.0; l.len()];
+    nll_backward::<f64, K>(
+        labels,
+        if wrong == NllWrong::NoMean { 1 } else { n },
+        &mut dl,
+    );
+    if wrong == NllWrong::WrongSign {
+        dl.iter_mut().for_each(|v| *v = -*v);
+    }
+    check("nll dlogp", &dl, all(l.len()), LAYER, |i, d| {
+        shifted(l, i, d, |l| nll_forward::<f64, K>(l, labels))
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
 
+    /// Verifies r[cnn.logsoftmax.backward] r[cnn.logsoftmax.forward].
+    /// Checks `cnn.logsoftmax.backward` (with `cnn.logsoftmax.forward`) against central differences:
     /// log_softmax over 4 classes, batch of 3, random upstream gradient.
     #[test]
     fn logsoftmax_gradient_matches_central_differences(z in vals(12), g in vals(12)) {
-        let l = logsoftmax_y(&z);
-        let mut dz = vec![0.0; 12];
-        logsoftmax_backward::<f64, K>(&l, &g, &mut dz);
-        let r = check("logsoftmax dz", &dz, all(12), LAYER, |i, d| shifted(&z, i, d, |z| dot(&g, &logsoftmax_y(z))));
+        let r = logsoftmax_check(&z, &g, false);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
-    /// The NLL is linear in logp; and log_softmax followed by NLL gives `softmax − onehot/N`.
+    /// Verifies r[cnn.nll.backward] r[cnn.nll.forward] r[cnn.logsoftmax.backward].
+    /// Checks `cnn.nll.backward` (with `cnn.nll.forward`) and its composition with
+    /// `cnn.logsoftmax.backward` against central differences: the NLL is linear in logp, and
+    /// log_softmax followed by NLL gives `softmax − onehot/N`.
     #[test]
     fn nll_gradient_matches_central_differences(
         z in vals(12), labels in proptest::collection::vec(0u8..K as u8, 3)
     ) {
         let l = logsoftmax_y(&z);
+        let r = nll_check(&l, &labels, NllWrong::None);
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
         let mut dl = vec![0.0; 12];
         nll_backward::<f64, K>(&labels, 3, &mut dl);
-        let r = check("nll dlogp", &dl, all(12), LAYER, |i, d| shifted(&l, i, d, |l| nll_forward::<f64, K>(l, &labels)));
-        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
         let mut dz = vec![0.0; 12];
         logsoftmax_backward::<f64, K>(&l, &dl, &mut dz);
         let r = check("logsoftmax+nll dz", &dz, all(12), LAYER, |i, d| {
@@ -569,14 +842,43 @@ proptest! {
 }
 
 #[test]
+fn logsoftmax_checker_rejects_a_gradient_without_the_normaliser_term() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(41);
+    let mut v = |k: usize| -> Vec<f64> { (0..k).map(|_| rng.random_range(-2.0..2.0)).collect() };
+    let (z, g) = (v(12), v(12));
+    logsoftmax_check(&z, &g, false).expect("the true gradient passes");
+    let e = logsoftmax_check(&z, &g, true).unwrap_err();
+    assert!(e.starts_with("logsoftmax dz"), "{e}");
+}
+
+#[test]
+fn nll_checker_rejects_a_gradient_without_the_mean_or_with_the_wrong_sign() {
+    let z: Vec<f64> = (0..12).map(|i| (i as f64 * 0.7).sin()).collect();
+    let l = logsoftmax_y(&z);
+    let labels = [2u8, 0, 3];
+    nll_check(&l, &labels, NllWrong::None).expect("the true gradient passes");
+    for wrong in [NllWrong::NoMean, NllWrong::WrongSign] {
+        let e = nll_check(&l, &labels, wrong).unwrap_err();
+        assert!(e.starts_with("nll dlogp"), "{e}");
+    }
+}
+
+/// Verifies r[cnn.logsoftmax.forward].
+/// Checks `cnn.logsoftmax.forward` on logits whose exponentials would overflow without the subtracted
+/// maximum.
+#[test]
 fn logsoftmax_does_not_overflow_on_large_logits() {
     let l = logsoftmax_y(&[1000.0, 0.0, -1000.0, 999.0]);
     assert!(l.iter().all(|v| v.is_finite()), "{l:?}");
     assert!((l[0] - -(1.0 + (-1.0f64).exp()).ln()).abs() < 1e-12);
 }
 
-/// The worst agreement over a fixed set of layer cases, printed for spec/cnn.md
-/// (`cargo test --release --test cnn_gradcheck_layers -- --nocapture observed`).
+/// Verifies r[cnn.conv.backward_input] r[cnn.conv.backward_weight] r[cnn.conv.backward_bias] r[cnn.bn.backward_input] r[cnn.bn.backward_params] r[cnn.linear.backward_input] r[cnn.linear.backward_weight] r[cnn.linear.backward_bias].
+/// Checks `cnn.conv.backward_input` `cnn.conv.backward_weight` `cnn.conv.backward_bias`
+/// `cnn.bn.backward_input` `cnn.bn.backward_params` `cnn.linear.backward_input`
+/// `cnn.linear.backward_weight` `cnn.linear.backward_bias` with a margin of at least 10 on fixed
+/// cases. The worst agreement is printed for spec/cnn.md (`cargo test --release --test
+/// cnn_gradcheck_layers -- --nocapture observed`).
 #[test]
 fn observed_layer_errors_are_far_below_the_tolerance() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
@@ -588,9 +890,9 @@ fn observed_layer_errors_are_far_below_the_tolerance() {
         b: v(3),
         g: v(2 * 3 * 16),
     };
-    let conv = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, false).unwrap();
+    let conv = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None).unwrap();
     let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
-    let bn = bn_check(&x, &gm, &bt, &g, false).unwrap();
+    let bn = bn_check(&x, &gm, &bt, &g, BnWrong::None).unwrap();
     let (x, w, b, g) = (v(15), v(15), v(3), v(9));
     let lin = linear_check::<5, 3>(&x, &w, &b, &g, false).unwrap();
     for (name, r) in [("conv", conv), ("batchnorm", bn), ("linear", lin)] {
