@@ -399,8 +399,10 @@ fn batchnorm_train_mode_agrees_with_torch_at_the_network_shapes() {
     w.print("BatchNorm2d(16) on 10x10 (bn4), BatchNorm2d(32) on 8x8 (bn5), train mode");
 }
 
-/// Verifies r[cnn.bn.running_update] against PyTorch: three train-mode passes of
-/// `BatchNorm2d(32)` on 8×8 (batches of 2, 3, 2 images) from non-default running values.
+/// Three train-mode passes of `BatchNorm2d(32)` on 8×8 (batches of 2, 3, 2 images) from
+/// non-default running values: `running_mean`, `running_var`, `num_batches_tracked` after each.
+///
+/// Verifies r[cnn.bn.running_update] against PyTorch.
 #[test]
 fn batchnorm_running_statistics_agree_with_torch_after_three_passes() {
     let fx = Fixture::open("batchnorm.safetensors");
@@ -439,8 +441,9 @@ fn batchnorm_running_statistics_agree_with_torch_after_three_passes() {
 // ReLU, pooling
 // ---------------------------------------------------------------------------------------------
 
-/// Verifies r[cnn.relu.forward] r[cnn.relu.backward] against PyTorch (with exact zeros in the
-/// input, where both take the derivative as 0).
+/// ReLU with exact zeros in the input, where both take the derivative as 0.
+///
+/// Verifies r[cnn.relu.forward] r[cnn.relu.backward] against PyTorch.
 #[test]
 fn relu_agrees_with_torch() {
     let fx = Fixture::open("relu_pool.safetensors");
@@ -725,9 +728,11 @@ fn sgd_three_steps(fx: &Fixture, lr: f64, mu: f64) -> (Params<f64>, Params<f64>)
     (theta, v)
 }
 
-/// Verifies r[cnn.sgd.momentum] against `torch.optim.SGD(lr=0.05, momentum=0.9)`: all 24
-/// parameter tensors after three steps from generated parameters and gradients, and the
-/// momentum buffers of three layers (gradspec's velocity is torch's `momentum_buffer`).
+/// `torch.optim.SGD(lr=0.05, momentum=0.9)`: all 24 parameter tensors after three steps from
+/// generated parameters and gradients, and the momentum buffers of three layers (gradspec's
+/// velocity is torch's `momentum_buffer`).
+///
+/// Verifies r[cnn.sgd.momentum] against PyTorch.
 #[test]
 fn sgd_momentum_agrees_with_torch_over_three_steps() {
     let fx = Fixture::open("sgd.safetensors");
@@ -864,6 +869,34 @@ fn whole_network_loss_and_every_gradient_agree_with_torch() {
         assert_eq!(count, want, "{prefix}.num_batches_tracked");
     }
     b.print("whole network, BatchNorm buffers after 3 passes");
+}
+
+/// The whole network in evaluation mode, with the running statistics of the three train-mode
+/// passes above: the log-probabilities of the 10 images (dropout is the identity there).
+///
+/// Verifies r[cnn.bn.forward_eval] against PyTorch.
+#[test]
+fn whole_network_eval_mode_agrees_with_torch() {
+    let fx = Fixture::open("net.safetensors");
+    let mut net = fixture_net(&fx);
+    for (prefix, mean, var, count) in net.buffers.tensors_mut() {
+        mean.copy_from_slice(&fx.f64(&format!("after3.{prefix}.running_mean")));
+        var.copy_from_slice(&fx.f64(&format!("after3.{prefix}.running_var")));
+        *count = fx.i64(&format!("after3.{prefix}.num_batches_tracked"))[0];
+    }
+    let x = fx.f64("x");
+    let labels: Vec<u8> = fx.i64("labels").iter().map(|&v| v as u8).collect();
+    let mut ws = Workspace::<f64>::new(labels.len());
+    ws.load(&x, &labels);
+    let before = net.buffers.clone();
+    net.forward(&mut ws, Mode::Eval);
+    assert_eq!(
+        net.buffers, before,
+        "evaluation leaves the running statistics alone"
+    );
+    let mut w = Worst::default();
+    w.check("eval logp", &ws.log_probs(), &fx.f64("after3.eval_logp"));
+    w.print("whole network, eval mode");
 }
 
 /// The whole-network comparison can fail: one entry of conv1's weight gradient (the end of

@@ -12,10 +12,11 @@ How to run (from the repository root; torch is installed outside the repository)
     /work/torchenv/bin/python tests/python/make_torch_fixtures.py --check GRADS.safetensors W.safetensors
         # optional: compare a `gradspec mnist grad --precision f64` file with torch (see --help)
 
-The committed files were made with torch 2.15.0 (CPU, float64); each file records the torch
-version, the numpy version and this script's name in its metadata (`torch_version`, ...).
-Regenerating with the same torch version gives the same numbers; another version may differ in
-the last bits, far below the test's tolerance.
+The committed files were made with torch 2.15.0 (the PyPI wheel `2.15.0+cu132`, run on the CPU,
+float64) and numpy 2.4.6; each file records the torch version, the numpy version and this
+script's name in its metadata (`torch_version`, ...). Regenerating with the same torch version
+gives the same bytes (the header is written sorted); another version may differ in the last
+bits, far below the test's tolerance.
 
 Inputs are *generated*, not stored, to keep the files small (well under 2 MB in all): every
 input tensor `NAME` of a layer fixture is described by the metadata entry `gen.NAME = "TAG LO
@@ -33,14 +34,16 @@ Every layer check uses a random upstream gradient `g`: the scalar that is back-p
 """
 import argparse
 import gzip
+import json
 import os
+import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,8 +96,29 @@ class Fixture:
             meta["notes"] = notes
         meta.update(self.meta)
         path = os.path.join(OUT, self.name)
-        save_file(self.tensors, path, metadata=meta)
+        save_sorted(self.tensors, path, meta)
         return path
+
+
+DTYPES = {torch.float64: "F64", torch.int64: "I64"}
+
+
+def save_sorted(tensors, path, meta):
+    """Writes a .safetensors file with the header's keys sorted, so that running this script
+    again gives the same bytes (safetensors.torch.save_file orders its metadata at random).
+    The format: 8-byte little-endian header length, JSON header, then the data."""
+    header, blobs, offset = {"__metadata__": dict(sorted(meta.items()))}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        b = t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def backprop(y, g, *leaves):
@@ -403,9 +427,12 @@ def net_fixture():
     for k, v in net.state_dict().items():
         if "running" in k or "num_batches" in k:
             fx.put(f"after3.{k}", v)
+    net.eval()  # BatchNorm with those running statistics, dropout the identity
+    with torch.no_grad():
+        fx.put("after3.eval_logp", net(x))
     print(f"net: loss {loss.item():.17g} on test images 0..10, labels {y.tolist()}")
     return fx.write("Net of spec/cnn.md, train mode, dropout off; mean NLL over x; after3.* = "
-                    "buffers after three train-mode passes over x, x[0:4], x[4:7]")
+                    "buffers after three train-mode passes over x, x[0:4], x[4:7]; after3.eval_logp = eval-mode log-probabilities of x after them")
 
 
 def sgd_fixture():
