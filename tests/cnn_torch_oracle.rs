@@ -10,20 +10,25 @@
 //! are not stored but regenerated bit for bit from the metadata entry `gen.NAME` (see [`generate`]);
 //! every layer check back-propagates a random upstream gradient `g` (`L = Σ g⊙y`). The
 //! generated values are fractions of at most 20 significant bits, so the sums of products in
-//! the linear layers (convolutions, linear, pools, SGD's first step) happen to be exact in f64
-//! and agree with torch bit for bit: there, any difference at all would be a bug. BatchNorm,
-//! log-softmax and the whole network (real images, torch-initialised weights) round, and show
-//! the summation-order differences the tolerance is for.
+//! the linear layers (convolutions, linear, pools) happen to be exact in f64 and agree with
+//! torch bit for bit: there, any difference at all would be a bug. BatchNorm, log-softmax,
+//! SGD and the whole network (real images, torch-initialised weights) round, and show the
+//! summation-order differences the tolerance is for.
+//!
+//! Batches: two images per layer fixture, except conv1–conv3 (one image: at two their outputs
+//! alone would be 2 MB) and BatchNorm, checked at bn4's and bn5's shapes (`BatchNorm2d(16)` on
+//! 10×10, `BatchNorm2d(32)` on 8×8). The whole-network check runs all of them, bn1 and bn2
+//! included, on 10 real images (gradspec's chunks of 8 and 2).
 //!
 //! **Tolerance (`TORCH` preset, spec/cnn.md "Tolerance presets").** A value `a` agrees with
 //! torch's `r` when `|a − r| ≤ 1e-10 · max|r|`, the maximum taken over the whole tensor.
 //! Why: both sides compute the same formulas in f64 (ε = 2.2·10⁻¹⁶) and differ only in the
 //! order of their sums (GEMM blocking, gradspec's 16-lane plane sums, f64 one-pass BatchNorm
 //! variance against torch's two-pass one). A sum of `k` terms rounded in two orders differs by
-//! at most about `k·ε·Σ|terms|`; the longest sums here (conv2's weight gradient: 2·24·24 =
-//! 1,152 terms; the network's conv1 weight gradient through four BatchNorms) give a few 10⁻¹³
-//! of the tensor's largest value in the worst case and ≈ 10⁻¹⁵ typically. 1e-10 leaves
-//! about three orders of magnitude of room for that, while any real error — a wrong index, a
+//! at most about `k·ε·Σ|terms|`; the longest sums here (the network's conv1 weight gradient:
+//! 10·26·26 = 6,760 terms, after four BatchNorm input gradients) give a few 10⁻¹³ of the
+//! tensor's largest value in the worst case (measured: 2.5·10⁻¹³) and ≈ 10⁻¹⁵ typically.
+//! 1e-10 leaves more than two orders of magnitude of room, while any real error — a wrong index, a
 //! missing term, a transposed gradient, a convention that differs (biased variance, momentum
 //! form) — is off by 10⁻³ or more; the twin tests show a change of 10⁻⁶ is rejected.
 //! Relative to the tensor's largest value, not to each entry: an entry that is the
