@@ -1,7 +1,7 @@
 //! `gradspec mnist eval` and `gradspec mnist grad`: inspect a `.safetensors` model on MNIST.
 use crate::cnn::net::PIXELS;
-use crate::cnn::{Mode, Params, Workspace, safetensors_io};
-use crate::data::{self, DataDirArg, Split};
+use crate::cnn::{Float, Mode, Net, Params, Workspace, safetensors_io};
+use crate::data::{self, DataDirArg, Dataset, Split};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -24,6 +24,16 @@ pub enum SplitArg {
     Test,
 }
 
+/// The float type `mnist grad` computes in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// The trainer's type: f32 throughout, gradients written as F32.
+    F32,
+    /// The same network code as `Net<f64>` (the loaded F32 weights converted exactly, pixels
+    /// normalised in f64), gradients written as F64.
+    F64,
+}
+
 /// Largest `--count` for `mnist grad`: about 0.6 MB of activations per image stay in memory.
 pub const MAX_GRAD_IMAGES: usize = 1024;
 
@@ -44,6 +54,10 @@ pub struct GradArgs {
     /// Where to write the gradients (`.safetensors`, parameter names).
     #[arg(long)]
     pub out: PathBuf,
+    /// Compute in f32 (the trainer's type; F32 file) or f64 (F64 file, for comparing with
+    /// another framework in double precision).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     #[command(flatten)]
     pub data: DataDirArg,
 }
@@ -108,22 +122,50 @@ pub fn grad(a: GradArgs) -> Result<()> {
         );
     }
     let idx: Vec<u32> = (a.start as u32..end as u32).collect();
-    let mut x = vec![0f32; a.count * PIXELS];
-    let mut y = vec![0u8; a.count];
-    data::fill_batch(&ds, &idx, None, &mut x, &mut y);
-    let mut ws = Workspace::new(a.count);
-    ws.load(&x, &y);
-    let out = net.forward(&mut ws, Mode::Train { dropout: None });
-    let mut g = Params::<f32>::zeros();
-    net.backward(&mut ws, &mut g);
-    safetensors_io::save_params_f32(&g, &a.out)?;
+    let (loss, tensors) = match a.precision {
+        Precision::F32 => {
+            let g = gradients(&mut net, &ds, &idx, data::normalize_into);
+            safetensors_io::save_params_f32(&g.1, &a.out)?;
+            (g.0, g.1.tensors().len())
+        }
+        Precision::F64 => {
+            let mut net64 = Net::<f64> {
+                params: Box::new(net.params.cast()),
+                buffers: Box::new(net.buffers.cast()),
+            };
+            let g = gradients(&mut net64, &ds, &idx, data::normalize_into_f64);
+            safetensors_io::save_params_f64(&g.1, &a.out)?;
+            (g.0, g.1.tensors().len())
+        }
+    };
     eprintln!(
-        "mean NLL over {split} images {}..{}: {:.6}; gradients of {} tensors written to '{}'",
+        "mean NLL over {split} images {}..{}: {:.6}; {:?} gradients of {tensors} tensors written to '{}'",
         a.start,
         end,
-        out.loss,
-        g.tensors().len(),
+        loss,
+        a.precision,
         a.out.display()
     );
     Ok(())
+}
+
+/// Mean NLL and gradients over images `idx` of `ds`, normalised by `normalise`, BatchNorm in
+/// training mode, dropout off, in the float type of `net`.
+fn gradients<T: Float>(
+    net: &mut Net<T>,
+    ds: &Dataset,
+    idx: &[u32],
+    normalise: fn(&[u8], &mut [T]),
+) -> (f64, Params<T>) {
+    let mut x = vec![T::zero(); idx.len() * PIXELS];
+    let y: Vec<u8> = idx.iter().map(|&i| ds.labels[i as usize]).collect();
+    for (&i, xi) in idx.iter().zip(x.chunks_exact_mut(PIXELS)) {
+        normalise(ds.image(i as usize), xi);
+    }
+    let mut ws = Workspace::new(idx.len());
+    ws.load(&x, &y);
+    let out = net.forward(&mut ws, Mode::Train { dropout: None });
+    let mut g = Params::<T>::zeros();
+    net.backward(&mut ws, &mut g);
+    (out.loss, g)
 }

@@ -65,6 +65,18 @@ fn f32_tensor<T: Float>(shape: Vec<usize>, data: &[T]) -> Owned {
     }
 }
 
+fn f64_tensor<T: Float>(shape: Vec<usize>, data: &[T]) -> Owned {
+    let mut bytes = Vec::with_capacity(data.len() * 8);
+    for &v in data {
+        bytes.extend_from_slice(&v.f64().to_le_bytes());
+    }
+    Owned {
+        dtype: Dtype::F64,
+        shape,
+        bytes,
+    }
+}
+
 fn metadata() -> Option<HashMap<String, String>> {
     Some(HashMap::from([("format".to_string(), "pt".to_string())]))
 }
@@ -154,7 +166,23 @@ pub fn save(net: &Net<f32>, path: &Path) -> Result<()> {
 /// Writes a [`Params`] (for example gradients) as F32 under the parameter names, atomically.
 /// The file has no buffers, so it is not a loadable checkpoint.
 pub fn save_params_f32<T: Float>(p: &Params<T>, path: &Path) -> Result<()> {
-    let bytes = safetensors::serialize(param_entries(p), metadata())
+    save_entries(param_entries(p), path)
+}
+
+/// Writes a [`Params`] as F64 under the parameter names, atomically: the f64 gradients of
+/// `gradspec mnist grad --precision f64`, for comparison with another framework in double
+/// precision. Like [`save_params_f32`], not a loadable checkpoint.
+pub fn save_params_f64<T: Float>(p: &Params<T>, path: &Path) -> Result<()> {
+    let entries = p
+        .tensors()
+        .into_iter()
+        .map(|t| (t.name.to_string(), f64_tensor(t.shape, t.data)))
+        .collect();
+    save_entries(entries, path)
+}
+
+fn save_entries(entries: Vec<(String, Owned)>, path: &Path) -> Result<()> {
+    let bytes = safetensors::serialize(entries, metadata())
         .map_err(|e| anyhow!("cannot serialise parameters: {e}"))?;
     crate::fsutil::write_bytes_atomic(path, &bytes)
         .with_context(|| format!("cannot write '{}'", path.display()))

@@ -80,6 +80,19 @@ pub fn normalize_into(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// Normalises bytes into `f64`: `dst[i] = (src[i] / 255 − 0.1307) / 0.3081`, the same
+/// formula and order as [`normalize_into`] but with every step in f64 (for gradients computed
+/// in f64, `gradspec mnist grad --precision f64`; these values are not torchvision's f32 ones).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn normalize_into_f64(src: &[u8], dst: &mut [f64]) {
+    assert_eq!(src.len(), dst.len(), "normalize_into_f64: length mismatch");
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = (f64::from(s) / 255.0 - 0.1307) / 0.3081;
+    }
+}
+
 /// The RNG that augments image `index` in epoch `epoch` of a run seeded with `seed`.
 ///
 /// ChaCha8 keyed by `seed_from_u64(seed)`, on stream `epoch`, positioned at word

@@ -26,7 +26,7 @@ pub mod idx;
 
 pub use augment::{
     AugmentParams, MNIST_MEAN, MNIST_STD, apply, augment, center_crop_resize, image_rng,
-    normalize_into, rotate_nearest,
+    normalize_into, normalize_into_f64, rotate_nearest,
 };
 pub use batch::{batches, epoch_order, fill_batch, fill_batch_par, num_batches};
 pub use fetch::{
