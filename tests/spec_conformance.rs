@@ -21,25 +21,6 @@ fn registry() -> Registry {
     Registry::load(root()).expect("spec/, src/ and tests/ are readable")
 }
 
-/// TEMPORARY, for the `registry` branch only: labels whose citing tests live in files owned
-/// by other branches (`tests/cnn_gradcheck_layers.rs`, `tests/cnn_gradcheck_net.rs`,
-/// `tests/cnn_golden.rs`, and a future SGD test for `r[cnn.sgd.momentum]`). The test below
-/// fails if one of these becomes cited, so the list can only shrink; after the merge it must
-/// be empty.
-const AWAITING_CITATION: &[&str] = &[
-    "cnn.avgpool.backward",
-    "cnn.avgpool.forward",
-    "cnn.linear.backward_bias",
-    "cnn.linear.backward_input",
-    "cnn.linear.backward_weight",
-    "cnn.linear.forward",
-    "cnn.logsoftmax.backward",
-    "cnn.logsoftmax.forward",
-    "cnn.nll.backward",
-    "cnn.nll.forward",
-    "cnn.sgd.momentum",
-];
-
 /// Every equation has exactly one function (named after it, not a stub) and vice versa, and
 /// every citation in `tests/` is on a test and names an equation.
 #[test]
@@ -57,26 +38,18 @@ fn every_equation_has_exactly_one_function_and_vice_versa() {
     );
 }
 
-/// Every equation is cited by at least one test (bar the temporary list above, which must
-/// name exactly the labels still uncited).
+/// Every equation is cited by at least one test.
 #[test]
 fn every_equation_is_cited_by_a_test() {
-    let uncited: BTreeSet<String> = registry()
+    let uncited: Vec<String> = registry()
         .check()
         .iter()
         .filter(|p| matches!(p, Problem::EquationWithoutTest { .. }))
         .map(|p| p.label().to_string())
         .collect();
-    let awaiting: BTreeSet<String> = AWAITING_CITATION.iter().map(|s| s.to_string()).collect();
-    let unexpected: Vec<&String> = uncited.difference(&awaiting).collect();
-    let now_cited: Vec<&String> = awaiting.difference(&uncited).collect();
     assert!(
-        unexpected.is_empty(),
-        "equations no test cites (add `/// Verifies r[…]` to the test that checks them): {unexpected:?}"
-    );
-    assert!(
-        now_cited.is_empty(),
-        "now cited, remove from AWAITING_CITATION: {now_cited:?}"
+        uncited.is_empty(),
+        "equations no test cites (add `/// Verifies r[…]` to the test that checks them): {uncited:?}"
     );
 }
 
