@@ -3,7 +3,7 @@
 //! The claim is bit-identity, so the comparisons are exact (`to_bits` equality, no tolerance):
 //! a fused pass that computed the same maths in another order would fail here. Shapes include
 //! planes whose size is not a multiple of the 16 summation lanes (5×5, 3×7), so the remainder
-//! handling is covered; inputs include negatives and exact zeros (ReLU's kink) and both f32
+//! handling is covered; inputs include negatives and exact zeros of both signs (ReLU's kink) and both f32
 //! and f64.
 use gradspec::cnn::Float;
 use gradspec::cnn::batchnorm::{
@@ -29,7 +29,13 @@ fn random<T: Float>(rng: &mut ChaCha8Rng, len: usize) -> Vec<T> {
     (0..len)
         .map(|_| {
             if rng.random_bool(0.05) {
-                T::zero()
+                // Exact zeros of both signs: ReLU keeps −0 as it is (`x < 0` is false), and
+                // the fused pass must do the same, bit for bit.
+                if rng.random_bool(0.5) {
+                    T::zero()
+                } else {
+                    -T::zero()
+                }
             } else {
                 T::c(rng.random_range(-2.0..3.0))
             }
@@ -254,5 +260,46 @@ fn a_different_summation_order_is_detected() {
     assert!(
         differs,
         "lane order and sequential order happened to agree on every channel"
+    );
+}
+
+/// A mask of the wrong length is refused before any work (a longer one would otherwise be
+/// silently truncated by the plane loop).
+#[test]
+#[should_panic(expected = "bn_dropout_forward: mask length differs")]
+fn bn_dropout_forward_refuses_a_mask_of_the_wrong_length() {
+    let p = BatchNorm::<f32, 2>::new();
+    let (mean, var) = (SVector::<f32, 2>::zeros(), SVector::<f32, 2>::repeat(1.0));
+    let r = vec![0.5f32; 2 * 9];
+    let mut y = vec![0f32; 2 * 9];
+    let bits = vec![1u8; 2 * 9 + 1];
+    bn_dropout_forward::<f32, 2, 3, 3>(
+        &p,
+        &mean,
+        &var,
+        View(&r),
+        Some(&bits),
+        1.0,
+        ViewMut(&mut y),
+    );
+}
+
+#[test]
+#[should_panic(expected = "dropout_bn_params_backward: mask length differs")]
+fn dropout_bn_params_backward_refuses_a_mask_of_the_wrong_length() {
+    let (mean, var) = (SVector::<f32, 2>::zeros(), SVector::<f32, 2>::repeat(1.0));
+    let r = vec![0.5f32; 2 * 9];
+    let mut g = vec![1f32; 2 * 9];
+    let (mut dg, mut db) = (SVector::<f32, 2>::zeros(), SVector::<f32, 2>::zeros());
+    let bits = vec![1u8; 2 * 9 + 1];
+    dropout_bn_params_backward::<f32, 2, 3, 3>(
+        Some(&bits),
+        1.0,
+        &mean,
+        &var,
+        View(&r),
+        ViewMut(&mut g),
+        &mut dg,
+        &mut db,
     );
 }
