@@ -32,7 +32,7 @@ use gradspec::cnn::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    self, scratch_len, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
+    scratch_len, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
     try_conv_forward,
 };
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward};
@@ -543,7 +543,9 @@ fn conv_adjoints_simd<
     seed: u64,
     flip_dx: bool,
 ) -> Option<Result<f64, String>> {
-    if !conv_simd::enabled::<f32>() {
+    // The kernels run whether or not GRADSPEC_NO_AVX512 switches the network off them; with
+    // GRADSPEC_REQUIRE_AVX512 set, a CPU without AVX-512 fails here instead of skipping.
+    if !gradspec::cnn::cpu::require_avx512_if_asked() {
         return None;
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -640,7 +642,7 @@ fn conv_adjoints_simd<
 /// Checks the AVX-512 f32 fast paths of `cnn.conv.backward_input` `cnn.conv.backward_weight`
 /// `cnn.conv.backward_bias` as adjoints of the fast `cnn.conv.forward`, at the seven real shapes, 3
 /// images; prints `SKIPPED (no avx512f)` and passes on a CPU without AVX-512 (f64 never uses these
-/// kernels).
+/// kernels), unless `GRADSPEC_REQUIRE_AVX512` is set.
 #[test]
 fn simd_conv_backward_passes_are_adjoints_of_the_forward_pass_at_real_shapes_f32() {
     let runs = [
