@@ -333,3 +333,55 @@ fn running_update_with_one_value_per_channel_is_refused() {
     let v = nalgebra::SVector::from([1.0]);
     bn_running_update(&mut r, &v, &v, 1);
 }
+
+// ---------------------------------------------------------------- the workspace's read-outs
+
+/// After a forward pass over 11 images (a full chunk of 8 and one of 3), the workspace reports
+/// the batch size, every image's log-probabilities (each row a distribution), the arg-max of
+/// each row as its prediction (the first maximum on a tie), and `correct` counts exactly the
+/// predictions that equal their labels.
+#[test]
+fn workspace_read_outs_agree_with_the_log_probabilities() {
+    let n = 11;
+    let x = random(n * 784, 9, -1.0, 2.5);
+    let mut net = Net::<f64>::new(4);
+    let mut ws = Workspace::<f64>::new(16);
+    assert_eq!(ws.capacity(), 16);
+    assert_eq!(Workspace::<f64>::new(17).capacity(), 24);
+    assert_eq!(Workspace::<f64>::new(0).capacity(), 8);
+    // First a pass with labels 0, to learn the predictions; then labels that make exactly the
+    // images 0, 3 and 10 correct.
+    ws.load(&x, &[0; 11]);
+    net.forward(&mut ws, Mode::Eval);
+    let pred = ws.predictions();
+    let logp = ws.log_probs();
+    assert_eq!((ws.n(), pred.len(), logp.len()), (n, n, n * 10));
+    for (i, row) in logp.chunks_exact(10).enumerate() {
+        let total: f64 = row.iter().map(|v| v.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12, "image {i}: Σp = {total}");
+        let best = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let first = row.iter().position(|&v| v == best).unwrap();
+        assert_eq!(pred[i] as usize, first, "image {i}");
+    }
+    let labels: Vec<u8> = (0..n)
+        .map(|i| {
+            if [0, 3, 10].contains(&i) {
+                pred[i]
+            } else {
+                (pred[i] + 1) % 10
+            }
+        })
+        .collect();
+    ws.load(&x, &labels);
+    let out = net.forward(&mut ws, Mode::Eval);
+    assert_eq!(out.correct, 3);
+    // The loss is the mean NLL of the labels.
+    let nll: f64 = -(0..n).map(|i| logp[i * 10 + labels[i] as usize]).sum::<f64>() / n as f64;
+    assert!((out.loss - nll).abs() < 1e-12 * nll.abs());
+
+    // A ten-way tie (fc1 all zeros: every logit 0): the first class wins, as in `torch.argmax`.
+    net.params.fc1.weight.fill(0.0);
+    net.params.fc1.bias.fill(0.0);
+    net.forward(&mut ws, Mode::Eval);
+    assert_eq!(ws.predictions(), vec![0u8; n]);
+}
