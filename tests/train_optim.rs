@@ -96,6 +96,9 @@ fn onecycle_hits_its_worked_values() {
         let got = r.lr(step, total);
         assert!(close(got, want), "step {step}: {got} != {want}");
     }
+    // At the peak both pieces give 0.05 to the last bit (so which piece owns step `warm` does
+    // not matter; .cargo/mutants.toml lists that mutant as equivalent).
+    assert_eq!(r.lr(250, total), 0.05);
     // A quarter of the way down the cosine, cos(π/4): with 4,000 steps the warm-up is 1,000
     // and the cosine's quarter point is step 1,000 + 3,000/4.
     let q = 0.00005 + 0.04995 * 0.5 * (1.0 + std::f64::consts::FRAC_1_SQRT_2);
