@@ -376,7 +376,10 @@ fn workspace_read_outs_agree_with_the_log_probabilities() {
     let out = net.forward(&mut ws, Mode::Eval);
     assert_eq!(out.correct, 3);
     // The loss is the mean NLL of the labels.
-    let nll: f64 = -(0..n).map(|i| logp[i * 10 + labels[i] as usize]).sum::<f64>() / n as f64;
+    let nll: f64 = -(0..n)
+        .map(|i| logp[i * 10 + labels[i] as usize])
+        .sum::<f64>()
+        / n as f64;
     assert!((out.loss - nll).abs() < 1e-12 * nll.abs());
 
     // A ten-way tie (fc1 all zeros: every logit 0): the first class wins, as in `torch.argmax`.

@@ -10,7 +10,6 @@
 //! The readers must not be fooled by text that only looks like a label or a citation; each
 //! such case has its own test below.
 use gradspec::spec::{CodeEntry, Problem, Registry, code_entries, spec_labels, test_citations};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 fn root() -> &'static Path {

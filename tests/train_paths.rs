@@ -80,8 +80,8 @@ fn step_both(n: usize) -> (f64, f64, Params<f32>, Params<f64>) {
     net32.backward(&mut ws32, &mut g32);
 
     let mut net64 = Net::<f64>::new(1);
-    net64.params = Box::new(net32.params.cast());
-    net64.buffers = Box::new(net32.buffers.cast());
+    *net64.params = net32.params.cast();
+    *net64.buffers = net32.buffers.cast();
     let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     let mut ws64 = Workspace::<f64>::new(n);
     ws64.load(&x64, &y);
