@@ -388,3 +388,20 @@ fn workspace_read_outs_agree_with_the_log_probabilities() {
     net.forward(&mut ws, Mode::Eval);
     assert_eq!(ws.predictions(), vec![0u8; n]);
 }
+
+/// `col_len` is exactly the im2col scratch of one image, `KK·OH·OW`: conv2's forward pass runs
+/// on a scratch of that length, and the length is what the layer table says.
+#[test]
+fn col_len_is_one_images_im2col_matrix() {
+    use gradspec::cnn::conv::{Conv, col_len, conv_forward};
+    assert_eq!(col_len(144, 24, 24), 144 * 24 * 24);
+    assert_eq!(col_len(9, 26, 26), 9 * 676);
+    assert_eq!(col_len(72, 10, 10), 7200);
+    let p = Conv::<f64, 16, 32, 3, 144>::zeros();
+    let x = random(16 * 26 * 26, 5, -1.0, 1.0);
+    let mut y = vec![0.0; 32 * 24 * 24];
+    let mut col = vec![0.0; col_len(144, 24, 24)];
+    conv_forward::<f64, 16, 32, 3, 144, 26, 26, 24, 24>(&p, View(&x), ViewMut(&mut y), &mut col);
+    // The last column of the scratch holds the last tap of the last position.
+    assert_eq!(col[col.len() - 1], x[x.len() - 1]);
+}
