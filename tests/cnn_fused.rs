@@ -197,16 +197,34 @@ fn fused_block_equals_the_composition_bit_for_bit_f64() {
 /// Verifies r[cnn.dropout.mask] in the bit form the fused passes use.
 #[test]
 fn dropout_bits_are_the_decisions_of_dropout_mask() {
-    for len in [1, 2, 7, 1000, 1001] {
+    // p = 0.5 on many odd lengths, so that the odd last element (drawn on its own) is dropped
+    // in about half of the cases and a wrong decision there cannot hide.
+    let cases = [1, 2, 7, 1000, 1001]
+        .map(|len| (len, 0.05))
+        .into_iter()
+        .chain((1..64).step_by(2).map(|len| (len, 0.5)));
+    for (len, p) in cases {
         let mut mask = vec![0f32; len];
         let mut bits = vec![0u8; len];
-        dropout_mask(&mut ChaCha8Rng::seed_from_u64(len as u64), 0.05, &mut mask);
-        dropout_bits(&mut ChaCha8Rng::seed_from_u64(len as u64), 0.05, &mut bits);
-        let keep = keep_scale::<f32>(0.05);
+        dropout_mask(&mut ChaCha8Rng::seed_from_u64(len as u64), p, &mut mask);
+        dropout_bits(&mut ChaCha8Rng::seed_from_u64(len as u64), p, &mut bits);
+        let keep = keep_scale::<f32>(p);
         for (m, b) in mask.iter().zip(&bits) {
             assert_eq!(*m, if *b == 1 { keep } else { 0.0 });
         }
+        assert!(bits.iter().all(|&b| b <= 1));
     }
+    // The odd last elements are dropped in some cases and kept in others.
+    let last = |len: usize| {
+        let mut bits = vec![0u8; len];
+        dropout_bits(&mut ChaCha8Rng::seed_from_u64(len as u64), 0.5, &mut bits);
+        bits[len - 1]
+    };
+    let dropped = (1..64).step_by(2).filter(|&len| last(len) == 0).count();
+    assert!(
+        (4..=28).contains(&dropped),
+        "{dropped} of 32 odd tails dropped at p = 0.5"
+    );
 }
 
 /// Eight streams in lockstep give each image exactly its own stream's decisions, for full and
