@@ -184,6 +184,49 @@ fn dropout_mask_handles_odd_lengths_and_other_probabilities() {
     assert!(mask.iter().all(|&m| m == 0.0 || m == 2.0));
 }
 
+/// A stream that returns one chosen 24-bit value `u` in every position that dropout reads: the
+/// low 24 bits and bits 32..56 of each `u64` (a pair of elements), and the low 24 bits of each
+/// `u32` (the odd last element).
+struct Constant(u32);
+
+impl rand::RngCore for Constant {
+    fn next_u32(&mut self) -> u32 {
+        self.0 | 0xAB00_0000 // high bits that must be ignored
+    }
+    fn next_u64(&mut self) -> u64 {
+        (u64::from(self.0) << 32) | u64::from(self.0) | 0xCD00_0000_EF00_0000
+    }
+    fn fill_bytes(&mut self, _: &mut [u8]) {
+        unreachable!("dropout draws u64 and u32 only")
+    }
+}
+
+/// Verifies r[cnn.dropout.mask] at the boundary: an element is dropped exactly when its 24-bit
+/// draw `u` is below `p·2²⁴`, so the drop probability is `p` exactly (for `p = k/2²⁴`), not
+/// `p + 2⁻²⁴`. At `p = u/2²⁴` a draw of `u` is kept and a draw of `u − 1` is dropped, in both
+/// the float mask and the bit form, for the pair slots and the odd last element.
+#[test]
+fn dropout_keeps_a_draw_equal_to_the_threshold_and_drops_the_one_below() {
+    use gradspec::cnn::dropout::dropout_bits;
+    for u in [1u32, 0x80_0000, 0xAB_CDEF, 0xFF_FFFF] {
+        let p = f64::from(u) / f64::from(1u32 << 24);
+        let keep = 1.0 / (1.0 - p);
+        for (draw, kept) in [(u, true), (u - 1, false)] {
+            let mut mask = [f64::NAN; 5];
+            dropout_mask(&mut Constant(draw), p, &mut mask);
+            let want = if kept { keep } else { 0.0 };
+            assert_eq!(mask, [want; 5], "mask: u = {u:#x}, draw {draw:#x}");
+            let mut bits = [7u8; 5];
+            dropout_bits(&mut Constant(draw), p, &mut bits);
+            assert_eq!(
+                bits,
+                [u8::from(kept); 5],
+                "bits: u = {u:#x}, draw {draw:#x}"
+            );
+        }
+    }
+}
+
 #[test]
 fn dropout_masks_are_a_function_of_the_key() {
     // A batch of 9 (chunks of 8 and 1): the same key gives the same masks, bit for bit,
