@@ -209,3 +209,70 @@ fn sweep_with_bad_rates_writes_no_files() {
 fn sweep_requires_out() {
     assert_bad_input(&gradspec(&["backprop", "sweep"]), &["--out"]);
 }
+
+/// Part 1 stops on divergence: the first value that is not finite ends the table, sweep or
+/// explanation with exit code 1 and one line naming the iteration and the quantity.
+#[test]
+fn a_diverging_run_stops_with_the_iteration_and_the_quantity() {
+    // t1 = 100 makes ∂E/∂w large, so lr 1e308 overflows the weights in the first update.
+    let o = gradspec(&["backprop", "table", "--lr", "1e308", "--t1", "100"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: Part 1 diverged at learning rate 1e308: iteration 1 has w5 = inf"),
+        "{err}"
+    );
+    // The rows before it were printed: the header and iteration 0.
+    assert_eq!(stdout(&o).lines().count(), 2);
+
+    // A NaN in the very first forward pass (∞ − ∞ in h1) is named too.
+    let o = gradspec(&[
+        "backprop", "table", "--w1", "1e308", "--w2", "-1e308", "--i1", "1e308", "--i2", "1e308",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("iteration 0 has h1 = NaN"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = gradspec(&[
+        "backprop",
+        "explain",
+        "--lr",
+        "1e308",
+        "--t1",
+        "100",
+        "--iteration",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("iteration 1 has w5 = inf"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+
+    // A sweep that diverges at one of its rates writes nothing at all.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let o = gradspec(&[
+        "backprop",
+        "sweep",
+        "--lrs",
+        "0.5,1e308",
+        "--t1",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("learning rate 1e308: iteration 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "a diverged sweep created {}", out.display());
+}

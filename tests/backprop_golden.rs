@@ -88,7 +88,7 @@ fn tables_of_the_six_rates_match_the_golden_files() {
         let path = golden_dir().join(format!("table_lr_{lr:?}.csv"));
         let golden =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let new = table_csv(State::spreadsheet(), lr, DEFAULT_ITERATIONS);
+        let new = table_csv(State::spreadsheet(), lr, DEFAULT_ITERATIONS).unwrap();
         assert_eq!(new.lines().next(), Some(HEADER));
         if let Err(e) = compare_tables(&new, &golden) {
             panic!(
@@ -102,7 +102,7 @@ fn tables_of_the_six_rates_match_the_golden_files() {
 
 #[test]
 fn the_comparison_catches_drift_but_not_last_ulp_noise() {
-    let golden = table_csv(State::spreadsheet(), 0.5, 5);
+    let golden = table_csv(State::spreadsheet(), 0.5, 5).unwrap();
     assert!(compare_tables(&golden, &golden).is_ok());
     // One ulp in every number passes.
     let ulp: String = golden
@@ -128,8 +128,14 @@ fn the_comparison_catches_drift_but_not_last_ulp_noise() {
         .join("\n");
     assert!(compare_tables(&ulp, &golden).is_ok());
     // A different rate, a missing row, a shifted row all fail.
-    assert!(compare_tables(&table_csv(State::spreadsheet(), 0.5000001, 5), &golden).is_err());
-    assert!(compare_tables(&table_csv(State::spreadsheet(), 0.5, 4), &golden).is_err());
+    assert!(
+        compare_tables(
+            &table_csv(State::spreadsheet(), 0.5000001, 5).unwrap(),
+            &golden
+        )
+        .is_err()
+    );
+    assert!(compare_tables(&table_csv(State::spreadsheet(), 0.5, 4).unwrap(), &golden).is_err());
     let shifted: String = golden
         .lines()
         .take(1)
@@ -153,7 +159,7 @@ macro_rules! golden_snapshot {
 
 #[test]
 fn sweep_summary_snapshot() {
-    let curves = sweep_curves(State::spreadsheet(), &DEFAULT_LRS, DEFAULT_ITERATIONS);
+    let curves = sweep_curves(State::spreadsheet(), &DEFAULT_LRS, DEFAULT_ITERATIONS).unwrap();
     golden_snapshot!(
         "sweep_summary",
         summary_table(&curves.summarise(), DEFAULT_ITERATIONS)

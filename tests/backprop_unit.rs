@@ -161,3 +161,52 @@ fn number_formatting_and_rate_names() {
     assert!(validate_lrs(&[f64::NAN]).is_err());
     assert!(validate_lrs(&[0.1, 2.0]).is_ok());
 }
+
+/// `Row::check_finite` names the first quantity that is not finite, in the spec's order, and
+/// `train_checked` stops at the first such row; finite rows pass.
+#[test]
+fn divergence_is_reported_at_the_first_non_finite_quantity() {
+    use gradspec::backprop::train::{Diverged, Row, train, train_checked};
+    let s = State::<f64>::spreadsheet();
+    let rows = train(s, 0.5, 20);
+    assert_eq!(
+        train_checked(s, 0.5, 20).unwrap(),
+        rows,
+        "finite rows pass unchanged"
+    );
+    for r in &rows {
+        assert_eq!(r.check_finite(0.5), Ok(()));
+        assert_eq!(r.quantities().len(), 43);
+        assert!(r.quantities().iter().all(|(_, v)| v.is_finite()));
+    }
+    // Every quantity in turn: poison it, and it is the one named.
+    let names: Vec<&str> = rows[3].quantities().iter().map(|q| q.0).collect();
+    assert_eq!(names[0], "t1");
+    assert_eq!(names[22], "E_total");
+    assert_eq!(names[42], "dE_total/dw8");
+    let mut uniq = names.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 43, "names are distinct");
+    // NaN in the inputs propagates: the first name is the input itself.
+    let bad = State { i2: f64::NAN, ..s };
+    let e = Row::of(7, bad).check_finite(0.25).unwrap_err();
+    assert_eq!(e.iteration, 7);
+    assert_eq!(e.quantity, "i2");
+    assert!(e.value.is_nan());
+    assert_eq!(e.lr, 0.25);
+    // An infinite weight: named at its own position, before anything computed from it.
+    let mut w = s.w;
+    w.w6 = f64::INFINITY;
+    let e = Row::of(0, State { w, ..s }).check_finite(1.0).unwrap_err();
+    assert_eq!((e.quantity, e.value), ("w6", f64::INFINITY));
+    // Overflow in the update (t1 = 100, lr = 1e308): row 0 is finite, row 1 is not.
+    let big = State { t1: 100.0, ..s };
+    let err: Diverged = train_checked(big, 1e308, 10).unwrap_err();
+    assert_eq!((err.iteration, err.quantity), (1, "w5"));
+    assert_eq!(err.value, f64::INFINITY);
+    assert!(
+        train_checked(big, 1e308, 1).is_ok(),
+        "row 0 alone is finite"
+    );
+}

@@ -45,6 +45,8 @@ fn cfg(out: &Path, epochs: usize) -> TrainConfig {
         out: out.to_path_buf(),
         progress: false,
         stop_after: None,
+        train_limit: None,
+        stop: None,
     }
 }
 

@@ -10,7 +10,7 @@
 //! `<rate>` is the rate in Rust's `{:?}` form (`0.1`, `1.0`, `2.0`), so a rate always reads as
 //! a number with a decimal point.
 use super::State;
-use super::train::loss_curve;
+use super::train::{Diverged, Trainer};
 use anyhow::{Context, Result, ensure};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,27 @@ pub struct Curves {
     pub e_total: Vec<Vec<f64>>,
 }
 
-/// Trains from `state` at each rate for `iterations` rows (computation only, no IO).
-pub fn sweep_curves(state: State<f64>, lrs: &[f64], iterations: usize) -> Curves {
-    Curves {
+/// The most rows a table, sweep or explanation may ask for (a table of this many rows is
+/// about 400 MB of CSV).
+pub const MAX_ITERATIONS: usize = 1_000_000;
+
+/// Trains from `state` at each rate for `iterations` rows (computation only, no IO), or
+/// stops at the first rate and row where a value is not finite (see
+/// [`Row::check_finite`](super::train::Row::check_finite)).
+pub fn sweep_curves(state: State<f64>, lrs: &[f64], iterations: usize) -> Result<Curves, Diverged> {
+    let e_total = lrs
+        .iter()
+        .map(|&lr| {
+            Trainer::new(state, lr)
+                .take(iterations)
+                .map(|r| r.check_finite(lr).map(|()| r.fwd.e_total))
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Curves {
         lrs: lrs.to_vec(),
-        e_total: lrs
-            .iter()
-            .map(|&lr| loss_curve(state, lr, iterations))
-            .collect(),
-    }
+        e_total,
+    })
 }
 
 /// What one rate achieved.
@@ -124,8 +136,9 @@ pub fn run_sweep(lrs: &[f64], iterations: usize, out_dir: &Path) -> Result<Sweep
 
 /// Runs the sweep from `state` and writes its files into `out_dir`.
 ///
-/// Everything is validated, and `out_dir` is created and probed for writability, before any
-/// training or writing; every file is written atomically.
+/// Everything is validated and computed before `out_dir` is created and probed for
+/// writability, so a sweep that [diverges](Diverged) writes nothing; every file is written
+/// atomically.
 pub fn run_sweep_with(
     state: State<f64>,
     lrs: &[f64],
@@ -133,9 +146,13 @@ pub fn run_sweep_with(
     out_dir: &Path,
 ) -> Result<SweepSummary> {
     validate_lrs(lrs)?;
-    ensure!(iterations >= 1, "iterations must be at least 1");
+    ensure!(
+        (1..=MAX_ITERATIONS).contains(&iterations),
+        "iterations must be from 1 to {MAX_ITERATIONS}, got {iterations}"
+    );
+    // All the numbers first: a sweep that diverges writes nothing.
+    let curves = sweep_curves(state, lrs, iterations)?;
     crate::fsutil::ensure_dir(out_dir, "--out")?;
-    let curves = sweep_curves(state, lrs, iterations);
     let mut files = Vec::new();
 
     let csv_path = out_dir.join("loss_curves.csv");

@@ -2,7 +2,7 @@
 //! all eight gradients. Numbers are written in Rust's shortest round-trip form (`{}` for
 //! `f64`), so parsing the CSV gives back exactly the bits that were computed.
 use super::State;
-use super::train::{Row, Trainer};
+use super::train::{Diverged, Row, Trainer, train_checked};
 use std::io::Write;
 
 /// The CSV header, in the spreadsheet's column order.
@@ -27,22 +27,30 @@ pub fn csv_line(r: &Row<f64>) -> String {
 }
 
 /// Writes the header and rows `0..iterations` of training from `state` at rate `lr`.
+///
+/// Stops with [`Diverged`] (after writing the rows before it) at the first row that holds a
+/// value that is not finite; I/O errors come back as [`std::io::Error`].
 pub fn write_table(
     out: &mut dyn Write,
     state: State<f64>,
     lr: f64,
     iterations: usize,
-) -> std::io::Result<()> {
+) -> anyhow::Result<()> {
     writeln!(out, "{HEADER}")?;
     for r in Trainer::new(state, lr).take(iterations) {
+        r.check_finite(lr)?;
         writeln!(out, "{}", csv_line(&r))?;
     }
     Ok(())
 }
 
-/// The whole table as a string (see [`write_table`]).
-pub fn table_csv(state: State<f64>, lr: f64, iterations: usize) -> String {
-    let mut buf = Vec::new();
-    write_table(&mut buf, state, lr, iterations).expect("writing to a Vec cannot fail");
-    String::from_utf8(buf).expect("the table is ASCII")
+/// The whole table as a string (see [`write_table`]), or where it diverges.
+pub fn table_csv(state: State<f64>, lr: f64, iterations: usize) -> Result<String, Diverged> {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    for r in train_checked(state, lr, iterations)? {
+        s.push_str(&csv_line(&r));
+        s.push('\n');
+    }
+    Ok(s)
 }

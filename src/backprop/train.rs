@@ -6,6 +6,20 @@
 use super::{Backward, Forward, State};
 use num_traits::Float;
 
+/// Training stopped because a value stopped being a finite number (a learning rate too large
+/// for the weights, for example): which row, which quantity, and its value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "Part 1 diverged at learning rate {lr:?}: iteration {iteration} has {quantity} = {value:?}, which is not a finite number (the rate or the starting values are too large)"
+)]
+pub struct Diverged {
+    pub lr: f64,
+    pub iteration: usize,
+    /// The quantity's name in the spec (`w5`, `a_o1`, `E_total`, `dE_total/dw5`, …).
+    pub quantity: &'static str,
+    pub value: f64,
+}
+
 /// One iteration: the state, its forward pass and its backward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Row<T> {
@@ -48,6 +62,74 @@ impl<T: Float> Trainer<T> {
     }
 }
 
+impl<T: Float> Row<T> {
+    /// Every number of the row with its name, in the spec's order: the state (targets, inputs,
+    /// weights), the forward pass, every chain-rule piece of the backward pass, the gradients.
+    pub fn quantities(&self) -> [(&'static str, T); 43] {
+        let (s, f, b) = (&self.state, &self.fwd, &self.bwd);
+        let (w, g) = (&s.w, &b.grad);
+        [
+            ("t1", s.t1),
+            ("t2", s.t2),
+            ("i1", s.i1),
+            ("i2", s.i2),
+            ("w1", w.w1),
+            ("w2", w.w2),
+            ("w3", w.w3),
+            ("w4", w.w4),
+            ("w5", w.w5),
+            ("w6", w.w6),
+            ("w7", w.w7),
+            ("w8", w.w8),
+            ("h1", f.h1),
+            ("a_h1", f.a_h1),
+            ("h2", f.h2),
+            ("a_h2", f.a_h2),
+            ("o1", f.o1),
+            ("a_o1", f.a_o1),
+            ("o2", f.o2),
+            ("a_o2", f.a_o2),
+            ("E1", f.e1),
+            ("E2", f.e2),
+            ("E_total", f.e_total),
+            ("dE1/da_o1", b.de1_dao1),
+            ("dE2/da_o2", b.de2_dao2),
+            ("da_o1/do1", b.dao1_do1),
+            ("da_o2/do2", b.dao2_do2),
+            ("dE1/da_h1", b.de1_dah1),
+            ("dE2/da_h1", b.de2_dah1),
+            ("dE_total/da_h1", b.de_dah1),
+            ("dE1/da_h2", b.de1_dah2),
+            ("dE2/da_h2", b.de2_dah2),
+            ("dE_total/da_h2", b.de_dah2),
+            ("da_h1/dh1", b.dah1_dh1),
+            ("da_h2/dh2", b.dah2_dh2),
+            ("dE_total/dw1", g.w1),
+            ("dE_total/dw2", g.w2),
+            ("dE_total/dw3", g.w3),
+            ("dE_total/dw4", g.w4),
+            ("dE_total/dw5", g.w5),
+            ("dE_total/dw6", g.w6),
+            ("dE_total/dw7", g.w7),
+            ("dE_total/dw8", g.w8),
+        ]
+    }
+
+    /// `Ok` when every quantity of the row is finite, else the first one (in the order of
+    /// [`Row::quantities`]) that is not, as a [`Diverged`] at rate `lr`.
+    pub fn check_finite(&self, lr: f64) -> Result<(), Diverged> {
+        match self.quantities().into_iter().find(|(_, v)| !v.is_finite()) {
+            None => Ok(()),
+            Some((quantity, value)) => Err(Diverged {
+                lr,
+                iteration: self.iteration,
+                quantity,
+                value: value.to_f64().unwrap_or(f64::NAN),
+            }),
+        }
+    }
+}
+
 impl<T: Float> Iterator for Trainer<T> {
     type Item = Row<T>;
 
@@ -62,6 +144,20 @@ impl<T: Float> Iterator for Trainer<T> {
 /// Rows `0..iterations` of training from `state` with learning rate `lr`.
 pub fn train<T: Float>(state: State<T>, lr: T, iterations: usize) -> Vec<Row<T>> {
     Trainer::new(state, lr).take(iterations).collect()
+}
+
+/// Rows `0..iterations` as [`train`] gives them, or the first row that holds a value that is
+/// not finite (see [`Row::check_finite`]).
+pub fn train_checked<T: Float>(
+    state: State<T>,
+    lr: T,
+    iterations: usize,
+) -> Result<Vec<Row<T>>, Diverged> {
+    let lr64 = lr.to_f64().unwrap_or(f64::NAN);
+    Trainer::new(state, lr)
+        .take(iterations)
+        .map(|r| r.check_finite(lr64).map(|()| r))
+        .collect()
 }
 
 /// E_total of rows `0..iterations` (the loss curve), without keeping the rows.

@@ -1,8 +1,8 @@
 //! `gradspec backprop …` (Part 1): the spreadsheet as CSV, the learning-rate sweep, and the
 //! derivation with numbers.
-use super::{positive_f64, positive_usize};
-use crate::backprop::sweep::{DEFAULT_ITERATIONS, run_sweep_with};
-use crate::backprop::{State, Weights, explain, table, train::Trainer};
+use super::positive_f64;
+use crate::backprop::sweep::{DEFAULT_ITERATIONS, MAX_ITERATIONS, run_sweep_with};
+use crate::backprop::{State, Weights, explain, table, train::train_checked};
 use anyhow::{Context, Result, ensure};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -83,10 +83,10 @@ impl StateArgs {
 #[derive(Args, Debug)]
 pub struct TableArgs {
     /// Learning rate η (finite, > 0).
-    #[arg(long, default_value_t = 0.5, value_parser = positive_f64)]
+    #[arg(long, default_value_t = 0.5, value_parser = positive_f64, allow_hyphen_values = true)]
     pub lr: f64,
     /// Number of rows: iterations 0 … N−1.
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
     pub iterations: usize,
     #[command(flatten)]
     pub state: StateArgs,
@@ -99,11 +99,12 @@ pub struct SweepArgs {
         long,
         value_delimiter = ',',
         value_parser = positive_f64,
+        allow_hyphen_values = true,
         default_value = "0.1,0.2,0.5,0.8,1.0,2.0"
     )]
     pub lrs: Vec<f64>,
     /// Rows per rate: iterations 0 … N−1.
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
     pub iterations: usize,
     /// Output directory, created if missing (required).
     // Checked in `run` rather than by clap: clap's "required arguments were not provided"
@@ -117,16 +118,40 @@ pub struct SweepArgs {
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
     /// Which row to explain (0 = the initial weights); must be below --iterations.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = iteration, allow_negative_numbers = true)]
     pub iteration: usize,
     /// Learning rate η (finite, > 0).
-    #[arg(long, default_value_t = 0.5, value_parser = positive_f64)]
+    #[arg(long, default_value_t = 0.5, value_parser = positive_f64, allow_hyphen_values = true)]
     pub lr: f64,
     /// The table's length, as in `backprop table`.
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = positive_usize)]
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
     pub iterations: usize,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// The most rates one sweep may compare.
+const MAX_RATES: usize = 64;
+
+/// clap value parser: a number of rows, 1 to [`MAX_ITERATIONS`].
+fn iterations(s: &str) -> Result<usize, String> {
+    let v = iteration(s)?;
+    if v == 0 {
+        return Err("must be at least 1, got 0".into());
+    }
+    Ok(v)
+}
+
+/// clap value parser: a row index, 0 to [`MAX_ITERATIONS`] − 1.
+fn iteration(s: &str) -> Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number from 0 to {MAX_ITERATIONS}"))?;
+    if v > MAX_ITERATIONS {
+        return Err(format!("must be at most {MAX_ITERATIONS}, got {v}"));
+    }
+    Ok(v)
 }
 
 /// clap value parser: any finite f64 (inputs, targets and weights may be zero or negative).
@@ -147,10 +172,15 @@ pub fn run(c: BackpropCmd) -> Result<()> {
             let out = std::io::stdout().lock();
             let mut out = std::io::BufWriter::new(out);
             let r = table::write_table(&mut out, a.state.state(), a.lr, a.iterations)
-                .and_then(|()| out.flush());
+                .and_then(|()| Ok(out.flush()?));
             stdout_result(r)
         }
         BackpropCmd::Sweep(a) => {
+            ensure!(
+                a.lrs.len() <= MAX_RATES,
+                "--lrs: at most {MAX_RATES} rates (one chart each), got {}",
+                a.lrs.len()
+            );
             for (j, lr) in a.lrs.iter().enumerate() {
                 ensure!(
                     !a.lrs[..j].contains(lr),
@@ -176,19 +206,22 @@ pub fn run(c: BackpropCmd) -> Result<()> {
                 a.iteration,
                 a.iterations
             );
-            let row = Trainer::new(a.state.state(), a.lr)
-                .nth(a.iteration)
-                .context("the trainer is endless")?;
-            let text = explain::explain(&row, a.lr)?;
+            let rows = train_checked(a.state.state(), a.lr, a.iteration + 1)?;
+            let row = rows.last().context("at least one row")?;
+            let text = explain::explain(row, a.lr)?;
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }
     }
 }
 
-/// A closed pipe (`| head`) is not an error; anything else is.
-fn stdout_result(r: std::io::Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("cannot write to stdout"),
+/// A closed pipe (`| head`) is not an error; other I/O errors are about stdout; anything else
+/// (a [`Diverged`](crate::backprop::train::Diverged) table) passes through.
+fn stdout_result<E: Into<anyhow::Error>>(r: Result<(), E>) -> Result<()> {
+    let Err(e) = r else { return Ok(()) };
+    let e: anyhow::Error = e.into();
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Some(_) => Err(e.context("cannot write to stdout")),
+        None => Err(e),
     }
 }

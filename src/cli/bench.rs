@@ -13,14 +13,14 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Seconds spent on each measurement.
-    #[arg(long, default_value_t = 4.0, value_parser = super::positive_f64)]
+    /// Seconds spent on each measurement (at most 3600).
+    #[arg(long, default_value_t = 4.0, value_parser = super::seconds_up_to::<3600>, allow_hyphen_values = true)]
     pub seconds: f64,
     /// Budget file (`name = minimum ratio` lines); exits 1 when a ratio falls below it.
     #[arg(long)]
     pub check: Option<PathBuf>,
     /// Worker threads (default: all cores).
-    #[arg(long, value_parser = super::positive_usize)]
+    #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]

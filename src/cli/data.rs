@@ -26,13 +26,13 @@ pub struct AugmentPreviewArgs {
     #[command(flatten)]
     pub data: DataDirArg,
     /// Augmentation seed (the images shown use epochs 0, 1, … of this seed).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::seed, allow_negative_numbers = true)]
     pub seed: u64,
-    /// Number of digits (rows): the first N training images.
-    #[arg(long, default_value_t = 8, value_parser = super::positive_usize)]
+    /// Number of digits (rows): the first N training images, 1 to 100.
+    #[arg(long, default_value_t = 8, value_parser = super::up_to::<100>, allow_negative_numbers = true)]
     pub count: usize,
-    /// Augmented copies per digit (columns after the original).
-    #[arg(long, default_value_t = 5, value_parser = super::positive_usize)]
+    /// Augmented copies per digit (columns after the original), 1 to 20.
+    #[arg(long, default_value_t = 5, value_parser = super::up_to::<20>, allow_negative_numbers = true)]
     pub copies: usize,
 }
 
@@ -80,9 +80,7 @@ const CAPTION: usize = 18;
 
 /// `mnist augment-preview`: originals beside augmented copies, scaled 4× (nearest).
 pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
-    if let Some(p) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::fsutil::ensure_dir(p, "--out")?;
-    }
+    super::check_out_file(&a.out, "--out")?;
     let dir = data::ensure_mnist(&a.data)?;
     let ds = data::load_split(&dir, Split::Train)?;
     let rows = a.count.min(ds.len());

@@ -46,10 +46,10 @@ pub struct GradArgs {
     #[arg(long, value_enum)]
     pub split: SplitArg,
     /// Index of the first image.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub start: usize,
     /// Number of images (the mean NLL is taken over them).
-    #[arg(long, value_parser = super::positive_usize)]
+    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
     pub count: usize,
     /// Where to write the gradients (`.safetensors`, parameter names).
     #[arg(long)]
@@ -90,9 +90,19 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 /// training mode (batch statistics over those images), dropout off. For cross-checking this
 /// implementation against another framework.
 pub fn grad(a: GradArgs) -> Result<()> {
-    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::fsutil::ensure_dir(parent, "--out")?;
+    if a.count > MAX_GRAD_IMAGES {
+        bail!(
+            "--count: at most {MAX_GRAD_IMAGES} images (every activation is kept for the backward pass), got {}",
+            a.count
+        );
     }
+    if a.count < 2 {
+        bail!(
+            "--count: BatchNorm in training mode needs at least 2 images, got {}",
+            a.count
+        );
+    }
+    super::check_out_file(&a.out, "--out")?;
     let mut net = safetensors_io::load(&a.weights)?;
     let dir = data::ensure_mnist(&a.data)?;
     let split = match a.split {
@@ -109,18 +119,6 @@ pub fn grad(a: GradArgs) -> Result<()> {
             ds.len()
         );
     };
-    if a.count > MAX_GRAD_IMAGES {
-        bail!(
-            "--count: at most {MAX_GRAD_IMAGES} images (every activation is kept for the backward pass), got {}",
-            a.count
-        );
-    }
-    if a.count < 2 {
-        bail!(
-            "--count: BatchNorm in training mode needs at least 2 images, got {}",
-            a.count
-        );
-    }
     let idx: Vec<u32> = (a.start as u32..end as u32).collect();
     let (loss, tensors) = match a.precision {
         Precision::F32 => {

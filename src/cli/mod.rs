@@ -67,9 +67,46 @@ pub struct SpecCoverageArgs {
 }
 
 /// An error that should exit with code 1 (the run failed) rather than 2 (bad input).
+pub use crate::train::RunFailed;
+
+/// A run ended by Ctrl-C (exit code 130, as a shell reports a SIGINT), with the line that says
+/// what was kept and how to go on.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct RunFailed(pub String);
+pub struct Stopped(pub String);
+
+/// Turns an [`Interrupted`](crate::train::Interrupted) run into [`Stopped`], adding the exact
+/// command that continues it (`resume`, when the run kept a checkpoint) or starts it again
+/// (`restart`); other errors pass through.
+pub fn explain_interruption(e: anyhow::Error, resume: &str, restart: &str) -> anyhow::Error {
+    match e.downcast_ref::<crate::train::Interrupted>() {
+        Some(i) if i.completed_epochs > 0 => Stopped(format!("{i}; resume with: {resume}")).into(),
+        Some(i) => Stopped(format!("{i}; start again with: {restart}")).into(),
+        None => e,
+    }
+}
+
+/// Installs the Ctrl-C handler of a training run: the first Ctrl-C sets the returned flag (the
+/// run stops after its current batch), a second one ends the process at once (exit 130).
+pub fn stop_on_ctrl_c() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: stopping now");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping after the current batch (Ctrl-C again to stop now) …");
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(flag)
+}
+
+/// A path as one shell word: `'…'`, with any `'` inside written `'\''`.
+pub fn shell_quote(p: &std::path::Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -110,10 +147,17 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Stopped>().is_some() => {
+            eprintln!("{}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(130)
+        }
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {line}");
-            if e.downcast_ref::<RunFailed>().is_some() {
+            if e.downcast_ref::<RunFailed>().is_some()
+                || e.downcast_ref::<crate::backprop::train::Diverged>()
+                    .is_some()
+            {
                 ExitCode::from(1)
             } else {
                 ExitCode::from(2)
@@ -174,12 +218,67 @@ pub fn positive_f64(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// clap value parser: an integer from 1 to `MAX`, the limit stated in the message.
+pub fn up_to<const MAX: usize>(s: &str) -> Result<usize, String> {
+    let v = positive_usize(s)?;
+    if v > MAX {
+        return Err(format!("must be at most {MAX}, got {v}"));
+    }
+    Ok(v)
+}
+
+/// clap value parser: a seed, any whole number from 0 to 2⁶⁴ − 1.
+pub fn seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number from 0 to {}", u64::MAX))
+}
+
+/// clap value parser: a finite number of seconds, more than 0 and at most `MAX`.
+pub fn seconds_up_to<const MAX: u32>(s: &str) -> Result<f64, String> {
+    let v = positive_f64(s)?;
+    if v > f64::from(MAX) {
+        return Err(format!("must be at most {MAX} seconds, got {s}"));
+    }
+    Ok(v)
+}
+
+/// Checks an output file path before any work: it must not be an existing directory or special
+/// file, and its folder is created (and probed for writability) now.
+pub fn check_out_file(path: &std::path::Path, flag: &str) -> anyhow::Result<()> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        anyhow::bail!(
+            "{flag} '{}': exists and is not a regular file ({}); give a file path",
+            path.display(),
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "a device or special file"
+            }
+        );
+    }
+    if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::fsutil::ensure_dir(p, flag)?;
+    }
+    Ok(())
+}
+
+/// The most worker threads `--threads` accepts.
+pub const MAX_THREADS: usize = 256;
+/// The most epochs `--epochs` accepts.
+pub const MAX_EPOCHS: usize = 1000;
+
 /// clap value parser: an integer of at least 1.
 pub fn positive_usize(s: &str) -> Result<usize, String> {
-    let v: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number ≥ 1"))?;
+    let v: usize = s.trim().parse().map_err(|_| {
+        if s.trim().starts_with('-') {
+            format!("must be a whole number ≥ 1, got {s}")
+        } else {
+            format!("'{s}' is not a whole number ≥ 1")
+        }
+    })?;
     if v == 0 {
         return Err("must be at least 1, got 0".into());
     }

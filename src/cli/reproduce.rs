@@ -19,13 +19,13 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
     /// Seed of the CNN run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Epochs of the CNN run (default: the recipe's).
-    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Worker threads (default: all cores).
-    #[arg(long, value_parser = super::positive_usize)]
+    #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub data: DataDirArg,
@@ -34,6 +34,8 @@ pub struct ReproduceArgs {
 pub fn run(a: ReproduceArgs) -> Result<()> {
     super::train::set_threads(a.threads)?;
     crate::fsutil::ensure_dir(&a.out, "--out")?;
+    // One reproduction per folder at a time (the training inside locks out/mnist as well).
+    let _lock = crate::fsutil::DirLock::acquire(&a.out, "--out")?;
     let t0 = Instant::now();
 
     eprintln!(
@@ -64,10 +66,15 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         out: mnist_dir.clone(),
         progress: true,
         stop_after: None,
+        train_limit: None,
+        stop: None,
     };
     let resume = match train::checkpoint::load(&mnist_dir.join("checkpoint.safetensors")) {
         Ok((_, _, st))
-            if st.recipe == cfg.recipe && st.seed == cfg.seed && st.epochs == cfg.epochs =>
+            if st.recipe == cfg.recipe
+                && st.seed == cfg.seed
+                && st.epochs == cfg.epochs
+                && st.train_limit.is_none() =>
         {
             eprintln!(
                 "      resuming the run in {} after epoch {}",
@@ -85,7 +92,24 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         cfg.seed,
         mnist_dir.display()
     );
-    let res = train::run(&cfg, &train_ds, &test_ds, resume)?;
+    let cfg = TrainConfig {
+        stop: Some(super::stop_on_ctrl_c()?),
+        ..cfg
+    };
+    let mut again = format!(
+        "gradspec reproduce --out {} --seed {}",
+        super::shell_quote(&a.out),
+        a.seed
+    );
+    if let Some(e) = a.epochs {
+        again.push_str(&format!(" --epochs {e}"));
+    }
+    if let Some(d) = &a.data.data_dir {
+        again.push_str(&format!(" --data-dir {}", super::shell_quote(d)));
+    }
+    // `reproduce` resumes a matching run by itself, so the same command continues it.
+    let res = train::run(&cfg, &train_ds, &test_ds, resume)
+        .map_err(|e| super::explain_interruption(e, &again, &again))?;
     eprintln!("[4/4] evaluation, charts and report");
     super::train::write_artifacts(&mnist_dir, &res, &test_ds)?;
     let mut net = res.net.clone();

@@ -1,6 +1,6 @@
 //! `gradspec mnist train|bench`.
 use crate::data::{self, DataDirArg, Split};
-use crate::train::{self, TrainConfig, artifacts, recipe::Recipe};
+use crate::train::{self, TrainConfig, artifacts, checkpoint::RunState, recipe::Recipe};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -8,25 +8,26 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Training recipe: `onecycle` (default, ≤ 15 epochs) or `seed` (the source notebook).
-    #[arg(long, value_enum, default_value_t = Recipe::Onecycle)]
-    pub recipe: Recipe,
-    /// Number of epochs (default: the recipe's; 12 for onecycle, 20 for seed).
-    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
+    #[arg(long, value_enum)]
+    pub recipe: Option<Recipe>,
+    /// Number of epochs, 1 to 1000 (default: the recipe's; 12 for onecycle, 20 for seed).
+    #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    /// Seed of the initialisation, shuffle, augmentation and dropout.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output directory (metrics, charts, checkpoints).
+    /// Seed of the initialisation, shuffle, augmentation and dropout [default: 1].
+    #[arg(long, value_parser = super::seed, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Output directory (metrics, charts, checkpoints); must not hold a run already.
     #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
-    /// Continue an interrupted run in DIR from its last checkpoint.
+    /// Continue an interrupted run in DIR from its last checkpoint, with the options it was
+    /// started with (a flag given here must agree with them).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long, value_parser = super::positive_usize)]
+    /// Worker threads, 1 to 256 (default: all cores). Results do not depend on it.
+    #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Train on the first N training images only (quick experiments).
-    #[arg(long, value_parser = super::positive_usize)]
+    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
     pub train_limit: Option<usize>,
     #[command(flatten)]
     pub data: DataDirArg,
@@ -43,6 +44,45 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
+/// The options of a run that change its numbers (threads do not).
+struct RunOptions {
+    recipe: Recipe,
+    epochs: usize,
+    seed: u64,
+    train_limit: Option<usize>,
+}
+
+/// A resumed run's options: the saved ones. A flag that was given must agree with them.
+fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: &RunState) -> Result<RunOptions> {
+    let clash = |flag: &str, given: String, saved: String| -> Result<()> {
+        bail!(
+            "{flag} {given}: conflicts with the run being resumed in '{}', which has {flag} {saved}; leave the flag out to resume, or start a new run with --out",
+            dir.display()
+        )
+    };
+    if let Some(r) = a.recipe.filter(|&r| r != st.recipe) {
+        clash("--recipe", r.name().into(), st.recipe.name().into())?;
+    }
+    if let Some(e) = a.epochs.filter(|&e| e != st.epochs) {
+        clash("--epochs", e.to_string(), st.epochs.to_string())?;
+    }
+    if let Some(s) = a.seed.filter(|&s| s != st.seed) {
+        clash("--seed", s.to_string(), st.seed.to_string())?;
+    }
+    if let Some(n) = a.train_limit.filter(|&n| Some(n) != st.train_limit) {
+        let saved = st
+            .train_limit
+            .map_or("(none: all images)".into(), |n| n.to_string());
+        clash("--train-limit", n.to_string(), saved)?;
+    }
+    Ok(RunOptions {
+        recipe: st.recipe,
+        epochs: st.epochs,
+        seed: st.seed,
+        train_limit: st.train_limit,
+    })
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     set_threads(a.threads)?;
     let (out, resume) = match (&a.out, &a.resume) {
@@ -50,40 +90,48 @@ pub fn train(a: TrainArgs) -> Result<()> {
         (Some(out), None) => (out.clone(), false),
         (None, None) => bail!("--out: required (or --resume DIR)"),
     };
-    if resume {
-        let ck = out.join("checkpoint.safetensors");
+    let ck = out.join("checkpoint.safetensors");
+    let opts = if resume {
         if !ck.is_file() {
             bail!(
                 "--resume '{}': no checkpoint.safetensors there",
                 out.display()
             );
         }
-    }
+        let (_, _, st) = train::checkpoint::load(&ck)?;
+        resumed_options(&a, &out, &st)?
+    } else {
+        if ck.exists() {
+            bail!(
+                "--out '{}': holds a run already (checkpoint.safetensors); continue it with --resume {} or choose another folder",
+                out.display(),
+                super::shell_quote(&out)
+            );
+        }
+        let recipe = a.recipe.unwrap_or(Recipe::Onecycle);
+        RunOptions {
+            recipe,
+            epochs: a.epochs.unwrap_or(recipe.default_epochs()),
+            seed: a.seed.unwrap_or(1),
+            train_limit: a.train_limit,
+        }
+    };
     crate::fsutil::ensure_dir(&out, if resume { "--resume" } else { "--out" })?;
     let dir = data::ensure_mnist(&a.data)?;
     let mut train_ds = data::load_split(&dir, Split::Train)?;
-    if let Some(n) = a.train_limit {
+    if let Some(n) = opts.train_limit {
         train_ds = train_ds.slice(0..n.min(train_ds.len()));
     }
     let test_ds = data::load_split(&dir, Split::Test)?;
-    // A resumed run keeps the recipe, epochs and seed it was started with.
-    let (recipe, epochs, seed) = if resume {
-        let (_, _, st) = train::checkpoint::load(&out.join("checkpoint.safetensors"))?;
-        (st.recipe, st.epochs, st.seed)
-    } else {
-        (
-            a.recipe,
-            a.epochs.unwrap_or(a.recipe.default_epochs()),
-            a.seed,
-        )
-    };
     let cfg = TrainConfig {
-        recipe,
-        epochs,
-        seed,
+        recipe: opts.recipe,
+        epochs: opts.epochs,
+        seed: opts.seed,
         out: out.clone(),
         progress: true,
         stop_after: None,
+        train_limit: opts.train_limit,
+        stop: Some(super::stop_on_ctrl_c()?),
     };
     eprintln!(
         "training: recipe {}, {} epochs, seed {}, {} training / {} test images, {} threads → '{}'",
@@ -95,7 +143,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
         rayon::current_num_threads(),
         out.display()
     );
-    let res = train::run(&cfg, &train_ds, &test_ds, resume)?;
+    let data_flag = match &a.data.data_dir {
+        Some(d) => format!(" --data-dir {}", super::shell_quote(d)),
+        None => String::new(),
+    };
+    let resume_cmd = format!(
+        "gradspec mnist train --resume {}{data_flag}",
+        super::shell_quote(&out)
+    );
+    let restart_cmd = format!(
+        "gradspec mnist train --out {} --recipe {} --epochs {} --seed {}{}{data_flag}",
+        super::shell_quote(&out),
+        cfg.recipe.name(),
+        cfg.epochs,
+        cfg.seed,
+        cfg.train_limit
+            .map_or(String::new(), |n| format!(" --train-limit {n}"))
+    );
+    let res = train::run(&cfg, &train_ds, &test_ds, resume)
+        .map_err(|e| super::explain_interruption(e, &resume_cmd, &restart_cmd))?;
     write_artifacts(&out, &res, &test_ds)?;
     let st = &res.state;
     if let Some(last) = st.metrics.last() {

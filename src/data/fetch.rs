@@ -337,6 +337,12 @@ pub fn manual_instructions(dir: &Path, cause: &anyhow::Error) -> String {
 /// `gradspec mnist fetch` verifies hashes.
 pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
     let dir = arg.resolve();
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--data-dir '{}': not a directory (MNIST's four IDX files go in a folder)",
+            dir.display()
+        );
+    }
     let missing = missing_files(&dir, &FILES);
     if missing.is_empty() {
         return Ok(dir);

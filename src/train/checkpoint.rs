@@ -18,6 +18,9 @@ pub struct RunState {
     pub recipe: Recipe,
     pub epochs: usize,
     pub seed: u64,
+    /// `--train-limit`: trained on the first N training images only (`None`: all of them).
+    #[serde(default)]
+    pub train_limit: Option<usize>,
     /// Epochs finished; the next epoch to run is `completed_epochs + 1` (1-based).
     pub completed_epochs: usize,
     /// Optimiser steps taken.

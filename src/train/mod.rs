@@ -9,14 +9,38 @@ pub mod checkpoint;
 pub mod recipe;
 pub mod sgd;
 
-use crate::cli::RunFailed;
 use crate::cnn::net::DropoutKey;
 use crate::cnn::{Mode, Net, Params, Workspace};
 use crate::data::{self, Dataset};
 use anyhow::Result;
 use recipe::{BATCH, Recipe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// A run that failed on its own (its loss stopped being finite), as opposed to bad input.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RunFailed(pub String);
+
+/// A run stopped by its [`TrainConfig::stop`] flag (Ctrl-C), after a complete batch. The
+/// checkpoint of the last completed epoch (if any) is untouched, so the run resumes from it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "interrupted during epoch {epoch} after batch {batch}; {}",
+    match completed_epochs {
+        0 => "no epoch was complete, so there is no checkpoint".to_string(),
+        n => format!("the checkpoint of epoch {n} is kept in '{}'", checkpoint.display()),
+    }
+)]
+pub struct Interrupted {
+    pub epoch: usize,
+    pub batch: usize,
+    /// Epochs the kept checkpoint holds (0: none).
+    pub completed_epochs: usize,
+    pub checkpoint: PathBuf,
+}
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +65,12 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Stop after this many epochs of this invocation (simulates an interruption in tests).
     pub stop_after: Option<usize>,
+    /// Training on the first N training images only; recorded in the checkpoint so that a
+    /// resumed run uses the same images. The caller passes the data already cut to it.
+    pub train_limit: Option<usize>,
+    /// When set (by a Ctrl-C handler, say), the run ends after the current batch with
+    /// [`Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Loss, accuracy and per-image predictions over a dataset.
@@ -143,6 +173,8 @@ pub fn run(
     let files = RunFiles {
         dir: cfg.out.clone(),
     };
+    // One run per folder at a time; released when this function returns.
+    let _lock = crate::fsutil::DirLock::acquire(&files.dir, "run folder")?;
     let (mut net, mut velocity, mut state) = if resume {
         let (net, vel, st) = checkpoint::load(&files.checkpoint())?;
         (net, vel, st)
@@ -151,6 +183,7 @@ pub fn run(
             recipe: cfg.recipe,
             epochs: cfg.epochs,
             seed: cfg.seed,
+            train_limit: cfg.train_limit,
             completed_epochs: 0,
             step: 0,
             best_acc: -1.0,
@@ -225,6 +258,16 @@ pub fn run(
             correct += out.correct;
             seen += m;
             pb.inc(1);
+            if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                pb.abandon();
+                return Err(Interrupted {
+                    epoch,
+                    batch: b + 1,
+                    completed_epochs: state.completed_epochs,
+                    checkpoint: files.checkpoint(),
+                }
+                .into());
+            }
             if b % 8 == 0 {
                 let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!(
