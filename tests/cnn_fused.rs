@@ -234,7 +234,9 @@ fn dropout_bits_are_the_decisions_of_dropout_mask() {
 fn lockstep_dropout_bits_equal_one_stream_per_image() {
     use gradspec::cnn::dropout::{dropout_bits_lockstep, dropout_bits_lockstep_portable};
     use rand_xoshiro::Xoshiro256PlusPlus;
-    let sizes = [10816, 18432, 1600, 2048, 2];
+    // The layers' sizes (whole 64-decision blocks), then sizes that end in a partial block
+    // after whole ones (100 = 64 + 36, 130 = 2·64 + 2) and one shorter than a block.
+    let sizes = [10816, 18432, 1600, 2048, 100, 130, 2];
     type Fill = fn(&[u64], f64, &mut [(&mut [u8], usize)]);
     let fills: [Fill; 2] = [dropout_bits_lockstep, dropout_bits_lockstep_portable];
     for (n, fill) in [1, 3, 8].into_iter().flat_map(|n| fills.map(|f| (n, f))) {
