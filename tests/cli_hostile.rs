@@ -575,3 +575,45 @@ fn a_full_disk_names_the_file_and_leaves_nothing_half_written() {
         );
     }
 }
+
+/// clap's own consistency checks on the whole command tree (conflicting settings, duplicate
+/// flags, bad defaults), which otherwise fire only when the faulty flag is used.
+#[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory;
+    gradspec::cli::Cli::command().debug_assert();
+}
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// Parsing any command line made of real subcommands, real flags and hostile values
+    /// never panics: it is either a command or a clap error.
+    #[test]
+    fn parsing_random_command_lines_never_panics(
+        words in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    "backprop", "table", "sweep", "explain", "mnist", "fetch", "augment-preview",
+                    "summary", "eval", "grad", "train", "bench", "reproduce", "spec-coverage",
+                    "--lr", "--lrs", "--iterations", "--iteration", "--out", "--resume", "--seed",
+                    "--epochs", "--threads", "--train-limit", "--count", "--copies", "--start",
+                    "--weights", "--split", "--precision", "--seconds", "--check", "--json",
+                    "--mirror", "--force", "--data-dir", "--recipe", "--w1", "--t2", "--help",
+                    "-h", "--version", "--", "-", "",
+                ]).prop_map(String::from),
+                proptest::sample::select(vec![
+                    "0", "1", "-1", "nan", "inf", "-inf", "1e400", "18446744073709551616",
+                    "0.5", ",", "1,,2", "test", "f64", "seed", "onecycle", "\u{0}", "é", " ",
+                ]).prop_map(String::from),
+                ".{0,12}",
+            ],
+            0..8,
+        )
+    ) {
+        let argv = std::iter::once("gradspec".to_string()).chain(words);
+        let _ = <gradspec::cli::Cli as clap::Parser>::try_parse_from(argv);
+    }
+}
