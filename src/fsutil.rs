@@ -48,6 +48,31 @@ impl Drop for TempGuard {
     }
 }
 
+/// Fails, naming `what` (a flag such as `--out`, or nothing) and `path`, when `path` exists and
+/// is not a regular file: a directory, or a device such as `/dev/full` that a rename would
+/// replace.
+pub fn refuse_non_regular(path: &Path, what: &str) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device or special file"
+        };
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!("{what} ")
+        };
+        bail!(
+            "{what}'{}': exists and is not a regular file ({kind}); give a file path",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Writes a file atomically: `fill` writes into a temporary file in the same directory,
 /// which is flushed, synced and renamed over `path` only when `fill` succeeds. Every error
 /// names `path`. An existing `path` that is not a regular file (a directory, a device such as
@@ -57,18 +82,7 @@ where
     F: FnOnce(&mut dyn Write) -> Result<()>,
 {
     let shown = path.display();
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-    {
-        bail!(
-            "'{shown}': exists and is not a regular file ({}); give a file path",
-            if meta.is_dir() {
-                "a directory"
-            } else {
-                "a device or special file"
-            }
-        );
-    }
+    refuse_non_regular(path, "")?;
     let dir = parent_dir(path);
     let (tmp_path, file) = create_temp(&dir, ".gradspec").with_context(|| {
         format!(

@@ -7,6 +7,7 @@
 //!
 //! MNIST comes from the committed fixture (its 512 test images serve as both splits), so
 //! nothing here downloads anything.
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,20 +18,6 @@ fn gradspec_in(data: &Path, args: &[&str]) -> Output {
         .env_remove("GRADSPEC_NO_AVX512")
         .output()
         .expect("the binary runs")
-}
-
-/// A data dir whose train and test splits are both the committed 512-image fixture.
-fn data_dir(tmp: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-    let d = tmp.join("mnist");
-    std::fs::create_dir_all(&d).unwrap();
-    for kind in ["images-idx3", "labels-idx1"] {
-        for split in ["t10k", "train"] {
-            let from = src.join(format!("t10k-{kind}-ubyte.gz"));
-            std::fs::copy(from, d.join(format!("{split}-{kind}-ubyte.gz"))).unwrap();
-        }
-    }
-    d
 }
 
 /// What a rejected attempt must look like: exit code 1 or 2 (2 for bad input unless `code`
@@ -74,7 +61,7 @@ struct Zoo {
 impl Zoo {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let data = data_dir(tmp.path());
+        let data = common::fixture_data_dir(tmp.path());
         let p = tmp.path();
         std::fs::create_dir(p.join("a_dir")).unwrap();
         std::fs::write(p.join("empty.bin"), b"").unwrap();

@@ -2,6 +2,7 @@
 //! fixture: an F64 file under the parameter names, equal bit for bit to `Net<f64>` run in
 //! process on the same images (so it is the same network code, input normalisation included),
 //! close to the default f32 gradients, and a one-line error for a bad `--precision`.
+mod common;
 use gradspec::cnn::safetensors_io::{load, save};
 use gradspec::cnn::{Mode, Net, Params, Workspace};
 use gradspec::data::{Split, load_split, normalize_into_f64};
@@ -19,21 +20,6 @@ const F32_VS_F64: f64 = 1e-3;
 
 const START: usize = 3;
 const COUNT: usize = 16;
-
-/// A data dir in `tmp` whose train and test splits are both the committed fixture (the 512
-/// test images), so that nothing is fetched and nothing is written beside the fixture.
-fn data_dir(tmp: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-    let d = tmp.join("mnist");
-    std::fs::create_dir_all(&d).unwrap();
-    for kind in ["images-idx3", "labels-idx1"] {
-        for split in ["t10k", "train"] {
-            let from = src.join(format!("t10k-{kind}-ubyte.gz"));
-            std::fs::copy(from, d.join(format!("{split}-{kind}-ubyte.gz"))).unwrap();
-        }
-    }
-    d
-}
 
 fn grad(weights: &Path, out: &Path, precision: Option<&str>) -> Output {
     let dir = weights.parent().unwrap().join("mnist");
@@ -85,9 +71,10 @@ fn read(path: &Path, dtype: Dtype) -> Params<f64> {
     p
 }
 
-/// A weights file in `dir`, beside the data dir of [`data_dir`] (which it also makes).
+/// A weights file in `dir`, beside the data dir of [`common::fixture_data_dir`] (which it
+/// also makes).
 fn weights(dir: &Path) -> PathBuf {
-    data_dir(dir);
+    common::fixture_data_dir(dir);
     let path = dir.join("w.safetensors");
     // One train-mode pass so the buffers are not the initial ones (they are not used by a
     // train-mode gradient, but they must survive the conversion).

@@ -3,23 +3,11 @@
 //! Ctrl-C ends a run after the current batch, keeps the last complete checkpoint and prints
 //! the exact command that resumes it. Run as the real binary on the committed 512-image MNIST
 //! fixture (used as both splits), so nothing is downloaded.
+mod common;
 use gradspec::train::checkpoint;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn data_dir(tmp: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-    let d = tmp.join("mnist");
-    std::fs::create_dir_all(&d).unwrap();
-    for kind in ["images-idx3", "labels-idx1"] {
-        for split in ["t10k", "train"] {
-            let from = src.join(format!("t10k-{kind}-ubyte.gz"));
-            std::fs::copy(from, d.join(format!("{split}-{kind}-ubyte.gz"))).unwrap();
-        }
-    }
-    d
-}
 
 fn cmd(data: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gradspec"));
@@ -56,7 +44,7 @@ fn wait_for_checkpoint(dir: &Path, epochs: usize) -> checkpoint::RunState {
 #[test]
 fn resume_restores_the_options_and_refuses_flags_that_disagree() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
+    let data = common::fixture_data_dir(tmp.path());
     let out = tmp.path().join("run");
     let o = tmp.path().join("run").display().to_string();
     let first = run(
@@ -136,7 +124,7 @@ fn resume_restores_the_options_and_refuses_flags_that_disagree() {
 #[test]
 fn a_run_folder_is_locked_while_a_run_writes_to_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
+    let data = common::fixture_data_dir(tmp.path());
     let out = tmp.path().join("run");
     std::fs::create_dir(&out).unwrap();
     let o = out.display().to_string();
@@ -197,7 +185,7 @@ fn a_run_folder_is_locked_while_a_run_writes_to_it() {
 #[test]
 fn ctrl_c_keeps_the_last_checkpoint_and_prints_the_command_that_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
+    let data = common::fixture_data_dir(tmp.path());
     let out = tmp.path().join("run");
     let o = out.display().to_string();
     // 1000 epochs of 512 images: it is still running when the signal comes.
@@ -279,7 +267,7 @@ fn ctrl_c_keeps_the_last_checkpoint_and_prints_the_command_that_resumes() {
 #[test]
 fn ctrl_c_before_the_first_checkpoint_says_how_to_start_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = data_dir(tmp.path());
+    let data = common::fixture_data_dir(tmp.path());
     let out = tmp.path().join("run");
     let o = out.display().to_string();
     // The signal comes right after the first progress line, usually inside epoch 1.

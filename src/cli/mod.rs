@@ -246,19 +246,7 @@ pub fn seconds_up_to<const MAX: u32>(s: &str) -> Result<f64, String> {
 /// Checks an output file path before any work: it must not be an existing directory or special
 /// file, and its folder is created (and probed for writability) now.
 pub fn check_out_file(path: &std::path::Path, flag: &str) -> anyhow::Result<()> {
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-    {
-        anyhow::bail!(
-            "{flag} '{}': exists and is not a regular file ({}); give a file path",
-            path.display(),
-            if meta.is_dir() {
-                "a directory"
-            } else {
-                "a device or special file"
-            }
-        );
-    }
+    crate::fsutil::refuse_non_regular(path, flag)?;
     if let Some(p) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::fsutil::ensure_dir(p, flag)?;
     }
