@@ -12,6 +12,7 @@ use super::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use super::conv_simd;
+use super::cpu;
 use super::dropout::{LOCKSTEP, dropout_bits_lockstep, keep_scale};
 use super::float::Float;
 use super::fused::{
@@ -646,9 +647,10 @@ fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
         .count();
 }
 
-// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` for f32 on a
-// CPU that has them (unless `GRADSPEC_NO_AVX512` is set; see `cpu`), else the im2col + GEMM functions of `conv` (always for f64, so the
-// gradient checks verify the reference path; `tests/cnn_conv_simd.rs` ties the two together).
+// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` when `cpu` hands
+// out its token (the CPU has AVX-512 and `GRADSPEC_NO_AVX512` is not set) and the float type is
+// f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
+// the reference path; `tests/cnn_conv_simd.rs` ties the two together).
 
 #[allow(clippy::type_complexity)]
 fn conv_fwd<
@@ -667,11 +669,12 @@ fn conv_fwd<
     y: ViewMut<'_, T, COUT, OH, OW>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>()
-        && conv_simd::try_conv_forward(p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0)))
+    if let Some(cpu) = cpu::avx512()
+        && conv_simd::try_conv_forward(cpu, p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0))
     {
-        conv_forward(p, x, y, col);
+        return;
     }
+    conv_forward(p, x, y, col);
 }
 
 fn conv_bwd_input<
@@ -690,11 +693,12 @@ fn conv_bwd_input<
     dx: ViewMut<'_, T, CIN, H, W>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>()
-        && conv_simd::try_conv_backward_input(p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col))
+    if let Some(cpu) = cpu::avx512()
+        && conv_simd::try_conv_backward_input(cpu, p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col)
     {
-        conv_backward_input(p, dy, dx, col);
+        return;
     }
+    conv_backward_input(p, dy, dx, col);
 }
 
 fn conv_bwd_weight<
@@ -713,16 +717,22 @@ fn conv_bwd_weight<
     dw: &mut Conv<T, CIN, COUT, K, KK>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_weight(dy, x, dw, col)) {
-        conv_backward_weight(dy, x, dw, col);
+    if let Some(cpu) = cpu::avx512()
+        && conv_simd::try_conv_backward_weight(cpu, dy, x, dw, col)
+    {
+        return;
     }
+    conv_backward_weight(dy, x, dw, col);
 }
 
 fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,
 ) {
-    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_bias(dy, db)) {
-        conv_backward_bias(dy, db);
+    if let Some(cpu) = cpu::avx512()
+        && conv_simd::try_conv_backward_bias(cpu, dy, db)
+    {
+        return;
     }
+    conv_backward_bias(dy, db);
 }
