@@ -184,7 +184,7 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); NPV]; NT];
         let wp = w.as_ptr();
         let dyp = dyw.as_ptr();
-        // SAFETY (loads): weights `w[o·kk + (c0+t)·K·K + r]` with `o < cout`, `c0 + t < CIN`,
+        // SAFETY: (loads only) weights `w[o·kk + (c0+t)·K·K + r]` with `o < cout`, `c0 + t < CIN`,
         // `r < K·K`: inside `w`. `dyw[o·row + 16(v0+v) .. +16]` with `o < cout`,
         // `v0 + v < nv`: inside `dyw`.
         unsafe {

@@ -250,7 +250,7 @@ mod avx512 {
         for i in 0..grp.n {
             let dyp = grp.dyw[i * grp.dy_stride + o0 * row..][..NO * row].as_ptr();
             let xp = grp.x[i * grp.x_stride..][..CIN * hw].as_ptr();
-            // SAFETY (loads): `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
+            // SAFETY: (loads only) `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
             // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
             // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`,
             // the last is masked to `q < total`; and `off(k) + q < CIN·hw` for `q < total`,
@@ -401,7 +401,7 @@ mod avx512 {
         for i in 0..n {
             let dp = dyt[i * OH * OW * COUT..][..OH * OW * COUT].as_ptr();
             let xp = x[i * CIN * hw..][..CIN * hw].as_ptr();
-            // SAFETY (loads): `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
+            // SAFETY: (loads only) `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
             // `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
             // `x_i[(c0+t)·hw + (ki+y)·W + kj + x]` with `c0 + t < CIN`, `ki + y ≤ H−1`,
             // `kj + x ≤ W−1`: inside image `i`'s `CIN·hw` floats.

@@ -163,7 +163,7 @@ mod avx512 {
         }
         let wt = w[o0 * kk..(o0 + NO) * kk].as_ptr();
         let xt = x.as_ptr();
-        // SAFETY (loads): weight reads are `wt[o·kk + k]` with `o < NO`, `k < kk`, inside the
+        // SAFETY: (loads only) weight reads are `wt[o·kk + k]` with `o < NO`, `k < kk`, inside the
         // `NO·kk` sub-slice. An input load for vector `v` and tap `(c, ki, kj)` starts at
         // `c·hw + ki·w + kj + q` with `q = 16·(v0+v)` its first wide position; `q < total`
         // (as `v0 + v < nv`), and every lane it enables (`slots[v].load`) has `q' < total =
