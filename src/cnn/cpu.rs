@@ -5,7 +5,9 @@
 //! module can make one, and it makes one only after detecting those features, so a function
 //! that takes the token as an argument may run AVX-512 instructions without further checks.
 //! Code that runs AVX-512 instructions either takes the token or is an `unsafe fn` whose
-//! caller holds one.
+//! caller holds one. (Small private helpers compiled with `#[target_feature]`, such as the
+//! shuffle trees of [`super::conv_simd`], take no token: Rust lets them be called without
+//! `unsafe` only from code that is itself compiled for AVX-512, which sits behind a token.)
 //!
 //! Two questions are kept apart; both answer with the token or `None`:
 //! - [`avx512_hardware`]: does the CPU have AVX-512F, BW and VL? This is what makes running

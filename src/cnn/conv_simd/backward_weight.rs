@@ -3,7 +3,9 @@
 //! points, which check every length and take the [`Avx512`] token, and the `unsafe` kernels
 //! they call, one per layout of `dY` (transposed when `COUT` is a multiple of 16, else in wide
 //! rows).
-use super::{LANES, check_geometry, check_shapes, image_scratch_len, wide_dy, wide_vectors};
+#[cfg(target_arch = "x86_64")]
+use super::{LANES, wide_dy, wide_vectors};
+use super::{check_geometry, check_shapes, image_scratch_len};
 use crate::cnn::conv::Conv;
 use crate::cnn::cpu::Avx512;
 use nalgebra::SVector;
