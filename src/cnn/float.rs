@@ -153,3 +153,101 @@ macro_rules! impl_float {
 
 impl_float!(f32, "F32", matrixmultiply::sgemm, |s| Some(s));
 impl_float!(f64, "F64", matrixmultiply::dgemm, |_s| None);
+
+#[cfg(test)]
+mod tests {
+    use super::{Float, extent};
+
+    #[test]
+    fn extent_is_one_past_the_last_index_and_none_on_overflow() {
+        assert_eq!(extent(3, 4, 4, 1), Some(12));
+        assert_eq!(extent(3, 4, 1, 3), Some(12));
+        assert_eq!(extent(0, 4, 4, 1), Some(0));
+        assert_eq!(extent(4, 0, 4, 1), Some(0));
+        assert_eq!(extent(1, 1, usize::MAX, usize::MAX), Some(1));
+        // (2−1)·MAX + 0 + 1 overflows in the last add, (3−1)·MAX in the multiplication.
+        assert_eq!(extent(2, 1, usize::MAX, 0), None);
+        assert_eq!(extent(3, 1, usize::MAX, 0), None);
+        assert_eq!(extent(2, 2, usize::MAX / 2, usize::MAX / 2 + 1), None);
+    }
+
+    #[test]
+    fn gemm_computes_a_small_product() {
+        // [1 2; 3 4]·[5 6; 7 8] = [19 22; 43 50], row-major.
+        let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [5.0f32, 6.0, 7.0, 8.0]);
+        let mut c = [0.0f32; 4];
+        f32::gemm(2, 2, 2, 1.0, &a, (2, 1), &b, (2, 1), 0.0, &mut c, (2, 1));
+        assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: a is too short")]
+    fn gemm_panics_when_a_stride_wraps_around() {
+        // In wrapping arithmetic (2−1)·(MAX/2 + 1) + (2−1)·(MAX/2 + 1) + 1 = 1 ≤ 4: the old
+        // unchecked bound would have let this through to the kernel.
+        let big = usize::MAX / 2 + 1;
+        let mut c = [0.0f64; 4];
+        f64::gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[0.0; 4],
+            (big, big),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: c is too short")]
+    fn gemm_panics_when_c_is_short() {
+        let mut c = [0.0f32; 3];
+        f32::gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[0.0; 4],
+            (2, 1),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds isize::MAX")]
+    fn gemm_panics_on_a_stride_beyond_isize() {
+        // One row, so the bound holds, but the stride cannot be passed on as an isize.
+        let mut c = [0.0f32; 2];
+        f32::gemm(
+            1,
+            2,
+            2,
+            1.0,
+            &[0.0; 2],
+            (usize::MAX, 1),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    fn only_f32_hands_out_its_data_as_f32() {
+        let mut x = [1.5f32, 2.5];
+        assert_eq!(f32::as_f32(&x), Some(&[1.5f32, 2.5][..]));
+        assert!(f32::as_f32_mut(&mut x).is_some());
+        let mut y = [1.5f64, 2.5];
+        assert!(f64::as_f32(&y).is_none());
+        assert!(f64::as_f32_mut(&mut y).is_none());
+    }
+}

@@ -669,12 +669,11 @@ fn conv_fwd<
     y: ViewMut<'_, T, COUT, OH, OW>,
     col: &mut [T],
 ) {
-    if let Some(cpu) = cpu::avx512()
-        && conv_simd::try_conv_forward(cpu, p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0))
-    {
-        return;
+    let y2 = ViewMut::<T, COUT, OH, OW>(&mut *y.0);
+    let simd = |cpu| conv_simd::try_conv_forward(cpu, p, x, y2);
+    if !cpu::avx512().is_some_and(simd) {
+        conv_forward(p, x, y, col);
     }
-    conv_forward(p, x, y, col);
 }
 
 fn conv_bwd_input<
@@ -693,12 +692,11 @@ fn conv_bwd_input<
     dx: ViewMut<'_, T, CIN, H, W>,
     col: &mut [T],
 ) {
-    if let Some(cpu) = cpu::avx512()
-        && conv_simd::try_conv_backward_input(cpu, p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col)
-    {
-        return;
+    let dx2 = ViewMut::<T, CIN, H, W>(&mut *dx.0);
+    let simd = |cpu| conv_simd::try_conv_backward_input(cpu, p, dy, dx2, col);
+    if !cpu::avx512().is_some_and(simd) {
+        conv_backward_input(p, dy, dx, col);
     }
-    conv_backward_input(p, dy, dx, col);
 }
 
 fn conv_bwd_weight<
@@ -717,22 +715,16 @@ fn conv_bwd_weight<
     dw: &mut Conv<T, CIN, COUT, K, KK>,
     col: &mut [T],
 ) {
-    if let Some(cpu) = cpu::avx512()
-        && conv_simd::try_conv_backward_weight(cpu, dy, x, dw, col)
-    {
-        return;
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_weight(cpu, dy, x, dw, col)) {
+        conv_backward_weight(dy, x, dw, col);
     }
-    conv_backward_weight(dy, x, dw, col);
 }
 
 fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,
 ) {
-    if let Some(cpu) = cpu::avx512()
-        && conv_simd::try_conv_backward_bias(cpu, dy, db)
-    {
-        return;
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias(cpu, dy, db)) {
+        conv_backward_bias(dy, db);
     }
-    conv_backward_bias(dy, db);
 }
