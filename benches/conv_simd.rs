@@ -9,9 +9,10 @@ use gradspec::cnn::conv::{
     Conv, col_len, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    available, scratch_len, try_conv_backward_bias, try_conv_backward_input,
-    try_conv_backward_weight, try_conv_forward,
+    scratch_len, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
+    try_conv_forward,
 };
+use gradspec::cnn::cpu;
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -50,7 +51,7 @@ fn conv<
     let mut scratch = vec![0.0f32; scratch_len(COUT, OH, OW, W)];
     let mut dp = Conv::<f32, CIN, COUT, K, KK>::zeros();
     let shape = format!("f32_b{B}_{CIN}x{H}x{W}_k{K}");
-    let simd = available();
+    let simd = cpu::avx512_hardware();
 
     c.bench_function(&format!("{name}_fwd_generic_{shape}"), |b| {
         b.iter(|| {
@@ -63,10 +64,11 @@ fn conv<
             black_box(&y);
         })
     });
-    if simd {
+    if let Some(cpu) = simd {
         c.bench_function(&format!("{name}_fwd_simd_{shape}"), |b| {
             b.iter(|| {
                 assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+                    cpu,
                     &p,
                     View(&x),
                     ViewMut(&mut y),
@@ -87,11 +89,12 @@ fn conv<
                 black_box(&dx);
             })
         });
-        if simd {
+        if let Some(cpu) = simd {
             c.bench_function(&format!("{name}_bwdin_simd_{shape}"), |b| {
                 b.iter(|| {
                     assert!(
                         try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+                            cpu,
                             &p,
                             View(&dy),
                             ViewMut(&mut dx),
@@ -115,7 +118,7 @@ fn conv<
             black_box(&dp);
         })
     });
-    if simd {
+    if let Some(cpu) = simd {
         c.bench_function(&format!("{name}_bwdw_simd_{shape}"), |b| {
             b.iter(|| {
                 assert!(try_conv_backward_weight::<
@@ -129,9 +132,10 @@ fn conv<
                     OH,
                     OW,
                 >(
-                    View(&dy), View(&x), &mut dp, &mut scratch,
+                    cpu, View(&dy), View(&x), &mut dp, &mut scratch,
                 ));
                 assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+                    cpu,
                     View(&dy),
                     &mut dp.bias
                 ));

@@ -16,15 +16,19 @@
 //! while the mutant tests show that a single wrong input (at the masked tail of the image,
 //! the spot most likely to be mishandled) is far outside it.
 //!
-//! Every test prints `SKIPPED (no avx512f)` and passes when the CPU lacks AVX-512, unless
-//! `GRADSPEC_REQUIRE_AVX512` is set, which makes that a failure.
+//! The kernels take the `cpu::Avx512` token, which exists only on a CPU with AVX-512; the
+//! tests get it from `cpu::avx512_hardware`, so they run whether or not `GRADSPEC_NO_AVX512`
+//! switches the network off them. Every test prints `SKIPPED (no avx512f)` and passes when the
+//! CPU lacks AVX-512, unless `GRADSPEC_REQUIRE_AVX512` is set, which makes that a failure.
+use gradspec::cnn::Float;
 use gradspec::cnn::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    self, available, image_scratch_len, scratch_len, try_conv_backward_bias,
-    try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
+    self, image_scratch_len, scratch_len, try_conv_backward_bias, try_conv_backward_input,
+    try_conv_backward_weight, try_conv_forward,
 };
+use gradspec::cnn::cpu::{self, Avx512};
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
 
@@ -33,13 +37,28 @@ use rand::{Rng, SeedableRng};
 /// `GRADSPEC_REQUIRE_AVX512` set (as `.ci/run` does on an AVX-512 machine) a missing AVX-512
 /// fails instead of skipping.
 fn skipped() -> bool {
-    if gradspec::cnn::cpu::require_avx512_if_asked() {
-        assert!(available());
+    if cpu::require_avx512_if_asked().is_some() {
         false
     } else {
         println!("SKIPPED (no avx512f)");
         true
     }
+}
+
+/// The token, in a test that has checked [`skipped`].
+fn token() -> Avx512 {
+    cpu::avx512_hardware().expect("the test checked skipped() first")
+}
+
+/// Runs `f` and checks that it panics with a message containing `expected`.
+fn assert_panics(expected: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    let err = std::panic::catch_unwind(f).expect_err("no panic");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains(expected), "panic message {msg:?}");
 }
 
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
@@ -203,11 +222,13 @@ fn compare<
         }
         Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
     }
+    let cpu = token();
     let p = conv_of::<f32, CIN, COUT, K, KK>(&ws, &b);
     let mut scratch = vec![f32::NAN; scratch_len(COUT, OH, OW, W)];
     // NaN-filled outputs: anything the kernels fail to write shows up.
     let mut y = vec![f32::NAN; n * yi];
     assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+        cpu,
         &p,
         View(&xs),
         ViewMut(&mut y)
@@ -215,6 +236,7 @@ fn compare<
     let mut dx = vec![f32::NAN; n * xi];
     assert!(
         try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+            cpu,
             &p,
             View(&dys),
             ViewMut(&mut dx),
@@ -232,8 +254,9 @@ fn compare<
         W,
         OH,
         OW,
-    >(View(&dys), View(&xs), &mut dw, &mut scratch));
+    >(cpu, View(&dys), View(&xs), &mut dw, &mut scratch));
     assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+        cpu,
         View(&dys),
         &mut dw.bias
     ));
@@ -390,6 +413,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
     }
     const CIN: usize = 16;
     const COUT: usize = 32;
+    let cpu = token();
     let p = conv_of::<f32, CIN, COUT, 3, 144>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
     let x = seeded(2 * CIN * 26 * 26, 3);
     let dy = seeded(2 * COUT * 24 * 24, 4);
@@ -397,6 +421,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
 
     let mut y_batch = vec![0.0f32; dy.len()];
     assert!(try_conv_forward::<f32, CIN, COUT, 3, 144, 26, 26, 24, 24>(
+        cpu,
         &p,
         View(&x),
         ViewMut(&mut y_batch)
@@ -413,7 +438,9 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         26,
         24,
         24,
-    >(&p, View(&dy), ViewMut(&mut dx_batch), &mut scratch));
+    >(
+        cpu, &p, View(&dy), ViewMut(&mut dx_batch), &mut scratch
+    ));
     // The batch wrapper sums groups of images in registers (a different order from image by
     // image, covered by the tolerance tests); fed one image at a time it is the per-image
     // function.
@@ -430,6 +457,7 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
             24,
             24,
         >(
+            cpu,
             View(&dy[i * COUT * 576..(i + 1) * COUT * 576]),
             View(&x[i * CIN * 676..(i + 1) * CIN * 676]),
             &mut dw_batch,
@@ -442,40 +470,34 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         let xi = &x[i * CIN * 676..(i + 1) * CIN * 676];
         let dyi = &dy[i * COUT * 576..(i + 1) * COUT * 576];
         let mut y = vec![0.0f32; COUT * 576];
-        assert!(conv_simd::forward_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(&p, xi, &mut y));
+        conv_simd::forward_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(cpu, &p, xi, &mut y);
         assert_eq!(y, y_batch[i * COUT * 576..(i + 1) * COUT * 576]);
         let mut dx = vec![0.0f32; CIN * 676];
-        assert!(conv_simd::backward_input_image::<
-            CIN,
-            COUT,
-            3,
-            144,
-            26,
-            26,
-            24,
-            24,
-        >(&p, dyi, &mut dx, &mut wide));
+        conv_simd::backward_input_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(
+            cpu, &p, dyi, &mut dx, &mut wide,
+        );
         assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
-        assert!(conv_simd::backward_weight_image::<
-            CIN,
-            COUT,
-            3,
-            144,
-            26,
-            26,
-            24,
-            24,
-        >(dyi, xi, &mut dw, &mut wide));
+        conv_simd::backward_weight_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(
+            cpu, dyi, xi, &mut dw, &mut wide,
+        );
     }
     assert_eq!(dw.weight, dw_batch.weight, "same order, so bit-identical");
 }
 
 #[test]
 fn f64_is_declined_and_left_untouched() {
+    // The f32 specialisation: only f32 hands its data to the kernels.
+    assert!(<f64 as Float>::as_f32(&[1.0]).is_none());
+    assert_eq!(<f32 as Float>::as_f32(&[1.0]), Some(&[1.0f32][..]));
+    if skipped() {
+        return;
+    }
+    let cpu = token();
     let p = Conv::<f64, 1, 16, 3, 9>::zeros();
     let x = vec![1.0f64; 28 * 28];
     let mut y = vec![7.0f64; 16 * 26 * 26];
     assert!(!try_conv_forward::<f64, 1, 16, 3, 9, 28, 28, 26, 26>(
+        cpu,
         &p,
         View(&x),
         ViewMut(&mut y)
@@ -483,32 +505,44 @@ fn f64_is_declined_and_left_untouched() {
     assert!(y.iter().all(|&v| v == 7.0));
     let mut db = nalgebra::SVector::<f64, 16>::zeros();
     assert!(!try_conv_backward_bias::<f64, 16, 26, 26>(
+        cpu,
         View(&y),
         &mut db
     ));
-    assert!(!conv_simd::enabled::<f64>());
+    assert!(db.iter().all(|&v| v == 0.0));
 }
 
 #[test]
-#[should_panic(expected = "forward_image: y length")]
 fn a_short_output_slice_panics_before_any_work() {
-    let p = Conv::<f32, 1, 16, 3, 9>::zeros();
-    let x = vec![0.0f32; 28 * 28];
-    let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
-    conv_simd::forward_image::<1, 16, 3, 9, 28, 28, 26, 26>(&p, &x, &mut y);
+    if skipped() {
+        return;
+    }
+    let cpu = token();
+    assert_panics("forward_image: y length", || {
+        let p = Conv::<f32, 1, 16, 3, 9>::zeros();
+        let x = vec![0.0f32; 28 * 28];
+        let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
+        conv_simd::forward_image::<1, 16, 3, 9, 28, 28, 26, 26>(cpu, &p, &x, &mut y);
+    });
 }
 
 #[test]
-#[should_panic(expected = "scratch shorter")]
 fn a_short_scratch_panics_before_any_work() {
-    let dy = vec![0.0f32; 32 * 24 * 24];
-    let x = vec![0.0f32; 16 * 26 * 26];
-    let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
-    let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
-    conv_simd::backward_weight_image::<16, 32, 3, 144, 26, 26, 24, 24>(
-        &dy,
-        &x,
-        &mut dw,
-        &mut scratch,
-    );
+    if skipped() {
+        return;
+    }
+    let cpu = token();
+    assert_panics("scratch shorter", || {
+        let dy = vec![0.0f32; 32 * 24 * 24];
+        let x = vec![0.0f32; 16 * 26 * 26];
+        let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
+        let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
+        conv_simd::backward_weight_image::<16, 32, 3, 144, 26, 26, 24, 24>(
+            cpu,
+            &dy,
+            &x,
+            &mut dw,
+            &mut scratch,
+        );
+    });
 }

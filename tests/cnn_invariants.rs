@@ -545,9 +545,7 @@ fn conv_adjoints_simd<
 ) -> Option<Result<f64, String>> {
     // The kernels run whether or not GRADSPEC_NO_AVX512 switches the network off them; with
     // GRADSPEC_REQUIRE_AVX512 set, a CPU without AVX-512 fails here instead of skipping.
-    if !gradspec::cnn::cpu::require_avx512_if_asked() {
-        return None;
-    }
+    let cpu = gradspec::cnn::cpu::require_avx512_if_asked()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (xl, yl) = (n * CIN * H * W, n * COUT * OH * OW);
     let r32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|a| a as f32).collect() };
@@ -566,6 +564,7 @@ fn conv_adjoints_simd<
 
     let mut yf = vec![0.0f32; yl];
     assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+        cpu,
         &conv_of(&w, &zb),
         View(&x),
         ViewMut(&mut yf),
@@ -581,6 +580,7 @@ fn conv_adjoints_simd<
     let mut dx = vec![0.0f32; xl];
     assert!(
         try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+            cpu,
             &conv_of(&wb, &zb),
             View(&y),
             ViewMut(&mut dx),
@@ -611,8 +611,9 @@ fn conv_adjoints_simd<
         W,
         OH,
         OW,
-    >(View(&y), View(&x), &mut g, &mut scratch,));
+    >(cpu, View(&y), View(&x), &mut g, &mut scratch,));
     assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+        cpu,
         View(&y),
         &mut g.bias
     ));

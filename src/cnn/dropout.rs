@@ -64,8 +64,10 @@ pub const LOCKSTEP: usize = 8;
 /// that continues from part to part.
 ///
 /// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
-/// eight independent streams advanced in lockstep fill the vector units.
-/// `tests/cnn_fused.rs` checks the equality.
+/// eight independent streams advanced in lockstep fill the vector units. They run in AVX-512
+/// registers when [`super::cpu::avx512`] hands out its token, else in portable code
+/// ([`dropout_bits_lockstep_portable`]); `tests/cnn_fused.rs` checks that both give exactly
+/// the per-image streams.
 #[inline(never)]
 pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
     assert!(
@@ -73,10 +75,10 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
         "dropout_bits_lockstep: 1 to {LOCKSTEP} seeds"
     );
     #[cfg(target_arch = "x86_64")]
-    if super::cpu::avx512() {
-        // SAFETY: `cpu::avx512` implies the CPU has AVX-512F/BW/VL; the function is safe Rust
-        // compiled with those instructions enabled, so the same bits come out.
-        unsafe { lockstep_avx512(seeds, p, parts) };
+    if let Some(cpu) = super::cpu::avx512() {
+        // SAFETY: the token `cpu` exists only when the CPU has AVX-512F/BW/VL, the features
+        // `lockstep_avx512` is compiled for.
+        unsafe { lockstep_avx512(cpu, seeds, p, parts) };
         return;
     }
     lockstep(seeds, p, parts);
@@ -96,10 +98,16 @@ fn xoshiro_state(seed: u64) -> [u64; 4] {
     s
 }
 
-/// [`lockstep`] with the eight streams in four AVX-512 registers (one per state word).
+/// [`lockstep`] with the eight streams in four AVX-512 registers (one per state word); the
+/// same bits come out.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn lockstep_avx512(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+fn lockstep_avx512(
+    _cpu: super::cpu::Avx512,
+    seeds: &[u64],
+    p: f64,
+    parts: &mut [(&mut [u8], usize)],
+) {
     use std::arch::x86_64::*;
     let n = seeds.len();
     let mut st = [[0u64; LOCKSTEP]; 4];

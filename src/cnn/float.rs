@@ -1,6 +1,11 @@
 //! The float type the network is generic over: `f32` trains, `f64` checks gradients, and both
 //! run the very same layer code. Matrix products go through [`Float::gemm`], which dispatches
 //! to `matrixmultiply`'s `sgemm`/`dgemm` (runtime-detected AVX2/FMA kernels).
+//!
+//! Code that has an f32-only fast path (the AVX-512 convolutions of [`super::conv_simd`])
+//! asks the float type for its data as `f32` through [`Float::as_f32`] and
+//! [`Float::as_f32_mut`]: `Some` for `f32`, `None` for `f64`. That is the whole of the f32
+//! specialisation; there are no type-id checks, downcasts or pointer casts.
 use nalgebra::Scalar;
 
 /// A real scalar the CNN can run in.
@@ -41,6 +46,12 @@ pub trait Float:
         c_strides: (usize, usize),
     );
 
+    /// The slice as `f32` when `Self` is `f32` (the very same slice), `None` otherwise.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+
+    /// The slice as `f32` when `Self` is `f32` (the very same slice), `None` otherwise.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+
     /// Converts from f64 (constants, initial values).
     fn c(x: f64) -> Self {
         <Self as num_traits::FromPrimitive>::from_f64(x).unwrap_or_else(Self::nan)
@@ -52,18 +63,52 @@ pub trait Float:
     }
 }
 
-fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+/// One past the largest index of a `rows×cols` matrix at strides `(rs, cs)`, i.e.
+/// `(rows−1)·rs + (cols−1)·cs + 1`, or 0 when it has no element; `None` when that does not fit
+/// in a `usize`.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
     if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
+}
+
+/// Checks that a `rows×cols` matrix at strides `strides` lies inside a slice of `len`
+/// elements, and returns the strides as the `isize` that `matrixmultiply` takes.
+///
+/// # Panics
+/// If an addressed element would fall outside the slice (overflow included), or a stride
+/// exceeds `isize::MAX`.
+fn checked_strides(
+    what: &str,
+    rows: usize,
+    cols: usize,
+    (rs, cs): (usize, usize),
+    len: usize,
+) -> (isize, isize) {
+    match extent(rows, cols, rs, cs) {
+        Some(e) if e <= len => {}
+        _ => panic!("gemm: {what} is too short"),
+    }
+    match (isize::try_from(rs), isize::try_from(cs)) {
+        (Ok(rs), Ok(cs)) => (rs, cs),
+        _ => panic!("gemm: a stride of {what} exceeds isize::MAX"),
     }
 }
 
 macro_rules! impl_float {
-    ($t:ty, $name:literal, $kernel:path) => {
+    ($t:ty, $name:literal, $kernel:path, |$s:ident| $as_f32:expr) => {
         impl Float for $t {
             const DTYPE: &'static str = $name;
+            fn as_f32($s: &[Self]) -> Option<&[f32]> {
+                $as_f32
+            }
+            fn as_f32_mut($s: &mut [Self]) -> Option<&mut [f32]> {
+                $as_f32
+            }
             fn gemm(
                 m: usize,
                 k: usize,
@@ -77,20 +122,12 @@ macro_rules! impl_float {
                 c: &mut [Self],
                 (rsc, csc): (usize, usize),
             ) {
-                assert!(
-                    last_index(m, k, rsa, csa) <= a.len(),
-                    "gemm: a is too short"
-                );
-                assert!(
-                    last_index(k, n, rsb, csb) <= b.len(),
-                    "gemm: b is too short"
-                );
-                assert!(
-                    last_index(m, n, rsc, csc) <= c.len(),
-                    "gemm: c is too short"
-                );
-                // SAFETY: every index touched is < len, checked above; the three slices are
-                // distinct borrows (c is &mut), so c does not alias a or b.
+                let (rsa, csa) = checked_strides("a", m, k, (rsa, csa), a.len());
+                let (rsb, csb) = checked_strides("b", k, n, (rsb, csb), b.len());
+                let (rsc, csc) = checked_strides("c", m, n, (rsc, csc), c.len());
+                // SAFETY: every index touched is < len, checked above without overflow, and
+                // the strides are the same numbers as isize; the three slices are distinct
+                // borrows (c is &mut), so c does not alias a or b.
                 unsafe {
                     $kernel(
                         m,
@@ -98,15 +135,15 @@ macro_rules! impl_float {
                         n,
                         alpha,
                         a.as_ptr(),
-                        rsa as isize,
-                        csa as isize,
+                        rsa,
+                        csa,
                         b.as_ptr(),
-                        rsb as isize,
-                        csb as isize,
+                        rsb,
+                        csb,
                         beta,
                         c.as_mut_ptr(),
-                        rsc as isize,
-                        csc as isize,
+                        rsc,
+                        csc,
                     )
                 }
             }
@@ -114,5 +151,103 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "F32", matrixmultiply::sgemm);
-impl_float!(f64, "F64", matrixmultiply::dgemm);
+impl_float!(f32, "F32", matrixmultiply::sgemm, |s| Some(s));
+impl_float!(f64, "F64", matrixmultiply::dgemm, |_s| None);
+
+#[cfg(test)]
+mod tests {
+    use super::{Float, extent};
+
+    #[test]
+    fn extent_is_one_past_the_last_index_and_none_on_overflow() {
+        assert_eq!(extent(3, 4, 4, 1), Some(12));
+        assert_eq!(extent(3, 4, 1, 3), Some(12));
+        assert_eq!(extent(0, 4, 4, 1), Some(0));
+        assert_eq!(extent(4, 0, 4, 1), Some(0));
+        assert_eq!(extent(1, 1, usize::MAX, usize::MAX), Some(1));
+        // (2−1)·MAX + 0 + 1 overflows in the last add, (3−1)·MAX in the multiplication.
+        assert_eq!(extent(2, 1, usize::MAX, 0), None);
+        assert_eq!(extent(3, 1, usize::MAX, 0), None);
+        assert_eq!(extent(2, 2, usize::MAX / 2, usize::MAX / 2 + 1), None);
+    }
+
+    #[test]
+    fn gemm_computes_a_small_product() {
+        // [1 2; 3 4]·[5 6; 7 8] = [19 22; 43 50], row-major.
+        let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [5.0f32, 6.0, 7.0, 8.0]);
+        let mut c = [0.0f32; 4];
+        f32::gemm(2, 2, 2, 1.0, &a, (2, 1), &b, (2, 1), 0.0, &mut c, (2, 1));
+        assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: a is too short")]
+    fn gemm_panics_when_a_stride_wraps_around() {
+        // In wrapping arithmetic (2−1)·(MAX/2 + 1) + (2−1)·(MAX/2 + 1) + 1 = 1 ≤ 4: the old
+        // unchecked bound would have let this through to the kernel.
+        let big = usize::MAX / 2 + 1;
+        let mut c = [0.0f64; 4];
+        f64::gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[0.0; 4],
+            (big, big),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "gemm: c is too short")]
+    fn gemm_panics_when_c_is_short() {
+        let mut c = [0.0f32; 3];
+        f32::gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[0.0; 4],
+            (2, 1),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds isize::MAX")]
+    fn gemm_panics_on_a_stride_beyond_isize() {
+        // One row, so the bound holds, but the stride cannot be passed on as an isize.
+        let mut c = [0.0f32; 2];
+        f32::gemm(
+            1,
+            2,
+            2,
+            1.0,
+            &[0.0; 2],
+            (usize::MAX, 1),
+            &[0.0; 4],
+            (2, 1),
+            0.0,
+            &mut c,
+            (2, 1),
+        );
+    }
+
+    #[test]
+    fn only_f32_hands_out_its_data_as_f32() {
+        let mut x = [1.5f32, 2.5];
+        assert_eq!(f32::as_f32(&x), Some(&[1.5f32, 2.5][..]));
+        assert!(f32::as_f32_mut(&mut x).is_some());
+        let mut y = [1.5f64, 2.5];
+        assert!(f64::as_f32(&y).is_none());
+        assert!(f64::as_f32_mut(&mut y).is_none());
+    }
+}

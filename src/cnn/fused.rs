@@ -21,13 +21,16 @@
 //! Dropout masks come as bytes (see [`super::dropout::dropout_bits`]); `bits = None` means no
 //! dropout (the mask of ones).
 use super::batchnorm::{BatchNorm, EPS, Running, inv_std};
+#[cfg(target_arch = "x86_64")]
+use super::cpu::{self, Avx512};
 use super::float::Float;
 use super::reduce::{LANES, fold};
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 
 /// Defines a pass generic over `<T, C, H, W>` whose body is compiled twice: for the baseline
-/// target, and for AVX-512, which runs when the CPU has it. The passes never reassociate (sums
+/// target, and for AVX-512, which runs when [`cpu::avx512`] hands out its token (the CPU has
+/// AVX-512F/BW/VL and `GRADSPEC_NO_AVX512` is not set). The passes never reassociate (sums
 /// follow [`super::reduce`]) and Rust never contracts `a·b + c` into an FMA on its own, so the
 /// vector width changes the speed, never the bits.
 macro_rules! wide_pass {
@@ -43,14 +46,17 @@ macro_rules! wide_pass {
             #[cfg(target_arch = "x86_64")]
             #[allow(clippy::too_many_arguments)]
             #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-            fn avx512<T: Float, const C: usize, const H: usize, const W: usize>($($arg: $ty),*) {
+            fn avx512<T: Float, const C: usize, const H: usize, const W: usize>(
+                _cpu: Avx512,
+                $($arg: $ty),*
+            ) {
                 body::<T, C, H, W>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if super::cpu::avx512() {
-                // SAFETY: `cpu::avx512` implies the CPU has AVX-512F/BW/VL, every feature
-                // `avx512` is compiled for.
-                return unsafe { avx512::<T, C, H, W>($($arg),*) };
+            if let Some(cpu) = cpu::avx512() {
+                // SAFETY: the token `cpu` exists only when the CPU has AVX-512F/BW/VL, every
+                // feature `avx512` is compiled for.
+                return unsafe { avx512::<T, C, H, W>(cpu, $($arg),*) };
             }
             body::<T, C, H, W>($($arg),*)
         }

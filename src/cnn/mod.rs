@@ -10,7 +10,8 @@
 //! fewer passes, bit-identical to the per-operation functions; [`reduce`] fixes the summation
 //! order they share; [`conv_simd`] holds direct AVX-512 convolution kernels for f32, equal to
 //! [`conv`] to f32 rounding. [`cpu`] is the one place that detects the CPU's features and
-//! honours `GRADSPEC_NO_AVX512`, which turns every one of these fast paths off at once.
+//! honours `GRADSPEC_NO_AVX512`, which turns every one of these fast paths off at once: it
+//! hands out the [`cpu::Avx512`] token that every AVX-512 code path requires.
 //!
 //! The layer functions are `#[inline(never)]` so that a profile (perf, flamegraph) attributes
 //! time per layer; each is a loop over a whole chunk, so the call itself costs nothing measurable.

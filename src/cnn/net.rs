@@ -12,6 +12,7 @@ use super::conv::{
     Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
 };
 use super::conv_simd;
+use super::cpu;
 use super::dropout::{LOCKSTEP, dropout_bits_lockstep, keep_scale};
 use super::float::Float;
 use super::fused::{
@@ -646,9 +647,10 @@ fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
         .count();
 }
 
-// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` for f32 on a
-// CPU that has them (unless `GRADSPEC_NO_AVX512` is set; see `cpu`), else the im2col + GEMM functions of `conv` (always for f64, so the
-// gradient checks verify the reference path; `tests/cnn_conv_simd.rs` ties the two together).
+// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` when `cpu` hands
+// out its token (the CPU has AVX-512 and `GRADSPEC_NO_AVX512` is not set) and the float type is
+// f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
+// the reference path; `tests/cnn_conv_simd.rs` ties the two together).
 
 #[allow(clippy::type_complexity)]
 fn conv_fwd<
@@ -667,9 +669,9 @@ fn conv_fwd<
     y: ViewMut<'_, T, COUT, OH, OW>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>()
-        && conv_simd::try_conv_forward(p, x, ViewMut::<T, COUT, OH, OW>(&mut *y.0)))
-    {
+    let y2 = ViewMut::<T, COUT, OH, OW>(&mut *y.0);
+    let simd = |cpu| conv_simd::try_conv_forward(cpu, p, x, y2);
+    if !cpu::avx512().is_some_and(simd) {
         conv_forward(p, x, y, col);
     }
 }
@@ -690,9 +692,9 @@ fn conv_bwd_input<
     dx: ViewMut<'_, T, CIN, H, W>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>()
-        && conv_simd::try_conv_backward_input(p, dy, ViewMut::<T, CIN, H, W>(&mut *dx.0), col))
-    {
+    let dx2 = ViewMut::<T, CIN, H, W>(&mut *dx.0);
+    let simd = |cpu| conv_simd::try_conv_backward_input(cpu, p, dy, dx2, col);
+    if !cpu::avx512().is_some_and(simd) {
         conv_backward_input(p, dy, dx, col);
     }
 }
@@ -713,7 +715,7 @@ fn conv_bwd_weight<
     dw: &mut Conv<T, CIN, COUT, K, KK>,
     col: &mut [T],
 ) {
-    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_weight(dy, x, dw, col)) {
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_weight(cpu, dy, x, dw, col)) {
         conv_backward_weight(dy, x, dw, col);
     }
 }
@@ -722,7 +724,7 @@ fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
     dy: View<'_, T, COUT, OH, OW>,
     db: &mut SVector<T, COUT>,
 ) {
-    if !(conv_simd::enabled::<T>() && conv_simd::try_conv_backward_bias(dy, db)) {
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias(cpu, dy, db)) {
         conv_backward_bias(dy, db);
     }
 }

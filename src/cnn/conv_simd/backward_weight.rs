@@ -1,0 +1,467 @@
+//! The weight gradient, `dW[o, k] += Σ dY[o, ·]·X[off(k) + ·]` summed over a group of images,
+//! and the bias gradient (see "Weight gradient" in the docs of [`super`]): the safe entry
+//! points, which check every length and take the [`Avx512`] token, and the `unsafe` kernels
+//! they call, one per layout of `dY` (transposed when `COUT` is a multiple of 16, else in wide
+//! rows).
+#[cfg(target_arch = "x86_64")]
+use super::{LANES, wide_dy, wide_vectors};
+use super::{check_geometry, check_shapes, image_scratch_len};
+use crate::cnn::conv::Conv;
+use crate::cnn::cpu::Avx512;
+use nalgebra::SVector;
+
+/// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
+/// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
+///
+/// # Shapes
+/// `dy: [COUT, OH, OW]`, `x: [CIN, H, W]`; `scratch` at least
+/// [`image_scratch_len`] floats (contents irrelevant, overwritten).
+///
+/// # Panics
+/// If a slice length does not match its shape (checked before anything else).
+pub fn backward_weight_image<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    cpu: Avx512,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut Conv<f32, CIN, COUT, K, KK>,
+    scratch: &mut [f32],
+) {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(dy.len(), COUT * OH * OW, "backward_weight_image: dy length");
+    assert_eq!(x.len(), CIN * H * W, "backward_weight_image: x length");
+    assert!(
+        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        "backward_weight_image: scratch shorter than image_scratch_len"
+    );
+    group::<CIN, COUT, K, H, W, OH, OW>(cpu, dy, x, dw.weight.as_mut_slice(), scratch);
+}
+
+/// The weight gradient of `n ≥ 1` images (`dy`, `x` hold exactly `n` each), summed in
+/// registers and added into `dw` (`[COUT, CIN, K, K]`). `scratch` needs `n` images of wide or
+/// transposed `dY` plus alignment slack (see [`super::scratch_len`]).
+///
+/// # Panics
+/// If `dy` and `x` do not hold the same number `n ≥ 1` of whole images, `dw` has the wrong
+/// length, or `scratch` is too short (all checked before any AVX-512 instruction runs).
+pub(super) fn group<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    cpu: Avx512,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
+) {
+    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
+    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
+    let n = dy.len() / dyi;
+    assert!(
+        n >= 1 && dy.len() == n * dyi && n.checked_mul(xi) == Some(x.len()),
+        "weight gradient: dy and x must hold the same number of whole images"
+    );
+    assert_eq!(dw.len(), COUT * CIN * K * K, "weight gradient: dw length");
+    #[cfg(target_arch = "x86_64")]
+    if super::weight_by_channel(COUT) {
+        // `n·dyi = dy.len()`, so the product does not overflow.
+        let dyt = &mut super::aligned(scratch)[..n * dyi];
+        for (t, d) in dyt.chunks_exact_mut(dyi).zip(dy.chunks_exact(dyi)) {
+            // SAFETY: the token proves the CPU features `transpose` is compiled for, and
+            // `transpose` checks its lengths itself.
+            unsafe { super::shuffle::transpose(cpu, d, t, COUT, OH * OW) };
+        }
+        // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
+        // the rest of its preconditions (here: `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
+        // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
+        unsafe {
+            avx512::backward_weight_by_channel::<CIN, COUT, K, H, W, OH, OW>(cpu, n, dyt, x, dw);
+        }
+    } else {
+        let (dyw, dy_stride) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
+        let row = wide_vectors(OH, OW, W) * LANES;
+        // What the kernel reads of `dyw`, computed without overflow.
+        let extent = (n - 1)
+            .checked_mul(dy_stride)
+            .and_then(|e| e.checked_add(COUT * row));
+        assert!(
+            extent.is_some_and(|e| e <= dyw.len()),
+            "weight gradient: wide dY shorter than its images"
+        );
+        let g = super::Geom::of::<COUT, H, W, OH, OW>();
+        let grp = avx512::Group {
+            n,
+            dyw,
+            dy_stride,
+            x,
+            x_stride: xi,
+        };
+        // SAFETY: `n ≥ 1`; each of the `n` images has `COUT` wide rows of `16·nv` floats at
+        // stride `dy_stride` inside `dyw` (the extent asserted just above) and a
+        // `[CIN, H, W]` input at stride `CIN·H·W` in `x` (`x.len() = n·CIN·H·W`, asserted);
+        // `dw` is `COUT·CIN·K·K` (asserted) and `check_geometry` proves `OH = H−K+1`,
+        // `OW = W−K+1`: all that `backward_weight` requires besides the token.
+        unsafe { avx512::backward_weight::<CIN, K>(cpu, &g, &grp, dw) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = scratch;
+        cpu.unreachable()
+    }
+}
+
+/// Bias gradient of one image, **added** into `db`: `db[o] += Σ_{y,x} dy[o, y, x]`.
+///
+/// # Panics
+/// If `dy.len() != COUT·OH·OW`.
+pub fn backward_bias_image<const COUT: usize, const OH: usize, const OW: usize>(
+    cpu: Avx512,
+    dy: &[f32],
+    db: &mut SVector<f32, COUT>,
+) {
+    bias_image::<COUT, OH, OW>(cpu, dy, db.as_mut_slice());
+}
+
+/// [`backward_bias_image`] with `db` as a slice.
+///
+/// # Panics
+/// If `dy.len() != COUT·OH·OW` or `db.len() != COUT`.
+pub(super) fn bias_image<const COUT: usize, const OH: usize, const OW: usize>(
+    cpu: Avx512,
+    dy: &[f32],
+    db: &mut [f32],
+) {
+    const { assert!(COUT > 0 && OH > 0 && OW > 0 && COUT * OH * OW <= super::MAX_FLOATS) }
+    assert_eq!(dy.len(), COUT * OH * OW, "backward_bias_image: dy length");
+    assert_eq!(db.len(), COUT, "backward_bias_image: db length");
+    #[cfg(target_arch = "x86_64")]
+    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(OH * OW)) {
+        // SAFETY: the token proves the CPU features `sum` is compiled for; `sum` is otherwise
+        // safe.
+        *d += unsafe { avx512::sum(cpu, plane) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    cpu.unreachable()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use crate::cnn::conv_simd::shuffle::reduce16;
+    use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
+    use crate::cnn::cpu::Avx512;
+    use std::arch::x86_64::*;
+
+    /// Where the images of a weight-gradient group are: `n` images, image `i`'s wide `dY`
+    /// row `o` at `dyw[i·dy_stride + o·16·nv ..]`, its input at `x[i·x_stride ..]`.
+    pub(super) struct Group<'a> {
+        pub n: usize,
+        pub dyw: &'a [f32],
+        pub dy_stride: usize,
+        pub x: &'a [f32],
+        pub x_stride: usize,
+    }
+
+    /// The weight gradient of a group of images, summed over the images and added into `dw`.
+    ///
+    /// # Safety
+    /// `n ≥ 1`; each image's `dY` is `cout` wide rows of `16·nv` floats (zero at `x ≥ ow`):
+    /// `dyw.len() ≥ (n−1)·dy_stride + cout·16·nv`; each input is `[CIN, h, w]`:
+    /// `x.len() ≥ (n−1)·x_stride + CIN·h·w`; `dw.len() = cout·CIN·K·K`; and `oh = h−K+1`,
+    /// `ow = w−K+1`. (The token proves the CPU features.)
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_weight<const CIN: usize, const K: usize>(
+        _cpu: Avx512,
+        g: &Geom,
+        grp: &Group<'_>,
+        dw: &mut [f32],
+    ) {
+        let kk = CIN * K * K;
+        let row = g.nv() * L;
+        debug_assert!(grp.n >= 1);
+        debug_assert!(grp.dyw.len() >= (grp.n - 1) * grp.dy_stride + g.cout * row);
+        debug_assert!(grp.x.len() >= (grp.n - 1) * grp.x_stride + CIN * g.h * g.w);
+        debug_assert_eq!(dw.len(), g.cout * kk);
+        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        let last = slot(g, g.nv() - 1).load;
+        let mut o0 = 0;
+        while o0 < g.cout {
+            let no = match g.cout - o0 {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
+            let mut k0 = 0;
+            while k0 < kk {
+                // SAFETY: preconditions of `bw_tile`: those of this function,
+                // `o0 + NO ≤ cout` and `k0 + NT ≤ kk` by the choice of `NO`, `NT`, and `last`
+                // is the load mask of the last vector.
+                unsafe {
+                    k0 += match (no, kk - k0) {
+                        (4, 6..) => bw_tile::<4, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (4, 3..=5) => bw_tile::<4, 3, CIN, K>(g, grp, last, dw, o0, k0),
+                        (4, _) => bw_tile::<4, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                        (2, 6..) => bw_tile::<2, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (2, _) => bw_tile::<2, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                        (_, 6..) => bw_tile::<1, 6, CIN, K>(g, grp, last, dw, o0, k0),
+                        (_, _) => bw_tile::<1, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                    };
+                }
+            }
+            o0 += no;
+        }
+    }
+
+    /// `dw[o, k] += Σ_i Σ_q dyw_i[o, q]·x_i[off(k) + q]` for `o0 ≤ o < o0+NO`,
+    /// `k0 ≤ k < k0+NT`; returns `NT`.
+    ///
+    /// # Safety
+    /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`, and `last` is the load
+    /// mask of the last wide vector.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bw_tile<const NO: usize, const NT: usize, const CIN: usize, const K: usize>(
+        g: &Geom,
+        grp: &Group<'_>,
+        last: __mmask16,
+        dw: &mut [f32],
+        o0: usize,
+        k0: usize,
+    ) -> usize {
+        const { assert!(NO * NT <= 32, "bw_tile reduces at most 32 accumulators") }
+        let kk = CIN * K * K;
+        let nv = g.nv();
+        let row = nv * L;
+        let hw = g.h * g.w;
+        let off: [usize; NT] = std::array::from_fn(|t| {
+            let (c, r) = ((k0 + t) / (K * K), (k0 + t) % (K * K));
+            c * hw + (r / K) * g.w + r % K
+        });
+        let mut acc = [[_mm512_setzero_ps(); NT]; NO];
+        for i in 0..grp.n {
+            let dyp = grp.dyw[i * grp.dy_stride + o0 * row..][..NO * row].as_ptr();
+            let xp = grp.x[i * grp.x_stride..][..CIN * hw].as_ptr();
+            // SAFETY: (loads only) `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
+            // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
+            // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`,
+            // the last is masked to `q < total`; and `off(k) + q < CIN·hw` for `q < total`,
+            // as in `forward_tile`.
+            unsafe {
+                for v in 0..nv {
+                    let m = if v + 1 < nv { !0 } else { last };
+                    let d: [__m512; NO] =
+                        std::array::from_fn(|o| _mm512_loadu_ps(dyp.add(o * row + v * L)));
+                    for (t, &off) in off.iter().enumerate() {
+                        let xv = _mm512_maskz_loadu_ps(m, xp.add(off + v * L));
+                        for (a, &d) in acc.iter_mut().zip(&d) {
+                            a[t] = _mm512_fmadd_ps(d, xv, a[t]);
+                        }
+                    }
+                }
+            }
+        }
+        // Horizontal sums, 16 accumulators at a time, in the order [o][t].
+        let flat: [[__m512; 16]; 2] = std::array::from_fn(|h| {
+            std::array::from_fn(|i| {
+                let i = 16 * h + i;
+                if i < NO * NT {
+                    acc[i / NT][i % NT]
+                } else {
+                    _mm512_setzero_ps()
+                }
+            })
+        });
+        let mut sums = [0.0f32; 32];
+        for (h, out) in sums.chunks_exact_mut(16).enumerate() {
+            if 16 * h < NO * NT {
+                // SAFETY: `out` is 16 floats.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), reduce16(flat[h])) };
+            }
+        }
+        for o in 0..NO {
+            let drow = &mut dw[(o0 + o) * kk + k0..][..NT];
+            for (d, s) in drow.iter_mut().zip(&sums[o * NT..(o + 1) * NT]) {
+                *d += s;
+            }
+        }
+        NT
+    }
+
+    /// The weight gradient of `n` images vectorised over output channels, added into `dw`:
+    /// `dw[o, (c, ki, kj)] += Σ_i Σ_{y,x} dyt_i[y·OW + x, o]·x_i[c, y+ki, x+kj]`.
+    ///
+    /// Register tile: `NOV` vectors of 16 output channels × `NC` input channels × the `K`
+    /// columns `kj` of one kernel row `ki` (24 accumulators for conv2: 2 × 4 × 3). Per pixel:
+    /// `NOV` loads of `dyt`, `NC·K` broadcasts of `x` (4-byte loads, which never split a
+    /// cache line; their offsets are compile-time constants from one base), `NOV·NC·K` FMAs.
+    /// No lane is wasted and nothing is reduced across lanes; each accumulator lane is
+    /// finally added to its own `dw` element.
+    ///
+    /// # Safety
+    /// The shape is one that [`check_geometry`](crate::cnn::conv_simd) accepts (so the
+    /// sizes below do not overflow). The other preconditions are asserted here: `COUT % 16 =
+    /// 0`, `OH = H−K+1`, `OW = W−K+1`, `dyt.len() = n·OH·OW·COUT` (`[OH·OW, COUT]` per
+    /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token proves the
+    /// CPU features.)
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_weight_by_channel<
+        const CIN: usize,
+        const COUT: usize,
+        const K: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
+        _cpu: Avx512,
+        n: usize,
+        dyt: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+    ) {
+        assert!(COUT.is_multiple_of(L) && OH + K == H + 1 && OW + K == W + 1);
+        assert!(n.checked_mul(OH * OW * COUT) == Some(dyt.len()));
+        assert!(n.checked_mul(CIN * H * W) == Some(x.len()));
+        assert_eq!(dw.len(), COUT * CIN * K * K);
+        let mut ov0 = 0;
+        while ov0 < COUT / L {
+            let nov = if COUT / L - ov0 >= 2 { 2 } else { 1 };
+            for ki in 0..K {
+                let mut c0 = 0;
+                while c0 < CIN {
+                    // The widest channel tile with at most 24 accumulators that fits.
+                    let rem = CIN - c0;
+                    let fits = |nc: usize| nc <= rem && nc * K * nov <= 24;
+                    let nc = [8, 4, 2, 1].into_iter().find(|&nc| fits(nc)).unwrap_or(1);
+                    // SAFETY: preconditions of `bwc_tile`: those of this function,
+                    // `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
+                    unsafe {
+                        macro_rules! tile {
+                            ($nc:literal, $nov:literal) => {
+                                bwc_tile::<$nc, $nov, CIN, COUT, K, H, W, OH, OW>(
+                                    n, dyt, x, dw, ov0, ki, c0,
+                                )
+                            };
+                        }
+                        match (nc, nov) {
+                            (8, 2) => tile!(8, 2),
+                            (4, 2) => tile!(4, 2),
+                            (2, 2) => tile!(2, 2),
+                            (1, 2) => tile!(1, 2),
+                            (8, _) => tile!(8, 1),
+                            (4, _) => tile!(4, 1),
+                            (2, _) => tile!(2, 1),
+                            _ => tile!(1, 1),
+                        }
+                    }
+                    c0 += nc;
+                }
+            }
+            ov0 += nov;
+        }
+    }
+
+    /// One tile of [`backward_weight_by_channel`]: output channels `16·ov0 .. 16·(ov0+NOV)`,
+    /// input channels `c0 .. c0+NC`, kernel row `ki`, all `kj`.
+    ///
+    /// # Safety
+    /// As [`backward_weight_by_channel`], `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bwc_tile<
+        const NC: usize,
+        const NOV: usize,
+        const CIN: usize,
+        const COUT: usize,
+        const K: usize,
+        const H: usize,
+        const W: usize,
+        const OH: usize,
+        const OW: usize,
+    >(
+        n: usize,
+        dyt: &[f32],
+        x: &[f32],
+        dw: &mut [f32],
+        ov0: usize,
+        ki: usize,
+        c0: usize,
+    ) {
+        let hw = H * W;
+        let mut acc = [[[_mm512_setzero_ps(); NOV]; K]; NC];
+        for i in 0..n {
+            let dp = dyt[i * OH * OW * COUT..][..OH * OW * COUT].as_ptr();
+            let xp = x[i * CIN * hw..][..CIN * hw].as_ptr();
+            // SAFETY: (loads only) `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
+            // `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
+            // `x_i[(c0+t)·hw + (ki+y)·W + kj + x]` with `c0 + t < CIN`, `ki + y ≤ H−1`,
+            // `kj + x ≤ W−1`: inside image `i`'s `CIN·hw` floats.
+            unsafe {
+                for y in 0..OH {
+                    let xr = xp.add(c0 * hw + (ki + y) * W);
+                    let dr = dp.add(y * OW * COUT + ov0 * L);
+                    for xx in 0..OW {
+                        let d: [__m512; NOV] =
+                            std::array::from_fn(|j| _mm512_loadu_ps(dr.add(xx * COUT + j * L)));
+                        for (t, at) in acc.iter_mut().enumerate() {
+                            for (kj, a) in at.iter_mut().enumerate() {
+                                let b = _mm512_set1_ps(*xr.add(t * hw + kj + xx));
+                                for (a, &d) in a.iter_mut().zip(&d) {
+                                    *a = _mm512_fmadd_ps(d, b, *a);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let kk = CIN * K * K;
+        let mut lanes = [0.0f32; L];
+        for (t, at) in acc.iter().enumerate() {
+            for (kj, a) in at.iter().enumerate() {
+                let k = ((c0 + t) * K + ki) * K + kj;
+                for (j, &v) in a.iter().enumerate() {
+                    // SAFETY: `lanes` is 16 floats.
+                    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+                    for (l, &s) in lanes.iter().enumerate() {
+                        dw[((ov0 + j) * L + l) * kk + k] += s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Σ s`: 16 lane-wise partial sums, then a fixed reduction tree. Safe: the token proves
+    /// the CPU features, and every load stays inside `s`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sum(_cpu: Avx512, s: &[f32]) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut blocks = s.chunks_exact(4 * L);
+        for b in &mut blocks {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `b` is 64 floats, so lanes `16j .. 16j+16` are inside it.
+                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(b.as_ptr().add(j * L)) });
+            }
+        }
+        let mut chunks = blocks.remainder().chunks(L);
+        for a in &mut acc {
+            let Some(ch) = chunks.next() else { break };
+            // SAFETY: the mask enables only the `ch.len() ≤ 16` lanes inside `ch`.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask_low(ch.len() as u32), ch.as_ptr()) };
+            *a = _mm512_add_ps(*a, v);
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_reduce_add_ps(s)
+    }
+}

@@ -1,0 +1,520 @@
+//! Hand-vectorised AVX-512 f32 kernels for the convolution of [`super::conv`] (stride 1, no
+//! padding, bias): forward, input gradient, weight gradient and bias gradient, one image at a
+//! time, by direct convolution (no im2col, no packing of the input).
+//!
+//! They compute the same sums as the generic GEMM path of [`super::conv`] in another (fixed,
+//! thread-independent) order, so results agree to f32 rounding, not bit for bit.
+//!
+//! # Dispatch
+//! Every function here that runs AVX-512 instructions takes an [`Avx512`] token, which only
+//! [`super::cpu`] can make, and only on a CPU with AVX-512F/BW/VL: holding one is the proof
+//! that the kernels may run, so nothing here detects features itself. The network asks
+//! [`super::cpu::avx512`] (which honours `GRADSPEC_NO_AVX512`); the kernels' tests ask
+//! [`super::cpu::avx512_hardware`].
+//!
+//! The batch functions (`try_*`) are generic over the float type, with the signatures of
+//! [`super::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
+//! [`Float::as_f32_mut`], and return `false`, having done nothing, when the float type is not
+//! `f32` (f64 always takes [`super::conv`]), so that the caller falls back to the generic
+//! path.
+//!
+//! # Files
+//! One per pass, each holding its safe entry points and, in a `mod avx512`, the `unsafe`
+//! kernels they call: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
+//! bias gradients); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
+//! weight gradient uses. This file holds the batch functions, the scratch sizes, the shape
+//! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
+//!
+//! # API
+//! Per image (f32 slices, `[C, H, W]` row-major): [`forward_image`], [`backward_input_image`],
+//! [`backward_weight_image`] (adds into `dw.weight`), [`backward_bias_image`] (adds into
+//! `db`). Per batch, with the signatures of [`super::conv`] and generic over the float type:
+//! [`try_conv_forward`], [`try_conv_backward_input`], [`try_conv_backward_weight`],
+//! [`try_conv_backward_bias`]. The weights are used in their own layout (PyTorch's
+//! `[COUT, CIN, K, K]`, `Conv::weight`): there is no preparation step. Scratch, caller-owned,
+//! contents irrelevant: [`image_scratch_len`] floats per-image, [`scratch_len`] for the batch
+//! functions. Nothing allocates.
+//!
+//! # Layout: the "wide" output row
+//! Images are NCHW as everywhere else. A valid convolution reads `X[c, y+ki, x+kj]` for
+//! `y < OH`, `x < OW`. Index the output pixel `(y, x)` by the *wide* position `q = y·W + x`,
+//! i.e. with the input's row length `W` instead of `OW`: then the input element a tap
+//! `(c, ki, kj)` needs is `X[c·H·W + ki·W + kj + q]`, a fixed offset `off(k)` from `q`.
+//! Sixteen consecutive wide positions therefore read sixteen *consecutive* input floats: one
+//! unaligned `zmm` load per tap serves sixteen outputs. The price is that the positions with
+//! `x ≥ OW` (the last `K−1` of each wide row) are computed and thrown away: 2/26 = 8% of the
+//! lanes for conv2. The wide positions run from 0 to `(OH−1)·W + OW − 1`; the last vector is
+//! loaded with a mask, so nothing past the image is read or written.
+//!
+//! # Forward: `Y[o, q] = b[o] + Σ_k W[o, k]·X[off(k) + q]`
+//! Register tile: 8 output channels × 3 vectors of 16 wide positions = 24 `zmm`
+//! accumulators (of 32), started at the bias. Per tap `k = (c, ki, kj)`: 3 input loads,
+//! 8 weight broadcasts (`vbroadcastss`, each reused by 3 FMAs), 24 FMAs. The tile is written
+//! straight into NCHW: per vector, `vcompressps` packs the lanes with `x < OW` (which are
+//! consecutive output pixels) and one masked store writes them.
+//!
+//! # Input gradient: per-tap sums, scattered
+//! `dX[c, off'(k) + q] += T_k[q]` with `T_k[q] = Σ_o W[o, k]·dYw[o, q]`, where `dYw` is `dY`
+//! in wide rows (zeros at `x ≥ OW`; built in scratch, or `dY` itself for `K = 1` with `OH·OW`
+//! a multiple of 16), `off'(k)` the tap's offset in `dX`. Register tile: 8 input channels at
+//! one kernel position × 3 wide vectors; the sum over the output channels happens in
+//! registers (per `o`: 3 `dY` loads, 8 broadcasts, 24 FMAs), then each of the 24 sums is
+//! added into `dx` with a masked load-add-store. A tile spans *channels*, not neighbouring
+//! taps, because neighbouring taps would store and reload overlapping, shifted vectors,
+//! which defeats store forwarding (measured: 1.6× slower). This does not multiply the zeros
+//! that a correlation of zero-padded `dY` with the flipped kernel would.
+//!
+//! # Weight gradient
+//! When `COUT` is a multiple of 16 (every layer of the network but conv3), it vectorises over
+//! output channels: `dY` is transposed per image to `[OH·OW, COUT]` (16×16 shuffle blocks) and
+//! `dW[o, (c, ki, kj)] += Σ_{y,x} dYt[y·OW + x, o]·X[c, y+ki, x+kj]`. Register tile: 2
+//! vectors of output channels × 4 input channels × the 3 `kj` of one kernel row = 24
+//! accumulators; per pixel 2 `dYt` loads, 12 broadcasts of `X` (4-byte loads at compile-time
+//! offsets from one pointer: they never split a cache line), 24 FMAs. No lane is wasted and
+//! nothing is summed across lanes; each lane is finally added to its own `dw` element.
+//!
+//! Otherwise (conv3, `COUT = 8`) it is a dot product over wide positions:
+//! `dW[o, k] += Σ_q dYw[o, q]·X[off(k) + q]`, tile 4 output channels × 6 taps, each
+//! accumulator summed horizontally at the end by a shuffle-and-add transposition tree.
+//!
+//! The batch function sums [`weight_group_len`] images in registers before touching `dw`
+//! (3 for conv2, 8 for the small late layers), so the final scatter is paid once per group.
+//!
+//! # Summation order
+//! Forward: one FMA chain per output over the taps in `(c, ki, kj)` order, from the bias.
+//! Input gradient: per tap a chain over `o`, the taps added into `dx` in a fixed order.
+//! Weight gradient: a chain over the images of a group and their pixels (lane-wise partial
+//! sums and a fixed tree in the wide variant), then added into `dw`. Bias: 64 lane-wise
+//! partial sums and a fixed tree. Nothing depends on threads, so results are deterministic
+//! given how the caller splits the batch into calls.
+//!
+//! # Supported shapes
+//! Any `CIN, COUT ≥ 1`, `K ≥ 1`, `H ≥ K`, `W ≥ K` (tile tails are handled by smaller tiles
+//! and masks); the speed is designed for the network's shapes, conv2 in particular.
+//!
+//! Zeros stand in for the discarded lanes (`x ≥ OW`), so an infinite or NaN weight or input
+//! can leak into outputs the generic path would compute from finite values only; the network
+//! never feeds those.
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::__mmask16;
+
+use super::conv::Conv;
+use super::cpu::Avx512;
+use super::float::Float;
+use super::tensor::{View, ViewMut};
+use nalgebra::SVector;
+
+mod backward_input;
+mod backward_weight;
+mod forward;
+#[cfg(target_arch = "x86_64")]
+mod shuffle;
+
+pub use backward_input::backward_input_image;
+pub use backward_weight::{backward_bias_image, backward_weight_image};
+pub use forward::forward_image;
+
+/// Floats per `zmm` vector.
+pub const LANES: usize = 16;
+
+/// Number of wide positions `(OH−1)·W + OW` of a convolution (see the module docs).
+pub const fn wide_positions(oh: usize, ow: usize, w: usize) -> usize {
+    (oh - 1) * w + ow
+}
+
+/// Number of 16-lane vectors covering the wide positions.
+pub const fn wide_vectors(oh: usize, ow: usize, w: usize) -> usize {
+    wide_positions(oh, ow, w).div_ceil(LANES)
+}
+
+/// Floats of `dY` in wide rows for one image, `COUT·16·⌈((OH−1)·W + OW)/16⌉` (0 when `dY`
+/// can be used as it is: `W = OW` and `OH·OW` a multiple of 16).
+const fn wide_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    if dy_is_wide(oh, ow, w) {
+        0
+    } else {
+        cout * wide_vectors(oh, ow, w) * LANES
+    }
+}
+
+/// Whether the weight gradient vectorises over output channels (with `dY` transposed to
+/// `[OH·OW, COUT]`): when `COUT` is a multiple of 16. Otherwise it vectorises over wide
+/// positions.
+const fn weight_by_channel(cout: usize) -> bool {
+    cout.is_multiple_of(LANES)
+}
+
+/// Floats of transposed `dY` for one image, `OH·OW·COUT`, when [`weight_by_channel`].
+const fn transposed_len(cout: usize, oh: usize, ow: usize) -> usize {
+    if weight_by_channel(cout) {
+        cout * oh * ow
+    } else {
+        0
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Scratch (floats) that [`backward_weight_image`] and [`backward_input_image`] need: `dY`
+/// in wide rows or transposed, plus 16 floats of slack to align it to 64 bytes.
+pub const fn image_scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    max(wide_len(cout, oh, ow, w), transposed_len(cout, oh, ow)) + LANES
+}
+
+/// Images per call of the weight-gradient kernel in [`try_conv_backward_weight`]: enough that
+/// each tile of accumulators sums about 2048 pixels (or 128 wide vectors) before its final
+/// reduction and scatter into `dw` (3 for conv2, 8 for the small late layers), at most 8.
+pub const fn weight_group_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    let g = if weight_by_channel(cout) {
+        2048 / (oh * ow)
+    } else {
+        128 / wide_vectors(oh, ow, w)
+    };
+    if g < 1 {
+        1
+    } else if g > 8 {
+        8
+    } else {
+        g
+    }
+}
+
+/// Scratch (floats) that suffices for every `try_*` batch function of one convolution shape:
+/// `dY` of [`weight_group_len`] images, wide or transposed, plus alignment slack.
+pub const fn scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
+    let g = weight_group_len(cout, oh, ow, w);
+    max(
+        g * wide_len(cout, oh, ow, w),
+        g * transposed_len(cout, oh, ow),
+    ) + LANES
+}
+
+/// Whether `dY` is already in wide rows: `W = OW` and `OH·OW` a multiple of 16.
+const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
+    w == ow && (oh * ow).is_multiple_of(LANES)
+}
+
+/// The largest number of f32 elements a slice can hold (`isize::MAX` bytes).
+const MAX_FLOATS: usize = isize::MAX as usize / size_of::<f32>();
+
+/// The compile-time checks of a convolution shape (`KK = CIN·K·K` included); see
+/// [`check_geometry`].
+fn check_shapes<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>() {
+    const { assert!(KK == CIN * K * K) }
+    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
+}
+
+/// The compile-time checks of a valid convolution's geometry: `OH = H−K+1`, `OW = W−K+1`,
+/// nothing empty, and every size the kernels index with (an image of `x` and of `y`, the
+/// weights, the scratch) at most [`MAX_FLOATS`]. Const evaluation rejects an overflowing
+/// product, so these sizes, and every index below them, are computed at run time without
+/// overflow: the pointer arithmetic of the kernels needs no further checks.
+fn check_geometry<
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>() {
+    const {
+        assert!(
+            OH + K == H + 1 && OW + K == W + 1 && CIN > 0 && COUT > 0 && K > 0 && OH > 0 && OW > 0
+        );
+        assert!(
+            CIN * H * W <= MAX_FLOATS
+                && COUT * OH * OW <= MAX_FLOATS
+                && COUT * CIN * K * K <= MAX_FLOATS
+                && scratch_len(COUT, OH, OW, W) <= MAX_FLOATS
+        );
+    }
+}
+
+/// `scratch` from its first 64-byte-aligned float on (at most 15 floats are skipped).
+fn aligned(scratch: &mut [f32]) -> &mut [f32] {
+    let a = scratch.as_ptr().align_offset(64);
+    &mut scratch[if a < LANES { a } else { 0 }..]
+}
+
+/// `dy` (whole images `[COUT, OH, OW]`) in wide rows (see the module docs): `COUT` rows of
+/// `16·nv` floats per image, `x ≥ OW` and the tail zero; returns the rows and the image
+/// stride. When `dy` is already wide (`W = OW`, `OH·OW` a multiple of 16) it is returned as it
+/// is; otherwise the rows are built in `scratch` (64-byte aligned), which needs
+/// `images·wide_len + 16` floats.
+///
+/// Either way the result holds exactly `images` strides, and each image is `COUT` rows of
+/// `16·nv` floats.
+///
+/// # Panics
+/// If `scratch` is too short.
+fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usize>(
+    dy: &'a [f32],
+    scratch: &'a mut [f32],
+) -> (&'a [f32], usize) {
+    let dyi = COUT * OH * OW;
+    if dy_is_wide(OH, OW, W) {
+        return (dy, dyi);
+    }
+    let n = dy.len() / dyi;
+    let row = wide_vectors(OH, OW, W) * LANES;
+    let len = wide_len(COUT, OH, OW, W);
+    let total = n.checked_mul(len).expect("wide_dy: scratch size overflows");
+    let s = &mut aligned(scratch)[..total];
+    for (img, dyimg) in s.chunks_exact_mut(len).zip(dy.chunks_exact(dyi)) {
+        for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
+            orow.fill(0.0);
+            for (i, r) in dyo.chunks_exact(OW).enumerate() {
+                orow[i * W..i * W + OW].copy_from_slice(r);
+            }
+        }
+    }
+    (s, len)
+}
+
+// ------------------------------------------------------------------ batch functions
+
+/// [`super::conv::conv_forward`] over a batch, image by image with [`forward_image`], when
+/// `T` is `f32`; otherwise returns `false` having done nothing (fall back to the generic
+/// function). Needs no scratch.
+#[inline(never)]
+pub fn try_conv_forward<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    cpu: Avx512,
+    p: &Conv<T, CIN, COUT, K, KK>,
+    x: View<'_, T, CIN, H, W>,
+    y: ViewMut<'_, T, COUT, OH, OW>,
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(x.n(), y.n(), "try_conv_forward: batch sizes differ");
+    let (Some(w), Some(b), Some(xs), Some(ys)) = (
+        T::as_f32(p.weight.as_slice()),
+        T::as_f32(p.bias.as_slice()),
+        T::as_f32(x.0),
+        T::as_f32_mut(y.0),
+    ) else {
+        return false;
+    };
+    let (xi, yi) = (CIN * H * W, COUT * OH * OW);
+    for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+        forward::image::<CIN, COUT, K, H, W, OH, OW>(cpu, w, b, x, y);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_input`] over a batch (`dx` overwritten), image by image with
+/// [`backward_input_image`], when `T` is `f32`; otherwise returns `false` having done
+/// nothing. `scratch` needs [`scratch_len`] floats.
+#[inline(never)]
+pub fn try_conv_backward_input<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    cpu: Avx512,
+    p: &Conv<T, CIN, COUT, K, KK>,
+    dy: View<'_, T, COUT, OH, OW>,
+    dx: ViewMut<'_, T, CIN, H, W>,
+    scratch: &mut [T],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(
+        dx.n(),
+        dy.n(),
+        "try_conv_backward_input: batch sizes differ"
+    );
+    assert!(
+        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        "try_conv_backward_input: scratch shorter than scratch_len"
+    );
+    let (Some(w), Some(dys), Some(dxs), Some(s)) = (
+        T::as_f32(p.weight.as_slice()),
+        T::as_f32(dy.0),
+        T::as_f32_mut(dx.0),
+        T::as_f32_mut(scratch),
+    ) else {
+        return false;
+    };
+    let (dyi, dxi) = (COUT * OH * OW, CIN * H * W);
+    for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+        backward_input::image::<CIN, COUT, K, H, W, OH, OW>(cpu, w, dy, dx, s);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_weight`] over a batch (**accumulates** into `dw.weight`),
+/// when `T` is `f32`; otherwise returns `false` having done nothing. Images are taken in
+/// order, in groups of [`weight_group_len`] whose sums are formed in registers before being
+/// added into `dw` (so a batch passed in one call is summed in a different, equally fixed,
+/// order from the same images passed one by one). `scratch` needs [`scratch_len`] floats.
+#[inline(never)]
+pub fn try_conv_backward_weight<
+    T: Float,
+    const CIN: usize,
+    const COUT: usize,
+    const K: usize,
+    const KK: usize,
+    const H: usize,
+    const W: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    cpu: Avx512,
+    dy: View<'_, T, COUT, OH, OW>,
+    x: View<'_, T, CIN, H, W>,
+    dw: &mut Conv<T, CIN, COUT, K, KK>,
+    scratch: &mut [T],
+) -> bool {
+    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    assert_eq!(
+        x.n(),
+        dy.n(),
+        "try_conv_backward_weight: batch sizes differ"
+    );
+    assert!(
+        scratch.len() >= scratch_len(COUT, OH, OW, W),
+        "try_conv_backward_weight: scratch shorter than scratch_len"
+    );
+    let (Some(dw), Some(dys), Some(xs), Some(s)) = (
+        T::as_f32_mut(dw.weight.as_mut_slice()),
+        T::as_f32(dy.0),
+        T::as_f32(x.0),
+        T::as_f32_mut(scratch),
+    ) else {
+        return false;
+    };
+    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
+    let gl = weight_group_len(COUT, OH, OW, W);
+    for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
+        backward_weight::group::<CIN, COUT, K, H, W, OH, OW>(cpu, dy, x, dw, s);
+    }
+    true
+}
+
+/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db`), with
+/// [`backward_bias_image`], when `T` is `f32`; otherwise returns `false` having done nothing.
+#[inline(never)]
+pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
+    cpu: Avx512,
+    dy: View<'_, T, COUT, OH, OW>,
+    db: &mut SVector<T, COUT>,
+) -> bool {
+    let (Some(db), Some(dys)) = (T::as_f32_mut(db.as_mut_slice()), T::as_f32(dy.0)) else {
+        return false;
+    };
+    for dy in dys.chunks_exact(COUT * OH * OW) {
+        backward_weight::bias_image::<COUT, OH, OW>(cpu, dy, db);
+    }
+    true
+}
+
+// ------------------------------------------------------------------ shared by the kernels
+
+/// The geometry of one valid convolution as the kernels see it: `cout` output channels,
+/// input planes `h×w`, output planes `oh×ow` (`= (h−K+1)×(w−K+1)`). The input channel
+/// count and `K` are const parameters of the kernels.
+#[cfg(target_arch = "x86_64")]
+struct Geom {
+    cout: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Geom {
+    /// The geometry of the convolution `[CIN, H, W] → [COUT, OH, OW]`.
+    fn of<const COUT: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>()
+    -> Self {
+        Geom {
+            cout: COUT,
+            h: H,
+            w: W,
+            oh: OH,
+            ow: OW,
+        }
+    }
+    /// Wide positions, `(oh−1)·w + ow`.
+    fn total(&self) -> usize {
+        wide_positions(self.oh, self.ow, self.w)
+    }
+    /// Wide vectors, `⌈total/16⌉`.
+    fn nv(&self) -> usize {
+        wide_vectors(self.oh, self.ow, self.w)
+    }
+}
+
+/// One vector of 16 wide positions starting at `16·v`: which lanes may be loaded
+/// (`q < total`), which are real outputs (also `x < ow`), the dense NCHW index of the
+/// first real one and how many there are.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Slot {
+    load: __mmask16,
+    valid: __mmask16,
+    dense: usize,
+    count: u32,
+}
+
+/// The [`Slot`] of wide vector `v`.
+#[cfg(target_arch = "x86_64")]
+fn slot(g: &Geom, v: usize) -> Slot {
+    let total = g.total();
+    let (mut load, mut valid, mut dense) = (0u16, 0u16, None);
+    let q0 = v * LANES;
+    let (mut y, mut x) = (q0 / g.w, q0 % g.w);
+    for i in 0..LANES.min(total.saturating_sub(q0)) {
+        load |= 1 << i;
+        if x < g.ow {
+            valid |= 1 << i;
+            dense.get_or_insert(y * g.ow + x);
+        }
+        x += 1;
+        if x == g.w {
+            (x, y) = (0, y + 1);
+        }
+    }
+    Slot {
+        load,
+        valid,
+        dense: dense.unwrap_or(0),
+        count: valid.count_ones(),
+    }
+}
+
+/// The lowest `n ≤ 16` lanes.
+///
+/// # Panics
+/// If `n > 16` (a wider mask would enable lanes past the data it guards).
+#[cfg(target_arch = "x86_64")]
+fn mask_low(n: u32) -> __mmask16 {
+    assert!(n <= LANES as u32, "mask_low: {n} lanes");
+    ((1u32 << n) - 1) as __mmask16
+}
