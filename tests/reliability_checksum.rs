@@ -434,3 +434,73 @@ fn errors_are_one_line_even_for_names_with_newlines() {
         "{msg}"
     );
 }
+
+// ------------------------------------------------ seeds for the fuzz targets
+
+/// Writes seed inputs for the `weights` and `checkpoint` fuzz targets into
+/// `$GRADSPEC_FUZZ_SEEDS/{weights,checkpoint}/` when that variable is set; otherwise does
+/// nothing. Real files with and without checksums, a PyTorch-written file, and truncations.
+#[test]
+fn writes_fuzz_seeds() {
+    let Ok(dir) = std::env::var("GRADSPEC_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let write = |sub: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join(name), bytes).unwrap();
+    };
+    let no_sums = |bytes: &[u8]| {
+        edit_metadata(bytes, |m| {
+            m.retain(|k, _| k == "format" || k == "gradspec.run_state")
+        })
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    let net = trained_net(13);
+    let weights = to_bytes(&net).unwrap();
+    write("weights", "weights.safetensors", &weights);
+    write(
+        "weights",
+        "weights_no_checksums.safetensors",
+        &no_sums(&weights),
+    );
+    write(
+        "weights",
+        "weights_header_only",
+        &weights[..header_end(&weights)],
+    );
+    write(
+        "weights",
+        "weights_cut_in_data",
+        &weights[..weights.len() / 2],
+    );
+    let py = std::fs::read(root.join("golden/cnn/python_written.safetensors")).unwrap();
+    write("weights", "python_written.safetensors", &py);
+    let torch = std::fs::read(root.join("tests/fixtures/torch/maxpool_ties.safetensors")).unwrap();
+    write("weights", "torch_maxpool_ties.safetensors", &torch);
+    let tmp = tempfile::tempdir().unwrap();
+    save_params_f32(&random_params(14), &tmp.path().join("g")).unwrap();
+    write(
+        "weights",
+        "grad_f32.safetensors",
+        &std::fs::read(tmp.path().join("g")).unwrap(),
+    );
+
+    let ck = tmp.path().join("ck");
+    checkpoint::save(&ck, &net, &random_params(15).cast(), &run_state()).unwrap();
+    let ck = std::fs::read(ck).unwrap();
+    write("checkpoint", "checkpoint.safetensors", &ck);
+    write(
+        "checkpoint",
+        "checkpoint_no_checksums.safetensors",
+        &no_sums(&ck),
+    );
+    write(
+        "checkpoint",
+        "checkpoint_header_only",
+        &ck[..header_end(&ck)],
+    );
+    write("checkpoint", "weights.safetensors", &weights);
+    write("checkpoint", "torch_maxpool_ties.safetensors", &torch);
+}
