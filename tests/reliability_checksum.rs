@@ -435,6 +435,42 @@ fn errors_are_one_line_even_for_names_with_newlines() {
     );
 }
 
+// ------------------------------------------------ the run state's floats
+
+/// A checkpoint's run state comes back bit for bit, 17-digit floats included. serde_json parses
+/// such numbers to the nearest f64 only with its `float_roundtrip` feature; without it about
+/// one loss value in ten came back one ulp off, so a resumed run rewrote metrics.csv with
+/// different last digits, and a `best_acc` read one ulp low would let a later epoch with the
+/// same accuracy replace best.safetensors, which the uninterrupted run keeps.
+#[test]
+fn run_state_floats_round_trip_exactly() {
+    let mut state = run_state();
+    // Each prints as 17 significant digits and was read back one ulp off before the fix.
+    let values = [
+        0.20413729264315406,
+        0.9856906946328695,
+        0.18842739248731966,
+        1.4589149519184461,
+    ];
+    for (m, &v) in state.metrics.iter_mut().zip(&values) {
+        m.train_loss = v;
+        m.test_loss = v / 3.0;
+        m.lr = v * 1e-3;
+    }
+    state.best_acc = values[3] * 10.0;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ck");
+    checkpoint::save(&path, &trained_net(16), &Params::zeros(), &state).unwrap();
+    let (_, _, back) = checkpoint::load(&path).unwrap();
+    for (a, b) in back.metrics.iter().zip(&state.metrics) {
+        assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits());
+        assert_eq!(a.test_loss.to_bits(), b.test_loss.to_bits());
+        assert_eq!(a.lr.to_bits(), b.lr.to_bits());
+    }
+    assert_eq!(back.best_acc.to_bits(), state.best_acc.to_bits());
+    assert_eq!(back, state);
+}
+
 // ------------------------------------------------ seeds for the fuzz targets
 
 /// Writes seed inputs for the `weights` and `checkpoint` fuzz targets into
