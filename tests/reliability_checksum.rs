@@ -317,13 +317,12 @@ fn a_gradspec_file_with_every_checksum_removed_loads() {
     assert_eq!(from_bytes(&bare, "s").unwrap(), net);
 }
 
+type MetaEdit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+
 #[test]
 fn partial_checksums_are_an_error() {
     let bytes = to_bytes(&trained_net(7)).unwrap();
-    let cases: Vec<(
-        Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>,
-        &str,
-    )> = vec![
+    let cases: Vec<(MetaEdit, &str)> = vec![
         (
             Box::new(|m| {
                 m.remove(&format!("{TENSOR_SUM_PREFIX}bn2.running_var"));

@@ -16,11 +16,18 @@ fuzz_target!(|data: &[u8]| {
     match from_bytes(data, "fuzz.safetensors") {
         Ok(net) => {
             let checked = verify(data, "fuzz.safetensors");
-            assert!(matches!(checked, Ok(Checksums::Verified | Checksums::Absent)));
+            assert!(matches!(
+                checked,
+                Ok(Checksums::Verified | Checksums::Absent)
+            ));
             let bytes = to_bytes(&net).expect("a loaded model serialises");
             assert_eq!(verify(&bytes, "again").ok(), Some(Checksums::Verified));
             let again = from_bytes(&bytes, "again").expect("a written model loads");
-            assert_eq!(to_bytes(&again).unwrap(), bytes, "write → load → write is stable");
+            assert_eq!(
+                to_bytes(&again).unwrap(),
+                bytes,
+                "write → load → write is stable"
+            );
         }
         Err(e) => check_error(&e),
     }
