@@ -1,8 +1,9 @@
 //! Training checkpoints: one `.safetensors` file holding the model in PyTorch's layout, the
-//! SGD momentum buffers (`momentum.<name>`), and the run's state as JSON metadata. Written
-//! atomically every epoch, so a run killed at any moment (even by SIGKILL) resumes from the
-//! last completed epoch and ends bit-identical to an uninterrupted run: every random draw is
-//! keyed by `(seed, epoch, index)` or `(seed, step, image)`, so the state below is all there is.
+//! SGD momentum buffers (`momentum.<name>`), and the run's state as JSON metadata, all of it
+//! checksummed (see [`safetensors_io`]). Written atomically every epoch, so a run killed at any
+//! moment (even by SIGKILL) resumes from the last completed epoch and ends bit-identical to an
+//! uninterrupted run: every random draw is keyed by `(seed, epoch, index)` or
+//! `(seed, step, image)`, so the state below is all there is.
 use crate::cnn::safetensors_io;
 use crate::cnn::{Net, Params};
 use anyhow::{Context, Result, anyhow};
@@ -44,13 +45,19 @@ pub fn save(path: &Path, net: &Net<f32>, velocity: &Params<f32>, state: &RunStat
 pub fn load(path: &Path) -> Result<(Net<f32>, Params<f32>, RunState)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("'{}': cannot read checkpoint", path.display()))?;
-    let what = path.display().to_string();
-    let (net, mut extras, meta) = safetensors_io::from_bytes_with(&bytes, &what, &[MOMENTUM])?;
+    from_bytes(&bytes, &path.display().to_string())
+}
+
+/// Parses a run checkpoint held in memory; `what` names it in error messages (usually the path).
+/// Checksums are verified by [`safetensors_io::from_bytes_with`].
+pub fn from_bytes(bytes: &[u8], what: &str) -> Result<(Net<f32>, Params<f32>, RunState)> {
+    let (net, mut extras, meta) = safetensors_io::from_bytes_with(bytes, what, &[MOMENTUM])?;
     let state_json = meta
         .get(STATE_KEY)
         .ok_or_else(|| anyhow!("'{what}': not a gradspec training checkpoint (no run state)"))?;
     let state: RunState = serde_json::from_str(state_json)
-        .with_context(|| format!("'{what}': run state is unreadable"))?;
+        .with_context(|| format!("'{what}': run state is unreadable"))
+        .map_err(safetensors_io::one_line)?;
     let velocity = extras
         .pop()
         .ok_or_else(|| anyhow!("'{what}': no momentum buffers"))?;
