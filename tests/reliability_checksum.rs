@@ -45,6 +45,7 @@ fn run_state() -> RunState {
         recipe: Recipe::Onecycle,
         epochs: 12,
         seed: 7,
+        train_limit: Some(4096),
         completed_epochs: 2,
         step: 938,
         best_acc: 0.9871,
