@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cnn;
 pub mod data;
 pub mod fsutil;
+pub mod par;
 pub mod plot;
 pub mod progress;
 pub mod spec;

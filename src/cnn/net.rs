@@ -28,7 +28,6 @@ use super::relu::{relu_backward, relu_forward};
 use super::tensor::Act;
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
-use rayon::prelude::*;
 
 /// Images per parallel work item. Part of the numerics (it fixes the summation order), so it
 /// is a constant, not a tuning knob that depends on the machine.
@@ -417,7 +416,7 @@ impl<T: Float> Net<T> {
         match mode {
             Mode::Eval => {
                 let buf = &*self.buffers;
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     c.dropout = false;
                     conv_fwd(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
                     relu_bn_eval(&p.bn1, &buf.bn1, c.r1.view_mut());
@@ -439,7 +438,7 @@ impl<T: Float> Net<T> {
                 let m24 = n * 24 * 24;
                 let m10 = n * 10 * 10;
                 let m8 = n * 8 * 8;
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     c.dropout = dropout.is_some();
                     if let Some(key) = dropout {
                         c.draw_masks(key);
@@ -450,7 +449,7 @@ impl<T: Float> Net<T> {
                 });
                 let buf = &mut *self.buffers;
                 let st1 = bn_stats_step(ws.active(), |c| &c.sum1, m26, &mut buf.bn1);
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
                     let (mean, var) = (&st1.0, &st1.1);
                     bn_dropout_forward(&p.bn1, mean, var, c.r1.view(), bits, keep, c.d1.view_mut());
@@ -459,7 +458,7 @@ impl<T: Float> Net<T> {
                     relu_sums(c.r2.view_mut(), &mut c.sum2.s1, &mut c.sum2.s2);
                 });
                 let st2 = bn_stats_step(ws.active(), |c| &c.sum2, m24, &mut buf.bn2);
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
                     let (mean, var) = (&st2.0, &st2.1);
                     bn_dropout_forward(&p.bn2, mean, var, c.r2.view(), bits, keep, c.d2.view_mut());
@@ -470,7 +469,7 @@ impl<T: Float> Net<T> {
                     relu_sums(c.r4.view_mut(), &mut c.sum4.s1, &mut c.sum4.s2);
                 });
                 let st4 = bn_stats_step(ws.active(), |c| &c.sum4, m10, &mut buf.bn4);
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
                     let (mean, var) = (&st4.0, &st4.1);
                     bn_dropout_forward(&p.bn4, mean, var, c.r4.view(), bits, keep, c.d4.view_mut());
@@ -479,7 +478,7 @@ impl<T: Float> Net<T> {
                     relu_sums(c.r5.view_mut(), &mut c.sum5.s1, &mut c.sum5.s2);
                 });
                 let st5 = bn_stats_step(ws.active(), |c| &c.sum5, m8, &mut buf.bn5);
-                ws.active().par_iter_mut().for_each(|c| {
+                crate::par::for_each_mut(ws.active(), 1, |c| {
                     let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
                     let (mean, var) = (&st5.0, &st5.1);
                     bn_dropout_forward(&p.bn5, mean, var, c.r5.view(), bits, keep, c.d5.view_mut());
@@ -517,7 +516,7 @@ impl<T: Float> Net<T> {
         let p = &*self.params;
         let st = ws.stats.clone();
         let keep = keep_scale::<T>(DROPOUT_P);
-        ws.active().par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(ws.active(), 1, |c| {
             c.grad.fill_zero();
             let g = &mut *c.grad;
             let labels = &c.labels[..c.n];
@@ -544,7 +543,7 @@ impl<T: Float> Net<T> {
         });
         let (dg5, db5) = reduce_bn_grads(ws.active(), |g| &g.bn5);
         let m8 = n * 64;
-        ws.active().par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(ws.active(), 1, |c| {
             let g = &mut *c.grad;
             let (bn, sums) = ((&p.bn5, &st.bn5), (&dg5, &db5, m8));
             block_input_backward(bn, sums, &c.r5, &mut c.g_5, &mut g.conv5.bias);
@@ -555,7 +554,7 @@ impl<T: Float> Net<T> {
         });
         let (dg4, db4) = reduce_bn_grads(ws.active(), |g| &g.bn4);
         let m10 = n * 100;
-        ws.active().par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(ws.active(), 1, |c| {
             let g = &mut *c.grad;
             let (bn, sums) = ((&p.bn4, &st.bn4), (&dg4, &db4, m10));
             block_input_backward(bn, sums, &c.r4, &mut c.g_4, &mut g.conv4.bias);
@@ -572,7 +571,7 @@ impl<T: Float> Net<T> {
         });
         let (dg2, db2) = reduce_bn_grads(ws.active(), |g| &g.bn2);
         let m24 = n * 576;
-        ws.active().par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(ws.active(), 1, |c| {
             let g = &mut *c.grad;
             let (bn, sums) = ((&p.bn2, &st.bn2), (&dg2, &db2, m24));
             block_input_backward(bn, sums, &c.r2, &mut c.g_2, &mut g.conv2.bias);
@@ -583,7 +582,7 @@ impl<T: Float> Net<T> {
         });
         let (dg1, db1) = reduce_bn_grads(ws.active(), |g| &g.bn1);
         let m26 = n * 676;
-        ws.active().par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(ws.active(), 1, |c| {
             let g = &mut *c.grad;
             let (bn, sums) = ((&p.bn1, &st.bn1), (&dg1, &db1, m26));
             block_input_backward(bn, sums, &c.r1, &mut c.g_1, &mut g.conv1.bias);

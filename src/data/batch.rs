@@ -7,7 +7,6 @@
 use rand::RngCore;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 use super::augment::{augment, image_rng, normalize_into};
 use super::{Dataset, PIXELS};
@@ -81,7 +80,7 @@ pub fn fill_batch(
     }
 }
 
-/// [`fill_batch`] spread over rayon's thread pool: identical output (each image has its own
+/// [`fill_batch`] spread over the thread pool ([`crate::par`]): identical output (each image has its own
 /// RNG), for when a core is free.
 ///
 /// # Panics
@@ -94,11 +93,13 @@ pub fn fill_batch_par(
     out_y: &mut [u8],
 ) {
     check_lengths(idx, out_x, out_y);
-    idx.par_iter()
-        .zip(out_x.par_chunks_exact_mut(PIXELS))
-        .zip(out_y.par_iter_mut())
-        .with_min_len(16)
-        .for_each(|((&i, x), y)| fill_one(ds, i, augment, x, y));
+    let mut jobs: Vec<(u32, &mut [f32], &mut u8)> = idx
+        .iter()
+        .zip(out_x.chunks_exact_mut(PIXELS))
+        .zip(out_y.iter_mut())
+        .map(|((&i, x), y)| (i, x, y))
+        .collect();
+    crate::par::for_each_mut(&mut jobs, 16, |(i, x, y)| fill_one(ds, *i, augment, x, y));
 }
 
 fn check_lengths(idx: &[u32], out_x: &[f32], out_y: &[u8]) {
