@@ -9,11 +9,13 @@
 //! function cites that label in the first line of its doc comment, at least one test cites it in
 //! a `/// Verifies r[…]` line, and [`spec`] checks both (see `tests/spec_conformance.rs`).
 pub mod backprop;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod cnn;
 pub mod data;
 pub mod fsutil;
 pub mod par;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod progress;
 pub mod spec;

@@ -34,3 +34,13 @@ pub fn threads() -> usize {
         1
     }
 }
+
+/// Makes the global pool `n` threads wide. It can be set once per process, before any parallel
+/// work; the error says why not otherwise.
+#[cfg(feature = "threads")]
+pub fn set_threads(n: usize) -> Result<(), String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| e.to_string())
+}

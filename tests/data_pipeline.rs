@@ -261,7 +261,7 @@ fn fill_batch_checks_buffer_sizes() {
 
 /// The full data set, if present: `$MNIST_DIR`, else `data/mnist` in the project.
 fn full_dir() -> Option<PathBuf> {
-    let dir = data::DataDirArg::default().resolve();
+    let dir = data::resolve_dir(None);
     data::missing_files(&dir, &data::FILES)
         .is_empty()
         .then_some(dir)
@@ -274,14 +274,14 @@ fn full_mnist_counts_and_label_histograms() {
         assert!(
             std::env::var_os("GRADSPEC_REQUIRE_MNIST").is_none(),
             "GRADSPEC_REQUIRE_MNIST is set but full MNIST is not at {}",
-            data::DataDirArg::default().resolve().display()
+            data::resolve_dir(None).display()
         );
         // Written to the real stderr (not the captured one), so a skip is visible in the
         // normal `cargo test` output.
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: full MNIST not present at {} (run `gradspec mnist fetch` or set MNIST_DIR)",
-            data::DataDirArg::default().resolve().display()
+            data::resolve_dir(None).display()
         );
         return;
     };

@@ -43,10 +43,8 @@ fn cfg(out: &Path, epochs: usize) -> TrainConfig {
         epochs,
         seed: 7,
         out: out.to_path_buf(),
-        progress: false,
         stop_after: None,
         train_limit: None,
-        stop: None,
     }
 }
 
@@ -74,7 +72,9 @@ fn one_thread_and_two_threads_give_bit_identical_weights() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| train::run(&cfg(tmp.path(), 2), &train_ds, &test_ds, false).unwrap())
+        pool.install(|| {
+            train::run(&cfg(tmp.path(), 2), &train_ds, &test_ds, false, &mut ()).unwrap()
+        })
     };
     let a = run(1);
     let b = run(2);
@@ -92,13 +92,13 @@ fn resume_after_interruption_is_bit_identical() {
     let ds = fixture();
     let (train_ds, test_ds) = (ds.slice(0..384), ds.slice(384..512));
     let full = tempfile::tempdir().unwrap();
-    let a = train::run(&cfg(full.path(), 3), &train_ds, &test_ds, false).unwrap();
+    let a = train::run(&cfg(full.path(), 3), &train_ds, &test_ds, false, &mut ()).unwrap();
     let part = tempfile::tempdir().unwrap();
     let mut c = cfg(part.path(), 3);
     c.stop_after = Some(1);
-    let first = train::run(&c, &train_ds, &test_ds, false).unwrap();
+    let first = train::run(&c, &train_ds, &test_ds, false, &mut ()).unwrap();
     assert_eq!(first.state.completed_epochs, 1);
-    let b = train::run(&cfg(part.path(), 3), &train_ds, &test_ds, true).unwrap();
+    let b = train::run(&cfg(part.path(), 3), &train_ds, &test_ds, true, &mut ()).unwrap();
     assert_eq!(b.state.completed_epochs, 3);
     assert_eq!(weight_bits(&a.net), weight_bits(&b.net));
     assert_eq!(a.state.step, b.state.step);
@@ -190,14 +190,14 @@ fn a_nan_loss_stops_the_run_naming_epoch_and_batch() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = cfg(tmp.path(), 3);
     c.stop_after = Some(1);
-    train::run(&c, &train_ds, &test_ds, false).unwrap();
+    train::run(&c, &train_ds, &test_ds, false, &mut ()).unwrap();
     // Poison the checkpoint's weights, as a diverged run would.
     let ck = tmp.path().join("checkpoint.safetensors");
     let (mut net, vel, st) = train::checkpoint::load(&ck).unwrap();
     net.params.fc1.weight[0] = f32::NAN;
     train::checkpoint::save(&ck, &net, &vel, &st).unwrap();
     let before = std::fs::read(&ck).unwrap();
-    let err = match train::run(&cfg(tmp.path(), 3), &train_ds, &test_ds, true) {
+    let err = match train::run(&cfg(tmp.path(), 3), &train_ds, &test_ds, true, &mut ()) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a NaN weight must stop the run"),
     };

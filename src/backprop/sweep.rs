@@ -11,7 +11,7 @@
 //! a number with a decimal point.
 use super::State;
 use super::train::{Diverged, Trainer};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -159,24 +159,28 @@ pub fn run_sweep_with(
     crate::fsutil::write_bytes_atomic(&csv_path, curves.to_csv().as_bytes())?;
     files.push(csv_path);
 
-    for (j, &lr) in curves.lrs.iter().enumerate() {
-        let path = out_dir.join(format!("loss_{}.png", column_name(lr)));
+    // The charts (feature `plots`): one per rate, and all rates together.
+    #[cfg(feature = "plots")]
+    {
+        for (j, &lr) in curves.lrs.iter().enumerate() {
+            let path = out_dir.join(format!("loss_{}.png", column_name(lr)));
+            chart(
+                &path,
+                &format!("2-2-2 sigmoid network: E_total at learning rate {lr:?}"),
+                &curves.lrs[j..=j],
+                &curves.e_total[j..=j],
+            )?;
+            files.push(path);
+        }
+        let all = out_dir.join("loss_all.png");
         chart(
-            &path,
-            &format!("2-2-2 sigmoid network: E_total at learning rate {lr:?}"),
-            &curves.lrs[j..=j],
-            &curves.e_total[j..=j],
+            &all,
+            "2-2-2 sigmoid network: E_total by learning rate",
+            &curves.lrs,
+            &curves.e_total,
         )?;
-        files.push(path);
+        files.push(all);
     }
-    let all = out_dir.join("loss_all.png");
-    chart(
-        &all,
-        "2-2-2 sigmoid network: E_total by learning rate",
-        &curves.lrs,
-        &curves.e_total,
-    )?;
-    files.push(all);
 
     Ok(SweepSummary {
         iterations,
@@ -248,6 +252,7 @@ pub fn sig(x: f64, digits: usize) -> String {
     }
 }
 
+#[cfg(feature = "plots")]
 const PALETTE: [plotters::style::RGBColor; 8] = [
     plotters::style::RGBColor(31, 119, 180),
     plotters::style::RGBColor(255, 127, 14),
@@ -260,6 +265,7 @@ const PALETTE: [plotters::style::RGBColor; 8] = [
 ];
 
 /// Draws loss curves (E_total against iteration) with labelled axes and a legend.
+#[cfg(feature = "plots")]
 fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<()> {
     use plotters::prelude::*;
     let n = curves.iter().map(Vec::len).max().unwrap_or(1);
@@ -312,5 +318,5 @@ fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<(
         root.present().map_err(|e| err(&e))?;
         Ok(())
     })
-    .with_context(|| format!("cannot draw '{}'", path.display()))
+    .map_err(|e| e.context(format!("cannot draw '{}'", path.display())))
 }

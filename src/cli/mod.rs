@@ -86,9 +86,9 @@ pub fn explain_interruption(e: anyhow::Error, resume: &str, restart: &str) -> an
     }
 }
 
-/// Installs the Ctrl-C handler of a training run: the first Ctrl-C sets the returned flag (the
-/// run stops after its current batch), a second one ends the process at once (exit 130).
-pub fn stop_on_ctrl_c() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+/// Installs the Ctrl-C handler of a training run: the first Ctrl-C sets the returned flag, an
+/// observer that stops the run after its current batch, a second one ends the process at once (exit 130).
+pub fn stop_on_ctrl_c() -> anyhow::Result<crate::train::StopFlag> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let flag = std::sync::Arc::new(AtomicBool::new(false));
     let f = flag.clone();
@@ -100,7 +100,15 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<std::sync::Arc<std::sync::atomic::Atom
         eprintln!("\nCtrl-C: stopping after the current batch (Ctrl-C again to stop now) …");
     })
     .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    Ok(flag)
+    Ok(crate::train::StopFlag(flag))
+}
+
+/// `--threads N`: sizes the global thread pool, once (the default is every core).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(t) = threads {
+        crate::par::set_threads(t).map_err(|e| anyhow::anyhow!("--threads {t}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A path as one shell word: `'…'`, with any `'` inside written `'\''`.

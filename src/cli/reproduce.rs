@@ -5,7 +5,8 @@
 //! 3. trains the CNN with the default recipe (out/mnist/; resumes if interrupted);
 //! 4. evaluates it and draws the charts;
 //! 5. writes the report.
-use crate::data::{self, DataDirArg, Split};
+use super::data::DataDirArg;
+use crate::data::{self, Split};
 use crate::train::{self, TrainConfig, recipe::Recipe};
 use anyhow::Result;
 use clap::Args;
@@ -32,7 +33,7 @@ pub struct ReproduceArgs {
 }
 
 pub fn run(a: ReproduceArgs) -> Result<()> {
-    super::train::set_threads(a.threads)?;
+    super::set_threads(a.threads)?;
     crate::fsutil::ensure_dir(&a.out, "--out")?;
     // One reproduction per folder at a time (the training inside locks out/mnist as well).
     let _lock = crate::fsutil::DirLock::acquire(&a.out, "--out")?;
@@ -52,7 +53,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     println!("{sweep_table}");
 
     eprintln!("[2/4] MNIST data");
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = super::data::ensure_mnist(&a.data)?;
     let train_ds = data::load_split(&dir, Split::Train)?;
     let test_ds = data::load_split(&dir, Split::Test)?;
 
@@ -64,10 +65,8 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         epochs: a.epochs.unwrap_or(recipe.default_epochs()),
         seed: a.seed,
         out: mnist_dir.clone(),
-        progress: true,
         stop_after: None,
         train_limit: None,
-        stop: None,
     };
     let resume = match train::checkpoint::load(&mnist_dir.join("checkpoint.safetensors")) {
         Ok((_, _, st))
@@ -92,10 +91,6 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         cfg.seed,
         mnist_dir.display()
     );
-    let cfg = TrainConfig {
-        stop: Some(super::stop_on_ctrl_c()?),
-        ..cfg
-    };
     let mut again = format!(
         "gradspec reproduce --out {} --seed {}",
         super::shell_quote(&a.out),
@@ -108,16 +103,17 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         again.push_str(&format!(" --data-dir {}", super::shell_quote(d)));
     }
     // `reproduce` resumes a matching run by itself, so the same command continues it.
-    let res = train::run(&cfg, &train_ds, &test_ds, resume)
+    let res = super::train::run_with_observers(&cfg, &train_ds, &test_ds, resume)
         .map_err(|e| super::explain_interruption(e, &again, &again))?;
     eprintln!("[4/4] evaluation, charts and report");
-    super::train::write_artifacts(&mnist_dir, &res, &test_ds)?;
-    let mut net = res.net.clone();
-    let ev = train::evaluate(
-        &mut net,
-        &test_ds,
-        &mut crate::cnn::Workspace::new(train::recipe::BATCH),
-    );
+    let ev = match res.last_eval.clone() {
+        Some(ev) => ev,
+        None => train::evaluate(
+            &mut res.net.clone(),
+            &test_ds,
+            &mut crate::cnn::Workspace::new(train::recipe::BATCH),
+        ),
+    };
 
     let mut r = String::new();
     let st = &res.state;
@@ -127,7 +123,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         "Produced by `gradspec reproduce` (gradspec {}) in {:.0} s on {} thread(s).\n",
         env!("CARGO_PKG_VERSION"),
         t0.elapsed().as_secs_f64(),
-        rayon::current_num_threads()
+        crate::par::threads()
     );
     let _ = writeln!(r, "## Part 1: the hand-derived 2-2-2 sigmoid network\n");
     let _ = writeln!(

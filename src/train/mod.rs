@@ -6,18 +6,21 @@
 //! 2, uninterrupted or resumed.
 pub mod artifacts;
 pub mod checkpoint;
+pub mod observe;
 pub mod recipe;
 pub mod sgd;
+mod trainer;
 
-use crate::cnn::net::DropoutKey;
-use crate::cnn::{Mode, Net, Params, Workspace};
+pub use observe::{Control, Observer, Observers, RunFolder, StopFlag};
+pub use trainer::{
+    BatchReport, EpochReport, NonFiniteLoss, RunOptions, TrainError, Trainer, train_step,
+};
+
+use crate::cnn::{Mode, Net, Workspace};
 use crate::data::{self, Dataset};
 use anyhow::Result;
-use recipe::{BATCH, Recipe};
+use recipe::Recipe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 /// A run that failed on its own (its loss stopped being finite), as opposed to bad input.
 #[derive(Debug, thiserror::Error)]
@@ -54,23 +57,34 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-/// What to train.
+/// What to train, and where: the options of [`run`].
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Recipe (schedule and momentum).
     pub recipe: Recipe,
+    /// Epochs of the whole run.
     pub epochs: usize,
+    /// Seed of the initialisation, shuffle, augmentation and dropout.
     pub seed: u64,
+    /// The run folder (metrics, checkpoints, weights).
     pub out: PathBuf,
-    /// Show progress bars (off in tests).
-    pub progress: bool,
     /// Stop after this many epochs of this invocation (simulates an interruption in tests).
     pub stop_after: Option<usize>,
     /// Training on the first N training images only; recorded in the checkpoint so that a
     /// resumed run uses the same images. The caller passes the data already cut to it.
     pub train_limit: Option<usize>,
-    /// When set (by a Ctrl-C handler, say), the run ends after the current batch with
-    /// [`Interrupted`].
-    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl TrainConfig {
+    /// The options that change the run's numbers.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            recipe: self.recipe,
+            epochs: self.epochs,
+            seed: self.seed,
+            train_limit: self.train_limit,
+        }
+    }
 }
 
 /// Loss, accuracy and per-image predictions over a dataset.
@@ -146,8 +160,11 @@ impl RunFiles {
 
 /// Result of a finished (or stopped) run.
 pub struct TrainOutcome {
+    /// The model after the last completed epoch.
     pub net: Net<f32>,
+    /// The run's state (metrics, best epoch, step counter).
     pub state: checkpoint::RunState,
+    /// The test-set evaluation of the last epoch run by this invocation, if any.
     pub last_eval: Option<Evaluation>,
 }
 
@@ -163,146 +180,35 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     })
 }
 
-/// Trains from scratch (`resume = false`) or from `cfg.out/checkpoint.safetensors`.
+/// Trains from scratch (`resume = false`) or from `cfg.out/checkpoint.safetensors`, in the run
+/// folder `cfg.out`: a [`RunFolder`] observer locks the folder and writes the checkpoint,
+/// `best`/`last` weights and `metrics.csv` after every epoch; `observer` sees every batch and
+/// epoch after it (progress bars, Ctrl-C, charts). Nothing is printed.
 pub fn run(
     cfg: &TrainConfig,
     train: &Dataset,
     test: &Dataset,
     resume: bool,
+    observer: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
-    let files = RunFiles {
-        dir: cfg.out.clone(),
-    };
-    // One run per folder at a time; released when this function returns.
-    let _lock = crate::fsutil::DirLock::acquire(&files.dir, "run folder")?;
-    let (mut net, mut velocity, mut state) = if resume {
-        let (net, vel, st) = checkpoint::load(&files.checkpoint())?;
-        (net, vel, st)
+    let mut folder = RunFolder::open(&cfg.out)?;
+    let mut trainer = if resume {
+        let (net, velocity, state) = checkpoint::load(&folder.checkpoint())?;
+        Trainer::resume(net, velocity, state, train)
     } else {
-        let st = checkpoint::RunState {
-            recipe: cfg.recipe,
-            epochs: cfg.epochs,
-            seed: cfg.seed,
-            train_limit: cfg.train_limit,
-            completed_epochs: 0,
-            step: 0,
-            best_acc: -1.0,
-            best_epoch: 0,
-            metrics: Vec::new(),
-        };
-        (Net::<f32>::new(cfg.seed), Params::<f32>::zeros(), st)
+        Trainer::new(cfg.options(), train)
     };
-    let recipe = state.recipe;
-    let batches_per_epoch = train.len().div_ceil(BATCH);
-    let total_steps = batches_per_epoch * state.epochs;
-    let mut ws = Workspace::<f32>::new(BATCH);
-    let mut grads = Params::<f32>::zeros();
-    let mut x = vec![0f32; BATCH * data::PIXELS];
-    let mut y = [0u8; BATCH];
     let mut last_eval = None;
     let mut ran = 0;
-    while state.completed_epochs < state.epochs {
-        if cfg.stop_after.is_some_and(|s| ran >= s) {
-            break;
-        }
-        let epoch = state.completed_epochs + 1;
-        let t0 = Instant::now();
-        let order = data::epoch_order(train.len(), state.seed, epoch as u64);
-        let pb = if cfg.progress {
-            crate::progress::bar(
-                batches_per_epoch as u64,
-                &format!("epoch {epoch}/{}", state.epochs),
-            )
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        let mut lr = 0.0;
-        for (b, idx) in data::batches(&order, BATCH).enumerate() {
-            let m = idx.len();
-            data::fill_batch_par(
-                train,
-                idx,
-                Some((state.seed, epoch as u64)),
-                &mut x[..m * data::PIXELS],
-                &mut y[..m],
-            );
-            ws.load(&x[..m * data::PIXELS], &y[..m]);
-            let key = DropoutKey {
-                seed: state.seed,
-                step: state.step,
-            };
-            let out = net.forward(&mut ws, Mode::Train { dropout: Some(key) });
-            if !out.loss.is_finite() {
-                pb.abandon();
-                return Err(RunFailed(format!(
-                    "training loss became {} at epoch {epoch}, batch {} (step {}); the last good checkpoint is kept at '{}'",
-                    out.loss,
-                    b + 1,
-                    state.step,
-                    files.checkpoint().display()
-                ))
-                .into());
-            }
-            net.backward(&mut ws, &mut grads);
-            lr = recipe.lr(state.step as usize, total_steps);
-            sgd::sgd_momentum(
-                &mut net.params,
-                &mut velocity,
-                &grads,
-                lr as f32,
-                recipe.momentum() as f32,
-            );
-            state.step += 1;
-            loss_sum += out.loss * m as f64;
-            correct += out.correct;
-            seen += m;
-            pb.inc(1);
-            if cfg.stop.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
-                pb.abandon();
-                return Err(Interrupted {
-                    epoch,
-                    batch: b + 1,
-                    completed_epochs: state.completed_epochs,
-                    checkpoint: files.checkpoint(),
-                }
-                .into());
-            }
-            if b % 8 == 0 {
-                let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "loss {:.4} acc {:.2}% {:.0} img/s",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    rate
-                ));
-            }
-        }
-        pb.finish_and_clear();
-        let ev = evaluate(&mut net, test, &mut ws);
-        println!("Epoch {epoch}: {}", ev.line());
-        let row = EpochMetrics {
-            epoch,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
-            test_loss: ev.loss,
-            test_acc: ev.accuracy(),
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        state.metrics.push(row);
-        state.completed_epochs = epoch;
-        if ev.accuracy() > state.best_acc {
-            state.best_acc = ev.accuracy();
-            state.best_epoch = epoch;
-            crate::cnn::safetensors_io::save(&net, &files.best())?;
-        }
-        crate::cnn::safetensors_io::save(&net, &files.last())?;
-        write_metrics(&files.metrics(), &state.metrics)?;
-        checkpoint::save(&files.checkpoint(), &net, &velocity, &state)?;
-        last_eval = Some(ev);
+    while !trainer.is_finished() && cfg.stop_after.is_none_or(|s| ran < s) {
+        let mut both = Observers(vec![&mut folder, &mut *observer]);
+        let report = trainer
+            .run_epoch(test, &mut both)
+            .map_err(|e| folder.explain(e))?;
+        last_eval = Some(report.eval);
         ran += 1;
     }
+    let (net, _, state) = trainer.into_parts();
     Ok(TrainOutcome {
         net,
         state,

@@ -4,9 +4,7 @@
 //! step counter to be at the same point of its schedule.
 
 /// Which recipe to train with.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// Default: SGD momentum 0.9, one-cycle learning rate (linear warm-up to 0.05 over the first
@@ -20,6 +18,14 @@ pub enum Recipe {
 pub const BATCH: usize = 128;
 
 impl Recipe {
+    /// Every recipe.
+    pub const ALL: [Recipe; 2] = [Recipe::Onecycle, Recipe::Seed];
+
+    /// The recipe called `name` (as [`name`](Self::name) spells it).
+    pub fn from_name(name: &str) -> Option<Recipe> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// Name as accepted by `--recipe`.
     pub fn name(self) -> &'static str {
         match self {

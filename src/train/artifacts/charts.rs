@@ -1,6 +1,6 @@
-//! The pictures and tables a run leaves behind: learning curves, the confusion matrix
-//! (CSV and PNG) and a gallery of misclassified test digits.
-use super::EpochMetrics;
+//! The charts a run leaves behind (feature `plots`): learning curves, the confusion matrix
+//! and a gallery of misclassified test digits.
+use super::super::EpochMetrics;
 use crate::data::Dataset;
 use anyhow::{Result, anyhow};
 use plotters::coord::types::RangedCoordf64;
@@ -123,27 +123,6 @@ pub fn curves_png(path: &Path, rows: &[EpochMetrics], title: &str) -> Result<()>
             .background_style(WHITE.mix(0.9))
             .draw()
             .map_err(perr)?;
-        Ok(())
-    })
-}
-
-/// `m[true][predicted]` counts.
-pub fn confusion(labels: &[u8], predictions: &[u8]) -> [[usize; 10]; 10] {
-    let mut m = [[0; 10]; 10];
-    for (&t, &p) in labels.iter().zip(predictions) {
-        m[t as usize % 10][p as usize % 10] += 1;
-    }
-    m
-}
-
-/// confusion.csv: one row per true label, one column per predicted label.
-pub fn confusion_csv(path: &Path, m: &[[usize; 10]; 10]) -> Result<()> {
-    crate::fsutil::write_atomic(path, |w| {
-        writeln!(w, "true\\predicted,0,1,2,3,4,5,6,7,8,9")?;
-        for (t, row) in m.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|c| c.to_string()).collect();
-            writeln!(w, "{t},{}", cells.join(","))?;
-        }
         Ok(())
     })
 }
