@@ -23,7 +23,7 @@ struct LossLog {
 impl Observer for LossLog {
     fn batch_end(&mut self, b: &BatchReport) -> Control {
         self.losses.push(b.loss);
-        if b.batch % 8 == 0 || b.batch == b.batches {
+        if b.batch.is_multiple_of(8) || b.batch == b.batches {
             println!(
                 "epoch {} batch {:>3}/{}: loss {:.4}, lr {:.5}",
                 b.epoch, b.batch, b.batches, b.loss, b.lr

@@ -125,7 +125,7 @@ mod bars {
         fn batch_end(&mut self, b: &BatchReport) -> Control {
             if let Some(pb) = &self.current {
                 pb.inc(1);
-                if (b.batch - 1) % 8 == 0 {
+                if (b.batch - 1).is_multiple_of(8) {
                     let rate = pb.per_sec() * b.images as f64;
                     pb.set_message(format!(
                         "loss {:.4} acc {:.2}% {:.0} img/s",
