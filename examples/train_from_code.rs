@@ -4,14 +4,17 @@
 //! cargo run --release --example train_from_code -- [TRAIN_IMAGES] [EPOCHS]
 //! ```
 //!
-//! Trains on the first `TRAIN_IMAGES` MNIST training images (default 2,048) for `EPOCHS`
-//! epochs (default 1) with the default recipe, watching every batch through an observer of its
+//! Trains on the first `TRAIN_IMAGES` MNIST training images (default 8,192) for `EPOCHS`
+//! epochs (default 2) with the default recipe, watching every batch through an observer of its
 //! own, then reads the run's metrics back from the trainer. Nothing is written to disk. The
 //! MNIST files are read from `$MNIST_DIR` or `data/mnist` (fetch them first with
-//! `cargo run --release -- mnist fetch`).
+//! `cargo run --release -- mnist fetch`). The last line is the SHA-256 of the trained weights
+//! (as `best.safetensors` would hold them): CI compares it between builds with and without the
+//! `threads` feature.
 use gradspec::data::{self, Split};
 use gradspec::train::recipe::Recipe;
 use gradspec::train::{BatchReport, Control, EpochReport, Observer, RunOptions, Trainer};
+use sha2::{Digest, Sha256};
 use std::process::ExitCode;
 
 /// Keeps the loss of every batch, and stops the run if a batch's loss exceeds a ceiling.
@@ -36,7 +39,7 @@ impl Observer for LossLog {
         }
     }
 
-    fn epoch_end(&mut self, t: &Trainer<'_>, r: &EpochReport) -> anyhow::Result<()> {
+    fn epoch_end(&mut self, t: &Trainer<'_>, r: &EpochReport) -> gradspec::Result<()> {
         println!(
             "epoch {} done after {} steps: {}",
             r.metrics.epoch,
@@ -61,15 +64,15 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", e.chain());
             ExitCode::from(2)
         }
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let images = arg(1, 2048).map_err(anyhow::Error::msg)?;
-    let epochs = arg(2, 1).map_err(anyhow::Error::msg)?;
+fn run() -> gradspec::Result<()> {
+    let images = arg(1, 8192).map_err(gradspec::Error::msg)?;
+    let epochs = arg(2, 2).map_err(gradspec::Error::msg)?;
     let dir = data::resolve_dir(None);
     let full = data::load_split(&dir, Split::Train)?;
     let train = full.slice(0..images.min(full.len()));
@@ -101,6 +104,15 @@ fn run() -> anyhow::Result<()> {
         "{} batches observed; loss {first:.4} → {last:.4}; parameters: {}",
         log.losses.len(),
         gradspec::cnn::params::PARAM_COUNT
+    );
+    let weights = gradspec::cnn::safetensors_io::to_bytes(trainer.net())?;
+    let digest: String = Sha256::digest(&weights)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!(
+        "weights sha256 {digest} ({} threads)",
+        gradspec::par::threads()
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 //!
 //! Files are created the way `File::create` creates them (mode `0666` less the umask), so a
 //! results folder is as readable as any other file its owner writes.
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Result, bail, err};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,7 @@ where
     fill(&mut w).with_context(|| format!("'{shown}': write failed"))?;
     let file = w
         .into_inner()
-        .map_err(|e| anyhow!("{}", e.error()))
+        .map_err(|e| err!("{}", e.error()))
         .with_context(|| format!("'{shown}': write failed"))?;
     file.sync_all()
         .with_context(|| format!("'{shown}': write failed (sync)"))?;
@@ -149,7 +149,7 @@ impl DirLock {
                 "{what} '{}': another gradspec run is writing to this folder (it holds '{LOCK_FILE}'); wait for it or choose another folder",
                 dir.display()
             ),
-            Err(std::fs::TryLockError::Error(e)) => Err(anyhow!(e))
+            Err(std::fs::TryLockError::Error(e)) => Err(e)
                 .with_context(|| format!("{what} '{}': cannot lock the folder", dir.display())),
         }
     }

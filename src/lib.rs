@@ -13,6 +13,7 @@ pub mod backprop;
 pub mod cli;
 pub mod cnn;
 pub mod data;
+pub mod error;
 pub mod fsutil;
 pub mod par;
 #[cfg(feature = "plots")]
@@ -20,3 +21,5 @@ pub mod plot;
 pub mod progress;
 pub mod spec;
 pub mod train;
+
+pub use error::{Error, Result};

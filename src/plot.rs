@@ -3,7 +3,7 @@
 //! plotters renders text with `ab_glyph`, which needs a font registered in-process; we embed
 //! DejaVu Sans (the `dejavu` crate) so that charts render identically on a machine with no
 //! system fonts at all.
-use anyhow::Result;
+use crate::error::Result;
 use std::path::Path;
 use std::sync::Once;
 
@@ -39,7 +39,7 @@ where
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| anyhow::anyhow!("chart '{}': {e}", path.display()))?;
+            .map_err(|e| crate::error::err!("chart '{}': {e}", path.display()))?;
         draw(root)?;
     }
     save_rgb_png(path, w, h, buf)
@@ -47,13 +47,14 @@ where
 
 /// Saves an RGB8 buffer as PNG, atomically.
 pub fn save_rgb_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| anyhow::anyhow!("'{}': image buffer has the wrong size", path.display()))?;
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| {
+        crate::error::err!("'{}': image buffer has the wrong size", path.display())
+    })?;
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
-    .map_err(|e| anyhow::anyhow!("'{}': PNG encoding failed: {e}", path.display()))?;
+    .map_err(|e| crate::error::err!("'{}': PNG encoding failed: {e}", path.display()))?;
     crate::fsutil::write_bytes_atomic(path, &bytes)
 }

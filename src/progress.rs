@@ -136,7 +136,7 @@ mod bars {
             Control::Continue
         }
 
-        fn epoch_end(&mut self, _: &Trainer<'_>, _: &EpochReport) -> anyhow::Result<()> {
+        fn epoch_end(&mut self, _: &Trainer<'_>, _: &EpochReport) -> crate::error::Result<()> {
             if let Some(pb) = self.current.take() {
                 pb.finish_and_clear();
             }

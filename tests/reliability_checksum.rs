@@ -219,7 +219,7 @@ fn gradients_every_header_bit_and_every_tensor() {
     for (name, save_fn) in [
         (
             "g32.safetensors",
-            save_params_f32::<f64> as fn(&Params<f64>, &Path) -> anyhow::Result<()>,
+            save_params_f32::<f64> as fn(&Params<f64>, &Path) -> gradspec::Result<()>,
         ),
         ("g64.safetensors", save_params_f64::<f64>),
     ] {

@@ -12,7 +12,7 @@ use super::forward::fwd_sigmoid;
 use super::grad::update;
 use super::sweep::sig;
 use super::train::Row;
-use anyhow::{Result, bail};
+use crate::error::{Result, bail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -233,7 +233,7 @@ fn render(
 ) -> Result<()> {
     let (lhs, first_rhs) = eq[0]
         .split_once(" = ")
-        .ok_or_else(|| anyhow::anyhow!("r[{label}]: equation '{}' has no ' = '", eq[0]))?;
+        .ok_or_else(|| crate::error::err!("r[{label}]: equation '{}' has no ' = '", eq[0]))?;
     let pad = " ".repeat(4 + lhs.chars().count() + 1);
     let _ = writeln!(out, "    {}    [{label}]", eq[0]);
     for l in &eq[1..] {

@@ -11,7 +11,9 @@
 //! a number with a decimal point.
 use super::State;
 use super::train::{Diverged, Trainer};
-use anyhow::{Result, ensure};
+#[cfg(feature = "plots")]
+use crate::error::Context as _;
+use crate::error::{Result, ensure};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -276,7 +278,7 @@ fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<(
         .fold(0.0f64, f64::max)
         .max(f64::MIN_POSITIVE);
     crate::plot::render_png(path, 1000, 640, |root| {
-        let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("chart '{}': {e}", path.display());
+        let err = |e: &dyn std::fmt::Display| crate::error::err!("chart '{}': {e}", path.display());
         let mut ch = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 26))
             .margin(20)
@@ -318,5 +320,5 @@ fn chart(path: &Path, title: &str, lrs: &[f64], curves: &[Vec<f64>]) -> Result<(
         root.present().map_err(|e| err(&e))?;
         Ok(())
     })
-    .map_err(|e| e.context(format!("cannot draw '{}'", path.display())))
+    .context(format!("cannot draw '{}'", path.display()))
 }

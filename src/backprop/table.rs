@@ -35,7 +35,7 @@ pub fn write_table(
     state: State<f64>,
     lr: f64,
     iterations: usize,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     writeln!(out, "{HEADER}")?;
     for r in Trainer::new(state, lr).take(iterations) {
         r.check_finite(lr)?;

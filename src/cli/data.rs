@@ -176,7 +176,8 @@ pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
     let seed = a.seed;
     crate::plot::render_png(&a.out, w as u32, h as u32, |root| {
         use plotters::prelude::*;
-        let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the preview: {e}");
+        let err =
+            |e: &dyn std::fmt::Display| crate::Error::msg(format!("drawing the preview: {e}"));
         let font = ("sans-serif", 14).into_font();
         let title = format!(
             "MNIST training augmentation (seed {seed}): original, then epochs 0..{}",

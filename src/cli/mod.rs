@@ -79,7 +79,11 @@ pub struct Stopped(pub String);
 /// command that continues it (`resume`, when the run kept a checkpoint) or starts it again
 /// (`restart`); other errors pass through.
 pub fn explain_interruption(e: anyhow::Error, resume: &str, restart: &str) -> anyhow::Error {
-    match e.downcast_ref::<crate::train::Interrupted>() {
+    let interrupted = e.downcast_ref::<crate::train::Interrupted>().or_else(|| {
+        e.downcast_ref::<crate::Error>()
+            .and_then(crate::Error::interrupted)
+    });
+    match interrupted {
         Some(i) if i.completed_epochs > 0 => Stopped(format!("{i}; resume with: {resume}")).into(),
         Some(i) => Stopped(format!("{i}; start again with: {restart}")).into(),
         None => e,
@@ -165,6 +169,8 @@ pub fn main() -> ExitCode {
             if e.downcast_ref::<RunFailed>().is_some()
                 || e.downcast_ref::<crate::backprop::train::Diverged>()
                     .is_some()
+                || e.downcast_ref::<crate::Error>()
+                    .is_some_and(|l| l.exit_code() == 1)
             {
                 ExitCode::from(1)
             } else {

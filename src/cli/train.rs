@@ -53,7 +53,7 @@ pub fn recipe(s: &str) -> Result<Recipe, String> {
 pub struct EpochLines;
 
 impl Observer for EpochLines {
-    fn epoch_end(&mut self, _: &train::Trainer<'_>, r: &train::EpochReport) -> Result<()> {
+    fn epoch_end(&mut self, _: &train::Trainer<'_>, r: &train::EpochReport) -> crate::Result<()> {
         println!("Epoch {}: {}", r.metrics.epoch, r.eval.line());
         Ok(())
     }
@@ -224,5 +224,5 @@ pub fn write_artifacts(
             &mut crate::cnn::Workspace::new(train::recipe::BATCH),
         ),
     };
-    artifacts::write_all(out, &res.state, &ev, test)
+    Ok(artifacts::write_all(out, &res.state, &ev, test)?)
 }

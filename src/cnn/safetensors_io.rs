@@ -57,7 +57,7 @@
 use super::float::Float;
 use super::net::Net;
 use super::params::{Buffers, Params};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result, bail, err};
 use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -333,7 +333,7 @@ fn read_count(file: &Parsed<'_>, what: &str, name: &str) -> Result<i64> {
     let b: [u8; 8] = t
         .data
         .try_into()
-        .map_err(|_| anyhow!("'{what}': tensor '{name}' does not hold 8 bytes"))?;
+        .map_err(|_| err!("'{what}': tensor '{name}' does not hold 8 bytes"))?;
     let v = i64::from_le_bytes(b);
     if v < 0 {
         bail!("'{what}': tensor '{name}' is negative ({v})");
@@ -343,8 +343,8 @@ fn read_count(file: &Parsed<'_>, what: &str, name: &str) -> Result<i64> {
 
 /// Makes an error message one line: control characters (a tensor name or a metadata value from
 /// a damaged file may hold a newline) are shown escaped. The cause chain is kept, `: `-joined.
-pub fn one_line(e: anyhow::Error) -> anyhow::Error {
-    let msg = format!("{e:#}");
+pub fn one_line(e: crate::error::Error) -> crate::error::Error {
+    let msg = e.chain();
     if !msg.chars().any(is_line_break_or_control) {
         return e;
     }
@@ -356,7 +356,7 @@ pub fn one_line(e: anyhow::Error) -> anyhow::Error {
             out.push(c);
         }
     }
-    anyhow!(out)
+    Error::Invalid(out)
 }
 
 fn is_line_break_or_control(c: char) -> bool {
@@ -384,8 +384,7 @@ struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     fn new(bytes: &'a [u8], what: &str) -> Result<Self> {
-        let bad =
-            |e: &dyn std::fmt::Display| anyhow!("'{what}': not a valid safetensors file: {e}");
+        let bad = |e: &dyn std::fmt::Display| err!("'{what}': not a valid safetensors file: {e}");
         let (n, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(&e))?;
         let data = 8usize
             .checked_add(n)
@@ -412,10 +411,10 @@ impl<'a> Parsed<'a> {
         let info = self
             .header
             .info(name)
-            .ok_or_else(|| anyhow!("'{what}': missing tensor '{name}'"))?;
+            .ok_or_else(|| err!("'{what}': missing tensor '{name}'"))?;
         let (start, end) = info.data_offsets;
         let data = self.data.get(start..end).ok_or_else(|| {
-            anyhow!("'{what}': tensor '{name}' lies outside the file's data section")
+            err!("'{what}': tensor '{name}' lies outside the file's data section")
         })?;
         Ok(TensorRef {
             dtype: info.dtype,

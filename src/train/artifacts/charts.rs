@@ -2,13 +2,13 @@
 //! and a gallery of misclassified test digits.
 use super::super::EpochMetrics;
 use crate::data::Dataset;
-use anyhow::{Result, anyhow};
+use crate::error::{Result, err};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
-fn perr<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow!("chart: {e}")
+fn perr<E: std::fmt::Display>(e: E) -> crate::error::Error {
+    err!("chart: {e}")
 }
 
 type Chart<'a, 'b> =

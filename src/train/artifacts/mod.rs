@@ -9,7 +9,7 @@ pub use charts::{confusion_png, curves_png, misclassified_png};
 
 use super::{EpochReport, Evaluation, Observer, Trainer, checkpoint::RunState};
 use crate::data::Dataset;
-use anyhow::Result;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// `m[true][predicted]` counts.
