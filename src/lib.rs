@@ -8,6 +8,7 @@
 //! Every equation in `spec/*.md` sits under a label such as `r[bp.grad.w5]`; exactly one
 //! function cites that label in the first line of its doc comment, at least one test cites it in
 //! a `/// Verifies r[…]` line, and [`spec`] checks both (see `tests/spec_conformance.rs`).
+#![warn(missing_docs)]
 pub mod backprop;
 #[cfg(feature = "cli")]
 pub mod cli;
