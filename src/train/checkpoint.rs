@@ -16,8 +16,11 @@ use super::recipe::Recipe;
 /// Everything about a run besides its tensors.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunState {
+    /// The recipe (schedule and momentum).
     pub recipe: Recipe,
+    /// Epochs of the whole run.
     pub epochs: usize,
+    /// Seed of the initialisation, shuffle, augmentation and dropout.
     pub seed: u64,
     /// `--train-limit`: trained on the first N training images only (`None`: all of them).
     #[serde(default)]
@@ -26,8 +29,11 @@ pub struct RunState {
     pub completed_epochs: usize,
     /// Optimiser steps taken.
     pub step: u64,
+    /// Best test accuracy (%) so far (−1 before the first epoch).
     pub best_acc: f64,
+    /// The epoch that reached it (0: none yet).
     pub best_epoch: usize,
+    /// One row per completed epoch.
     pub metrics: Vec<EpochMetrics>,
 }
 

@@ -38,22 +38,32 @@ pub struct RunFailed(pub String);
     }
 )]
 pub struct Interrupted {
+    /// The 1-based epoch that was running.
     pub epoch: usize,
+    /// The last batch of that epoch that was completed (1-based).
     pub batch: usize,
     /// Epochs the kept checkpoint holds (0: none).
     pub completed_epochs: usize,
+    /// The run's checkpoint file.
     pub checkpoint: PathBuf,
 }
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
+    /// 1-based epoch.
     pub epoch: usize,
+    /// Learning rate of the epoch's last step.
     pub lr: f64,
+    /// Mean training loss over the epoch's batches (train mode: dropout, batch statistics).
     pub train_loss: f64,
+    /// Training accuracy (%) over the epoch's batches, before each batch's update.
     pub train_acc: f64,
+    /// Mean test loss after the epoch (eval mode).
     pub test_loss: f64,
+    /// Test accuracy (%) after the epoch.
     pub test_acc: f64,
+    /// Wall-clock seconds of the epoch, evaluation included.
     pub seconds: f64,
 }
 
@@ -90,13 +100,18 @@ impl TrainConfig {
 /// Loss, accuracy and per-image predictions over a dataset.
 #[derive(Clone, Debug)]
 pub struct Evaluation {
+    /// Mean negative log-likelihood.
     pub loss: f64,
+    /// Images whose arg-max class is the label.
     pub correct: usize,
+    /// Images evaluated.
     pub n: usize,
+    /// The predicted class of every image, in dataset order.
     pub predictions: Vec<u8>,
 }
 
 impl Evaluation {
+    /// Accuracy in percent.
     pub fn accuracy(&self) -> f64 {
         100.0 * self.correct as f64 / self.n.max(1) as f64
     }
@@ -140,19 +155,24 @@ pub fn evaluate(net: &mut Net<f32>, ds: &Dataset, ws: &mut Workspace<f32>) -> Ev
 
 /// Paths of a run's files.
 pub struct RunFiles {
+    /// The run folder.
     pub dir: PathBuf,
 }
 
 impl RunFiles {
+    /// `checkpoint.safetensors`: model, momentum and run state, for `--resume`.
     pub fn checkpoint(&self) -> PathBuf {
         self.dir.join("checkpoint.safetensors")
     }
+    /// `best.safetensors`: the weights of the epoch with the best test accuracy.
     pub fn best(&self) -> PathBuf {
         self.dir.join("best.safetensors")
     }
+    /// `last.safetensors`: the weights after the last completed epoch.
     pub fn last(&self) -> PathBuf {
         self.dir.join("last.safetensors")
     }
+    /// `metrics.csv`: one [`EpochMetrics`] row per epoch.
     pub fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.csv")
     }
