@@ -8,7 +8,7 @@
 //!   `ToTensor` + `Normalize((0.1307,), (0.3081,))` do ([`normalize_into`]).
 //! * **Augmentation** (training only), torchvision semantics on PIL images:
 //!   `RandomApply([CenterCrop(22)], p=0.1)` → `Resize((28, 28))` (bilinear) →
-//!   `RandomRotation((−15°, 15°), nearest, fill 0)`. Pixel-exact with Pillow; see [`augment`].
+//!   `RandomRotation((−15°, 15°), nearest, fill 0)`. Pixel-exact with Pillow; see [`augment()`].
 //! * **Randomness.** Everything random is a pure function of `(seed, epoch, index)`:
 //!   [`image_rng`] for the augmentation of one image, [`epoch_order`] for the shuffle. No RNG
 //!   state is carried between images or epochs, so results do not depend on thread

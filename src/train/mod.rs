@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 #[error("{0}")]
 pub struct RunFailed(pub String);
 
-/// A run stopped by its [`TrainConfig::stop`] flag (Ctrl-C), after a complete batch. The
+/// A run stopped by an observer (the CLI's Ctrl-C [`StopFlag`]), after a complete batch. The
 /// checkpoint of the last completed epoch (if any) is untouched, so the run resumes from it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
