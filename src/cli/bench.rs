@@ -77,7 +77,8 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    fn get(&self, name: &str) -> Option<f64> {
+    /// The throughput called `name` (images per second).
+    pub fn get(&self, name: &str) -> Option<f64> {
         match name {
             "end_to_end" => Some(self.end_to_end),
             "train_step" => Some(self.train_step),
@@ -138,6 +139,52 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
         train_step: train_step_rate,
         inference,
     }
+}
+
+/// One budget's verdict: the measured ratio (images per second per GEMM GFLOP/s) against its
+/// minimum.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetLine {
+    /// `end_to_end`, `train_step` or `inference`.
+    pub name: String,
+    /// Measured images per second divided by the calibration's GFLOP/s.
+    pub ratio: f64,
+    /// The budget's minimum ratio.
+    pub minimum: f64,
+    /// Whether `ratio >= minimum`.
+    pub pass: bool,
+}
+
+impl std::fmt::Display for BudgetLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "budget {}: {:.2} img/s per GFLOP/s (minimum {:.2}) … {}",
+            self.name,
+            self.ratio,
+            self.minimum,
+            if self.pass { "PASS" } else { "FAIL" }
+        )
+    }
+}
+
+/// Compares `r` with every budget; an unknown budget name is an error.
+pub fn check_budgets(r: &BenchReport, budgets: &[(String, f64)]) -> Result<Vec<BudgetLine>> {
+    budgets
+        .iter()
+        .map(|(name, min)| {
+            let Some(v) = r.get(name) else {
+                bail!("unknown budget '{name}' (known: end_to_end, train_step, inference)");
+            };
+            let ratio = v / r.gemm_gflops;
+            Ok(BudgetLine {
+                name: name.clone(),
+                ratio,
+                minimum: *min,
+                pass: ratio >= *min,
+            })
+        })
+        .collect()
 }
 
 /// Parses `name = value` lines (`#` starts a comment).
@@ -220,20 +267,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
     }
     if let Some(budgets) = budgets {
+        let lines = check_budgets(&r, &budgets).map_err(|e| anyhow!("--check: {e}"))?;
         let mut failed = 0;
-        for (name, min) in &budgets {
-            let Some(v) = r.get(name) else {
-                bail!(
-                    "--check: unknown budget '{name}' (known: end_to_end, train_step, inference)"
-                );
-            };
-            let ratio = v / r.gemm_gflops;
-            let ok = ratio >= *min;
-            println!(
-                "budget {name}: {ratio:.2} img/s per GFLOP/s (minimum {min:.2}) … {}",
-                if ok { "PASS" } else { "FAIL" }
-            );
-            failed += usize::from(!ok);
+        for l in &lines {
+            println!("{l}");
+            failed += usize::from(!l.pass);
         }
         if failed > 0 {
             return Err(super::RunFailed(format!("{failed} performance budget(s) failed")).into());
