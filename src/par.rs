@@ -44,3 +44,14 @@ pub fn set_threads(n: usize) -> Result<(), String> {
         .build_global()
         .map_err(|e| e.to_string())
 }
+
+/// Runs `f` on a pool of its own with `n` threads (the figures of `mnist bench` at 1 thread and
+/// at all of them, in one process). Inside `f`, [`for_each_mut`] and [`threads`] use that pool.
+#[cfg(feature = "threads")]
+pub fn with_threads<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(pool.install(f))
+}

@@ -26,7 +26,11 @@ fn an_impossible_minimum_fails_and_a_reachable_one_passes() {
     let verdicts: Vec<(&str, bool)> = lines.iter().map(|l| (l.name.as_str(), l.pass)).collect();
     assert_eq!(
         verdicts,
-        [("train_step", false), ("inference", true), ("end_to_end", true)]
+        [
+            ("train_step", false),
+            ("inference", true),
+            ("end_to_end", true)
+        ]
     );
     // 6000 / 200 = 30.0 exactly: a ratio equal to its minimum passes.
     assert_eq!(lines[2].ratio, 30.0);

@@ -16,12 +16,15 @@ use std::time::Instant;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Seconds spent on each measurement (at most 3600).
-    #[arg(long, default_value_t = 4.0, value_parser = super::seconds_up_to::<3600>, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 2.0, value_parser = super::seconds_up_to::<3600>, allow_hyphen_values = true)]
     pub seconds: f64,
+    /// Times each figure is measured, 1 to 20; the table shows the median and the range.
+    #[arg(long, default_value_t = 3, value_parser = super::up_to::<20>, allow_negative_numbers = true)]
+    pub repeats: usize,
     /// Budget file (`name = minimum ratio` lines); exits 1 when a ratio falls below it.
     #[arg(long)]
     pub check: Option<PathBuf>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: 1 and then all cores, with the scaling between them).
     #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Print JSON instead of a table.
@@ -31,7 +34,8 @@ pub struct BenchArgs {
     pub data: DataDirArg,
 }
 
-/// PyTorch 2.x on this kind of machine (2 threads), from the project brief.
+/// PyTorch 2.x on this kind of machine with 2 threads, from the project brief (every table
+/// compares with these, whatever its own thread count).
 const PYTORCH: [(&str, f64); 3] = [
     ("end_to_end", 1300.0),
     ("train_step", 1700.0),
@@ -88,11 +92,11 @@ impl BenchReport {
     }
 }
 
-/// Measures all four numbers on `train` (real MNIST training images). Training uses the
-/// trainer's own step ([`Trainer::step`], [`train_step`]) with the `seed` recipe's constant
-/// learning rate, so that the figures are the ones a real run sees.
-pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
-    let gemm_gflops = calibration_gflops(seconds);
+/// The three throughputs (images per second) measured once each, for about `seconds` each, on
+/// the current thread pool. Training uses the trainer's own step ([`Trainer::step`],
+/// [`train_step`]) with the `seed` recipe's constant learning rate, so that the figures are the
+/// ones a real run sees.
+pub fn figures(train: &data::Dataset, seconds: f64) -> [f64; 3] {
     let options = RunOptions {
         recipe: Recipe::Seed,
         epochs: super::MAX_EPOCHS,
@@ -132,12 +136,110 @@ pub fn measure(train: &data::Dataset, seconds: f64) -> BenchReport {
         net.forward(&mut ws, Mode::Eval);
         BATCH as f64
     });
-    BenchReport {
-        threads: crate::par::threads(),
-        gemm_gflops,
-        end_to_end,
-        train_step: train_step_rate,
-        inference,
+    [end_to_end, train_step_rate, inference]
+}
+
+/// How far apart two measurements of the same thing may be before the machine counts as busy.
+pub const BUSY_SPREAD: f64 = 0.10;
+
+/// One thread count's measurements: the calibration before and after, and every repeat of
+/// every figure.
+#[derive(Debug, serde::Serialize)]
+pub struct ThreadRun {
+    /// Worker threads.
+    pub threads: usize,
+    /// Calibration GEMM GFLOP/s before the figures.
+    pub calibration_before: f64,
+    /// Calibration GEMM GFLOP/s after them.
+    pub calibration_after: f64,
+    /// Every measurement of the end-to-end rate (images/s).
+    pub end_to_end: Vec<f64>,
+    /// Every measurement of the bare train step (images/s).
+    pub train_step: Vec<f64>,
+    /// Every measurement of inference (images/s).
+    pub inference: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+/// `(max − min) / median` of `v`.
+fn spread(v: &[f64]) -> f64 {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (hi - lo) / median(v)
+}
+
+impl ThreadRun {
+    /// Measures the calibration, then `repeats` rounds of the three figures, then the
+    /// calibration again, on the current thread pool.
+    pub fn measure(train: &data::Dataset, seconds: f64, repeats: usize) -> ThreadRun {
+        let calibration_before = calibration_gflops(seconds);
+        let mut r = ThreadRun {
+            threads: crate::par::threads(),
+            calibration_before,
+            calibration_after: f64::NAN,
+            end_to_end: Vec::new(),
+            train_step: Vec::new(),
+            inference: Vec::new(),
+        };
+        for _ in 0..repeats.max(1) {
+            let [e, t, i] = figures(train, seconds);
+            r.end_to_end.push(e);
+            r.train_step.push(t);
+            r.inference.push(i);
+        }
+        r.calibration_after = calibration_gflops(seconds);
+        r
+    }
+
+    /// The medians, against the mean of the two calibrations.
+    pub fn report(&self) -> BenchReport {
+        BenchReport {
+            threads: self.threads,
+            gemm_gflops: 0.5 * (self.calibration_before + self.calibration_after),
+            end_to_end: median(&self.end_to_end),
+            train_step: median(&self.train_step),
+            inference: median(&self.inference),
+        }
+    }
+
+    /// Why these figures may not be trusted: the calibration moved, or a figure's repeats
+    /// spread, by more than [`BUSY_SPREAD`].
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let cal = [self.calibration_before, self.calibration_after];
+        if spread(&cal) > BUSY_SPREAD {
+            w.push(format!(
+                "{} thread(s): the calibration moved from {:.1} to {:.1} GFLOP/s ({:+.0}%) during the run: the machine was busy, so these figures are unreliable",
+                self.threads,
+                cal[0],
+                cal[1],
+                100.0 * (cal[1] / cal[0] - 1.0)
+            ));
+        }
+        for (name, v) in [
+            ("end_to_end", &self.end_to_end),
+            ("train_step", &self.train_step),
+            ("inference", &self.inference),
+        ] {
+            if v.len() > 1 && spread(v) > BUSY_SPREAD {
+                w.push(format!(
+                    "{} thread(s): {name} varied by {:.0}% of its median across {} repeats: the machine was busy",
+                    self.threads,
+                    100.0 * spread(v),
+                    v.len()
+                ));
+            }
+        }
+        w
     }
 }
 
@@ -216,8 +318,9 @@ pub fn parse_budgets(path: &Path, text: &str) -> Result<Vec<(String, f64)>> {
     Ok(out)
 }
 
+/// `mnist bench`: each thread count's table, the scaling between them, warnings when the
+/// machine was busy, and the budget check (on the run with the most threads).
 pub fn bench(a: BenchArgs) -> Result<()> {
-    super::set_threads(a.threads)?;
     let budgets = match &a.check {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -228,45 +331,72 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     let dir = super::data::ensure_mnist(&a.data)?;
     let train = data::load_split(&dir, Split::Train)?;
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts = match a.threads {
+        Some(t) => vec![t],
+        None if all > 1 => vec![1, all],
+        None => vec![1],
+    };
     eprintln!(
-        "benchmarking on {} threads, {:.0} s per measurement …",
-        crate::par::threads(),
-        a.seconds
+        "benchmarking on {} thread(s): {} s per measurement, {} repeat(s) …",
+        counts
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        a.seconds,
+        a.repeats
     );
-    let r = measure(&train, a.seconds);
+    let mut runs = Vec::new();
+    for &t in &counts {
+        let run = crate::par::with_threads(t, || ThreadRun::measure(&train, a.seconds, a.repeats))
+            .map_err(|e| anyhow!("--threads {t}: {e}"))?;
+        runs.push(run);
+    }
+    let warnings: Vec<String> = runs.iter().flat_map(ThreadRun::warnings).collect();
+    let scaling = match runs.as_slice() {
+        [one, .., many] if runs.len() > 1 => {
+            let (a1, an) = (one.report(), many.report());
+            Some((
+                many.threads,
+                an.end_to_end / a1.end_to_end,
+                an.train_step / a1.train_step,
+                an.inference / a1.inference,
+                an.gemm_gflops / a1.gemm_gflops,
+            ))
+        }
+        _ => None,
+    };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        let j = serde_json::json!({
+            "runs": runs.iter().map(|r| serde_json::json!({
+                "measurements": r,
+                "median": r.report(),
+                "warnings": r.warnings(),
+            })).collect::<Vec<_>>(),
+            "scaling": scaling.map(|(t, e, s, i, g)| serde_json::json!({
+                "threads": t, "end_to_end": e, "train_step": s, "inference": i, "calibration": g,
+            })),
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
-        println!("threads: {}", r.threads);
-        println!(
-            "{:<34} {:>12} {:>16} {:>12}",
-            "measurement", "rate", "per GEMM GFLOP/s", "vs PyTorch"
-        );
-        println!(
-            "{:<34} {:>8.1} GF/s {:>16} {:>12}",
-            "calibration sgemm 512³ (all threads)", r.gemm_gflops, "1", "-"
-        );
-        for (name, label) in [
-            ("end_to_end", "end-to-end train (augment+batch)"),
-            ("train_step", "bare train step (fwd+bwd+SGD)"),
-            ("inference", "inference (eval forward)"),
-        ] {
-            let v = r.get(name).unwrap_or(0.0);
-            let pt = PYTORCH
-                .iter()
-                .find(|p| p.0 == name)
-                .map(|p| p.1)
-                .unwrap_or(f64::NAN);
+        for run in &runs {
+            print_table(run);
+        }
+        if let Some((t, e, s, i, g)) = scaling {
             println!(
-                "{:<34} {:>7.0} img/s {:>16.2} {:>11.2}×",
-                label,
-                v,
-                v / r.gemm_gflops,
-                v / pt
+                "scaling 1 → {t} threads: end-to-end {e:.2}×, train step {s:.2}×, inference {i:.2}×, calibration GEMM {g:.2}×"
             );
         }
     }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(budgets) = budgets {
+        let r = runs
+            .last()
+            .map(ThreadRun::report)
+            .ok_or_else(|| anyhow!("no measurement"))?;
         let lines = check_budgets(&r, &budgets).map_err(|e| anyhow!("--check: {e}"))?;
         let mut failed = 0;
         for l in &lines {
@@ -278,4 +408,50 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One thread count's table: median and range of each figure, per GEMM GFLOP/s, vs PyTorch.
+fn print_table(run: &ThreadRun) {
+    let r = run.report();
+    println!(
+        "threads: {} (calibration {:.1} before, {:.1} after)",
+        r.threads, run.calibration_before, run.calibration_after
+    );
+    println!(
+        "{:<34} {:>12} {:>17} {:>16} {:>12}",
+        "measurement", "median", "range", "per GEMM GFLOP/s", "vs PyTorch 2T"
+    );
+    println!(
+        "{:<34} {:>7.1} GF/s {:>17} {:>16} {:>12}",
+        "calibration sgemm 512³ (all threads)", r.gemm_gflops, "", "1", "-"
+    );
+    for (name, label, v) in [
+        (
+            "end_to_end",
+            "end-to-end train (augment+batch)",
+            &run.end_to_end,
+        ),
+        (
+            "train_step",
+            "bare train step (fwd+bwd+SGD)",
+            &run.train_step,
+        ),
+        ("inference", "inference (eval forward)", &run.inference),
+    ] {
+        let m = r.get(name).unwrap_or(f64::NAN);
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pt = PYTORCH
+            .iter()
+            .find(|p| p.0 == name)
+            .map_or(f64::NAN, |p| p.1);
+        println!(
+            "{:<34} {:>6.0} img/s {:>17} {:>16.2} {:>11.2}×",
+            label,
+            m,
+            format!("{lo:.0}–{hi:.0}"),
+            m / r.gemm_gflops,
+            m / pt
+        );
+    }
 }
