@@ -52,3 +52,40 @@ fn an_unknown_budget_is_an_error_naming_it() {
     let e = check_budgets(&report(), &[("warp_speed".into(), 1.0)]).unwrap_err();
     assert!(e.to_string().contains("unknown budget 'warp_speed'"), "{e}");
 }
+
+fn run(before: f64, after: f64, e2e: Vec<f64>) -> gradspec::cli::bench::ThreadRun {
+    gradspec::cli::bench::ThreadRun {
+        threads: 2,
+        calibration_before: before,
+        calibration_after: after,
+        end_to_end: e2e,
+        train_step: vec![6000.0, 6100.0, 6050.0],
+        inference: vec![24000.0],
+    }
+}
+
+#[test]
+fn a_busy_machine_is_reported_and_a_quiet_one_is_not() {
+    let quiet = run(200.0, 195.0, vec![6000.0, 6200.0, 6100.0]);
+    assert!(quiet.warnings().is_empty(), "{:?}", quiet.warnings());
+    // The medians, against the mean calibration.
+    let r = quiet.report();
+    assert_eq!(
+        (r.end_to_end, r.train_step, r.gemm_gflops),
+        (6100.0, 6050.0, 197.5)
+    );
+
+    let moved = run(200.0, 150.0, vec![6000.0, 6100.0, 6050.0]);
+    let w = moved.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("calibration moved from 200.0 to 150.0 GFLOP/s (-25%)"),
+        "{}",
+        w[0]
+    );
+
+    let jittery = run(200.0, 200.0, vec![4000.0, 6100.0, 6050.0]);
+    let w = jittery.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("end_to_end varied by 35%"), "{}", w[0]);
+}
