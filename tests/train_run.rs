@@ -249,3 +249,24 @@ fn bad_train_flags_get_one_line_and_exit_2() {
         "nothing may be created for a rejected command line"
     );
 }
+
+/// `reproduce`'s time to 99.40%: the first epoch at or above the target, with the seconds of
+/// every epoch up to and including it.
+#[test]
+fn time_to_accuracy_is_the_first_epoch_at_the_target_and_the_sum_of_seconds_to_it() {
+    use gradspec::train::{EpochMetrics, time_to_accuracy};
+    let row = |epoch, test_acc, seconds| EpochMetrics {
+        epoch,
+        lr: 0.01,
+        train_loss: 0.1,
+        train_acc: 99.0,
+        test_loss: 0.02,
+        test_acc,
+        seconds,
+    };
+    let rows = [row(1, 98.9, 7.0), row(2, 99.4, 6.5), row(3, 99.5, 6.0)];
+    assert_eq!(time_to_accuracy(&rows, 99.4), Some((2, 13.5)));
+    assert_eq!(time_to_accuracy(&rows, 99.45), Some((3, 19.5)));
+    assert_eq!(time_to_accuracy(&rows, 99.6), None);
+    assert_eq!(time_to_accuracy(&[], 99.4), None);
+}

@@ -160,6 +160,14 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
             "not met"
         }
     );
+    let to_target = match train::time_to_accuracy(&st.metrics, 99.4) {
+        Some((epoch, secs)) => {
+            format!("first reached at epoch {epoch}, after {secs:.0} s of training and evaluation")
+        }
+        None => "not reached".to_string(),
+    };
+    let _ = writeln!(r, "Time to 99.40% test accuracy: {to_target}.\n");
+    eprintln!("time to 99.40% test accuracy: {to_target}");
     let _ = writeln!(
         r,
         "| epoch | lr | train loss | train acc % | test loss | test acc % | seconds |"

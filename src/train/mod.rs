@@ -188,6 +188,20 @@ pub struct TrainOutcome {
     pub last_eval: Option<Evaluation>,
 }
 
+/// The first epoch whose test accuracy is at least `target` (%), and the wall-clock seconds of
+/// the run up to the end of it (the sum of the epochs' `seconds`: training and evaluation, not
+/// loading the data).
+pub fn time_to_accuracy(metrics: &[EpochMetrics], target: f64) -> Option<(usize, f64)> {
+    let mut seconds = 0.0;
+    for m in metrics {
+        seconds += m.seconds;
+        if m.test_acc >= target {
+            return Some((m.epoch, seconds));
+        }
+    }
+    None
+}
+
 /// Writes metrics.csv atomically.
 pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     crate::fsutil::write_atomic(path, |w| {
