@@ -103,7 +103,11 @@ impl<
 /// The compile-time checks of a convolution shape: `KK = CIN·K·K`, `OH = H−K+1`,
 /// `OW = W−K+1`.
 pub fn check<S: ConvShape>() {
-    const { assert!(S::KK == S::CIN * S::K * S::K && S::OH + S::K == S::H + 1 && S::OW + S::K == S::W + 1) }
+    const {
+        assert!(
+            S::KK == S::CIN * S::K * S::K && S::OH + S::K == S::H + 1 && S::OW + S::K == S::W + 1
+        )
+    }
 }
 
 /// Access to a convolution's parameters as slices, for code generic over [`ConvShape`].
@@ -114,19 +118,23 @@ pub trait ConvParams<T> {
     fn weight_mut(&mut self) -> &mut [T];
     /// The bias, `[COUT]`.
     fn bias(&self) -> &[T];
+    /// The bias, mutable.
+    fn bias_mut(&mut self) -> &mut [T];
+    /// All zeros.
+    fn zeros() -> Self;
 }
 
-/// Mutable access to a convolution's bias as the vector that [`conv_backward_bias`] fills, for
-/// code generic over [`ConvShape`] that knows `COUT`.
+/// Mutable access to a convolution's bias as a vector, for code generic over [`ConvShape`]
+/// that knows `COUT` (the fused passes take the bias gradient as a vector).
 pub trait ConvBias<T: Float, const COUT: usize> {
     /// The bias, `[COUT]`, mutable.
-    fn bias_mut(&mut self) -> &mut SVector<T, COUT>;
+    fn bias_vector_mut(&mut self) -> &mut SVector<T, COUT>;
 }
 
 impl<T: Float, const CIN: usize, const COUT: usize, const K: usize, const KK: usize>
     ConvBias<T, COUT> for Conv<T, CIN, COUT, K, KK>
 {
-    fn bias_mut(&mut self) -> &mut SVector<T, COUT> {
+    fn bias_vector_mut(&mut self) -> &mut SVector<T, COUT> {
         &mut self.bias
     }
 }
@@ -142,6 +150,12 @@ impl<T: Float, const CIN: usize, const COUT: usize, const K: usize, const KK: us
     }
     fn bias(&self) -> &[T] {
         self.bias.as_slice()
+    }
+    fn bias_mut(&mut self) -> &mut [T] {
+        self.bias.as_mut_slice()
+    }
+    fn zeros() -> Self {
+        Conv::zeros()
     }
 }
 
@@ -239,7 +253,11 @@ pub fn conv_forward<T: Float, S: ConvShape>(
     check::<S>();
     let (x, y) = (x.data(), y.data_mut());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(x.len() / xl, y.len() / yl, "conv_forward: batch sizes differ");
+    assert_eq!(
+        x.len() / xl,
+        y.len() / yl,
+        "conv_forward: batch sizes differ"
+    );
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     for (xi, yi) in x.chunks_exact(xl).zip(y.chunks_exact_mut(yl)) {
         for o in 0..cout {
@@ -287,7 +305,11 @@ pub fn conv_backward_input<T: Float, S: ConvShape>(
     check::<S>();
     let (dy, dx) = (dy.data(), dx.data_mut());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(dx.len() / xl, dy.len() / yl, "conv_backward_input: batch sizes differ");
+    assert_eq!(
+        dx.len() / xl,
+        dy.len() / yl,
+        "conv_backward_input: batch sizes differ"
+    );
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     for (dyi, dxi) in dy.chunks_exact(yl).zip(dx.chunks_exact_mut(xl)) {
         if S::K == 1 {
@@ -344,7 +366,11 @@ pub fn conv_backward_weight<T: Float, S: ConvShape>(
     check::<S>();
     let (dy, x) = (dy.data(), x.data());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(x.len() / xl, dy.len() / yl, "conv_backward_weight: batch sizes differ");
+    assert_eq!(
+        x.len() / xl,
+        dy.len() / yl,
+        "conv_backward_weight: batch sizes differ"
+    );
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     for (dyi, xi) in dy.chunks_exact(yl).zip(x.chunks_exact(xl)) {
         let colm: &[T] = if S::K == 1 {
@@ -370,18 +396,19 @@ pub fn conv_backward_weight<T: Float, S: ConvShape>(
     }
 }
 
-/// r[cnn.conv.backward_bias] `∂L/∂b[o] = Σ_{n,y,x} ∂L/∂Y[n,o,y,x]`. Accumulates into `db`.
+/// r[cnn.conv.backward_bias] `∂L/∂b[o] = Σ_{n,y,x} ∂L/∂Y[n,o,y,x]`. Accumulates into `db.bias`
+/// (the weights are left alone).
 ///
 /// Each image's plane is summed in the order of [`super::reduce`].
+///
+/// # Shapes
+/// `dy: [n, COUT, OH, OW]`, `db` like the layer's parameters.
 #[inline(never)]
-pub fn conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
-    dy: View<'_, T, COUT, OH, OW>,
-    db: &mut SVector<T, COUT>,
-) {
-    let ohw = OH * OW;
-    for i in 0..dy.n() {
-        let dyi = dy.image(i);
-        for o in 0..COUT {
+pub fn conv_backward_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
+    let (dy, db) = (dy.data(), db.bias_mut());
+    let (cout, ohw) = (S::COUT, S::OH * S::OW);
+    for dyi in dy.chunks_exact(cout * ohw) {
+        for o in 0..cout {
             db[o] += reduce::sum(&dyi[o * ohw..(o + 1) * ohw]);
         }
     }

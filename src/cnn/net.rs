@@ -218,7 +218,12 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     }
 
     /// Train, first pass: conv, ReLU, and the chunk's BatchNorm sums.
-    fn conv_relu_sums<S: ConvShape>(&mut self, conv: &S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
+    fn conv_relu_sums<S: ConvShape>(
+        &mut self,
+        conv: &S::Params<T>,
+        x: S::In<'_, T>,
+        col: &mut [T],
+    ) {
         Self::check::<S>();
         conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
         self.sums = Sums::new();
@@ -226,7 +231,13 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     }
 
     /// Train, second pass (once the batch statistics are known): BatchNorm and dropout into `d`.
-    fn bn_dropout(&mut self, bn: &BatchNorm<T, C>, (mean, var): &BnStats<T, C>, keep: T, dropout: bool) {
+    fn bn_dropout(
+        &mut self,
+        bn: &BatchNorm<T, C>,
+        (mean, var): &BnStats<T, C>,
+        keep: T,
+        dropout: bool,
+    ) {
         let bits = dropout.then(|| &self.mask[..self.r.as_slice().len()]);
         bn_dropout_forward(bn, mean, var, self.r.view(), bits, keep, self.d.view_mut());
     }
@@ -242,7 +253,16 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     ) {
         let bits = dropout.then(|| &self.mask[..self.r.as_slice().len()]);
         let (dg, db) = (&mut grad.weight, &mut grad.bias);
-        dropout_bn_params_backward(bits, keep, mean, var, self.r.view(), self.g.view_mut(), dg, db);
+        dropout_bn_params_backward(
+            bits,
+            keep,
+            mean,
+            var,
+            self.r.view(),
+            self.g.view_mut(),
+            dg,
+            db,
+        );
     }
 
     /// Backward, second pass (once the batch's `∂L/∂γ`, `∂L/∂β` are known): BatchNorm's input
@@ -265,7 +285,17 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     {
         Self::check::<S>();
         let g = self.g.view_mut();
-        bn_relu_backward(bn, mean, var, dg, db, m, self.r.view(), g, dconv.bias_mut());
+        bn_relu_backward(
+            bn,
+            mean,
+            var,
+            dg,
+            db,
+            m,
+            self.r.view(),
+            g,
+            dconv.bias_vector_mut(),
+        );
         conv_bwd_weight::<T, S>(self.g.as_slice().into(), x, dconv, col);
         if let Some(dx) = dx {
             conv_bwd_input::<T, S>(conv, self.g.as_slice().into(), dx, col);
@@ -275,7 +305,14 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
 
 /// A convolution followed by `MaxPool2d(2, 2)` (conv3 and conv6), for one chunk: the
 /// convolution's `C×H×W` output, the pooled `C×PH×PW`, the winners, and both gradients.
-struct ConvPool<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, const PW: usize> {
+struct ConvPool<
+    T: Float,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const PH: usize,
+    const PW: usize,
+> {
     /// The convolution's output.
     z: Act<T, C, H, W>,
     /// The pooled output.
@@ -324,15 +361,12 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
 
     /// Max-pool's backward from `gp` into `gz`, then the convolution's weight and bias
     /// gradients. The input gradient is left to the caller, which picks its implementation.
-    fn backward<S: ConvShape>(&mut self, dconv: &mut S::Params<T>, x: S::In<'_, T>, col: &mut [T])
-    where
-        S::Params<T>: ConvBias<T, C>,
-    {
+    fn backward<S: ConvShape>(&mut self, dconv: &mut S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
         Self::check::<S>();
         let arg = &self.arg[..self.p.as_slice().len()];
         maxpool_backward(self.gp.view(), arg, self.gz.view_mut());
         conv_bwd_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
-        conv_bwd_bias(self.gz.view(), dconv.bias_mut());
+        conv_bwd_bias::<T, S>(self.gz.as_slice().into(), dconv);
     }
 }
 
@@ -427,7 +461,7 @@ impl<T: Float> Head<T> {
         avgpool_backward(self.g_v7.view(), self.g_r7.view_mut());
         relu_backward(self.r7.as_slice(), self.g_r7.as_mut_slice());
         conv_bwd_weight::<T, Conv7>(self.g_r7.view(), x, &mut g.conv7, col);
-        conv_bwd_bias(self.g_r7.view(), &mut g.conv7.bias);
+        conv_bwd_bias::<T, Conv7>(self.g_r7.view(), &mut g.conv7);
         conv_bwd_input::<T, Conv7>(&p.conv7, self.g_r7.view(), dx, col);
     }
 }
@@ -625,7 +659,6 @@ fn argmax<T: Float>(row: &[T]) -> u8 {
     best as u8
 }
 
-
 /// The batch's `∂L/∂γ`, `∂L/∂β` of one BatchNorm layer: the chunks' sums added in chunk order.
 fn reduce_bn_grads<T: Float, const C: usize>(
     chunks: &[Chunk<T>],
@@ -766,7 +799,8 @@ impl<T: Float> Net<T> {
             c.grad.fill_zero();
             let (g, col) = (&mut *c.grad, &mut c.col);
             let labels = &c.labels[..c.n];
-            c.head.backward(p, g, labels, n, c.c6.p.view(), c.c6.gp.view_mut(), col);
+            c.head
+                .backward(p, g, labels, n, c.c6.p.view(), c.c6.gp.view_mut(), col);
             c.c6.backward::<Conv6>(&mut g.conv6, c.b5.d.view(), col);
             conv_bwd_input::<T, Conv6>(&p.conv6, c.c6.gz.view(), c.b5.g.view_mut(), col);
             c.b5.params_backward(c.dropout, keep, &st.bn5, &mut g.bn5);
@@ -859,11 +893,8 @@ fn conv_bwd_weight<T: Float, S: ConvShape>(
     }
 }
 
-fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
-    dy: View<'_, T, COUT, OH, OW>,
-    db: &mut SVector<T, COUT>,
-) {
-    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias(cpu, dy, db)) {
-        conv_backward_bias(dy, db);
+fn conv_bwd_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias::<T, S>(cpu, dy, db)) {
+        conv_backward_bias::<T, S>(dy, db);
     }
 }

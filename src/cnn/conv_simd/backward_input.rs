@@ -39,7 +39,11 @@ pub(super) fn image<S: ConvShape>(
     let (cout, oh, ow) = (S::COUT, S::OH, S::OW);
     assert_eq!(w.len(), cout * S::KK, "backward_input_image: weight length");
     assert_eq!(dy.len(), cout * oh * ow, "backward_input_image: dy length");
-    assert_eq!(dx.len(), S::CIN * S::H * S::W, "backward_input_image: dx length");
+    assert_eq!(
+        dx.len(),
+        S::CIN * S::H * S::W,
+        "backward_input_image: dx length"
+    );
     assert!(
         scratch.len() >= image_scratch_len_of::<S>(),
         "backward_input_image: scratch shorter than image_scratch_len"
@@ -63,8 +67,8 @@ pub(super) fn image<S: ConvShape>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use crate::cnn::conv_simd::{Geom, LANES as L, slot};
     use crate::cnn::conv::ConvShape;
+    use crate::cnn::conv_simd::{Geom, LANES as L, slot};
     use crate::cnn::cpu::Avx512;
     use std::arch::x86_64::*;
 

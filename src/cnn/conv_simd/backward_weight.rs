@@ -8,7 +8,6 @@ use super::{LANES, wide_dy, wide_vectors};
 use super::{check_geometry, image_scratch_len_of};
 use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::cnn::cpu::Avx512;
-use nalgebra::SVector;
 
 /// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
 /// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
@@ -29,7 +28,11 @@ pub fn backward_weight_image<S: ConvShape>(
     check_geometry::<S>();
     let dy_len = S::COUT * S::OH * S::OW;
     assert_eq!(dy.len(), dy_len, "backward_weight_image: dy length");
-    assert_eq!(x.len(), S::CIN * S::H * S::W, "backward_weight_image: x length");
+    assert_eq!(
+        x.len(),
+        S::CIN * S::H * S::W,
+        "backward_weight_image: x length"
+    );
     assert!(
         scratch.len() >= image_scratch_len_of::<S>(),
         "backward_weight_image: scratch shorter than image_scratch_len"
@@ -108,32 +111,26 @@ pub(super) fn group<S: ConvShape>(
     }
 }
 
-/// Bias gradient of one image, **added** into `db`: `db[o] += Σ_{y,x} dy[o, y, x]`.
+/// Bias gradient of one image, **added** into `db.bias` (the weights are left alone):
+/// `db[o] += Σ_{y,x} dy[o, y, x]`.
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW`.
-pub fn backward_bias_image<const COUT: usize, const OH: usize, const OW: usize>(
-    cpu: Avx512,
-    dy: &[f32],
-    db: &mut SVector<f32, COUT>,
-) {
-    bias_image::<COUT, OH, OW>(cpu, dy, db.as_mut_slice());
+pub fn backward_bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut S::Params<f32>) {
+    bias_image::<S>(cpu, dy, db.bias_mut());
 }
 
 /// [`backward_bias_image`] with `db` as a slice.
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW` or `db.len() != COUT`.
-pub(super) fn bias_image<const COUT: usize, const OH: usize, const OW: usize>(
-    cpu: Avx512,
-    dy: &[f32],
-    db: &mut [f32],
-) {
-    const { assert!(COUT > 0 && OH > 0 && OW > 0 && COUT * OH * OW <= super::MAX_FLOATS) }
-    assert_eq!(dy.len(), COUT * OH * OW, "backward_bias_image: dy length");
-    assert_eq!(db.len(), COUT, "backward_bias_image: db length");
+pub(super) fn bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut [f32]) {
+    check_geometry::<S>();
+    let (cout, ohw) = (S::COUT, S::OH * S::OW);
+    assert_eq!(dy.len(), cout * ohw, "backward_bias_image: dy length");
+    assert_eq!(db.len(), cout, "backward_bias_image: db length");
     #[cfg(target_arch = "x86_64")]
-    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(OH * OW)) {
+    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
         // SAFETY: the token proves the CPU features `sum` is compiled for; `sum` is otherwise
         // safe.
         *d += unsafe { avx512::sum(cpu, plane) };
@@ -144,9 +141,9 @@ pub(super) fn bias_image<const COUT: usize, const OH: usize, const OW: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::cnn::conv::ConvShape;
     use crate::cnn::conv_simd::shuffle::reduce16;
     use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
-    use crate::cnn::conv::ConvShape;
     use crate::cnn::cpu::Avx512;
     use std::arch::x86_64::*;
 
@@ -327,9 +324,7 @@ mod avx512 {
                     unsafe {
                         macro_rules! tile {
                             ($nc:literal, $nov:literal) => {
-                                bwc_tile::<$nc, $nov, S>(
-                                    n, dyt, x, dw, ov0, ki, c0,
-                                )
+                                bwc_tile::<$nc, $nov, S>(n, dyt, x, dw, ov0, ki, c0)
                             };
                         }
                         match (nc, nov) {

@@ -41,8 +41,8 @@ pub(super) fn image<S: ConvShape>(cpu: Avx512, w: &[f32], b: &[f32], x: &[f32], 
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use crate::cnn::conv_simd::{Geom, LANES as L, Slot, mask_low, slot};
     use crate::cnn::conv::ConvShape;
+    use crate::cnn::conv_simd::{Geom, LANES as L, Slot, mask_low, slot};
     use crate::cnn::cpu::Avx512;
     use std::arch::x86_64::*;
 

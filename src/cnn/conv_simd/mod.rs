@@ -101,8 +101,7 @@ use std::arch::x86_64::__mmask16;
 use super::conv::{ConvParams, ConvShape};
 use super::cpu::Avx512;
 use super::float::Float;
-use super::tensor::{Data, DataMut, View};
-use nalgebra::SVector;
+use super::tensor::{Data, DataMut};
 
 mod backward_input;
 mod backward_weight;
@@ -282,7 +281,11 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
     check_geometry::<S>();
     let (x, y) = (x.data(), y.data_mut());
     let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(x.len() / xi, y.len() / yi, "try_conv_forward: batch sizes differ");
+    assert_eq!(
+        x.len() / xi,
+        y.len() / yi,
+        "try_conv_forward: batch sizes differ"
+    );
     let (Some(w), Some(b), Some(xs), Some(ys)) = (
         T::as_f32(p.weight()),
         T::as_f32(p.bias()),
@@ -374,19 +377,19 @@ pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
     true
 }
 
-/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db`), with
+/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db.bias`), with
 /// [`backward_bias_image`], when `T` is `f32`; otherwise returns `false` having done nothing.
 #[inline(never)]
-pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
+pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
     cpu: Avx512,
-    dy: View<'_, T, COUT, OH, OW>,
-    db: &mut SVector<T, COUT>,
+    dy: S::Out<'_, T>,
+    db: &mut S::Params<T>,
 ) -> bool {
-    let (Some(db), Some(dys)) = (T::as_f32_mut(db.as_mut_slice()), T::as_f32(dy.0)) else {
+    let (Some(db), Some(dys)) = (T::as_f32_mut(db.bias_mut()), T::as_f32(dy.data())) else {
         return false;
     };
-    for dy in dys.chunks_exact(COUT * OH * OW) {
-        backward_weight::bias_image::<COUT, OH, OW>(cpu, dy, db);
+    for dy in dys.chunks_exact(S::COUT * S::OH * S::OW) {
+        backward_weight::bias_image::<S>(cpu, dy, db);
     }
     true
 }
