@@ -55,7 +55,7 @@ pub trait ConvShape: 'static {
 }
 
 /// The [`ConvShape`] with the given sizes. `KK`, `OH` and `OW` are spelled out because a type
-/// cannot compute them on stable Rust; [`check`] (run by every convolution function) proves
+/// cannot compute them on stable Rust; [`check_shapes`] (run by every convolution function) proves
 /// `KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1` at compile time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Shape<
@@ -102,7 +102,7 @@ impl<
 
 /// The compile-time checks of a convolution shape: `KK = CIN·K·K`, `OH = H−K+1`,
 /// `OW = W−K+1`.
-pub fn check<S: ConvShape>() {
+pub fn check_shapes<S: ConvShape>() {
     const {
         assert!(
             S::KK == S::CIN * S::K * S::K && S::OH + S::K == S::H + 1 && S::OW + S::K == S::W + 1
@@ -250,7 +250,7 @@ pub fn conv_forward<T: Float, S: ConvShape>(
     y: S::OutMut<'_, T>,
     col: &mut [T],
 ) {
-    check::<S>();
+    check_shapes::<S>();
     let (x, y) = (x.data(), y.data_mut());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
     assert_eq!(
@@ -302,7 +302,7 @@ pub fn conv_backward_input<T: Float, S: ConvShape>(
     dx: S::InMut<'_, T>,
     dcol: &mut [T],
 ) {
-    check::<S>();
+    check_shapes::<S>();
     let (dy, dx) = (dy.data(), dx.data_mut());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
     assert_eq!(
@@ -363,7 +363,7 @@ pub fn conv_backward_weight<T: Float, S: ConvShape>(
     dw: &mut S::Params<T>,
     col: &mut [T],
 ) {
-    check::<S>();
+    check_shapes::<S>();
     let (dy, x) = (dy.data(), x.data());
     let (xl, yl) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
     assert_eq!(

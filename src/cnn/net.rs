@@ -153,6 +153,11 @@ impl<const C: usize> Sums<C> {
     }
 }
 
+/// The compile-time check that the convolution `S` outputs `C×H×W`.
+fn check_shapes<S: ConvShape, const C: usize, const H: usize, const W: usize>() {
+    const { assert!(S::COUT == C && S::OH == H && S::OW == W) }
+}
+
 /// One `conv → ReLU → BN → dropout` block of the network table, for one chunk: its `C×H×W`
 /// activations, its dropout masks, the gradient flowing back through it and the chunk's
 /// BatchNorm partial sums. The block's input belongs to the layer before it, so the passes
@@ -193,11 +198,6 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         self.g.set_n(n);
     }
 
-    /// The compile-time check that the convolution `S` outputs this block's `C×H×W`.
-    fn check<S: ConvShape>() {
-        const { assert!(S::COUT == C && S::OH == H && S::OW == W) }
-    }
-
     /// The masks of the images in use and their length per image, for
     /// [`dropout_bits_lockstep`].
     fn mask_part(&mut self) -> (&mut [u8], usize) {
@@ -212,7 +212,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         x: S::In<'_, T>,
         col: &mut [T],
     ) {
-        Self::check::<S>();
+        check_shapes::<S, C, H, W>();
         conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
         relu_bn_eval(bn, running, self.r.view_mut());
     }
@@ -224,7 +224,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         x: S::In<'_, T>,
         col: &mut [T],
     ) {
-        Self::check::<S>();
+        check_shapes::<S, C, H, W>();
         conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
         self.sums = Sums::new();
         relu_sums(self.r.view_mut(), &mut self.sums.s1, &mut self.sums.s2);
@@ -268,14 +268,14 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     /// Backward, second pass (once the batch's `∂L/∂γ`, `∂L/∂β` are known): BatchNorm's input
     /// gradient, ReLU's backward and the convolution's bias gradient in place on `g` (see
     /// [`bn_relu_backward`]), then the convolution's weight gradient and, unless `dx` is
-    /// `None` (the first layer), its input gradient into `dx`. `m` is the batch's count per
-    /// channel.
+    /// `None` (the first layer), its input gradient into `dx`. `batch` is the number of
+    /// images in the batch.
     #[allow(clippy::too_many_arguments)]
     fn backward<S: ConvShape>(
         &mut self,
         (bn, (mean, var)): (&BatchNorm<T, C>, &BnStats<T, C>),
         (dg, db): &BnStats<T, C>,
-        m: usize,
+        batch: usize,
         (conv, dconv): (&S::Params<T>, &mut S::Params<T>),
         x: S::In<'_, T>,
         dx: Option<S::InMut<'_, T>>,
@@ -283,8 +283,8 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
     ) where
         S::Params<T>: ConvBias<T, C>,
     {
-        Self::check::<S>();
-        let g = self.g.view_mut();
+        check_shapes::<S, C, H, W>();
+        let (g, m) = (self.g.view_mut(), batch * Self::PLANE);
         bn_relu_backward(
             bn,
             mean,
@@ -346,14 +346,9 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
         self.gz.set_n(n);
     }
 
-    /// The compile-time check that the convolution `S` outputs `C×H×W`.
-    fn check<S: ConvShape>() {
-        const { assert!(S::COUT == C && S::OH == H && S::OW == W) }
-    }
-
     /// Conv, then max-pool.
     fn forward<S: ConvShape>(&mut self, conv: &S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
-        Self::check::<S>();
+        check_shapes::<S, C, H, W>();
         conv_fwd::<T, S>(conv, x, self.z.as_mut_slice().into(), col);
         let arg = &mut self.arg[..self.p.as_slice().len()];
         maxpool_forward(self.z.view(), self.p.view_mut(), arg);
@@ -362,7 +357,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
     /// Max-pool's backward from `gp` into `gz`, then the convolution's weight and bias
     /// gradients. The input gradient is left to the caller, which picks its implementation.
     fn backward<S: ConvShape>(&mut self, dconv: &mut S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
-        Self::check::<S>();
+        check_shapes::<S, C, H, W>();
         let arg = &self.arg[..self.p.as_slice().len()];
         maxpool_backward(self.gp.view(), arg, self.gz.view_mut());
         conv_bwd_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
@@ -414,7 +409,7 @@ impl<T: Float> Head<T> {
     fn forward(
         &mut self,
         p: &Params<T>,
-        x: View<'_, T, 16, 4, 4>,
+        x: <Conv7 as ConvShape>::In<'_, T>,
         labels: &[u8],
         col: &mut [T],
     ) -> (f64, usize) {
@@ -445,8 +440,8 @@ impl<T: Float> Head<T> {
         g: &mut Params<T>,
         labels: &[u8],
         batch: usize,
-        x: View<'_, T, 16, 4, 4>,
-        dx: ViewMut<'_, T, 16, 4, 4>,
+        x: <Conv7 as ConvShape>::In<'_, T>,
+        dx: <Conv7 as ConvShape>::InMut<'_, T>,
         col: &mut [T],
     ) {
         nll_backward::<T, CLASSES>(labels, batch, self.g_logp.as_mut_slice());
@@ -721,13 +716,13 @@ impl<T: Float> Net<T> {
                     c.dropout = false;
                     let col = &mut c.col;
                     // In eval mode each block's output is its `r`, normalised in place.
-                    let (bn1, bn2) = ((&p.conv1, &p.bn1, &b.bn1), (&p.conv2, &p.bn2, &b.bn2));
-                    let (bn4, bn5) = ((&p.conv4, &p.bn4, &b.bn4), (&p.conv5, &p.bn5, &b.bn5));
-                    c.b1.forward_eval::<Conv1>(bn1, c.x.view(), col);
-                    c.b2.forward_eval::<Conv2>(bn2, c.b1.r.view(), col);
+                    let (l1, l2) = ((&p.conv1, &p.bn1, &b.bn1), (&p.conv2, &p.bn2, &b.bn2));
+                    let (l4, l5) = ((&p.conv4, &p.bn4, &b.bn4), (&p.conv5, &p.bn5, &b.bn5));
+                    c.b1.forward_eval::<Conv1>(l1, c.x.view(), col);
+                    c.b2.forward_eval::<Conv2>(l2, c.b1.r.view(), col);
                     c.c3.forward::<Conv3>(&p.conv3, c.b2.r.view(), col);
-                    c.b4.forward_eval::<Conv4>(bn4, c.c3.p.view(), col);
-                    c.b5.forward_eval::<Conv5>(bn5, c.b4.r.view(), col);
+                    c.b4.forward_eval::<Conv4>(l4, c.c3.p.view(), col);
+                    c.b5.forward_eval::<Conv5>(l5, c.b4.r.view(), col);
                     c.c6.forward::<Conv6>(&p.conv6, c.b5.r.view(), col);
                     c.head_forward(p);
                 });
@@ -809,18 +804,16 @@ impl<T: Float> Net<T> {
         crate::par::for_each_mut(ws.active(), 1, |c| {
             let (g, col) = (&mut *c.grad, &mut c.col);
             let (bn, conv) = ((&p.bn5, &st.bn5), (&p.conv5, &mut g.conv5));
-            let m = n * Block::<T, 32, 8, 8>::PLANE;
             let dx = Some(c.b4.g.view_mut());
-            c.b5.backward::<Conv5>(bn, &d5, m, conv, c.b4.d.view(), dx, col);
+            c.b5.backward::<Conv5>(bn, &d5, n, conv, c.b4.d.view(), dx, col);
             c.b4.params_backward(c.dropout, keep, &st.bn4, &mut g.bn4);
         });
         let d4 = reduce_bn_grads(ws.active(), |g| &g.bn4);
         crate::par::for_each_mut(ws.active(), 1, |c| {
             let (g, col) = (&mut *c.grad, &mut c.col);
             let (bn, conv) = ((&p.bn4, &st.bn4), (&p.conv4, &mut g.conv4));
-            let m = n * Block::<T, 16, 10, 10>::PLANE;
             let dx = Some(c.c3.gp.view_mut());
-            c.b4.backward::<Conv4>(bn, &d4, m, conv, c.c3.p.view(), dx, col);
+            c.b4.backward::<Conv4>(bn, &d4, n, conv, c.c3.p.view(), dx, col);
             c.c3.backward::<Conv3>(&mut g.conv3, c.b2.d.view(), col);
             // conv3's input gradient (1×1, 8 → 32 channels) is the one pass where the direct
             // kernel measured slower than GEMM (k = 8 is too short to amortise its scatter).
@@ -831,17 +824,15 @@ impl<T: Float> Net<T> {
         crate::par::for_each_mut(ws.active(), 1, |c| {
             let (g, col) = (&mut *c.grad, &mut c.col);
             let (bn, conv) = ((&p.bn2, &st.bn2), (&p.conv2, &mut g.conv2));
-            let m = n * Block::<T, 32, 24, 24>::PLANE;
             let dx = Some(c.b1.g.view_mut());
-            c.b2.backward::<Conv2>(bn, &d2, m, conv, c.b1.d.view(), dx, col);
+            c.b2.backward::<Conv2>(bn, &d2, n, conv, c.b1.d.view(), dx, col);
             c.b1.params_backward(c.dropout, keep, &st.bn1, &mut g.bn1);
         });
         let d1 = reduce_bn_grads(ws.active(), |g| &g.bn1);
         crate::par::for_each_mut(ws.active(), 1, |c| {
             let (g, col) = (&mut *c.grad, &mut c.col);
             let (bn, conv) = ((&p.bn1, &st.bn1), (&p.conv1, &mut g.conv1));
-            let m = n * Block::<T, 16, 26, 26>::PLANE;
-            c.b1.backward::<Conv1>(bn, &d1, m, conv, c.x.view(), None, col);
+            c.b1.backward::<Conv1>(bn, &d1, n, conv, c.x.view(), None, col);
         });
         grads.fill_zero();
         for c in ws.active().iter() {

@@ -209,13 +209,13 @@ const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
 const MAX_FLOATS: usize = isize::MAX as usize / size_of::<f32>();
 
 /// The compile-time checks of a convolution shape as the kernels see it: those of
-/// [`super::conv::check`] (`KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1`), nothing empty, and
+/// [`super::conv::check_shapes`] (`KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1`), nothing empty, and
 /// every size the kernels index with (an image of `x` and of `y`, the weights, the scratch)
 /// at most [`MAX_FLOATS`]. Const evaluation rejects an overflowing product, so these sizes,
 /// and every index below them, are computed at run time without overflow: the pointer
 /// arithmetic of the kernels needs no further checks.
 fn check_geometry<S: ConvShape>() {
-    super::conv::check::<S>();
+    super::conv::check_shapes::<S>();
     const {
         assert!(S::CIN > 0 && S::COUT > 0 && S::K > 0 && S::OH > 0 && S::OW > 0);
         assert!(
