@@ -26,7 +26,7 @@ use super::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_for
 use super::maxpool::{maxpool_backward, maxpool_forward};
 use super::params::{Buffers, Params};
 use super::relu::{relu_backward, relu_forward};
-use super::tensor::{Act, DataMut, View, ViewMut};
+use super::tensor::{Act, DataMut};
 use nalgebra::SVector;
 
 /// Images per parallel work item. Part of the numerics (it fixes the summation order), so it
