@@ -6,6 +6,14 @@
 //! statistics, parameter gradients, the loss) adds the chunks' partial sums in chunk order.
 //! The result is bit-identical whatever the number of threads. Dropout masks are drawn per
 //! image from a stream keyed by `(seed, step, image index)`, so they too ignore scheduling.
+//!
+//! Layout: the rows of the table in `spec/cnn.md` are the fields of a chunk, in order: a
+//! `Block` per `conv → ReLU → BN → dropout` block (conv1, conv2, conv4, conv5), a `ConvPool`
+//! per `conv → max-pool` (conv3, conv6), and the `Head` (conv7 → ReLU → avg-pool → fc1 →
+//! log-softmax → NLL). Each convolution's shape is a type ([`Conv1`] … [`Conv7`]), checked
+//! against the buffers it reads and writes at compile time. [`Net::forward`] and
+//! [`Net::backward`] walk that list; a train-mode pass stops between blocks only where
+//! BatchNorm needs a batch-wide sum.
 use super::avgpool::{avgpool_backward, avgpool_forward};
 use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
 use super::conv::{
