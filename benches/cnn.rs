@@ -8,7 +8,8 @@ use gradspec::cnn::batchnorm::{
     bn_partial_sums,
 };
 use gradspec::cnn::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
+    conv_forward,
 };
 use gradspec::cnn::dropout::{
     dropout_backward, dropout_bits_lockstep, dropout_forward, dropout_mask, keep_scale,
@@ -21,7 +22,7 @@ use gradspec::cnn::linear::{
 };
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
-use gradspec::cnn::net::DropoutKey;
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7, DropoutKey};
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Mode, Net, Params, Workspace};
@@ -65,59 +66,29 @@ fn whole_net(c: &mut Criterion) {
 
 /// Forward, and backward (input, weight and bias gradients; conv1 has no input gradient in
 /// the network, so `with_dx = false` skips it there).
-fn conv<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    c: &mut Criterion,
-    name: &str,
-    with_dx: bool,
-) {
-    let mut p = Conv::<f32, CIN, COUT, K, KK>::zeros();
-    p.weight
-        .as_mut_slice()
-        .copy_from_slice(&seeded(KK * COUT, 2));
-    p.bias.as_mut_slice().copy_from_slice(&seeded(COUT, 3));
-    let x = seeded(B * CIN * H * W, 4);
-    let dy = seeded(B * COUT * OH * OW, 5);
-    let mut y = vec![0.0f32; B * COUT * OH * OW];
-    let mut dx = vec![0.0f32; B * CIN * H * W];
-    let mut col = vec![0.0f32; KK * OH * OW];
-    let mut dp = Conv::<f32, CIN, COUT, K, KK>::zeros();
-    let shape = format!("f32_b{B}_{CIN}x{H}x{W}_k{K}");
+fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
+    let mut p = S::Params::<f32>::zeros();
+    p.weight_mut().copy_from_slice(&seeded(S::KK * S::COUT, 2));
+    p.bias_mut().copy_from_slice(&seeded(S::COUT, 3));
+    let x = seeded(B * S::CIN * S::H * S::W, 4);
+    let dy = seeded(B * S::COUT * S::OH * S::OW, 5);
+    let mut y = vec![0.0f32; B * S::COUT * S::OH * S::OW];
+    let mut dx = vec![0.0f32; B * S::CIN * S::H * S::W];
+    let mut col = vec![0.0f32; S::KK * S::OH * S::OW];
+    let mut dp = S::Params::<f32>::zeros();
+    let shape = format!("f32_b{B}_{}x{}x{}_k{}", S::CIN, S::H, S::W, S::K);
     c.bench_function(&format!("{name}_fwd_{shape}"), |b| {
         b.iter(|| {
-            conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                &p,
-                View(&x),
-                ViewMut(&mut y),
-                &mut col,
-            );
+            conv_forward::<f32, S>(&p, (&x[..]).into(), (&mut y[..]).into(), &mut col);
             black_box(&y);
         })
     });
     c.bench_function(&format!("{name}_bwd_{shape}"), |b| {
         b.iter(|| {
-            conv_backward_weight::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                View(&dy),
-                View(&x),
-                &mut dp,
-                &mut col,
-            );
-            conv_backward_bias::<f32, COUT, OH, OW>(View(&dy), &mut dp.bias);
+            conv_backward_weight::<f32, S>((&dy[..]).into(), (&x[..]).into(), &mut dp, &mut col);
+            conv_backward_bias::<f32, S>((&dy[..]).into(), &mut dp);
             if with_dx {
-                conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                    &p,
-                    View(&dy),
-                    ViewMut(&mut dx),
-                    &mut col,
-                );
+                conv_backward_input::<f32, S>(&p, (&dy[..]).into(), (&mut dx[..]).into(), &mut col);
             }
             black_box((&dp, &dx));
         })
@@ -358,18 +329,18 @@ fn masks(c: &mut Criterion) {
 pub fn benches(c: &mut Criterion) {
     whole_net(c);
     masks(c);
-    conv::<1, 16, 3, 9, 28, 28, 26, 26>(c, "conv1", false);
+    conv::<Conv1>(c, "conv1", false);
     relu_bn_dropout::<16, 26, 26>(c, "relu1", "bn1", "dropout1");
-    conv::<16, 32, 3, 144, 26, 26, 24, 24>(c, "conv2", true);
+    conv::<Conv2>(c, "conv2", true);
     relu_bn_dropout::<32, 24, 24>(c, "relu2", "bn2", "dropout2");
-    conv::<32, 8, 1, 32, 24, 24, 24, 24>(c, "conv3", true);
+    conv::<Conv3>(c, "conv3", true);
     maxpool::<8, 24, 24, 12, 12>(c, "maxpool1");
-    conv::<8, 16, 3, 72, 12, 12, 10, 10>(c, "conv4", true);
+    conv::<Conv4>(c, "conv4", true);
     relu_bn_dropout::<16, 10, 10>(c, "relu4", "bn4", "dropout4");
-    conv::<16, 32, 3, 144, 10, 10, 8, 8>(c, "conv5", true);
+    conv::<Conv5>(c, "conv5", true);
     relu_bn_dropout::<32, 8, 8>(c, "relu5", "bn5", "dropout5");
-    conv::<32, 16, 1, 32, 8, 8, 8, 8>(c, "conv6", true);
+    conv::<Conv6>(c, "conv6", true);
     maxpool::<16, 8, 8, 4, 4>(c, "maxpool2");
-    conv::<16, 32, 3, 144, 4, 4, 2, 2>(c, "conv7", true);
+    conv::<Conv7>(c, "conv7", true);
     head(c);
 }

@@ -6,14 +6,15 @@
 //! and bias gradients. Without AVX-512 only the generic benches run.
 use criterion::Criterion;
 use gradspec::cnn::conv::{
-    Conv, col_len, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,
+    conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    scratch_len, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
+    scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
     try_conv_forward,
 };
 use gradspec::cnn::cpu;
-use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 
@@ -24,54 +25,34 @@ fn seeded(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
-fn conv<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    c: &mut Criterion,
-    name: &str,
-    with_dx: bool,
-) {
-    let mut p = Conv::<f32, CIN, COUT, K, KK>::zeros();
-    p.weight
-        .as_mut_slice()
-        .copy_from_slice(&seeded(KK * COUT, 2));
-    p.bias.as_mut_slice().copy_from_slice(&seeded(COUT, 3));
-    let x = seeded(B * CIN * H * W, 4);
-    let dy = seeded(B * COUT * OH * OW, 5);
-    let mut y = vec![0.0f32; B * COUT * OH * OW];
-    let mut dx = vec![0.0f32; B * CIN * H * W];
-    let mut col = vec![0.0f32; col_len(KK, OH, OW)];
-    let mut scratch = vec![0.0f32; scratch_len(COUT, OH, OW, W)];
-    let mut dp = Conv::<f32, CIN, COUT, K, KK>::zeros();
-    let shape = format!("f32_b{B}_{CIN}x{H}x{W}_k{K}");
+fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
+    let mut p = S::Params::<f32>::zeros();
+    p.weight_mut().copy_from_slice(&seeded(S::KK * S::COUT, 2));
+    p.bias_mut().copy_from_slice(&seeded(S::COUT, 3));
+    let x = seeded(B * S::CIN * S::H * S::W, 4);
+    let dy = seeded(B * S::COUT * S::OH * S::OW, 5);
+    let mut y = vec![0.0f32; B * S::COUT * S::OH * S::OW];
+    let mut dx = vec![0.0f32; B * S::CIN * S::H * S::W];
+    let mut col = vec![0.0f32; col_len_of::<S>()];
+    let mut scratch = vec![0.0f32; scratch_len_of::<S>()];
+    let mut dp = S::Params::<f32>::zeros();
+    let shape = format!("f32_b{B}_{}x{}x{}_k{}", S::CIN, S::H, S::W, S::K);
     let simd = cpu::avx512_hardware();
 
     c.bench_function(&format!("{name}_fwd_generic_{shape}"), |b| {
         b.iter(|| {
-            conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                &p,
-                View(&x),
-                ViewMut(&mut y),
-                &mut col,
-            );
+            conv_forward::<f32, S>(&p, (&x[..]).into(), (&mut y[..]).into(), &mut col);
             black_box(&y);
         })
     });
     if let Some(cpu) = simd {
         c.bench_function(&format!("{name}_fwd_simd_{shape}"), |b| {
             b.iter(|| {
-                assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+                assert!(try_conv_forward::<f32, S>(
                     cpu,
                     &p,
-                    View(&x),
-                    ViewMut(&mut y),
+                    (&x[..]).into(),
+                    (&mut y[..]).into(),
                 ));
                 black_box(&y);
             })
@@ -80,27 +61,20 @@ fn conv<
     if with_dx {
         c.bench_function(&format!("{name}_bwdin_generic_{shape}"), |b| {
             b.iter(|| {
-                conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                    &p,
-                    View(&dy),
-                    ViewMut(&mut dx),
-                    &mut col,
-                );
+                conv_backward_input::<f32, S>(&p, (&dy[..]).into(), (&mut dx[..]).into(), &mut col);
                 black_box(&dx);
             })
         });
         if let Some(cpu) = simd {
             c.bench_function(&format!("{name}_bwdin_simd_{shape}"), |b| {
                 b.iter(|| {
-                    assert!(
-                        try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                            cpu,
-                            &p,
-                            View(&dy),
-                            ViewMut(&mut dx),
-                            &mut scratch,
-                        )
-                    );
+                    assert!(try_conv_backward_input::<f32, S>(
+                        cpu,
+                        &p,
+                        (&dy[..]).into(),
+                        (&mut dx[..]).into(),
+                        &mut scratch,
+                    ));
                     black_box(&dx);
                 })
             });
@@ -108,36 +82,25 @@ fn conv<
     }
     c.bench_function(&format!("{name}_bwdw_generic_{shape}"), |b| {
         b.iter(|| {
-            conv_backward_weight::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-                View(&dy),
-                View(&x),
-                &mut dp,
-                &mut col,
-            );
-            conv_backward_bias::<f32, COUT, OH, OW>(View(&dy), &mut dp.bias);
+            conv_backward_weight::<f32, S>((&dy[..]).into(), (&x[..]).into(), &mut dp, &mut col);
+            conv_backward_bias::<f32, S>((&dy[..]).into(), &mut dp);
             black_box(&dp);
         })
     });
     if let Some(cpu) = simd {
         c.bench_function(&format!("{name}_bwdw_simd_{shape}"), |b| {
             b.iter(|| {
-                assert!(try_conv_backward_weight::<
-                    f32,
-                    CIN,
-                    COUT,
-                    K,
-                    KK,
-                    H,
-                    W,
-                    OH,
-                    OW,
-                >(
-                    cpu, View(&dy), View(&x), &mut dp, &mut scratch,
-                ));
-                assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+                assert!(try_conv_backward_weight::<f32, S>(
                     cpu,
-                    View(&dy),
-                    &mut dp.bias
+                    (&dy[..]).into(),
+                    (&x[..]).into(),
+                    &mut dp,
+                    &mut scratch,
+                ));
+                assert!(try_conv_backward_bias::<f32, S>(
+                    cpu,
+                    (&dy[..]).into(),
+                    &mut dp
                 ));
                 black_box(&dp);
             })
@@ -147,11 +110,11 @@ fn conv<
 
 /// Every convolution of the network, hottest first.
 pub fn benches(c: &mut Criterion) {
-    conv::<16, 32, 3, 144, 26, 26, 24, 24>(c, "conv2", true);
-    conv::<32, 8, 1, 32, 24, 24, 24, 24>(c, "conv3", true);
-    conv::<32, 16, 1, 32, 8, 8, 8, 8>(c, "conv6", true);
-    conv::<1, 16, 3, 9, 28, 28, 26, 26>(c, "conv1", false);
-    conv::<8, 16, 3, 72, 12, 12, 10, 10>(c, "conv4", true);
-    conv::<16, 32, 3, 144, 10, 10, 8, 8>(c, "conv5", true);
-    conv::<16, 32, 3, 144, 4, 4, 2, 2>(c, "conv7", true);
+    conv::<Conv2>(c, "conv2", true);
+    conv::<Conv3>(c, "conv3", true);
+    conv::<Conv6>(c, "conv6", true);
+    conv::<Conv1>(c, "conv1", false);
+    conv::<Conv4>(c, "conv4", true);
+    conv::<Conv5>(c, "conv5", true);
+    conv::<Conv7>(c, "conv7", true);
 }

@@ -22,13 +22,15 @@
 //! CPU lacks AVX-512, unless `GRADSPEC_REQUIRE_AVX512` is set, which makes that a failure.
 use gradspec::cnn::Float;
 use gradspec::cnn::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    Conv, ConvParams, ConvShape, Shape, conv_backward_bias, conv_backward_input,
+    conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    self, image_scratch_len, scratch_len, try_conv_backward_bias, try_conv_backward_input,
-    try_conv_backward_weight, try_conv_forward,
+    self, image_scratch_len, scratch_len, scratch_len_of, try_conv_backward_bias,
+    try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
 };
 use gradspec::cnn::cpu::{self, Avx512};
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
 
@@ -95,19 +97,10 @@ fn worst_ratio(got: &[f32], exact: &[f64], scale: &[f64], n_terms: usize) -> f64
         .fold(0.0, f64::max)
 }
 
-fn conv_of<
-    T: gradspec::cnn::Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
->(
-    w: &[T],
-    b: &[T],
-) -> Conv<T, CIN, COUT, K, KK> {
-    let mut p = Conv::<T, CIN, COUT, K, KK>::zeros();
-    p.weight.as_mut_slice().copy_from_slice(w);
-    p.bias.as_mut_slice().copy_from_slice(b);
+fn conv_of<T: gradspec::cnn::Float, S: ConvShape>(w: &[T], b: &[T]) -> S::Params<T> {
+    let mut p = S::Params::<T>::zeros();
+    p.weight_mut().copy_from_slice(w);
+    p.bias_mut().copy_from_slice(b);
     p
 }
 
@@ -139,78 +132,51 @@ impl Ratios {
 
 /// Runs all four passes over `n` images with the SIMD kernels (f32) and the generic
 /// convolution (f64), and returns the worst ratios.
-fn compare<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    n: usize,
-    seed: u64,
-    mutant: Mutant,
-) -> Ratios {
-    let (xi, yi) = (CIN * H * W, COUT * OH * OW);
-    let w = seeded(KK * COUT, seed);
-    let b = seeded(COUT, seed + 1);
+fn compare<S: ConvShape>(n: usize, seed: u64, mutant: Mutant) -> Ratios {
+    let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
+    let (xi, yi) = (S::CIN * S::H * S::W, cout * ohw);
+    let w = seeded(kk * cout, seed);
+    let b = seeded(cout, seed + 1);
     let x = seeded(n * xi, seed + 2);
     let dy = seeded(n * yi, seed + 3);
-    let dw0 = seeded(KK * COUT, seed + 4);
-    let db0 = seeded(COUT, seed + 5);
+    let dw0 = seeded(kk * cout, seed + 4);
+    let db0 = seeded(cout, seed + 5);
 
     // The f64 reference and the scale Σ|terms| (the same convolution on absolute values).
-    let p64 = conv_of::<f64, CIN, COUT, K, KK>(&f64s(&w), &f64s(&b));
-    let pabs = conv_of::<f64, CIN, COUT, K, KK>(&abs(&f64s(&w)), &abs(&f64s(&b)));
+    let p64 = conv_of::<f64, S>(&f64s(&w), &f64s(&b));
+    let pabs = conv_of::<f64, S>(&abs(&f64s(&w)), &abs(&f64s(&b)));
     let (x64, dy64) = (f64s(&x), f64s(&dy));
     let (xabs, dyabs) = (abs(&x64), abs(&dy64));
-    let mut col = vec![0.0f64; KK * OH * OW];
+    let mut col = vec![0.0f64; kk * ohw];
     let mut y_ref = vec![0.0; n * yi];
     let mut y_scale = vec![0.0; n * yi];
-    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        &p64,
-        View(&x64),
-        ViewMut(&mut y_ref),
-        &mut col,
-    );
-    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+    conv_forward::<f64, S>(&p64, (&x64[..]).into(), (&mut y_ref[..]).into(), &mut col);
+    conv_forward::<f64, S>(
         &pabs,
-        View(&xabs),
-        ViewMut(&mut y_scale),
+        (&xabs[..]).into(),
+        (&mut y_scale[..]).into(),
         &mut col,
     );
     let mut dx_ref = vec![0.0; n * xi];
     let mut dx_scale = vec![0.0; n * xi];
-    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        &p64,
-        View(&dy64),
-        ViewMut(&mut dx_ref),
-        &mut col,
-    );
-    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
+    conv_backward_input::<f64, S>(&p64, (&dy64[..]).into(), (&mut dx_ref[..]).into(), &mut col);
+    conv_backward_input::<f64, S>(
         &pabs,
-        View(&dyabs),
-        ViewMut(&mut dx_scale),
+        (&dyabs[..]).into(),
+        (&mut dx_scale[..]).into(),
         &mut col,
     );
-    let mut dw_ref = conv_of::<f64, CIN, COUT, K, KK>(&f64s(&dw0), &f64s(&db0));
-    let mut dw_scale = conv_of::<f64, CIN, COUT, K, KK>(&abs(&f64s(&dw0)), &abs(&f64s(&db0)));
-    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        View(&dy64),
-        View(&x64),
-        &mut dw_ref,
-        &mut col,
-    );
-    conv_backward_bias::<f64, COUT, OH, OW>(View(&dy64), &mut dw_ref.bias);
-    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        View(&dyabs),
-        View(&xabs),
+    let mut dw_ref = conv_of::<f64, S>(&f64s(&dw0), &f64s(&db0));
+    let mut dw_scale = conv_of::<f64, S>(&abs(&f64s(&dw0)), &abs(&f64s(&db0)));
+    conv_backward_weight::<f64, S>((&dy64[..]).into(), (&x64[..]).into(), &mut dw_ref, &mut col);
+    conv_backward_bias::<f64, S>((&dy64[..]).into(), &mut dw_ref);
+    conv_backward_weight::<f64, S>(
+        (&dyabs[..]).into(),
+        (&xabs[..]).into(),
         &mut dw_scale,
         &mut col,
     );
-    conv_backward_bias::<f64, COUT, OH, OW>(View(&dyabs), &mut dw_scale.bias);
+    conv_backward_bias::<f64, S>((&dyabs[..]).into(), &mut dw_scale);
 
     // The SIMD side, possibly corrupted.
     let (mut ws, mut xs, mut dys) = (w.clone(), x.clone(), dy.clone());
@@ -223,88 +189,59 @@ fn compare<
         Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
     }
     let cpu = token();
-    let p = conv_of::<f32, CIN, COUT, K, KK>(&ws, &b);
-    let mut scratch = vec![f32::NAN; scratch_len(COUT, OH, OW, W)];
+    let p = conv_of::<f32, S>(&ws, &b);
+    let mut scratch = vec![f32::NAN; scratch_len_of::<S>()];
     // NaN-filled outputs: anything the kernels fail to write shows up.
     let mut y = vec![f32::NAN; n * yi];
-    assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+    assert!(try_conv_forward::<f32, S>(
         cpu,
         &p,
-        View(&xs),
-        ViewMut(&mut y)
+        (&xs[..]).into(),
+        (&mut y[..]).into()
     ));
     let mut dx = vec![f32::NAN; n * xi];
-    assert!(
-        try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-            cpu,
-            &p,
-            View(&dys),
-            ViewMut(&mut dx),
-            &mut scratch
-        )
-    );
-    let mut dw = conv_of::<f32, CIN, COUT, K, KK>(&dw0, &db0);
-    assert!(try_conv_backward_weight::<
-        f32,
-        CIN,
-        COUT,
-        K,
-        KK,
-        H,
-        W,
-        OH,
-        OW,
-    >(cpu, View(&dys), View(&xs), &mut dw, &mut scratch));
-    assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+    assert!(try_conv_backward_input::<f32, S>(
         cpu,
-        View(&dys),
-        &mut dw.bias
+        &p,
+        (&dys[..]).into(),
+        (&mut dx[..]).into(),
+        &mut scratch
+    ));
+    let mut dw = conv_of::<f32, S>(&dw0, &db0);
+    assert!(try_conv_backward_weight::<f32, S>(
+        cpu,
+        (&dys[..]).into(),
+        (&xs[..]).into(),
+        &mut dw,
+        &mut scratch
+    ));
+    assert!(try_conv_backward_bias::<f32, S>(
+        cpu,
+        (&dys[..]).into(),
+        &mut dw
     ));
 
     Ratios {
-        fwd: worst_ratio(&y, &y_ref, &y_scale, KK + 1),
-        bwd_input: worst_ratio(&dx, &dx_ref, &dx_scale, COUT * K * K),
-        bwd_weight: worst_ratio(
-            dw.weight.as_slice(),
-            dw_ref.weight.as_slice(),
-            dw_scale.weight.as_slice(),
-            n * OH * OW + 1,
-        ),
-        bwd_bias: worst_ratio(
-            dw.bias.as_slice(),
-            dw_ref.bias.as_slice(),
-            dw_scale.bias.as_slice(),
-            n * OH * OW + 1,
-        ),
+        fwd: worst_ratio(&y, &y_ref, &y_scale, kk + 1),
+        bwd_input: worst_ratio(&dx, &dx_ref, &dx_scale, cout * S::K * S::K),
+        bwd_weight: worst_ratio(dw.weight(), dw_ref.weight(), dw_scale.weight(), n * ohw + 1),
+        bwd_bias: worst_ratio(dw.bias(), dw_ref.bias(), dw_scale.bias(), n * ohw + 1),
     }
 }
 
 /// A correct comparison passes, and each mutant makes it fail where it should.
-fn check<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    name: &str,
-    n: usize,
-    seed: u64,
-) {
-    let r = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::None);
+fn check<S: ConvShape>(name: &str, n: usize, seed: u64) {
+    let r = compare::<S>(n, seed, Mutant::None);
     println!("{name}: worst error / allowance = {r:?}");
     assert!(r.all_pass(), "{name}: {r:?}");
 
-    let m = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::LastInput);
+    let m = compare::<S>(n, seed, Mutant::LastInput);
     println!("{name}: mutant LastInput: {m:?}");
     assert!(
         m.fwd > 1.0 && m.bwd_input > 1.0 && m.bwd_weight > 1.0 && m.bwd_bias > 1.0,
         "{name}: a corrupted last input went unnoticed: {m:?}"
     );
-    let m = compare::<CIN, COUT, K, KK, H, W, OH, OW>(n, seed, Mutant::LastWeight);
+    let m = compare::<S>(n, seed, Mutant::LastWeight);
     println!("{name}: mutant LastWeight: {m:?}");
     assert!(
         m.fwd > 1.0 && m.bwd_input > 1.0,
@@ -319,7 +256,7 @@ fn conv1_1x28x28_k3_matches_generic() {
     if skipped() {
         return;
     }
-    check::<1, 16, 3, 9, 28, 28, 26, 26>("conv1", 3, 10);
+    check::<Conv1>("conv1", 3, 10);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -329,7 +266,7 @@ fn conv2_16x26x26_k3_matches_generic() {
     if skipped() {
         return;
     }
-    check::<16, 32, 3, 144, 26, 26, 24, 24>("conv2", 3, 20);
+    check::<Conv2>("conv2", 3, 20);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -339,7 +276,7 @@ fn conv3_32x24x24_k1_matches_generic() {
     if skipped() {
         return;
     }
-    check::<32, 8, 1, 32, 24, 24, 24, 24>("conv3", 3, 30);
+    check::<Conv3>("conv3", 3, 30);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -349,7 +286,7 @@ fn conv4_8x12x12_k3_matches_generic() {
     if skipped() {
         return;
     }
-    check::<8, 16, 3, 72, 12, 12, 10, 10>("conv4", 3, 40);
+    check::<Conv4>("conv4", 3, 40);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -359,7 +296,7 @@ fn conv5_16x10x10_k3_matches_generic() {
     if skipped() {
         return;
     }
-    check::<16, 32, 3, 144, 10, 10, 8, 8>("conv5", 3, 50);
+    check::<Conv5>("conv5", 3, 50);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -369,7 +306,7 @@ fn conv6_32x8x8_k1_matches_generic() {
     if skipped() {
         return;
     }
-    check::<32, 16, 1, 32, 8, 8, 8, 8>("conv6", 3, 60);
+    check::<Conv6>("conv6", 3, 60);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -379,7 +316,7 @@ fn conv7_16x4x4_k3_matches_generic() {
     if skipped() {
         return;
     }
-    check::<16, 32, 3, 144, 4, 4, 2, 2>("conv7", 3, 70);
+    check::<Conv7>("conv7", 3, 70);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
@@ -390,20 +327,20 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
         return;
     }
     // COUT 5 = tile 4 + 1, CIN 3 (weight-gradient taps 27 = 4·6 + 3), 9 wide.
-    check::<3, 5, 3, 27, 7, 9, 5, 7>("odd_3to5_7x9_k3", 2, 80);
+    check::<Shape<3, 5, 3, 27, 7, 9, 5, 7>>("odd_3to5_7x9_k3", 2, 80);
     // COUT 11 = 8 + 2 + 1, K = 2, rows longer than one vector.
-    check::<2, 11, 2, 8, 5, 18, 4, 17>("odd_2to11_5x18_k2", 2, 90);
+    check::<Shape<2, 11, 2, 8, 5, 18, 4, 17>>("odd_2to11_5x18_k2", 2, 90);
     // K = 1 whose plane (15) is not a multiple of 16: dY needs the wide scratch.
-    check::<5, 3, 1, 5, 3, 5, 3, 5>("odd_5to3_3x5_k1", 2, 100);
+    check::<Shape<5, 3, 1, 5, 3, 5, 3, 5>>("odd_5to3_3x5_k1", 2, 100);
     // K = 5, a single output row and column count not a multiple of anything.
-    check::<2, 9, 5, 50, 5, 20, 1, 16>("odd_2to9_5x20_k5", 2, 110);
+    check::<Shape<2, 9, 5, 50, 5, 20, 1, 16>>("odd_2to9_5x20_k5", 2, 110);
     // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
     // (channel tiles 2 + 1), 30 pixels (one 16×16 transpose block and an edge).
-    check::<3, 48, 2, 12, 6, 7, 5, 6>("odd_3to48_6x7_k2", 2, 130);
+    check::<Shape<3, 48, 2, 12, 6, 7, 5, 6>>("odd_3to48_6x7_k2", 2, 130);
     // COUT 16 with K 5: one vector of output channels, two input channels per tile.
-    check::<5, 16, 5, 125, 7, 9, 3, 5>("odd_5to16_7x9_k5", 3, 140);
+    check::<Shape<5, 16, 5, 125, 7, 9, 3, 5>>("odd_5to16_7x9_k5", 3, 140);
     // One image, every tail at once: COUT 7 (4+2+1), CIN 1, K 3, 3×3 → 1×1.
-    check::<1, 7, 3, 9, 3, 3, 1, 1>("odd_1to7_3x3_k3", 1, 120);
+    check::<Shape<1, 7, 3, 9, 3, 3, 1, 1>>("odd_1to7_3x3_k3", 1, 120);
 }
 
 #[test]
@@ -414,13 +351,13 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
     const CIN: usize = 16;
     const COUT: usize = 32;
     let cpu = token();
-    let p = conv_of::<f32, CIN, COUT, 3, 144>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
+    let p = conv_of::<f32, Conv2>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
     let x = seeded(2 * CIN * 26 * 26, 3);
     let dy = seeded(2 * COUT * 24 * 24, 4);
     let mut scratch = vec![0.0f32; scratch_len(COUT, 24, 24, 26)];
 
     let mut y_batch = vec![0.0f32; dy.len()];
-    assert!(try_conv_forward::<f32, CIN, COUT, 3, 144, 26, 26, 24, 24>(
+    assert!(try_conv_forward::<f32, Conv2>(
         cpu,
         &p,
         View(&x),
@@ -428,35 +365,19 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
     ));
     let mut wide = vec![0.0f32; image_scratch_len(COUT, 24, 24, 26)];
     let mut dx_batch = vec![0.0f32; x.len()];
-    assert!(try_conv_backward_input::<
-        f32,
-        CIN,
-        COUT,
-        3,
-        144,
-        26,
-        26,
-        24,
-        24,
-    >(
-        cpu, &p, View(&dy), ViewMut(&mut dx_batch), &mut scratch
+    assert!(try_conv_backward_input::<f32, Conv2>(
+        cpu,
+        &p,
+        View(&dy),
+        ViewMut(&mut dx_batch),
+        &mut scratch
     ));
     // The batch wrapper sums groups of images in registers (a different order from image by
     // image, covered by the tolerance tests); fed one image at a time it is the per-image
     // function.
     let mut dw_batch = Conv::<f32, CIN, COUT, 3, 144>::zeros();
     for i in 0..2 {
-        assert!(try_conv_backward_weight::<
-            f32,
-            CIN,
-            COUT,
-            3,
-            144,
-            26,
-            26,
-            24,
-            24,
-        >(
+        assert!(try_conv_backward_weight::<f32, Conv2>(
             cpu,
             View(&dy[i * COUT * 576..(i + 1) * COUT * 576]),
             View(&x[i * CIN * 676..(i + 1) * CIN * 676]),
@@ -470,16 +391,12 @@ fn per_image_functions_agree_with_the_batch_wrappers() {
         let xi = &x[i * CIN * 676..(i + 1) * CIN * 676];
         let dyi = &dy[i * COUT * 576..(i + 1) * COUT * 576];
         let mut y = vec![0.0f32; COUT * 576];
-        conv_simd::forward_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(cpu, &p, xi, &mut y);
+        conv_simd::forward_image::<Conv2>(cpu, &p, xi, &mut y);
         assert_eq!(y, y_batch[i * COUT * 576..(i + 1) * COUT * 576]);
         let mut dx = vec![0.0f32; CIN * 676];
-        conv_simd::backward_input_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(
-            cpu, &p, dyi, &mut dx, &mut wide,
-        );
+        conv_simd::backward_input_image::<Conv2>(cpu, &p, dyi, &mut dx, &mut wide);
         assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
-        conv_simd::backward_weight_image::<CIN, COUT, 3, 144, 26, 26, 24, 24>(
-            cpu, dyi, xi, &mut dw, &mut wide,
-        );
+        conv_simd::backward_weight_image::<Conv2>(cpu, dyi, xi, &mut dw, &mut wide);
     }
     assert_eq!(dw.weight, dw_batch.weight, "same order, so bit-identical");
 }
@@ -496,20 +413,20 @@ fn f64_is_declined_and_left_untouched() {
     let p = Conv::<f64, 1, 16, 3, 9>::zeros();
     let x = vec![1.0f64; 28 * 28];
     let mut y = vec![7.0f64; 16 * 26 * 26];
-    assert!(!try_conv_forward::<f64, 1, 16, 3, 9, 28, 28, 26, 26>(
+    assert!(!try_conv_forward::<f64, Conv1>(
         cpu,
         &p,
         View(&x),
         ViewMut(&mut y)
     ));
     assert!(y.iter().all(|&v| v == 7.0));
-    let mut db = nalgebra::SVector::<f64, 16>::zeros();
-    assert!(!try_conv_backward_bias::<f64, 16, 26, 26>(
+    let mut db = Conv::<f64, 1, 16, 3, 9>::zeros();
+    assert!(!try_conv_backward_bias::<f64, Conv1>(
         cpu,
         View(&y),
         &mut db
     ));
-    assert!(db.iter().all(|&v| v == 0.0));
+    assert!(db.bias.iter().all(|&v| v == 0.0));
 }
 
 #[test]
@@ -522,7 +439,7 @@ fn a_short_output_slice_panics_before_any_work() {
         let p = Conv::<f32, 1, 16, 3, 9>::zeros();
         let x = vec![0.0f32; 28 * 28];
         let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
-        conv_simd::forward_image::<1, 16, 3, 9, 28, 28, 26, 26>(cpu, &p, &x, &mut y);
+        conv_simd::forward_image::<Conv1>(cpu, &p, &x, &mut y);
     });
 }
 
@@ -537,12 +454,6 @@ fn a_short_scratch_panics_before_any_work() {
         let x = vec![0.0f32; 16 * 26 * 26];
         let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
         let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
-        conv_simd::backward_weight_image::<16, 32, 3, 144, 26, 26, 24, 24>(
-            cpu,
-            &dy,
-            &x,
-            &mut dw,
-            &mut scratch,
-        );
+        conv_simd::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
     });
 }

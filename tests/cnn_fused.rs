@@ -10,7 +10,7 @@ use gradspec::cnn::batchnorm::{
     BatchNorm, Running, bn_backward_input, bn_backward_params, bn_batch_stats, bn_forward_eval,
     bn_forward_train, bn_partial_sums,
 };
-use gradspec::cnn::conv::conv_backward_bias;
+use gradspec::cnn::conv::{Conv, Shape, conv_backward_bias};
 use gradspec::cnn::dropout::{
     dropout_backward, dropout_bits, dropout_forward, dropout_mask, keep_scale,
 };
@@ -133,8 +133,10 @@ fn block<T: Float, const C: usize, const H: usize, const W: usize>(
     let m = n * H * W;
     bn_backward_input::<T, C, H, W>(&p, &var, &dg, &db, m, &xhat, ViewMut(&mut g_ref));
     relu_backward(&r, &mut g_ref);
-    let mut bias_ref = SVector::<T, C>::zeros();
-    conv_backward_bias::<T, C, H, W>(View(&g_ref), &mut bias_ref);
+    // The bias of a 1×1 convolution whose output is `C×H×W` (only its bias is used).
+    let mut conv_ref = Conv::<T, C, C, 1, C>::zeros();
+    conv_backward_bias::<T, Shape<C, C, 1, C, H, W, H, W>>(View(&g_ref), &mut conv_ref);
+    let bias_ref = conv_ref.bias;
     let mut bias = SVector::<T, C>::zeros();
     bn_relu_backward(
         &p,
@@ -271,11 +273,11 @@ fn a_different_summation_order_is_detected() {
     for (k, plane) in x.chunks_exact(25).enumerate() {
         naive[k % 4] += plane.iter().copied().sum::<f32>();
     }
-    let mut db = SVector::<f32, 4>::zeros();
-    conv_backward_bias::<f32, 4, 5, 5>(View(&x), &mut db);
+    let mut conv = Conv::<f32, 4, 4, 1, 4>::zeros();
+    conv_backward_bias::<f32, Shape<4, 4, 1, 4, 5, 5, 5, 5>>(View(&x), &mut conv);
     let differs = naive
         .iter()
-        .zip(db.iter())
+        .zip(conv.bias.iter())
         .any(|(a, b)| a.to_bits() != b.to_bits());
     assert!(
         differs,

@@ -11,7 +11,8 @@ use gradspec::cnn::batchnorm::{
     bn_partial_sums,
 };
 use gradspec::cnn::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    Conv, ConvParams, ConvShape, Shape, conv_backward_bias, conv_backward_input,
+    conv_backward_weight, conv_forward,
 };
 use gradspec::cnn::dropout::{dropout_backward, dropout_forward, dropout_mask};
 use gradspec::cnn::linear::{
@@ -57,35 +58,23 @@ struct ConvCase {
     g: Vec<f64>,
 }
 
-fn conv_of<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(
-    w: &[f64],
-    b: &[f64],
-) -> Conv<f64, CIN, COUT, K, KK> {
-    let mut p = Conv::<f64, CIN, COUT, K, KK>::zeros();
-    p.weight.as_mut_slice().copy_from_slice(w);
-    p.bias.as_mut_slice().copy_from_slice(b);
+/// The 3×3 convolution of the checks and twins: 2 → 3 channels, 6×6 → 4×4.
+type Conv3x3 = Shape<2, 3, 3, 18, 6, 6, 4, 4>;
+/// The 1×1 convolution of the checks: 3 → 2 channels on 4×5.
+type Conv1x1 = Shape<3, 2, 1, 3, 4, 5, 4, 5>;
+
+fn conv_of<S: ConvShape>(w: &[f64], b: &[f64]) -> S::Params<f64> {
+    let mut p = S::Params::<f64>::zeros();
+    p.weight_mut().copy_from_slice(w);
+    p.bias_mut().copy_from_slice(b);
     p
 }
 
-fn conv_y<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    c: &ConvCase,
-    x: &[f64],
-    w: &[f64],
-    b: &[f64],
-) -> Vec<f64> {
-    let p = conv_of::<CIN, COUT, K, KK>(w, b);
-    let mut y = vec![0.0; c.n * COUT * OH * OW];
-    let mut col = vec![0.0; KK * OH * OW];
-    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(&p, View(x), ViewMut(&mut y), &mut col);
+fn conv_y<S: ConvShape>(c: &ConvCase, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let p = conv_of::<S>(w, b);
+    let mut y = vec![0.0; c.n * S::COUT * S::OH * S::OW];
+    let mut col = vec![0.0; S::KK * S::OH * S::OW];
+    conv_forward::<f64, S>(&p, x.into(), (&mut y[..]).into(), &mut col);
     y
 }
 
@@ -104,28 +93,16 @@ enum ConvWrong {
 
 /// Checks dX, dW and db of one convolution. `wrong` deliberately corrupts one of them so that
 /// a test can show the checker rejects it.
-fn conv_check<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    c: &ConvCase,
-    tol: Tol,
-    wrong: ConvWrong,
-) -> Result<Report, String> {
+fn conv_check<S: ConvShape>(c: &ConvCase, tol: Tol, wrong: ConvWrong) -> Result<Report, String> {
+    let (cin, cout, k) = (S::CIN, S::COUT, S::K);
     let flipped = |w: &[f64]| -> Vec<f64> {
         let mut f = w.to_vec();
-        for o in 0..COUT {
-            for ci in 0..CIN {
-                for ki in 0..K {
-                    for kj in 0..K {
-                        let at = |a: usize, b: usize| ((o * CIN + ci) * K + a) * K + b;
-                        f[at(ki, kj)] = w[at(K - 1 - ki, K - 1 - kj)];
+        for o in 0..cout {
+            for ci in 0..cin {
+                for ki in 0..k {
+                    for kj in 0..k {
+                        let at = |a: usize, b: usize| ((o * cin + ci) * k + a) * k + b;
+                        f[at(ki, kj)] = w[at(k - 1 - ki, k - 1 - kj)];
                     }
                 }
             }
@@ -133,44 +110,34 @@ fn conv_check<
         f
     };
     let p = if wrong == ConvWrong::FlipDx {
-        conv_of::<CIN, COUT, K, KK>(&flipped(&c.w), &c.b)
+        conv_of::<S>(&flipped(&c.w), &c.b)
     } else {
-        conv_of::<CIN, COUT, K, KK>(&c.w, &c.b)
+        conv_of::<S>(&c.w, &c.b)
     };
-    let mut col = vec![0.0; KK * OH * OW];
+    let mut col = vec![0.0; S::KK * S::OH * S::OW];
     let mut dx = vec![0.0; c.x.len()];
-    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        &p,
-        View(&c.g),
-        ViewMut(&mut dx),
-        &mut col,
-    );
-    let mut dw = Conv::<f64, CIN, COUT, K, KK>::zeros();
-    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        View(&c.g),
-        View(&c.x),
-        &mut dw,
-        &mut col,
-    );
+    conv_backward_input::<f64, S>(&p, (&c.g[..]).into(), (&mut dx[..]).into(), &mut col);
+    let mut dw = S::Params::<f64>::zeros();
+    conv_backward_weight::<f64, S>((&c.g[..]).into(), (&c.x[..]).into(), &mut dw, &mut col);
     if wrong == ConvWrong::DbLastImage {
-        let last = &c.g[(c.n - 1) * COUT * OH * OW..];
-        conv_backward_bias::<f64, COUT, OH, OW>(View(last), &mut dw.bias);
+        let last = &c.g[(c.n - 1) * cout * S::OH * S::OW..];
+        conv_backward_bias::<f64, S>(last.into(), &mut dw);
     } else {
-        conv_backward_bias::<f64, COUT, OH, OW>(View(&c.g), &mut dw.bias);
+        conv_backward_bias::<f64, S>((&c.g[..]).into(), &mut dw);
     }
-    let mut dwv = dw.weight.as_slice().to_vec();
+    let mut dwv = dw.weight().to_vec();
     if wrong == ConvWrong::FlipDw {
         // The classic convolution-vs-correlation slip.
         dwv = flipped(&dwv);
     }
-    let y = |x: &[f64], w: &[f64], b: &[f64]| conv_y::<CIN, COUT, K, KK, H, W, OH, OW>(c, x, w, b);
+    let y = |x: &[f64], w: &[f64], b: &[f64]| conv_y::<S>(c, x, w, b);
     let r1 = check("conv dX", &dx, all(dx.len()), tol, |i, d| {
         shifted(&c.x, i, d, |x| dot(&c.g, &y(x, &c.w, &c.b)))
     })?;
     let r2 = check("conv dW", &dwv, all(dwv.len()), tol, |i, d| {
         shifted(&c.w, i, d, |w| dot(&c.g, &y(&c.x, w, &c.b)))
     })?;
-    let db = dw.bias.as_slice().to_vec();
+    let db = dw.bias().to_vec();
     let r3 = check("conv db", &db, all(db.len()), tol, |i, d| {
         shifted(&c.b, i, d, |b| dot(&c.g, &y(&c.x, &c.w, b)))
     })?;
@@ -212,7 +179,7 @@ proptest! {
     fn conv3x3_gradients_match_central_differences(
         c in conv_case(2, 2 * 36, 18 * 3, 3, 3 * 16)
     ) {
-        let r = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None);
+        let r = conv_check::<Conv3x3>(&c, LAYER, ConvWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
@@ -224,7 +191,7 @@ proptest! {
     fn conv1x1_gradients_match_central_differences(
         c in conv_case(2, 3 * 20, 3 * 2, 2, 2 * 20)
     ) {
-        let r = conv_check::<3, 2, 1, 3, 4, 5, 4, 5>(&c, LAYER, ConvWrong::None);
+        let r = conv_check::<Conv1x1>(&c, LAYER, ConvWrong::None);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 }
@@ -240,9 +207,8 @@ fn conv_checker_rejects_a_flipped_kernel_gradient() {
         b: v(3),
         g: v(2 * 3 * 16),
     };
-    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
-        .expect("the true gradient passes");
-    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::FlipDw).unwrap_err();
+    conv_check::<Conv3x3>(&c, LAYER, ConvWrong::None).expect("the true gradient passes");
+    let e = conv_check::<Conv3x3>(&c, LAYER, ConvWrong::FlipDw).unwrap_err();
     assert!(e.starts_with("conv dW"), "{e}");
 }
 
@@ -261,18 +227,16 @@ fn conv_twin_case() -> ConvCase {
 #[test]
 fn conv_checker_rejects_an_input_gradient_with_the_unflipped_kernel() {
     let c = conv_twin_case();
-    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
-        .expect("the true gradient passes");
-    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::FlipDx).unwrap_err();
+    conv_check::<Conv3x3>(&c, LAYER, ConvWrong::None).expect("the true gradient passes");
+    let e = conv_check::<Conv3x3>(&c, LAYER, ConvWrong::FlipDx).unwrap_err();
     assert!(e.starts_with("conv dX"), "{e}");
 }
 
 #[test]
 fn conv_checker_rejects_a_bias_gradient_of_the_last_image_only() {
     let c = conv_twin_case();
-    conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None)
-        .expect("the true gradient passes");
-    let e = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::DbLastImage).unwrap_err();
+    conv_check::<Conv3x3>(&c, LAYER, ConvWrong::None).expect("the true gradient passes");
+    let e = conv_check::<Conv3x3>(&c, LAYER, ConvWrong::DbLastImage).unwrap_err();
     assert!(e.starts_with("conv db"), "{e}");
 }
 
@@ -284,11 +248,11 @@ fn conv_weight_and_bias_gradients_accumulate() {
     let g: Vec<f64> = (0..3 * 16).map(|i| (i as f64 * 0.11).cos()).collect();
     let mut col = vec![0.0; 18 * 16];
     let mut once = Conv::<f64, 2, 3, 3, 18>::zeros();
-    conv_backward_weight::<f64, 2, 3, 3, 18, 6, 6, 4, 4>(View(&g), View(&x), &mut once, &mut col);
-    conv_backward_bias::<f64, 3, 4, 4>(View(&g), &mut once.bias);
+    conv_backward_weight::<f64, Conv3x3>(View(&g), View(&x), &mut once, &mut col);
+    conv_backward_bias::<f64, Conv3x3>(View(&g), &mut once);
     let mut twice = once.clone();
-    conv_backward_weight::<f64, 2, 3, 3, 18, 6, 6, 4, 4>(View(&g), View(&x), &mut twice, &mut col);
-    conv_backward_bias::<f64, 3, 4, 4>(View(&g), &mut twice.bias);
+    conv_backward_weight::<f64, Conv3x3>(View(&g), View(&x), &mut twice, &mut col);
+    conv_backward_bias::<f64, Conv3x3>(View(&g), &mut twice);
     assert_eq!(twice.weight, once.weight * 2.0);
     assert_eq!(twice.bias, once.bias * 2.0);
 }
@@ -890,7 +854,7 @@ fn observed_layer_errors_are_far_below_the_tolerance() {
         b: v(3),
         g: v(2 * 3 * 16),
     };
-    let conv = conv_check::<2, 3, 3, 18, 6, 6, 4, 4>(&c, LAYER, ConvWrong::None).unwrap();
+    let conv = conv_check::<Conv3x3>(&c, LAYER, ConvWrong::None).unwrap();
     let (x, gm, bt, g) = (v(36), v(2), v(2), v(36));
     let bn = bn_check(&x, &gm, &bt, &g, BnWrong::None).unwrap();
     let (x, w, b, g) = (v(15), v(15), v(3), v(9));

@@ -29,14 +29,15 @@ use gradspec::cnn::batchnorm::{
     bn_partial_sums,
 };
 use gradspec::cnn::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
+    conv_forward,
 };
 use gradspec::cnn::conv_simd::{
-    scratch_len, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
+    scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
     try_conv_forward,
 };
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward};
-use gradspec::cnn::net::CLASSES;
+use gradspec::cnn::net::{CLASSES, Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use gradspec::cnn::tensor::{View, ViewMut};
 use nalgebra::SVector;
 use proptest::prelude::*;
@@ -304,14 +305,15 @@ fn seeded(n: usize, rng: &mut impl Rng) -> Vec<f64> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
-fn flip<const CIN: usize, const COUT: usize, const K: usize>(w: &[f64]) -> Vec<f64> {
+fn flip<S: ConvShape>(w: &[f64]) -> Vec<f64> {
+    let (cin, cout, k) = (S::CIN, S::COUT, S::K);
     let mut f = w.to_vec();
-    for o in 0..COUT {
-        for c in 0..CIN {
-            for ki in 0..K {
-                for kj in 0..K {
-                    let at = |a: usize, b: usize| ((o * CIN + c) * K + a) * K + b;
-                    f[at(ki, kj)] = w[at(K - 1 - ki, K - 1 - kj)];
+    for o in 0..cout {
+        for c in 0..cin {
+            for ki in 0..k {
+                for kj in 0..k {
+                    let at = |a: usize, b: usize| ((o * cin + c) * k + a) * k + b;
+                    f[at(ki, kj)] = w[at(k - 1 - ki, k - 1 - kj)];
                 }
             }
         }
@@ -319,44 +321,22 @@ fn flip<const CIN: usize, const COUT: usize, const K: usize>(w: &[f64]) -> Vec<f
     f
 }
 
-fn conv_of<
-    T: gradspec::cnn::Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
->(
-    w: &[T],
-    b: &[T],
-) -> Conv<T, CIN, COUT, K, KK> {
-    let mut p = Conv::<T, CIN, COUT, K, KK>::zeros();
-    p.weight.as_mut_slice().copy_from_slice(w);
-    p.bias.as_mut_slice().copy_from_slice(b);
+fn conv_of<T: gradspec::cnn::Float, S: ConvShape>(w: &[T], b: &[T]) -> S::Params<T> {
+    let mut p = S::Params::<T>::zeros();
+    p.weight_mut().copy_from_slice(w);
+    p.bias_mut().copy_from_slice(b);
     p
 }
 
 /// `conv(x; w, b)` in f64 by the generic function.
-fn fwd<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    x: &[f64],
-    w: &[f64],
-    b: &[f64],
-) -> Vec<f64> {
-    let n = x.len() / (CIN * H * W);
-    let mut y = vec![0.0; n * COUT * OH * OW];
-    let mut col = vec![0.0; KK * OH * OW];
-    conv_forward::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        &conv_of(w, b),
-        View(x),
-        ViewMut(&mut y),
+fn fwd<S: ConvShape>(x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let n = x.len() / (S::CIN * S::H * S::W);
+    let mut y = vec![0.0; n * S::COUT * S::OH * S::OW];
+    let mut col = vec![0.0; S::KK * S::OH * S::OW];
+    conv_forward::<f64, S>(
+        &conv_of::<_, S>(w, b),
+        x.into(),
+        (&mut y[..]).into(),
         &mut col,
     );
     y
@@ -365,45 +345,36 @@ fn fwd<
 /// The three adjoint identities of one convolution shape over `n` images drawn from `seed`,
 /// in f64 by the generic functions of `cnn::conv`, with one backward pass possibly corrupted
 /// by `wrong`. Returns the worst ratio to the tolerance `2·γ_N·Σ|terms|`.
-fn conv_adjoints_f64<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    n: usize,
-    seed: u64,
-    wrong: ConvWrong,
-) -> Result<f64, String> {
+fn conv_adjoints_f64<S: ConvShape>(n: usize, seed: u64, wrong: ConvWrong) -> Result<f64, String> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (xl, yl) = (n * CIN * H * W, n * COUT * OH * OW);
+    let (xl, yl) = (n * S::CIN * S::H * S::W, n * S::COUT * S::OH * S::OW);
     let (x, y, w, w2, b2) = (
         seeded(xl, &mut rng),
         seeded(yl, &mut rng),
-        seeded(KK * COUT, &mut rng),
-        seeded(KK * COUT, &mut rng),
-        seeded(COUT, &mut rng),
+        seeded(S::KK * S::COUT, &mut rng),
+        seeded(S::KK * S::COUT, &mut rng),
+        seeded(S::COUT, &mut rng),
     );
-    let zb = vec![0.0; COUT];
-    let f = fwd::<CIN, COUT, K, KK, H, W, OH, OW>;
-    let tol = 2.0 * gamma(yl + xl + KK + COUT * K * K + n * OH * OW + 4, U64);
-    let mut col = vec![0.0; KK * OH * OW];
+    let zb = vec![0.0; S::COUT];
+    let f = fwd::<S>;
+    let tol = 2.0
+        * gamma(
+            yl + xl + S::KK + S::COUT * S::K * S::K + n * S::OH * S::OW + 4,
+            U64,
+        );
+    let mut col = vec![0.0; S::KK * S::OH * S::OW];
 
     // ⟨conv(x; W, 0), y⟩ = ⟨x, dX(W; y)⟩
     let wb = if wrong == ConvWrong::FlipDx {
-        flip::<CIN, COUT, K>(&w)
+        flip::<S>(&w)
     } else {
         w.clone()
     };
     let mut dx = vec![0.0; xl];
-    conv_backward_input::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        &conv_of(&wb, &zb),
-        View(&y),
-        ViewMut(&mut dx),
+    conv_backward_input::<f64, S>(
+        &conv_of::<_, S>(&wb, &zb),
+        (&y[..]).into(),
+        (&mut dx[..]).into(),
         &mut col,
     );
     let lhs = dot(&f(&x, &w, &zb), &y);
@@ -415,25 +386,20 @@ fn conv_adjoints_f64<
     )?;
 
     // ⟨dW(y, x), W'⟩ = ⟨conv(x; W', 0), y⟩ and ⟨db(y), b'⟩ = ⟨conv(0; 0, b'), y⟩
-    let mut g = Conv::<f64, CIN, COUT, K, KK>::zeros();
-    conv_backward_weight::<f64, CIN, COUT, K, KK, H, W, OH, OW>(
-        View(&y),
-        View(&x),
-        &mut g,
-        &mut col,
-    );
-    let ylast = &y[(n - 1) * COUT * OH * OW..];
-    conv_backward_bias::<f64, COUT, OH, OW>(
-        View(if wrong == ConvWrong::DbLastImage {
-            ylast
+    let mut g = S::Params::<f64>::zeros();
+    conv_backward_weight::<f64, S>((&y[..]).into(), (&x[..]).into(), &mut g, &mut col);
+    let ylast = &y[(n - 1) * S::COUT * S::OH * S::OW..];
+    conv_backward_bias::<f64, S>(
+        if wrong == ConvWrong::DbLastImage {
+            ylast.into()
         } else {
-            &y
-        }),
-        &mut g.bias,
+            (&y[..]).into()
+        },
+        &mut g,
     );
-    let mut dw = g.weight.as_slice().to_vec();
+    let mut dw = g.weight().to_vec();
     if wrong == ConvWrong::FlipDw {
-        dw = flip::<CIN, COUT, K>(&dw);
+        dw = flip::<S>(&dw);
     }
     let rhs = dot(&f(&x, &w2, &zb), &y);
     let scale = dot(&f(&abs(&x), &abs(&w2), &zb), &abs(&y));
@@ -443,12 +409,12 @@ fn conv_adjoints_f64<
         tol * scale,
     )?;
     let zx = vec![0.0; xl];
-    let zw = vec![0.0; KK * COUT];
+    let zw = vec![0.0; S::KK * S::COUT];
     let rhs = dot(&f(&zx, &zw, &b2), &y);
     let scale = dot(&f(&zx, &zw, &abs(&b2)), &abs(&y));
     let r3 = within(
         "conv ⟨db(y), b'⟩ − ⟨conv(0; 0, b'), y⟩",
-        dot(g.bias.as_slice(), &b2) - rhs,
+        dot(g.bias(), &b2) - rhs,
         tol * scale,
     )?;
     Ok(r1.max(r2).max(r3))
@@ -458,34 +424,13 @@ fn conv_adjoints_f64<
 fn all_shapes_f64(n: usize, seed: u64) -> Result<Vec<(&'static str, f64)>, String> {
     let w = ConvWrong::None;
     Ok(vec![
-        (
-            "conv1",
-            conv_adjoints_f64::<1, 16, 3, 9, 28, 28, 26, 26>(n, seed, w)?,
-        ),
-        (
-            "conv2",
-            conv_adjoints_f64::<16, 32, 3, 144, 26, 26, 24, 24>(n, seed, w)?,
-        ),
-        (
-            "conv3",
-            conv_adjoints_f64::<32, 8, 1, 32, 24, 24, 24, 24>(n, seed, w)?,
-        ),
-        (
-            "conv4",
-            conv_adjoints_f64::<8, 16, 3, 72, 12, 12, 10, 10>(n, seed, w)?,
-        ),
-        (
-            "conv5",
-            conv_adjoints_f64::<16, 32, 3, 144, 10, 10, 8, 8>(n, seed, w)?,
-        ),
-        (
-            "conv6",
-            conv_adjoints_f64::<32, 16, 1, 32, 8, 8, 8, 8>(n, seed, w)?,
-        ),
-        (
-            "conv7",
-            conv_adjoints_f64::<16, 32, 3, 144, 4, 4, 2, 2>(n, seed, w)?,
-        ),
+        ("conv1", conv_adjoints_f64::<Conv1>(n, seed, w)?),
+        ("conv2", conv_adjoints_f64::<Conv2>(n, seed, w)?),
+        ("conv3", conv_adjoints_f64::<Conv3>(n, seed, w)?),
+        ("conv4", conv_adjoints_f64::<Conv4>(n, seed, w)?),
+        ("conv5", conv_adjoints_f64::<Conv5>(n, seed, w)?),
+        ("conv6", conv_adjoints_f64::<Conv6>(n, seed, w)?),
+        ("conv7", conv_adjoints_f64::<Conv7>(n, seed, w)?),
     ])
 }
 
@@ -516,7 +461,7 @@ fn conv_adjoint_identities_reject_wrong_backward_passes() {
         (ConvWrong::FlipDw, "conv ⟨dW"),
         (ConvWrong::DbLastImage, "conv ⟨db"),
     ] {
-        let e = conv_adjoints_f64::<16, 32, 3, 144, 26, 26, 24, 24>(2, 99, wrong).unwrap_err();
+        let e = conv_adjoints_f64::<Conv2>(2, 99, wrong).unwrap_err();
         assert!(e.starts_with(starts), "{wrong:?}: {e}");
     }
 }
@@ -529,16 +474,7 @@ fn conv_adjoint_identities_reject_wrong_backward_passes() {
 /// `n·OH·OW + 1`) plus the f64 `2·γ_N` of the inner products, times `Σ|terms|`. `flip_dx`
 /// runs the backward input kernel with the flipped kernel, which must be rejected. Returns
 /// `None` when the kernels are not available.
-fn conv_adjoints_simd<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+fn conv_adjoints_simd<S: ConvShape>(
     n: usize,
     seed: u64,
     flip_dx: bool,
@@ -547,49 +483,47 @@ fn conv_adjoints_simd<
     // GRADSPEC_REQUIRE_AVX512 set, a CPU without AVX-512 fails here instead of skipping.
     let cpu = gradspec::cnn::cpu::require_avx512_if_asked()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let (xl, yl) = (n * CIN * H * W, n * COUT * OH * OW);
+    let (xl, yl) = (n * S::CIN * S::H * S::W, n * S::COUT * S::OH * S::OW);
     let r32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|a| a as f32).collect() };
     let (x, y, w, w2, b2) = (
         r32(seeded(xl, &mut rng)),
         r32(seeded(yl, &mut rng)),
-        r32(seeded(KK * COUT, &mut rng)),
-        r32(seeded(KK * COUT, &mut rng)),
-        r32(seeded(COUT, &mut rng)),
+        r32(seeded(S::KK * S::COUT, &mut rng)),
+        r32(seeded(S::KK * S::COUT, &mut rng)),
+        r32(seeded(S::COUT, &mut rng)),
     );
     let w64 = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| f64::from(a)).collect() };
-    let zb = vec![0.0f32; COUT];
-    let f = fwd::<CIN, COUT, K, KK, H, W, OH, OW>;
-    let inner = 2.0 * gamma(yl + xl + KK * COUT + 4, U64);
-    let mut scratch = vec![0.0f32; scratch_len(COUT, OH, OW, W)];
+    let zb = vec![0.0f32; S::COUT];
+    let f = fwd::<S>;
+    let inner = 2.0 * gamma(yl + xl + S::KK * S::COUT + 4, U64);
+    let mut scratch = vec![0.0f32; scratch_len_of::<S>()];
 
     let mut yf = vec![0.0f32; yl];
-    assert!(try_conv_forward::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
+    assert!(try_conv_forward::<f32, S>(
         cpu,
-        &conv_of(&w, &zb),
-        View(&x),
-        ViewMut(&mut yf),
+        &conv_of::<_, S>(&w, &zb),
+        (&x[..]).into(),
+        (&mut yf[..]).into(),
     ));
     let wb = if flip_dx {
-        flip::<CIN, COUT, K>(&w64(&w))
-            .iter()
-            .map(|&a| a as f32)
-            .collect()
+        flip::<S>(&w64(&w)).iter().map(|&a| a as f32).collect()
     } else {
         w.clone()
     };
     let mut dx = vec![0.0f32; xl];
-    assert!(
-        try_conv_backward_input::<f32, CIN, COUT, K, KK, H, W, OH, OW>(
-            cpu,
-            &conv_of(&wb, &zb),
-            View(&y),
-            ViewMut(&mut dx),
-            &mut scratch,
-        )
-    );
+    assert!(try_conv_backward_input::<f32, S>(
+        cpu,
+        &conv_of::<_, S>(&wb, &zb),
+        (&y[..]).into(),
+        (&mut dx[..]).into(),
+        &mut scratch,
+    ));
     let (x64, y64) = (w64(&x), w64(&y));
-    let scale = dot(&f(&abs(&x64), &abs(&w64(&w)), &vec![0.0; COUT]), &abs(&y64));
-    let tol = gamma(KK + 1, U32) + gamma(COUT * K * K + 1, U32) + inner;
+    let scale = dot(
+        &f(&abs(&x64), &abs(&w64(&w)), &vec![0.0; S::COUT]),
+        &abs(&y64),
+    );
+    let tol = gamma(S::KK + 1, U32) + gamma(S::COUT * S::K * S::K + 1, U32) + inner;
     let r1 = within(
         "simd ⟨conv(x), y⟩ − ⟨x, dX(y)⟩",
         dot(&w64(&yf), &y64) - dot(&x64, &w64(&dx)),
@@ -600,40 +534,36 @@ fn conv_adjoints_simd<
         Err(e) => return Some(Err(e)),
     };
 
-    let mut g = Conv::<f32, CIN, COUT, K, KK>::zeros();
-    assert!(try_conv_backward_weight::<
-        f32,
-        CIN,
-        COUT,
-        K,
-        KK,
-        H,
-        W,
-        OH,
-        OW,
-    >(cpu, View(&y), View(&x), &mut g, &mut scratch,));
-    assert!(try_conv_backward_bias::<f32, COUT, OH, OW>(
+    let mut g = S::Params::<f32>::zeros();
+    assert!(try_conv_backward_weight::<f32, S>(
         cpu,
-        View(&y),
-        &mut g.bias
+        (&y[..]).into(),
+        (&x[..]).into(),
+        &mut g,
+        &mut scratch,
     ));
-    let tol = gamma(n * OH * OW + 1, U32) + inner;
-    let rhs = dot(&f(&x64, &w64(&w2), &vec![0.0; COUT]), &y64);
+    assert!(try_conv_backward_bias::<f32, S>(
+        cpu,
+        (&y[..]).into(),
+        &mut g
+    ));
+    let tol = gamma(n * S::OH * S::OW + 1, U32) + inner;
+    let rhs = dot(&f(&x64, &w64(&w2), &vec![0.0; S::COUT]), &y64);
     let scale = dot(
-        &f(&abs(&x64), &abs(&w64(&w2)), &vec![0.0; COUT]),
+        &f(&abs(&x64), &abs(&w64(&w2)), &vec![0.0; S::COUT]),
         &abs(&y64),
     );
     let r2 = within(
         "simd ⟨dW(y, x), W'⟩ − ⟨conv(x; W'), y⟩",
-        dot(&w64(g.weight.as_slice()), &w64(&w2)) - rhs,
+        dot(&w64(g.weight()), &w64(&w2)) - rhs,
         tol * scale,
     );
-    let (zx, zw) = (vec![0.0; xl], vec![0.0; KK * COUT]);
+    let (zx, zw) = (vec![0.0; xl], vec![0.0; S::KK * S::COUT]);
     let rhs = dot(&f(&zx, &zw, &w64(&b2)), &y64);
     let scale = dot(&f(&zx, &zw, &abs(&w64(&b2))), &abs(&y64));
     let r3 = within(
         "simd ⟨db(y), b'⟩ − ⟨conv(0; 0, b'), y⟩",
-        dot(&w64(g.bias.as_slice()), &w64(&b2)) - rhs,
+        dot(&w64(g.bias()), &w64(&b2)) - rhs,
         tol * scale,
     );
     Some(r2.and_then(|r2| r3.map(|r3| r1.max(r2).max(r3))))
@@ -647,34 +577,13 @@ fn conv_adjoints_simd<
 #[test]
 fn simd_conv_backward_passes_are_adjoints_of_the_forward_pass_at_real_shapes_f32() {
     let runs = [
-        (
-            "conv1",
-            conv_adjoints_simd::<1, 16, 3, 9, 28, 28, 26, 26>(3, 7, false),
-        ),
-        (
-            "conv2",
-            conv_adjoints_simd::<16, 32, 3, 144, 26, 26, 24, 24>(3, 7, false),
-        ),
-        (
-            "conv3",
-            conv_adjoints_simd::<32, 8, 1, 32, 24, 24, 24, 24>(3, 7, false),
-        ),
-        (
-            "conv4",
-            conv_adjoints_simd::<8, 16, 3, 72, 12, 12, 10, 10>(3, 7, false),
-        ),
-        (
-            "conv5",
-            conv_adjoints_simd::<16, 32, 3, 144, 10, 10, 8, 8>(3, 7, false),
-        ),
-        (
-            "conv6",
-            conv_adjoints_simd::<32, 16, 1, 32, 8, 8, 8, 8>(3, 7, false),
-        ),
-        (
-            "conv7",
-            conv_adjoints_simd::<16, 32, 3, 144, 4, 4, 2, 2>(3, 7, false),
-        ),
+        ("conv1", conv_adjoints_simd::<Conv1>(3, 7, false)),
+        ("conv2", conv_adjoints_simd::<Conv2>(3, 7, false)),
+        ("conv3", conv_adjoints_simd::<Conv3>(3, 7, false)),
+        ("conv4", conv_adjoints_simd::<Conv4>(3, 7, false)),
+        ("conv5", conv_adjoints_simd::<Conv5>(3, 7, false)),
+        ("conv6", conv_adjoints_simd::<Conv6>(3, 7, false)),
+        ("conv7", conv_adjoints_simd::<Conv7>(3, 7, false)),
     ];
     for (name, r) in runs {
         match r {
@@ -693,7 +602,7 @@ fn simd_conv_backward_passes_are_adjoints_of_the_forward_pass_at_real_shapes_f32
 /// The f32 identity rejects the fast backward input pass run with the flipped kernel.
 #[test]
 fn simd_conv_adjoint_identity_rejects_the_flipped_kernel() {
-    match conv_adjoints_simd::<16, 32, 3, 144, 26, 26, 24, 24>(3, 7, true) {
+    match conv_adjoints_simd::<Conv2>(3, 7, true) {
         None => println!("SKIPPED (no avx512f)"),
         Some(r) => {
             let e = r.unwrap_err();

@@ -437,6 +437,7 @@ fn workspace_read_outs_agree_with_the_log_probabilities() {
 #[test]
 fn col_len_is_one_images_im2col_matrix() {
     use gradspec::cnn::conv::{Conv, col_len, conv_forward};
+    use gradspec::cnn::net::Conv2;
     assert_eq!(col_len(144, 24, 24), 144 * 24 * 24);
     assert_eq!(col_len(9, 26, 26), 9 * 676);
     assert_eq!(col_len(72, 10, 10), 7200);
@@ -444,7 +445,7 @@ fn col_len_is_one_images_im2col_matrix() {
     let x = random(16 * 26 * 26, 5, -1.0, 1.0);
     let mut y = vec![0.0; 32 * 24 * 24];
     let mut col = vec![0.0; col_len(144, 24, 24)];
-    conv_forward::<f64, 16, 32, 3, 144, 26, 26, 24, 24>(&p, View(&x), ViewMut(&mut y), &mut col);
+    conv_forward::<f64, Conv2>(&p, View(&x), ViewMut(&mut y), &mut col);
     // The last column of the scratch holds the last tap of the last position.
     assert_eq!(col[col.len() - 1], x[x.len() - 1]);
 }

@@ -42,13 +42,15 @@ use gradspec::cnn::batchnorm::{
     bn_partial_sums, bn_running_update,
 };
 use gradspec::cnn::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
+    conv_forward,
 };
 use gradspec::cnn::linear::{
     Linear, linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
 };
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Buffers, Mode, Net, Params, Workspace};
@@ -207,56 +209,25 @@ impl Worst {
 /// Runs gradspec's four convolution functions on the fixture's generated `x`, `w`, `b`, `g`
 /// of layer `name` and returns (y, dx, dw, db).
 #[allow(clippy::type_complexity)]
-fn conv_case<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    fx: &Fixture,
-    name: &str,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+fn conv_case<S: ConvShape>(fx: &Fixture, name: &str) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let x = fx.input(&format!("{name}.x"));
     let g = fx.input(&format!("{name}.g"));
-    let p = Conv::<f64, CIN, COUT, K, KK> {
-        weight: SMatrix::from_column_slice(&fx.input(&format!("{name}.w"))),
-        bias: SVector::from_column_slice(&fx.input(&format!("{name}.b"))),
-    };
-    let n = x.len() / (CIN * H * W);
-    assert_eq!(g.len(), n * COUT * OH * OW, "{name}: g shape");
-    let mut col = vec![0.0; KK * OH * OW];
+    let mut p = S::Params::<f64>::zeros();
+    p.weight_mut()
+        .copy_from_slice(&fx.input(&format!("{name}.w")));
+    p.bias_mut()
+        .copy_from_slice(&fx.input(&format!("{name}.b")));
+    let n = x.len() / (S::CIN * S::H * S::W);
+    assert_eq!(g.len(), n * S::COUT * S::OH * S::OW, "{name}: g shape");
+    let mut col = vec![0.0; S::KK * S::OH * S::OW];
     let mut y = vec![0.0; g.len()];
-    conv_forward(
-        &p,
-        View::<f64, CIN, H, W>(&x),
-        ViewMut::<f64, COUT, OH, OW>(&mut y),
-        &mut col,
-    );
+    conv_forward::<f64, S>(&p, (&x[..]).into(), (&mut y[..]).into(), &mut col);
     let mut dx = vec![0.0; x.len()];
-    conv_backward_input(
-        &p,
-        View::<f64, COUT, OH, OW>(&g),
-        ViewMut::<f64, CIN, H, W>(&mut dx),
-        &mut col,
-    );
-    let mut d = Conv::<f64, CIN, COUT, K, KK>::zeros();
-    conv_backward_weight(
-        View::<f64, COUT, OH, OW>(&g),
-        View::<f64, CIN, H, W>(&x),
-        &mut d,
-        &mut col,
-    );
-    conv_backward_bias(View::<f64, COUT, OH, OW>(&g), &mut d.bias);
-    (
-        y,
-        dx,
-        d.weight.as_slice().to_vec(),
-        d.bias.as_slice().to_vec(),
-    )
+    conv_backward_input::<f64, S>(&p, (&g[..]).into(), (&mut dx[..]).into(), &mut col);
+    let mut d = S::Params::<f64>::zeros();
+    conv_backward_weight::<f64, S>((&g[..]).into(), (&x[..]).into(), &mut d, &mut col);
+    conv_backward_bias::<f64, S>((&g[..]).into(), &mut d);
+    (y, dx, d.weight().to_vec(), d.bias().to_vec())
 }
 
 fn check_conv(
@@ -276,48 +247,13 @@ fn check_conv(
 fn conv_layers_agree_with_torch_at_the_network_shapes() {
     let fx = Fixture::open("conv.safetensors");
     let mut w = Worst::default();
-    check_conv(
-        &mut w,
-        &fx,
-        "conv1",
-        conv_case::<1, 16, 3, 9, 28, 28, 26, 26>(&fx, "conv1"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv2",
-        conv_case::<16, 32, 3, 144, 26, 26, 24, 24>(&fx, "conv2"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv3",
-        conv_case::<32, 8, 1, 32, 24, 24, 24, 24>(&fx, "conv3"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv4",
-        conv_case::<8, 16, 3, 72, 12, 12, 10, 10>(&fx, "conv4"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv5",
-        conv_case::<16, 32, 3, 144, 10, 10, 8, 8>(&fx, "conv5"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv6",
-        conv_case::<32, 16, 1, 32, 8, 8, 8, 8>(&fx, "conv6"),
-    );
-    check_conv(
-        &mut w,
-        &fx,
-        "conv7",
-        conv_case::<16, 32, 3, 144, 4, 4, 2, 2>(&fx, "conv7"),
-    );
+    check_conv(&mut w, &fx, "conv1", conv_case::<Conv1>(&fx, "conv1"));
+    check_conv(&mut w, &fx, "conv2", conv_case::<Conv2>(&fx, "conv2"));
+    check_conv(&mut w, &fx, "conv3", conv_case::<Conv3>(&fx, "conv3"));
+    check_conv(&mut w, &fx, "conv4", conv_case::<Conv4>(&fx, "conv4"));
+    check_conv(&mut w, &fx, "conv5", conv_case::<Conv5>(&fx, "conv5"));
+    check_conv(&mut w, &fx, "conv6", conv_case::<Conv6>(&fx, "conv6"));
+    check_conv(&mut w, &fx, "conv7", conv_case::<Conv7>(&fx, "conv7"));
     w.print("conv1..conv7");
 }
 
@@ -326,14 +262,14 @@ fn conv_layers_agree_with_torch_at_the_network_shapes() {
 #[test]
 fn conv_comparison_rejects_a_perturbed_value() {
     let fx = Fixture::open("conv.safetensors");
-    let (_, _, mut dw, _) = conv_case::<16, 32, 3, 144, 26, 26, 24, 24>(&fx, "conv2");
+    let (_, _, mut dw, _) = conv_case::<Conv2>(&fx, "conv2");
     let want = fx.f64("conv2.dw");
     assert!(rel_diff("conv2.dw", &dw, &want).is_ok());
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     dw[1234] += 1e-6 * scale;
     let err = rel_diff("conv2.dw", &dw, &want).expect_err("a 1e-6 change must be rejected");
     assert!(err.contains("conv2.dw[1234]"), "{err}");
-    let (mut y, ..) = conv_case::<16, 32, 3, 144, 4, 4, 2, 2>(&fx, "conv7");
+    let (mut y, ..) = conv_case::<Conv7>(&fx, "conv7");
     let want = fx.f64("conv7.y");
     y[5] *= 1.0 + 1e-6;
     assert!(rel_diff("conv7.y", &y, &want).is_err());

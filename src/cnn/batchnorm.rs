@@ -22,19 +22,25 @@ pub const MOMENTUM: f64 = 0.1;
 /// The affine parameters γ (`weight`) and β (`bias`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm<T: Float, const C: usize> {
+    /// γ, one scale per channel.
     pub weight: SVector<T, C>,
+    /// β, one shift per channel.
     pub bias: SVector<T, C>,
 }
 
 /// The running statistics (buffers, not trained).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Running<T: Float, const C: usize> {
+    /// Running mean per channel.
     pub mean: SVector<T, C>,
+    /// Running (unbiased) variance per channel.
     pub var: SVector<T, C>,
+    /// Number of train-mode batches seen, as PyTorch counts them.
     pub num_batches_tracked: i64,
 }
 
 impl<T: Float, const C: usize> BatchNorm<T, C> {
+    /// Trainable parameter count: `2·C`.
     pub const PARAMS: usize = 2 * C;
     /// PyTorch's initial values: γ = 1, β = 0.
     pub fn new() -> Self {
@@ -43,6 +49,7 @@ impl<T: Float, const C: usize> BatchNorm<T, C> {
             bias: SVector::zeros(),
         }
     }
+    /// All zeros (gradient accumulators).
     pub fn zeros() -> Self {
         BatchNorm {
             weight: SVector::zeros(),

@@ -7,12 +7,16 @@ use nalgebra::{SMatrix, SVector};
 /// memory is PyTorch's row-major `[OUT, IN]` weight.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear<T: Float, const IN: usize, const OUT: usize> {
+    /// `Wᵀ`, `IN×OUT` column-major: PyTorch's `[OUT, IN]`.
     pub weight: SMatrix<T, IN, OUT>,
+    /// `[OUT]`.
     pub bias: SVector<T, OUT>,
 }
 
 impl<T: Float, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
+    /// Trainable parameter count: `IN·OUT + OUT`.
     pub const PARAMS: usize = IN * OUT + OUT;
+    /// All zeros.
     pub fn zeros() -> Self {
         Linear {
             weight: SMatrix::zeros(),

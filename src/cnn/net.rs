@@ -6,10 +6,19 @@
 //! statistics, parameter gradients, the loss) adds the chunks' partial sums in chunk order.
 //! The result is bit-identical whatever the number of threads. Dropout masks are drawn per
 //! image from a stream keyed by `(seed, step, image index)`, so they too ignore scheduling.
+//!
+//! Layout: the rows of the table in `spec/cnn.md` are the fields of a chunk, in order: a
+//! `Block` per `conv → ReLU → BN → dropout` block (conv1, conv2, conv4, conv5), a `ConvPool`
+//! per `conv → max-pool` (conv3, conv6), and the `Head` (conv7 → ReLU → avg-pool → fc1 →
+//! log-softmax → NLL). Each convolution's shape is a type ([`Conv1`] … [`Conv7`]), checked
+//! against the buffers it reads and writes at compile time. [`Net::forward`] and
+//! [`Net::backward`] walk that list; a train-mode pass stops between blocks only where
+//! BatchNorm needs a batch-wide sum.
 use super::avgpool::{avgpool_backward, avgpool_forward};
 use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
 use super::conv::{
-    Conv, conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward,
+    ConvBias, ConvShape, Shape, col_len_of, conv_backward_bias, conv_backward_input,
+    conv_backward_weight, conv_forward,
 };
 use super::conv_simd;
 use super::cpu;
@@ -25,8 +34,7 @@ use super::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_for
 use super::maxpool::{maxpool_backward, maxpool_forward};
 use super::params::{Buffers, Params};
 use super::relu::{relu_backward, relu_forward};
-use super::tensor::Act;
-use super::tensor::{View, ViewMut};
+use super::tensor::{Act, DataMut};
 use nalgebra::SVector;
 
 /// Images per parallel work item. Part of the numerics (it fixes the summation order), so it
@@ -37,13 +45,62 @@ pub const DROPOUT_P: f64 = 0.05;
 /// Number of classes.
 pub const CLASSES: usize = 10;
 /// Pixels per input image.
-pub const PIXELS: usize = 28 * 28;
+pub const PIXELS: usize = Act::<f32, 1, 28, 28>::IMAGE;
+
+/// `conv1 = Conv2d(1, 16, 3)` on the 1×28×28 input → 16×26×26.
+pub type Conv1 = Shape<1, 16, 3, 9, 28, 28, 26, 26>;
+/// `conv2 = Conv2d(16, 32, 3)` → 32×24×24.
+pub type Conv2 = Shape<16, 32, 3, 144, 26, 26, 24, 24>;
+/// `conv3 = Conv2d(32, 8, 1)` → 8×24×24.
+pub type Conv3 = Shape<32, 8, 1, 32, 24, 24, 24, 24>;
+/// `conv4 = Conv2d(8, 16, 3)` on the pooled 8×12×12 → 16×10×10.
+pub type Conv4 = Shape<8, 16, 3, 72, 12, 12, 10, 10>;
+/// `conv5 = Conv2d(16, 32, 3)` → 32×8×8.
+pub type Conv5 = Shape<16, 32, 3, 144, 10, 10, 8, 8>;
+/// `conv6 = Conv2d(32, 16, 1)` → 16×8×8.
+pub type Conv6 = Shape<32, 16, 1, 32, 8, 8, 8, 8>;
+/// `conv7 = Conv2d(16, 32, 3)` on the pooled 16×4×4 → 32×2×2.
+pub type Conv7 = Shape<16, 32, 3, 144, 4, 4, 2, 2>;
+
+/// Scratch floats one convolution of shape `S` borrows: its im2col matrix, or what the
+/// AVX-512 kernels need.
+const fn scratch_of<S: ConvShape>() -> usize {
+    let (a, b) = (col_len_of::<S>(), conv_simd::scratch_len_of::<S>());
+    if a > b { a } else { b }
+}
+
+/// The largest of `v`.
+const fn max_of(v: &[usize]) -> usize {
+    let (mut m, mut i) = (0, 0);
+    while i < v.len() {
+        if v[i] > m {
+            m = v[i];
+        }
+        i += 1;
+    }
+    m
+}
+
+/// Length of the scratch buffer that every convolution of a chunk borrows in turn: the
+/// largest requirement over the seven layers.
+const COL_LEN: usize = max_of(&[
+    scratch_of::<Conv1>(),
+    scratch_of::<Conv2>(),
+    scratch_of::<Conv3>(),
+    scratch_of::<Conv4>(),
+    scratch_of::<Conv5>(),
+    scratch_of::<Conv6>(),
+    scratch_of::<Conv7>(),
+]);
 
 /// How a forward pass runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Batch statistics (and running-statistics update); dropout when a key is given.
-    Train { dropout: Option<DropoutKey> },
+    Train {
+        /// The key of this step's dropout masks; `None` trains without dropout.
+        dropout: Option<DropoutKey>,
+    },
     /// Running statistics, no dropout.
     Eval,
 }
@@ -51,14 +108,18 @@ pub enum Mode {
 /// Identifies the dropout masks of one training step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DropoutKey {
+    /// The run's seed.
     pub seed: u64,
+    /// The training step.
     pub step: u64,
 }
 
 /// The model: trainable parameters and BatchNorm buffers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Net<T: Float> {
+    /// Trainable parameters.
     pub params: Box<Params<T>>,
+    /// BatchNorm running statistics.
     pub buffers: Box<Buffers<T>>,
 }
 
@@ -71,15 +132,20 @@ pub struct Outcome {
     pub correct: usize,
 }
 
+/// Batch statistics `(mean, biased variance)` of one BatchNorm layer, kept from forward for
+/// backward.
+type BnStats<T, const C: usize> = (SVector<T, C>, SVector<T, C>);
+
 /// Batch statistics of the four BatchNorm layers, kept from forward for backward.
 #[derive(Clone, Debug, Default)]
 struct Stats<T: Float> {
-    bn1: (SVector<T, 16>, SVector<T, 16>),
-    bn2: (SVector<T, 32>, SVector<T, 32>),
-    bn4: (SVector<T, 16>, SVector<T, 16>),
-    bn5: (SVector<T, 32>, SVector<T, 32>),
+    bn1: BnStats<T, 16>,
+    bn2: BnStats<T, 32>,
+    bn4: BnStats<T, 16>,
+    bn5: BnStats<T, 32>,
 }
 
+/// Per-channel `Σx`, `Σx²` (f64) of one chunk, for the BatchNorm batch statistics.
 #[derive(Clone, Debug)]
 struct Sums<const C: usize> {
     s1: [f64; C],
@@ -95,53 +161,330 @@ impl<const C: usize> Sums<C> {
     }
 }
 
-/// One chunk's activations, caches, gradient buffers and partial sums.
+/// The compile-time check that the convolution `S` outputs `C×H×W`.
+fn check_shapes<S: ConvShape, const C: usize, const H: usize, const W: usize>() {
+    const { assert!(S::COUT == C && S::OH == H && S::OW == W) }
+}
+
+/// One `conv → ReLU → BN → dropout` block of the network table, for one chunk: its `C×H×W`
+/// activations, its dropout masks, the gradient flowing back through it and the chunk's
+/// BatchNorm partial sums. The block's input belongs to the layer before it, so the passes
+/// that read it, or write its gradient, take it as an argument; the convolution's shape `S`
+/// is a type parameter of those passes, checked against `C×H×W` at compile time.
+struct Block<T: Float, const C: usize, const H: usize, const W: usize> {
+    /// The convolution's output, then (in place) the ReLU output: BatchNorm's input. In eval
+    /// mode, also (in place) the block's output.
+    r: Act<T, C, H, W>,
+    /// The block's output in train mode: BatchNorm, then dropout.
+    d: Act<T, C, H, W>,
+    /// Dropout mask bytes, one per element of `d`.
+    mask: Vec<u8>,
+    /// `∂L/∂d`, then (in place) `∂L/∂` of the convolution's output.
+    g: Act<T, C, H, W>,
+    /// This chunk's `Σr`, `Σr²` per channel.
+    sums: Sums<C>,
+}
+
+impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W> {
+    /// Values per channel and image: a BatchNorm statistic averages `n·PLANE` of them.
+    const PLANE: usize = H * W;
+
+    /// Buffers for `n` images.
+    fn new(n: usize) -> Self {
+        Block {
+            r: Act::zeros(n),
+            d: Act::zeros(n),
+            mask: vec![0; n * Act::<T, C, H, W>::IMAGE],
+            g: Act::zeros(n),
+            sums: Sums::new(),
+        }
+    }
+
+    fn set_n(&mut self, n: usize) {
+        self.r.set_n(n);
+        self.d.set_n(n);
+        self.g.set_n(n);
+    }
+
+    /// The masks of the images in use and their length per image, for
+    /// [`dropout_bits_lockstep`].
+    fn mask_part(&mut self) -> (&mut [u8], usize) {
+        let len = self.r.as_slice().len();
+        (&mut self.mask[..len], Act::<T, C, H, W>::IMAGE)
+    }
+
+    /// Eval: conv, then ReLU and BatchNorm with the running statistics, in place in `r`.
+    fn forward_eval<S: ConvShape>(
+        &mut self,
+        (conv, bn, running): (&S::Params<T>, &BatchNorm<T, C>, &Running<T, C>),
+        x: S::In<'_, T>,
+        col: &mut [T],
+    ) {
+        check_shapes::<S, C, H, W>();
+        conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
+        relu_bn_eval(bn, running, self.r.view_mut());
+    }
+
+    /// Train, first pass: conv, ReLU, and the chunk's BatchNorm sums.
+    fn conv_relu_sums<S: ConvShape>(
+        &mut self,
+        conv: &S::Params<T>,
+        x: S::In<'_, T>,
+        col: &mut [T],
+    ) {
+        check_shapes::<S, C, H, W>();
+        conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
+        self.sums = Sums::new();
+        relu_sums(self.r.view_mut(), &mut self.sums.s1, &mut self.sums.s2);
+    }
+
+    /// Train, second pass (once the batch statistics are known): BatchNorm and dropout into `d`.
+    fn bn_dropout(
+        &mut self,
+        bn: &BatchNorm<T, C>,
+        (mean, var): &BnStats<T, C>,
+        keep: T,
+        dropout: bool,
+    ) {
+        let bits = dropout.then(|| &self.mask[..self.r.as_slice().len()]);
+        bn_dropout_forward(bn, mean, var, self.r.view(), bits, keep, self.d.view_mut());
+    }
+
+    /// Backward, first pass: dropout's backward in place on `g` and the chunk's BatchNorm
+    /// parameter gradients (see [`dropout_bn_params_backward`]).
+    fn params_backward(
+        &mut self,
+        dropout: bool,
+        keep: T,
+        (mean, var): &BnStats<T, C>,
+        grad: &mut BatchNorm<T, C>,
+    ) {
+        let bits = dropout.then(|| &self.mask[..self.r.as_slice().len()]);
+        let (dg, db) = (&mut grad.weight, &mut grad.bias);
+        dropout_bn_params_backward(
+            bits,
+            keep,
+            mean,
+            var,
+            self.r.view(),
+            self.g.view_mut(),
+            dg,
+            db,
+        );
+    }
+
+    /// Backward, second pass (once the batch's `∂L/∂γ`, `∂L/∂β` are known): BatchNorm's input
+    /// gradient, ReLU's backward and the convolution's bias gradient in place on `g` (see
+    /// [`bn_relu_backward`]), then the convolution's weight gradient and, unless `dx` is
+    /// `None` (the first layer), its input gradient into `dx`. `batch` is the number of
+    /// images in the batch.
+    #[allow(clippy::too_many_arguments)]
+    fn backward<S: ConvShape>(
+        &mut self,
+        (bn, (mean, var)): (&BatchNorm<T, C>, &BnStats<T, C>),
+        (dg, db): &BnStats<T, C>,
+        batch: usize,
+        (conv, dconv): (&S::Params<T>, &mut S::Params<T>),
+        x: S::In<'_, T>,
+        dx: Option<S::InMut<'_, T>>,
+        col: &mut [T],
+    ) where
+        S::Params<T>: ConvBias<T, C>,
+    {
+        check_shapes::<S, C, H, W>();
+        let (g, m) = (self.g.view_mut(), batch * Self::PLANE);
+        bn_relu_backward(
+            bn,
+            mean,
+            var,
+            dg,
+            db,
+            m,
+            self.r.view(),
+            g,
+            dconv.bias_vector_mut(),
+        );
+        conv_bwd_weight::<T, S>(self.g.as_slice().into(), x, dconv, col);
+        if let Some(dx) = dx {
+            conv_bwd_input::<T, S>(conv, self.g.as_slice().into(), dx, col);
+        }
+    }
+}
+
+/// A convolution followed by `MaxPool2d(2, 2)` (conv3 and conv6), for one chunk: the
+/// convolution's `C×H×W` output, the pooled `C×PH×PW`, the winners, and both gradients.
+struct ConvPool<
+    T: Float,
+    const C: usize,
+    const H: usize,
+    const W: usize,
+    const PH: usize,
+    const PW: usize,
+> {
+    /// The convolution's output.
+    z: Act<T, C, H, W>,
+    /// The pooled output.
+    p: Act<T, C, PH, PW>,
+    /// The winner (0–3) of every pooling window.
+    arg: Vec<u8>,
+    /// `∂L/∂p`.
+    gp: Act<T, C, PH, PW>,
+    /// `∂L/∂z`.
+    gz: Act<T, C, H, W>,
+}
+
+impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, const PW: usize>
+    ConvPool<T, C, H, W, PH, PW>
+{
+    /// Buffers for `n` images.
+    fn new(n: usize) -> Self {
+        ConvPool {
+            z: Act::zeros(n),
+            p: Act::zeros(n),
+            arg: vec![0; n * Act::<T, C, PH, PW>::IMAGE],
+            gp: Act::zeros(n),
+            gz: Act::zeros(n),
+        }
+    }
+
+    fn set_n(&mut self, n: usize) {
+        self.z.set_n(n);
+        self.p.set_n(n);
+        self.gp.set_n(n);
+        self.gz.set_n(n);
+    }
+
+    /// Conv, then max-pool.
+    fn forward<S: ConvShape>(&mut self, conv: &S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
+        check_shapes::<S, C, H, W>();
+        conv_fwd::<T, S>(conv, x, self.z.as_mut_slice().into(), col);
+        let arg = &mut self.arg[..self.p.as_slice().len()];
+        maxpool_forward(self.z.view(), self.p.view_mut(), arg);
+    }
+
+    /// Max-pool's backward from `gp` into `gz`, then the convolution's weight and bias
+    /// gradients. The input gradient is left to the caller, which picks its implementation.
+    fn backward<S: ConvShape>(&mut self, dconv: &mut S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
+        check_shapes::<S, C, H, W>();
+        let arg = &self.arg[..self.p.as_slice().len()];
+        maxpool_backward(self.gp.view(), arg, self.gz.view_mut());
+        conv_bwd_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
+        conv_bwd_bias::<T, S>(self.gz.as_slice().into(), dconv);
+    }
+}
+
+/// The network's head for one chunk: conv7 → ReLU → avg-pool → fc1 → log-softmax, and the
+/// gradients flowing back through it.
+struct Head<T: Float> {
+    r7: Act<T, 32, 2, 2>,
+    v7: Act<T, 32, 1, 1>,
+    logits: Act<T, CLASSES, 1, 1>,
+    logp: Act<T, CLASSES, 1, 1>,
+    g_logp: Act<T, CLASSES, 1, 1>,
+    g_logits: Act<T, CLASSES, 1, 1>,
+    g_v7: Act<T, 32, 1, 1>,
+    g_r7: Act<T, 32, 2, 2>,
+}
+
+impl<T: Float> Head<T> {
+    /// Buffers for `n` images.
+    fn new(n: usize) -> Self {
+        Head {
+            r7: Act::zeros(n),
+            v7: Act::zeros(n),
+            logits: Act::zeros(n),
+            logp: Act::zeros(n),
+            g_logp: Act::zeros(n),
+            g_logits: Act::zeros(n),
+            g_v7: Act::zeros(n),
+            g_r7: Act::zeros(n),
+        }
+    }
+
+    fn set_n(&mut self, n: usize) {
+        self.r7.set_n(n);
+        self.v7.set_n(n);
+        self.logits.set_n(n);
+        self.logp.set_n(n);
+        self.g_logp.set_n(n);
+        self.g_logits.set_n(n);
+        self.g_v7.set_n(n);
+        self.g_r7.set_n(n);
+    }
+
+    /// conv7 → ReLU → avg-pool → fc1 → log-softmax → NLL from the pooled conv6 output `x`;
+    /// returns the summed (not averaged) loss and the number of correct predictions.
+    fn forward(
+        &mut self,
+        p: &Params<T>,
+        x: <Conv7 as ConvShape>::In<'_, T>,
+        labels: &[u8],
+        col: &mut [T],
+    ) -> (f64, usize) {
+        conv_fwd::<T, Conv7>(&p.conv7, x, self.r7.view_mut(), col);
+        relu_forward(self.r7.as_mut_slice());
+        avgpool_forward(self.r7.view(), self.v7.view_mut());
+        linear_forward(&p.fc1, self.v7.view(), self.logits.view_mut());
+        logsoftmax_forward::<T, CLASSES>(self.logits.as_slice(), self.logp.as_mut_slice());
+        // nll_forward averages over its rows; scale back to a sum so chunks add exactly.
+        let n = labels.len();
+        let loss_sum = nll_forward::<T, CLASSES>(self.logp.as_slice(), labels).f64() * n as f64;
+        let correct = self
+            .logp
+            .as_slice()
+            .chunks_exact(CLASSES)
+            .zip(labels)
+            .filter(|(r, y)| argmax(r) == **y)
+            .count();
+        (loss_sum, correct)
+    }
+
+    /// The gradient of the mean NLL over a batch of `batch` images back to conv7's input `x`:
+    /// parameter gradients into `g`, the input gradient into `dx`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        p: &Params<T>,
+        g: &mut Params<T>,
+        labels: &[u8],
+        batch: usize,
+        x: <Conv7 as ConvShape>::In<'_, T>,
+        dx: <Conv7 as ConvShape>::InMut<'_, T>,
+        col: &mut [T],
+    ) {
+        nll_backward::<T, CLASSES>(labels, batch, self.g_logp.as_mut_slice());
+        logsoftmax_backward::<T, CLASSES>(
+            self.logp.as_slice(),
+            self.g_logp.as_slice(),
+            self.g_logits.as_mut_slice(),
+        );
+        linear_backward_weight(self.g_logits.view(), self.v7.view(), &mut g.fc1.weight);
+        linear_backward_bias(self.g_logits.view(), &mut g.fc1.bias);
+        linear_backward_input(&p.fc1, self.g_logits.view(), self.g_v7.view_mut());
+        avgpool_backward(self.g_v7.view(), self.g_r7.view_mut());
+        relu_backward(self.r7.as_slice(), self.g_r7.as_mut_slice());
+        conv_bwd_weight::<T, Conv7>(self.g_r7.view(), x, &mut g.conv7, col);
+        conv_bwd_bias::<T, Conv7>(self.g_r7.view(), &mut g.conv7);
+        conv_bwd_input::<T, Conv7>(&p.conv7, self.g_r7.view(), dx, col);
+    }
+}
+
+/// One chunk of up to [`CHUNK`] images: the input, one buffer set per row of the network
+/// table, the convolutions' shared scratch, and the chunk's partial sums.
 struct Chunk<T: Float> {
     n: usize,
     first: usize,
     x: Act<T, 1, 28, 28>,
     labels: Vec<u8>,
-    r1: Act<T, 16, 26, 26>,
-    d1: Act<T, 16, 26, 26>,
-    m1: Vec<u8>,
-    r2: Act<T, 32, 24, 24>,
-    d2: Act<T, 32, 24, 24>,
-    m2: Vec<u8>,
-    z3: Act<T, 8, 24, 24>,
-    p3: Act<T, 8, 12, 12>,
-    a3: Vec<u8>,
-    r4: Act<T, 16, 10, 10>,
-    d4: Act<T, 16, 10, 10>,
-    m4: Vec<u8>,
-    r5: Act<T, 32, 8, 8>,
-    d5: Act<T, 32, 8, 8>,
-    m5: Vec<u8>,
-    z6: Act<T, 16, 8, 8>,
-    p6: Act<T, 16, 4, 4>,
-    a6: Vec<u8>,
-    r7: Act<T, 32, 2, 2>,
-    v7: Act<T, 32, 1, 1>,
-    logits: Act<T, 10, 1, 1>,
-    logp: Act<T, 10, 1, 1>,
-    // gradients flowing backward, one buffer per shape
-    g_logp: Act<T, 10, 1, 1>,
-    g_logits: Act<T, 10, 1, 1>,
-    g_v7: Act<T, 32, 1, 1>,
-    g_r7: Act<T, 32, 2, 2>,
-    g_p6: Act<T, 16, 4, 4>,
-    g_z6: Act<T, 16, 8, 8>,
-    g_5: Act<T, 32, 8, 8>,
-    g_4: Act<T, 16, 10, 10>,
-    g_p3: Act<T, 8, 12, 12>,
-    g_z3: Act<T, 8, 24, 24>,
-    g_2: Act<T, 32, 24, 24>,
-    g_1: Act<T, 16, 26, 26>,
+    b1: Block<T, 16, 26, 26>,
+    b2: Block<T, 32, 24, 24>,
+    c3: ConvPool<T, 8, 24, 24, 12, 12>,
+    b4: Block<T, 16, 10, 10>,
+    b5: Block<T, 32, 8, 8>,
+    c6: ConvPool<T, 16, 8, 8, 4, 4>,
+    head: Head<T>,
     col: Vec<T>,
     grad: Box<Params<T>>,
-    sum1: Sums<16>,
-    sum2: Sums<32>,
-    sum4: Sums<16>,
-    sum5: Sums<32>,
     loss_sum: f64,
     correct: usize,
     dropout: bool,
@@ -155,46 +498,15 @@ impl<T: Float> Chunk<T> {
             first: 0,
             x: Act::zeros(c),
             labels: vec![0; c],
-            r1: Act::zeros(c),
-            d1: Act::zeros(c),
-            m1: vec![0; c * 16 * 26 * 26],
-            r2: Act::zeros(c),
-            d2: Act::zeros(c),
-            m2: vec![0; c * 32 * 24 * 24],
-            z3: Act::zeros(c),
-            p3: Act::zeros(c),
-            a3: vec![0; c * 8 * 12 * 12],
-            r4: Act::zeros(c),
-            d4: Act::zeros(c),
-            m4: vec![0; c * 16 * 10 * 10],
-            r5: Act::zeros(c),
-            d5: Act::zeros(c),
-            m5: vec![0; c * 32 * 8 * 8],
-            z6: Act::zeros(c),
-            p6: Act::zeros(c),
-            a6: vec![0; c * 16 * 4 * 4],
-            r7: Act::zeros(c),
-            v7: Act::zeros(c),
-            logits: Act::zeros(c),
-            logp: Act::zeros(c),
-            g_logp: Act::zeros(c),
-            g_logits: Act::zeros(c),
-            g_v7: Act::zeros(c),
-            g_r7: Act::zeros(c),
-            g_p6: Act::zeros(c),
-            g_z6: Act::zeros(c),
-            g_5: Act::zeros(c),
-            g_4: Act::zeros(c),
-            g_p3: Act::zeros(c),
-            g_z3: Act::zeros(c),
-            g_2: Act::zeros(c),
-            g_1: Act::zeros(c),
-            col: vec![T::zero(); 144 * 24 * 24],
+            b1: Block::new(c),
+            b2: Block::new(c),
+            c3: ConvPool::new(c),
+            b4: Block::new(c),
+            b5: Block::new(c),
+            c6: ConvPool::new(c),
+            head: Head::new(c),
+            col: vec![T::zero(); COL_LEN],
             grad: Box::new(Params::zeros()),
-            sum1: Sums::new(),
-            sum2: Sums::new(),
-            sum4: Sums::new(),
-            sum5: Sums::new(),
             loss_sum: 0.0,
             correct: 0,
             dropout: false,
@@ -204,34 +516,13 @@ impl<T: Float> Chunk<T> {
     fn set_n(&mut self, n: usize) {
         self.n = n;
         self.x.set_n(n);
-        self.r1.set_n(n);
-        self.d1.set_n(n);
-        self.r2.set_n(n);
-        self.d2.set_n(n);
-        self.z3.set_n(n);
-        self.p3.set_n(n);
-        self.r4.set_n(n);
-        self.d4.set_n(n);
-        self.r5.set_n(n);
-        self.d5.set_n(n);
-        self.z6.set_n(n);
-        self.p6.set_n(n);
-        self.r7.set_n(n);
-        self.v7.set_n(n);
-        self.logits.set_n(n);
-        self.logp.set_n(n);
-        self.g_logp.set_n(n);
-        self.g_logits.set_n(n);
-        self.g_v7.set_n(n);
-        self.g_r7.set_n(n);
-        self.g_p6.set_n(n);
-        self.g_z6.set_n(n);
-        self.g_5.set_n(n);
-        self.g_4.set_n(n);
-        self.g_p3.set_n(n);
-        self.g_z3.set_n(n);
-        self.g_2.set_n(n);
-        self.g_1.set_n(n);
+        self.b1.set_n(n);
+        self.b2.set_n(n);
+        self.c3.set_n(n);
+        self.b4.set_n(n);
+        self.b5.set_n(n);
+        self.c6.set_n(n);
+        self.head.set_n(n);
     }
 
     fn draw_masks(&mut self, key: DropoutKey) {
@@ -242,12 +533,20 @@ impl<T: Float> Chunk<T> {
             *s = mask_seed(key, (self.first + i) as u64);
         }
         let mut parts = [
-            (&mut self.m1[..n * 16 * 26 * 26], 16 * 26 * 26),
-            (&mut self.m2[..n * 32 * 24 * 24], 32 * 24 * 24),
-            (&mut self.m4[..n * 16 * 10 * 10], 16 * 10 * 10),
-            (&mut self.m5[..n * 32 * 8 * 8], 32 * 8 * 8),
+            self.b1.mask_part(),
+            self.b2.mask_part(),
+            self.b4.mask_part(),
+            self.b5.mask_part(),
         ];
         dropout_bits_lockstep(&seeds[..n], DROPOUT_P, &mut parts);
+    }
+
+    /// The head's forward pass from the pooled conv6 output, recording the chunk's loss sum
+    /// and correct count.
+    fn head_forward(&mut self, p: &Params<T>) {
+        let labels = &self.labels[..self.n];
+        let x = self.c6.p.view();
+        (self.loss_sum, self.correct) = self.head.forward(p, x, labels, &mut self.col);
     }
 }
 
@@ -258,6 +557,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The seed of image `image`'s dropout stream (see `spec/cnn.md`, "Dropout").
 fn mask_seed(key: DropoutKey, image: u64) -> u64 {
     mix(mix(mix(key.seed ^ 0x6d61_736b) ^ key.step) ^ image)
 }
@@ -272,6 +572,7 @@ pub struct Workspace<T: Float> {
 }
 
 impl<T: Float> Workspace<T> {
+    /// Buffers for batches of up to `max_batch` images.
     pub fn new(max_batch: usize) -> Self {
         let k = max_batch.div_ceil(CHUNK).max(1);
         Workspace {
@@ -293,6 +594,10 @@ impl<T: Float> Workspace<T> {
     }
 
     /// Loads a batch: `x` is `[n, 1, 28, 28]` normalised pixels, `labels` is `[n]`.
+    ///
+    /// # Panics
+    /// If `x` does not hold [`PIXELS`] values per label, or the batch is empty or larger than
+    /// [`Workspace::capacity`].
     pub fn load(&mut self, x: &[T], labels: &[u8]) {
         let n = labels.len();
         assert_eq!(
@@ -327,7 +632,8 @@ impl<T: Float> Workspace<T> {
         self.chunks[..k]
             .iter()
             .flat_map(|c| {
-                c.logp
+                c.head
+                    .logp
                     .as_slice()
                     .chunks_exact(CLASSES)
                     .map(argmax)
@@ -341,7 +647,7 @@ impl<T: Float> Workspace<T> {
         let k = self.n.div_ceil(CHUNK);
         self.chunks[..k]
             .iter()
-            .flat_map(|c| c.logp.as_slice().to_vec())
+            .flat_map(|c| c.head.logp.as_slice().to_vec())
             .collect()
     }
 }
@@ -356,25 +662,11 @@ fn argmax<T: Float>(row: &[T]) -> u8 {
     best as u8
 }
 
-fn reduce_sums<T: Float, const C: usize>(
-    chunks: &[Chunk<T>],
-    pick: impl Fn(&Chunk<T>) -> &Sums<C>,
-) -> ([f64; C], [f64; C]) {
-    let (mut s1, mut s2) = ([0.0; C], [0.0; C]);
-    for ch in chunks {
-        let s = pick(ch);
-        for c in 0..C {
-            s1[c] += s.s1[c];
-            s2[c] += s.s2[c];
-        }
-    }
-    (s1, s2)
-}
-
+/// The batch's `∂L/∂γ`, `∂L/∂β` of one BatchNorm layer: the chunks' sums added in chunk order.
 fn reduce_bn_grads<T: Float, const C: usize>(
     chunks: &[Chunk<T>],
     pick: impl Fn(&Params<T>) -> &BatchNorm<T, C>,
-) -> (SVector<T, C>, SVector<T, C>) {
+) -> BnStats<T, C> {
     let (mut g, mut b) = (SVector::<T, C>::zeros(), SVector::<T, C>::zeros());
     for ch in chunks {
         let p = pick(&ch.grad);
@@ -384,14 +676,23 @@ fn reduce_bn_grads<T: Float, const C: usize>(
     (g, b)
 }
 
-/// Batch statistics in train mode (and the running update), or nothing in eval mode.
-fn bn_stats_step<T: Float, const C: usize>(
+/// The batch statistics of one block's BatchNorm over a batch of `n` images (the chunks'
+/// sums added in chunk order), and the running-statistics update.
+fn bn_stats_step<T: Float, const C: usize, const H: usize, const W: usize>(
     chunks: &[Chunk<T>],
-    pick: impl Fn(&Chunk<T>) -> &Sums<C>,
-    count: usize,
+    n: usize,
+    pick: impl Fn(&Chunk<T>) -> &Block<T, C, H, W>,
     running: &mut Running<T, C>,
-) -> (SVector<T, C>, SVector<T, C>) {
-    let (s1, s2) = reduce_sums(chunks, pick);
+) -> BnStats<T, C> {
+    let (mut s1, mut s2) = ([0.0; C], [0.0; C]);
+    for ch in chunks {
+        let s = &pick(ch).sums;
+        for c in 0..C {
+            s1[c] += s.s1[c];
+            s2[c] += s.s2[c];
+        }
+    }
+    let count = n * Block::<T, C, H, W>::PLANE;
     let (mean, var) = bn_batch_stats::<T, C>(&s1, &s2, count);
     bn_running_update(running, &mean, &var, count);
     (mean, var)
@@ -408,6 +709,9 @@ impl<T: Float> Net<T> {
 
     /// Runs the forward pass over the loaded batch. In train mode it uses batch statistics and
     /// updates the running statistics, as PyTorch's `model.train()` does.
+    ///
+    /// # Panics
+    /// If no batch is loaded.
     pub fn forward(&mut self, ws: &mut Workspace<T>, mode: Mode) -> Outcome {
         let n = ws.n;
         assert!(n > 0, "Net::forward: no batch loaded");
@@ -415,75 +719,53 @@ impl<T: Float> Net<T> {
         let p = &*self.params;
         match mode {
             Mode::Eval => {
-                let buf = &*self.buffers;
+                let b = &*self.buffers;
                 crate::par::for_each_mut(ws.active(), 1, |c| {
                     c.dropout = false;
-                    conv_fwd(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
-                    relu_bn_eval(&p.bn1, &buf.bn1, c.r1.view_mut());
-                    conv_fwd(&p.conv2, c.r1.view(), c.r2.view_mut(), &mut c.col);
-                    relu_bn_eval(&p.bn2, &buf.bn2, c.r2.view_mut());
-                    conv_fwd(&p.conv3, c.r2.view(), c.z3.view_mut(), &mut c.col);
-                    maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
-                    conv_fwd(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
-                    relu_bn_eval(&p.bn4, &buf.bn4, c.r4.view_mut());
-                    conv_fwd(&p.conv5, c.r4.view(), c.r5.view_mut(), &mut c.col);
-                    relu_bn_eval(&p.bn5, &buf.bn5, c.r5.view_mut());
-                    conv_fwd(&p.conv6, c.r5.view(), c.z6.view_mut(), &mut c.col);
-                    head_forward(p, c);
+                    let col = &mut c.col;
+                    // In eval mode each block's output is its `r`, normalised in place.
+                    let (l1, l2) = ((&p.conv1, &p.bn1, &b.bn1), (&p.conv2, &p.bn2, &b.bn2));
+                    let (l4, l5) = ((&p.conv4, &p.bn4, &b.bn4), (&p.conv5, &p.bn5, &b.bn5));
+                    c.b1.forward_eval::<Conv1>(l1, c.x.view(), col);
+                    c.b2.forward_eval::<Conv2>(l2, c.b1.r.view(), col);
+                    c.c3.forward::<Conv3>(&p.conv3, c.b2.r.view(), col);
+                    c.b4.forward_eval::<Conv4>(l4, c.c3.p.view(), col);
+                    c.b5.forward_eval::<Conv5>(l5, c.b4.r.view(), col);
+                    c.c6.forward::<Conv6>(&p.conv6, c.b5.r.view(), col);
+                    c.head_forward(p);
                 });
             }
             Mode::Train { dropout } => {
                 let keep = keep_scale::<T>(DROPOUT_P);
-                let m26 = n * 26 * 26;
-                let m24 = n * 24 * 24;
-                let m10 = n * 10 * 10;
-                let m8 = n * 8 * 8;
+                let b = &mut *self.buffers;
                 crate::par::for_each_mut(ws.active(), 1, |c| {
                     c.dropout = dropout.is_some();
                     if let Some(key) = dropout {
                         c.draw_masks(key);
                     }
-                    conv_fwd(&p.conv1, c.x.view(), c.r1.view_mut(), &mut c.col);
-                    c.sum1 = Sums::new();
-                    relu_sums(c.r1.view_mut(), &mut c.sum1.s1, &mut c.sum1.s2);
+                    c.b1.conv_relu_sums::<Conv1>(&p.conv1, c.x.view(), &mut c.col);
                 });
-                let buf = &mut *self.buffers;
-                let st1 = bn_stats_step(ws.active(), |c| &c.sum1, m26, &mut buf.bn1);
+                let st1 = bn_stats_step(ws.active(), n, |c| &c.b1, &mut b.bn1);
                 crate::par::for_each_mut(ws.active(), 1, |c| {
-                    let bits = c.dropout.then(|| &c.m1[..c.n * 16 * 676]);
-                    let (mean, var) = (&st1.0, &st1.1);
-                    bn_dropout_forward(&p.bn1, mean, var, c.r1.view(), bits, keep, c.d1.view_mut());
-                    conv_fwd(&p.conv2, c.d1.view(), c.r2.view_mut(), &mut c.col);
-                    c.sum2 = Sums::new();
-                    relu_sums(c.r2.view_mut(), &mut c.sum2.s1, &mut c.sum2.s2);
+                    c.b1.bn_dropout(&p.bn1, &st1, keep, c.dropout);
+                    c.b2.conv_relu_sums::<Conv2>(&p.conv2, c.b1.d.view(), &mut c.col);
                 });
-                let st2 = bn_stats_step(ws.active(), |c| &c.sum2, m24, &mut buf.bn2);
+                let st2 = bn_stats_step(ws.active(), n, |c| &c.b2, &mut b.bn2);
                 crate::par::for_each_mut(ws.active(), 1, |c| {
-                    let bits = c.dropout.then(|| &c.m2[..c.n * 32 * 576]);
-                    let (mean, var) = (&st2.0, &st2.1);
-                    bn_dropout_forward(&p.bn2, mean, var, c.r2.view(), bits, keep, c.d2.view_mut());
-                    conv_fwd(&p.conv3, c.d2.view(), c.z3.view_mut(), &mut c.col);
-                    maxpool_forward(c.z3.view(), c.p3.view_mut(), &mut c.a3[..c.n * 8 * 144]);
-                    conv_fwd(&p.conv4, c.p3.view(), c.r4.view_mut(), &mut c.col);
-                    c.sum4 = Sums::new();
-                    relu_sums(c.r4.view_mut(), &mut c.sum4.s1, &mut c.sum4.s2);
+                    c.b2.bn_dropout(&p.bn2, &st2, keep, c.dropout);
+                    c.c3.forward::<Conv3>(&p.conv3, c.b2.d.view(), &mut c.col);
+                    c.b4.conv_relu_sums::<Conv4>(&p.conv4, c.c3.p.view(), &mut c.col);
                 });
-                let st4 = bn_stats_step(ws.active(), |c| &c.sum4, m10, &mut buf.bn4);
+                let st4 = bn_stats_step(ws.active(), n, |c| &c.b4, &mut b.bn4);
                 crate::par::for_each_mut(ws.active(), 1, |c| {
-                    let bits = c.dropout.then(|| &c.m4[..c.n * 16 * 100]);
-                    let (mean, var) = (&st4.0, &st4.1);
-                    bn_dropout_forward(&p.bn4, mean, var, c.r4.view(), bits, keep, c.d4.view_mut());
-                    conv_fwd(&p.conv5, c.d4.view(), c.r5.view_mut(), &mut c.col);
-                    c.sum5 = Sums::new();
-                    relu_sums(c.r5.view_mut(), &mut c.sum5.s1, &mut c.sum5.s2);
+                    c.b4.bn_dropout(&p.bn4, &st4, keep, c.dropout);
+                    c.b5.conv_relu_sums::<Conv5>(&p.conv5, c.b4.d.view(), &mut c.col);
                 });
-                let st5 = bn_stats_step(ws.active(), |c| &c.sum5, m8, &mut buf.bn5);
+                let st5 = bn_stats_step(ws.active(), n, |c| &c.b5, &mut b.bn5);
                 crate::par::for_each_mut(ws.active(), 1, |c| {
-                    let bits = c.dropout.then(|| &c.m5[..c.n * 32 * 64]);
-                    let (mean, var) = (&st5.0, &st5.1);
-                    bn_dropout_forward(&p.bn5, mean, var, c.r5.view(), bits, keep, c.d5.view_mut());
-                    conv_fwd(&p.conv6, c.d5.view(), c.z6.view_mut(), &mut c.col);
-                    head_forward(p, c);
+                    c.b5.bn_dropout(&p.bn5, &st5, keep, c.dropout);
+                    c.c6.forward::<Conv6>(&p.conv6, c.b5.d.view(), &mut c.col);
+                    c.head_forward(p);
                 });
                 ws.stats = Stats {
                     bn1: st1,
@@ -518,75 +800,47 @@ impl<T: Float> Net<T> {
         let keep = keep_scale::<T>(DROPOUT_P);
         crate::par::for_each_mut(ws.active(), 1, |c| {
             c.grad.fill_zero();
-            let g = &mut *c.grad;
+            let (g, col) = (&mut *c.grad, &mut c.col);
             let labels = &c.labels[..c.n];
-            nll_backward::<T, CLASSES>(labels, n, c.g_logp.as_mut_slice());
-            logsoftmax_backward::<T, CLASSES>(
-                c.logp.as_slice(),
-                c.g_logp.as_slice(),
-                c.g_logits.as_mut_slice(),
-            );
-            linear_backward_weight(c.g_logits.view(), c.v7.view(), &mut g.fc1.weight);
-            linear_backward_bias(c.g_logits.view(), &mut g.fc1.bias);
-            linear_backward_input(&p.fc1, c.g_logits.view(), c.g_v7.view_mut());
-            avgpool_backward(c.g_v7.view(), c.g_r7.view_mut());
-            relu_backward(c.r7.as_slice(), c.g_r7.as_mut_slice());
-            conv_bwd_weight(c.g_r7.view(), c.p6.view(), &mut g.conv7, &mut c.col);
-            conv_bwd_bias(c.g_r7.view(), &mut g.conv7.bias);
-            conv_bwd_input(&p.conv7, c.g_r7.view(), c.g_p6.view_mut(), &mut c.col);
-            maxpool_backward(c.g_p6.view(), &c.a6[..c.n * 16 * 16], c.g_z6.view_mut());
-            conv_bwd_weight(c.g_z6.view(), c.d5.view(), &mut g.conv6, &mut c.col);
-            conv_bwd_bias(c.g_z6.view(), &mut g.conv6.bias);
-            conv_bwd_input(&p.conv6, c.g_z6.view(), c.g_5.view_mut(), &mut c.col);
-            let bits = c.dropout.then_some(&c.m5[..]);
-            block_params_backward(bits, keep, &st.bn5, &c.r5, &mut c.g_5, &mut g.bn5);
+            c.head
+                .backward(p, g, labels, n, c.c6.p.view(), c.c6.gp.view_mut(), col);
+            c.c6.backward::<Conv6>(&mut g.conv6, c.b5.d.view(), col);
+            conv_bwd_input::<T, Conv6>(&p.conv6, c.c6.gz.view(), c.b5.g.view_mut(), col);
+            c.b5.params_backward(c.dropout, keep, &st.bn5, &mut g.bn5);
         });
-        let (dg5, db5) = reduce_bn_grads(ws.active(), |g| &g.bn5);
-        let m8 = n * 64;
+        let d5 = reduce_bn_grads(ws.active(), |g| &g.bn5);
         crate::par::for_each_mut(ws.active(), 1, |c| {
-            let g = &mut *c.grad;
-            let (bn, sums) = ((&p.bn5, &st.bn5), (&dg5, &db5, m8));
-            block_input_backward(bn, sums, &c.r5, &mut c.g_5, &mut g.conv5.bias);
-            conv_bwd_weight(c.g_5.view(), c.d4.view(), &mut g.conv5, &mut c.col);
-            conv_bwd_input(&p.conv5, c.g_5.view(), c.g_4.view_mut(), &mut c.col);
-            let bits = c.dropout.then_some(&c.m4[..]);
-            block_params_backward(bits, keep, &st.bn4, &c.r4, &mut c.g_4, &mut g.bn4);
+            let (g, col) = (&mut *c.grad, &mut c.col);
+            let (bn, conv) = ((&p.bn5, &st.bn5), (&p.conv5, &mut g.conv5));
+            let dx = Some(c.b4.g.view_mut());
+            c.b5.backward::<Conv5>(bn, &d5, n, conv, c.b4.d.view(), dx, col);
+            c.b4.params_backward(c.dropout, keep, &st.bn4, &mut g.bn4);
         });
-        let (dg4, db4) = reduce_bn_grads(ws.active(), |g| &g.bn4);
-        let m10 = n * 100;
+        let d4 = reduce_bn_grads(ws.active(), |g| &g.bn4);
         crate::par::for_each_mut(ws.active(), 1, |c| {
-            let g = &mut *c.grad;
-            let (bn, sums) = ((&p.bn4, &st.bn4), (&dg4, &db4, m10));
-            block_input_backward(bn, sums, &c.r4, &mut c.g_4, &mut g.conv4.bias);
-            conv_bwd_weight(c.g_4.view(), c.p3.view(), &mut g.conv4, &mut c.col);
-            conv_bwd_input(&p.conv4, c.g_4.view(), c.g_p3.view_mut(), &mut c.col);
-            maxpool_backward(c.g_p3.view(), &c.a3[..c.n * 8 * 144], c.g_z3.view_mut());
-            conv_bwd_weight(c.g_z3.view(), c.d2.view(), &mut g.conv3, &mut c.col);
-            conv_bwd_bias(c.g_z3.view(), &mut g.conv3.bias);
+            let (g, col) = (&mut *c.grad, &mut c.col);
+            let (bn, conv) = ((&p.bn4, &st.bn4), (&p.conv4, &mut g.conv4));
+            let dx = Some(c.c3.gp.view_mut());
+            c.b4.backward::<Conv4>(bn, &d4, n, conv, c.c3.p.view(), dx, col);
+            c.c3.backward::<Conv3>(&mut g.conv3, c.b2.d.view(), col);
             // conv3's input gradient (1×1, 8 → 32 channels) is the one pass where the direct
             // kernel measured slower than GEMM (k = 8 is too short to amortise its scatter).
-            conv_backward_input(&p.conv3, c.g_z3.view(), c.g_2.view_mut(), &mut c.col);
-            let bits = c.dropout.then_some(&c.m2[..]);
-            block_params_backward(bits, keep, &st.bn2, &c.r2, &mut c.g_2, &mut g.bn2);
+            conv_backward_input::<T, Conv3>(&p.conv3, c.c3.gz.view(), c.b2.g.view_mut(), col);
+            c.b2.params_backward(c.dropout, keep, &st.bn2, &mut g.bn2);
         });
-        let (dg2, db2) = reduce_bn_grads(ws.active(), |g| &g.bn2);
-        let m24 = n * 576;
+        let d2 = reduce_bn_grads(ws.active(), |g| &g.bn2);
         crate::par::for_each_mut(ws.active(), 1, |c| {
-            let g = &mut *c.grad;
-            let (bn, sums) = ((&p.bn2, &st.bn2), (&dg2, &db2, m24));
-            block_input_backward(bn, sums, &c.r2, &mut c.g_2, &mut g.conv2.bias);
-            conv_bwd_weight(c.g_2.view(), c.d1.view(), &mut g.conv2, &mut c.col);
-            conv_bwd_input(&p.conv2, c.g_2.view(), c.g_1.view_mut(), &mut c.col);
-            let bits = c.dropout.then_some(&c.m1[..]);
-            block_params_backward(bits, keep, &st.bn1, &c.r1, &mut c.g_1, &mut g.bn1);
+            let (g, col) = (&mut *c.grad, &mut c.col);
+            let (bn, conv) = ((&p.bn2, &st.bn2), (&p.conv2, &mut g.conv2));
+            let dx = Some(c.b1.g.view_mut());
+            c.b2.backward::<Conv2>(bn, &d2, n, conv, c.b1.d.view(), dx, col);
+            c.b1.params_backward(c.dropout, keep, &st.bn1, &mut g.bn1);
         });
-        let (dg1, db1) = reduce_bn_grads(ws.active(), |g| &g.bn1);
-        let m26 = n * 676;
+        let d1 = reduce_bn_grads(ws.active(), |g| &g.bn1);
         crate::par::for_each_mut(ws.active(), 1, |c| {
-            let g = &mut *c.grad;
-            let (bn, sums) = ((&p.bn1, &st.bn1), (&dg1, &db1, m26));
-            block_input_backward(bn, sums, &c.r1, &mut c.g_1, &mut g.conv1.bias);
-            conv_bwd_weight(c.g_1.view(), c.x.view(), &mut g.conv1, &mut c.col);
+            let (g, col) = (&mut *c.grad, &mut c.col);
+            let (bn, conv) = ((&p.bn1, &st.bn1), (&p.conv1, &mut g.conv1));
+            c.b1.backward::<Conv1>(bn, &d1, n, conv, c.x.view(), None, col);
         });
         grads.fill_zero();
         for c in ws.active().iter() {
@@ -595,135 +849,51 @@ impl<T: Float> Net<T> {
     }
 }
 
-/// Dropout's backward and the BatchNorm parameter gradients of one `conv → ReLU → BN →
-/// dropout` block, for one chunk (see [`dropout_bn_params_backward`]). `bits` holds the chunk's
-/// masks (`None` without dropout); only the first `g.n()` images' worth is used.
-fn block_params_backward<T: Float, const C: usize, const H: usize, const W: usize>(
-    bits: Option<&[u8]>,
-    keep: T,
-    (mean, var): &(SVector<T, C>, SVector<T, C>),
-    r: &Act<T, C, H, W>,
-    g: &mut Act<T, C, H, W>,
-    grad: &mut BatchNorm<T, C>,
-) {
-    let len = g.as_slice().len();
-    let bits = bits.map(|b| &b[..len]);
-    let (dg, db) = (&mut grad.weight, &mut grad.bias);
-    dropout_bn_params_backward(bits, keep, mean, var, r.view(), g.view_mut(), dg, db);
-}
-
-/// BatchNorm's input gradient, ReLU's backward and the feeding convolution's bias gradient of
-/// one block, for one chunk (see [`bn_relu_backward`]): `bn` is the layer and its batch
-/// statistics, `sums` the batch's `∂L/∂γ`, `∂L/∂β` and count.
-#[allow(clippy::type_complexity)]
-fn block_input_backward<T: Float, const C: usize, const H: usize, const W: usize>(
-    (p, (mean, var)): (&BatchNorm<T, C>, &(SVector<T, C>, SVector<T, C>)),
-    (dg, db, m): (&SVector<T, C>, &SVector<T, C>, usize),
-    r: &Act<T, C, H, W>,
-    g: &mut Act<T, C, H, W>,
-    dbias: &mut SVector<T, C>,
-) {
-    bn_relu_backward(p, mean, var, dg, db, m, r.view(), g.view_mut(), dbias);
-}
-
-/// conv6 output → pool → conv7 → ReLU → avg-pool → fc1 → log-softmax → NLL, for one chunk.
-fn head_forward<T: Float>(p: &Params<T>, c: &mut Chunk<T>) {
-    maxpool_forward(c.z6.view(), c.p6.view_mut(), &mut c.a6[..c.n * 16 * 16]);
-    conv_fwd(&p.conv7, c.p6.view(), c.r7.view_mut(), &mut c.col);
-    relu_forward(c.r7.as_mut_slice());
-    avgpool_forward(c.r7.view(), c.v7.view_mut());
-    linear_forward(&p.fc1, c.v7.view(), c.logits.view_mut());
-    logsoftmax_forward::<T, CLASSES>(c.logits.as_slice(), c.logp.as_mut_slice());
-    let labels = &c.labels[..c.n];
-    // nll_forward averages over its rows; scale back to a sum so chunks add exactly.
-    c.loss_sum = nll_forward::<T, CLASSES>(c.logp.as_slice(), labels).f64() * c.n as f64;
-    c.correct = c
-        .logp
-        .as_slice()
-        .chunks_exact(CLASSES)
-        .zip(labels)
-        .filter(|(r, y)| argmax(r) == **y)
-        .count();
-}
-
 // The convolutions of the network: the direct AVX-512 kernels of `conv_simd` when `cpu` hands
 // out its token (the CPU has AVX-512 and `GRADSPEC_NO_AVX512` is not set) and the float type is
 // f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
 // the reference path; `tests/cnn_conv_simd.rs` ties the two together).
 
-#[allow(clippy::type_complexity)]
-fn conv_fwd<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    p: &Conv<T, CIN, COUT, K, KK>,
-    x: View<'_, T, CIN, H, W>,
-    y: ViewMut<'_, T, COUT, OH, OW>,
+fn conv_fwd<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    x: S::In<'_, T>,
+    y: S::OutMut<'_, T>,
     col: &mut [T],
 ) {
-    let y2 = ViewMut::<T, COUT, OH, OW>(&mut *y.0);
-    let simd = |cpu| conv_simd::try_conv_forward(cpu, p, x, y2);
+    let y = y.data_mut();
+    let simd = |cpu| conv_simd::try_conv_forward::<T, S>(cpu, p, x, (&mut *y).into());
     if !cpu::avx512().is_some_and(simd) {
-        conv_forward(p, x, y, col);
+        conv_forward::<T, S>(p, x, y.into(), col);
     }
 }
 
-fn conv_bwd_input<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    p: &Conv<T, CIN, COUT, K, KK>,
-    dy: View<'_, T, COUT, OH, OW>,
-    dx: ViewMut<'_, T, CIN, H, W>,
+fn conv_bwd_input<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    dx: S::InMut<'_, T>,
     col: &mut [T],
 ) {
-    let dx2 = ViewMut::<T, CIN, H, W>(&mut *dx.0);
-    let simd = |cpu| conv_simd::try_conv_backward_input(cpu, p, dy, dx2, col);
+    let dx = dx.data_mut();
+    let simd = |cpu| conv_simd::try_conv_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into(), col);
     if !cpu::avx512().is_some_and(simd) {
-        conv_backward_input(p, dy, dx, col);
+        conv_backward_input::<T, S>(p, dy, dx.into(), col);
     }
 }
 
-fn conv_bwd_weight<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    dy: View<'_, T, COUT, OH, OW>,
-    x: View<'_, T, CIN, H, W>,
-    dw: &mut Conv<T, CIN, COUT, K, KK>,
+fn conv_bwd_weight<T: Float, S: ConvShape>(
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
     col: &mut [T],
 ) {
-    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_weight(cpu, dy, x, dw, col)) {
-        conv_backward_weight(dy, x, dw, col);
+    let simd = |cpu| conv_simd::try_conv_backward_weight::<T, S>(cpu, dy, x, dw, col);
+    if !cpu::avx512().is_some_and(simd) {
+        conv_backward_weight::<T, S>(dy, x, dw, col);
     }
 }
 
-fn conv_bwd_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
-    dy: View<'_, T, COUT, OH, OW>,
-    db: &mut SVector<T, COUT>,
-) {
-    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias(cpu, dy, db)) {
-        conv_backward_bias(dy, db);
+fn conv_bwd_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
+    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias::<T, S>(cpu, dy, db)) {
+        conv_backward_bias::<T, S>(dy, db);
     }
 }

@@ -9,26 +9,42 @@ use rand::{Rng, SeedableRng};
 /// Every trainable tensor of the source network. Also used for gradients and momentum.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params<T: Float> {
+    /// `conv1 = Conv2d(1, 16, 3)`.
     pub conv1: Conv<T, 1, 16, 3, 9>,
+    /// `bn1 = BatchNorm2d(16)`.
     pub bn1: BatchNorm<T, 16>,
+    /// `conv2 = Conv2d(16, 32, 3)`.
     pub conv2: Conv<T, 16, 32, 3, 144>,
+    /// `bn2 = BatchNorm2d(32)`.
     pub bn2: BatchNorm<T, 32>,
+    /// `conv3 = Conv2d(32, 8, 1)`.
     pub conv3: Conv<T, 32, 8, 1, 32>,
+    /// `conv4 = Conv2d(8, 16, 3)`.
     pub conv4: Conv<T, 8, 16, 3, 72>,
+    /// `bn4 = BatchNorm2d(16)`.
     pub bn4: BatchNorm<T, 16>,
+    /// `conv5 = Conv2d(16, 32, 3)`.
     pub conv5: Conv<T, 16, 32, 3, 144>,
+    /// `bn5 = BatchNorm2d(32)`.
     pub bn5: BatchNorm<T, 32>,
+    /// `conv6 = Conv2d(32, 16, 1)`.
     pub conv6: Conv<T, 32, 16, 1, 32>,
+    /// `conv7 = Conv2d(16, 32, 3)`.
     pub conv7: Conv<T, 16, 32, 3, 144>,
+    /// `fc1 = Linear(32, 10)`.
     pub fc1: Linear<T, 32, 10>,
 }
 
 /// BatchNorm running statistics (PyTorch buffers).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Buffers<T: Float> {
+    /// `bn1`'s running statistics.
     pub bn1: Running<T, 16>,
+    /// `bn2`'s running statistics.
     pub bn2: Running<T, 32>,
+    /// `bn4`'s running statistics.
     pub bn4: Running<T, 16>,
+    /// `bn5`'s running statistics.
     pub bn5: Running<T, 32>,
 }
 
@@ -53,15 +69,21 @@ const _: () = assert!(
 
 /// A named tensor: PyTorch name, PyTorch shape, row-major data.
 pub struct Tensor<'a, T> {
+    /// The `state_dict` name, e.g. `conv1.weight`.
     pub name: &'static str,
+    /// PyTorch's shape.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: &'a [T],
 }
 
 /// A named mutable tensor.
 pub struct TensorMut<'a, T> {
+    /// The `state_dict` name, e.g. `conv1.weight`.
     pub name: &'static str,
+    /// PyTorch's shape.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: &'a mut [T],
 }
 
@@ -264,6 +286,7 @@ fn fan_in_of_conv(name: &str) -> usize {
 }
 
 impl<T: Float> Buffers<T> {
+    /// PyTorch's initial values: running mean 0, running variance 1, no batches tracked.
     pub fn new() -> Self {
         Buffers {
             bn1: Running::new(),
@@ -336,6 +359,7 @@ impl<T: Float> Buffers<T> {
         ]
     }
 
+    /// Converts to another float type.
     pub fn cast<U: Float>(&self) -> Buffers<U> {
         let mut out = Buffers::<U>::new();
         for (d, s) in out.tensors_mut().into_iter().zip(self.tensors()) {

@@ -1,79 +1,62 @@
 //! The input gradient, `dX[c, off'(k) + q] += Σ_o W[o, k]·dYw[o, q]` per tap `k` (see "Input
 //! gradient" in the docs of [`super`]): the safe entry points, which check every length and
 //! take the [`Avx512`] token, and the `unsafe` kernel they call.
-use super::{LANES, check_geometry, check_shapes, image_scratch_len, wide_dy, wide_vectors};
-use crate::cnn::conv::Conv;
+use super::{LANES, check_geometry, image_scratch_len_of, wide_dy, wide_vectors};
+use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::cnn::cpu::Avx512;
 
 /// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
 ///
 /// # Shapes
 /// `dy: [COUT, OH, OW]` → `dx: [CIN, H, W]` (overwritten); `scratch` at least
-/// [`image_scratch_len`] floats (contents irrelevant, overwritten). The weights are
+/// [`image_scratch_len`](super::image_scratch_len) floats (contents irrelevant, overwritten). The weights are
 /// used as they are.
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub fn backward_input_image<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub fn backward_input_image<S: ConvShape>(
     cpu: Avx512,
-    p: &Conv<f32, CIN, COUT, K, KK>,
+    p: &S::Params<f32>,
     dy: &[f32],
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    image::<CIN, COUT, K, H, W, OH, OW>(cpu, p.weight.as_slice(), dy, dx, scratch);
+    image::<S>(cpu, p.weight(), dy, dx, scratch);
 }
 
 /// [`backward_input_image`] with the weights (`[COUT, CIN, K, K]`) as a slice.
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub(super) fn image<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub(super) fn image<S: ConvShape>(
     cpu: Avx512,
     w: &[f32],
     dy: &[f32],
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
+    check_geometry::<S>();
+    let (cout, oh, ow) = (S::COUT, S::OH, S::OW);
+    assert_eq!(w.len(), cout * S::KK, "backward_input_image: weight length");
+    assert_eq!(dy.len(), cout * oh * ow, "backward_input_image: dy length");
     assert_eq!(
-        w.len(),
-        COUT * CIN * K * K,
-        "backward_input_image: weight length"
+        dx.len(),
+        S::CIN * S::H * S::W,
+        "backward_input_image: dx length"
     );
-    assert_eq!(dy.len(), COUT * OH * OW, "backward_input_image: dy length");
-    assert_eq!(dx.len(), CIN * H * W, "backward_input_image: dx length");
     assert!(
-        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= image_scratch_len_of::<S>(),
         "backward_input_image: scratch shorter than image_scratch_len"
     );
-    let (dyw, _) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
-    let dyw = &dyw[..COUT * wide_vectors(OH, OW, W) * LANES];
+    let (dyw, _) = wide_dy::<S>(dy, scratch);
+    let dyw = &dyw[..cout * wide_vectors(oh, ow, S::W) * LANES];
     #[cfg(target_arch = "x86_64")]
     {
-        let g = super::Geom::of::<COUT, H, W, OH, OW>();
+        let g = super::Geom::of::<S>();
         // SAFETY: `w` is `COUT·CIN·K·K`, `dyw` is `COUT` wide rows of `16·nv` floats (sliced
         // just above), `dx` is `[CIN, H, W]` (asserted above), and `check_geometry` proves
         // `OH = H−K+1`, `OW = W−K+1`: all that `backward_input` requires besides the token.
-        unsafe { avx512::backward_input::<CIN, K>(cpu, &g, w, dyw, dx) };
+        unsafe { avx512::backward_input::<S>(cpu, &g, w, dyw, dx) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -84,6 +67,7 @@ pub(super) fn image<
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::cnn::conv::ConvShape;
     use crate::cnn::conv_simd::{Geom, LANES as L, slot};
     use crate::cnn::cpu::Avx512;
     use std::arch::x86_64::*;
@@ -96,18 +80,18 @@ mod avx512 {
     /// zero at `x ≥ ow`), `dx.len() = CIN·h·w`, and `oh = h−K+1`, `ow = w−K+1`. (The token
     /// proves the CPU features.)
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_input<const CIN: usize, const K: usize>(
+    pub(super) unsafe fn backward_input<S: ConvShape>(
         _cpu: Avx512,
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
         dx: &mut [f32],
     ) {
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         debug_assert_eq!(w.len(), g.cout * kk);
         debug_assert_eq!(dyw.len(), g.cout * g.nv() * L);
-        debug_assert_eq!(dx.len(), CIN * g.h * g.w);
-        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        debug_assert_eq!(dx.len(), S::CIN * g.h * g.w);
+        debug_assert!(g.oh + S::K == g.h + 1 && g.ow + S::K == g.w + 1);
         dx.fill(0.0);
         let nv = g.nv();
         let mut v0 = 0;
@@ -116,9 +100,9 @@ mod avx512 {
             // `v0 < nv`.
             unsafe {
                 v0 += match nv - v0 {
-                    1 => bi_group::<1, CIN, K>(g, w, dyw, dx, v0),
-                    2 => bi_group::<2, CIN, K>(g, w, dyw, dx, v0),
-                    _ => bi_group::<3, CIN, K>(g, w, dyw, dx, v0),
+                    1 => bi_group::<1, S>(g, w, dyw, dx, v0),
+                    2 => bi_group::<2, S>(g, w, dyw, dx, v0),
+                    _ => bi_group::<3, S>(g, w, dyw, dx, v0),
                 };
             }
         }
@@ -129,7 +113,7 @@ mod avx512 {
     /// # Safety
     /// As [`backward_input`], and `v0 + NPV ≤ nv`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn bi_group<const NPV: usize, const CIN: usize, const K: usize>(
+    unsafe fn bi_group<const NPV: usize, S: ConvShape>(
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
@@ -140,18 +124,18 @@ mod avx512 {
         // Tiles of input channels at one kernel position `r = ki·K + kj`: the `NT` sums a tile
         // adds into `dx` lie in different planes, so no store has to forward into an
         // overlapping, shifted load (which would stall), as would tiles of neighbouring taps.
-        for r in 0..K * K {
+        for r in 0..S::K * S::K {
             let mut c0 = 0;
-            while c0 < CIN {
+            while c0 < S::CIN {
                 // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
                 // `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`, `r < K·K`, and the
                 // load masks.
                 unsafe {
-                    c0 += match CIN - c0 {
-                        1 => bi_tile::<1, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
-                        2 | 3 => bi_tile::<2, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
-                        4..=7 => bi_tile::<4, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
-                        _ => bi_tile::<8, NPV, CIN, K>(g, w, dyw, dx, c0, r, v0, &masks),
+                    c0 += match S::CIN - c0 {
+                        1 => bi_tile::<1, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
+                        2 | 3 => bi_tile::<2, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
+                        4..=7 => bi_tile::<4, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
+                        _ => bi_tile::<8, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
                     };
                 }
             }
@@ -168,7 +152,7 @@ mod avx512 {
     /// `masks[v] = slot(g, v0 + v).load`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn bi_tile<const NT: usize, const NPV: usize, const CIN: usize, const K: usize>(
+    unsafe fn bi_tile<const NT: usize, const NPV: usize, S: ConvShape>(
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
@@ -178,7 +162,7 @@ mod avx512 {
         v0: usize,
         masks: &[__mmask16; NPV],
     ) -> usize {
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         let row = g.nv() * L;
         let hw = g.h * g.w;
         let mut acc = [[_mm512_setzero_ps(); NPV]; NT];
@@ -191,9 +175,9 @@ mod avx512 {
             for o in 0..g.cout {
                 let dv: [__m512; NPV] =
                     std::array::from_fn(|v| _mm512_loadu_ps(dyp.add(o * row + (v0 + v) * L)));
-                let wo = wp.add(o * kk + c0 * K * K + r);
+                let wo = wp.add(o * kk + c0 * S::K * S::K + r);
                 for (t, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm512_set1_ps(*wo.add(t * K * K));
+                    let wv = _mm512_set1_ps(*wo.add(t * S::K * S::K));
                     for (a, &dv) in a.iter_mut().zip(&dv) {
                         *a = _mm512_fmadd_ps(wv, dv, *a);
                     }
@@ -201,7 +185,7 @@ mod avx512 {
             }
         }
         let dxp = dx.as_mut_ptr();
-        let shift = (r / K) * g.w + r % K;
+        let shift = (r / S::K) * g.w + r % S::K;
         for (t, a) in acc.iter().enumerate() {
             let off = (c0 + t) * hw + shift;
             for (v, (&a, &m)) in a.iter().zip(masks).enumerate() {

@@ -5,44 +5,39 @@
 //! rows).
 #[cfg(target_arch = "x86_64")]
 use super::{LANES, wide_dy, wide_vectors};
-use super::{check_geometry, check_shapes, image_scratch_len};
-use crate::cnn::conv::Conv;
+use super::{check_geometry, image_scratch_len_of};
+use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::cnn::cpu::Avx512;
-use nalgebra::SVector;
 
 /// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
 /// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
 ///
 /// # Shapes
 /// `dy: [COUT, OH, OW]`, `x: [CIN, H, W]`; `scratch` at least
-/// [`image_scratch_len`] floats (contents irrelevant, overwritten).
+/// [`image_scratch_len`](super::image_scratch_len) floats (contents irrelevant, overwritten).
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub fn backward_weight_image<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub fn backward_weight_image<S: ConvShape>(
     cpu: Avx512,
     dy: &[f32],
     x: &[f32],
-    dw: &mut Conv<f32, CIN, COUT, K, KK>,
+    dw: &mut S::Params<f32>,
     scratch: &mut [f32],
 ) {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    assert_eq!(dy.len(), COUT * OH * OW, "backward_weight_image: dy length");
-    assert_eq!(x.len(), CIN * H * W, "backward_weight_image: x length");
+    check_geometry::<S>();
+    let dy_len = S::COUT * S::OH * S::OW;
+    assert_eq!(dy.len(), dy_len, "backward_weight_image: dy length");
+    assert_eq!(
+        x.len(),
+        S::CIN * S::H * S::W,
+        "backward_weight_image: x length"
+    );
     assert!(
-        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= image_scratch_len_of::<S>(),
         "backward_weight_image: scratch shorter than image_scratch_len"
     );
-    group::<CIN, COUT, K, H, W, OH, OW>(cpu, dy, x, dw.weight.as_mut_slice(), scratch);
+    group::<S>(cpu, dy, x, dw.weight_mut(), scratch);
 }
 
 /// The weight gradient of `n ≥ 1` images (`dy`, `x` hold exactly `n` each), summed in
@@ -52,56 +47,49 @@ pub fn backward_weight_image<
 /// # Panics
 /// If `dy` and `x` do not hold the same number `n ≥ 1` of whole images, `dw` has the wrong
 /// length, or `scratch` is too short (all checked before any AVX-512 instruction runs).
-pub(super) fn group<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub(super) fn group<S: ConvShape>(
     cpu: Avx512,
     dy: &[f32],
     x: &[f32],
     dw: &mut [f32],
     scratch: &mut [f32],
 ) {
-    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
-    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
+    check_geometry::<S>();
+    let (cout, oh, ow) = (S::COUT, S::OH, S::OW);
+    let (dyi, xi) = (cout * oh * ow, S::CIN * S::H * S::W);
     let n = dy.len() / dyi;
     assert!(
         n >= 1 && dy.len() == n * dyi && n.checked_mul(xi) == Some(x.len()),
         "weight gradient: dy and x must hold the same number of whole images"
     );
-    assert_eq!(dw.len(), COUT * CIN * K * K, "weight gradient: dw length");
+    assert_eq!(dw.len(), cout * S::KK, "weight gradient: dw length");
     #[cfg(target_arch = "x86_64")]
-    if super::weight_by_channel(COUT) {
+    if super::weight_by_channel(cout) {
         // `n·dyi = dy.len()`, so the product does not overflow.
         let dyt = &mut super::aligned(scratch)[..n * dyi];
         for (t, d) in dyt.chunks_exact_mut(dyi).zip(dy.chunks_exact(dyi)) {
             // SAFETY: the token proves the CPU features `transpose` is compiled for, and
             // `transpose` checks its lengths itself.
-            unsafe { super::shuffle::transpose(cpu, d, t, COUT, OH * OW) };
+            unsafe { super::shuffle::transpose(cpu, d, t, cout, oh * ow) };
         }
         // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
         // the rest of its preconditions (here: `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
         // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
         unsafe {
-            avx512::backward_weight_by_channel::<CIN, COUT, K, H, W, OH, OW>(cpu, n, dyt, x, dw);
+            avx512::backward_weight_by_channel::<S>(cpu, n, dyt, x, dw);
         }
     } else {
-        let (dyw, dy_stride) = wide_dy::<COUT, OH, OW, W>(dy, scratch);
-        let row = wide_vectors(OH, OW, W) * LANES;
+        let (dyw, dy_stride) = wide_dy::<S>(dy, scratch);
+        let row = wide_vectors(oh, ow, S::W) * LANES;
         // What the kernel reads of `dyw`, computed without overflow.
         let extent = (n - 1)
             .checked_mul(dy_stride)
-            .and_then(|e| e.checked_add(COUT * row));
+            .and_then(|e| e.checked_add(cout * row));
         assert!(
             extent.is_some_and(|e| e <= dyw.len()),
             "weight gradient: wide dY shorter than its images"
         );
-        let g = super::Geom::of::<COUT, H, W, OH, OW>();
+        let g = super::Geom::of::<S>();
         let grp = avx512::Group {
             n,
             dyw,
@@ -114,7 +102,7 @@ pub(super) fn group<
         // `[CIN, H, W]` input at stride `CIN·H·W` in `x` (`x.len() = n·CIN·H·W`, asserted);
         // `dw` is `COUT·CIN·K·K` (asserted) and `check_geometry` proves `OH = H−K+1`,
         // `OW = W−K+1`: all that `backward_weight` requires besides the token.
-        unsafe { avx512::backward_weight::<CIN, K>(cpu, &g, &grp, dw) };
+        unsafe { avx512::backward_weight::<S>(cpu, &g, &grp, dw) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -123,32 +111,26 @@ pub(super) fn group<
     }
 }
 
-/// Bias gradient of one image, **added** into `db`: `db[o] += Σ_{y,x} dy[o, y, x]`.
+/// Bias gradient of one image, **added** into `db.bias` (the weights are left alone):
+/// `db[o] += Σ_{y,x} dy[o, y, x]`.
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW`.
-pub fn backward_bias_image<const COUT: usize, const OH: usize, const OW: usize>(
-    cpu: Avx512,
-    dy: &[f32],
-    db: &mut SVector<f32, COUT>,
-) {
-    bias_image::<COUT, OH, OW>(cpu, dy, db.as_mut_slice());
+pub fn backward_bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut S::Params<f32>) {
+    bias_image::<S>(cpu, dy, db.bias_mut());
 }
 
 /// [`backward_bias_image`] with `db` as a slice.
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW` or `db.len() != COUT`.
-pub(super) fn bias_image<const COUT: usize, const OH: usize, const OW: usize>(
-    cpu: Avx512,
-    dy: &[f32],
-    db: &mut [f32],
-) {
-    const { assert!(COUT > 0 && OH > 0 && OW > 0 && COUT * OH * OW <= super::MAX_FLOATS) }
-    assert_eq!(dy.len(), COUT * OH * OW, "backward_bias_image: dy length");
-    assert_eq!(db.len(), COUT, "backward_bias_image: db length");
+pub(super) fn bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut [f32]) {
+    check_geometry::<S>();
+    let (cout, ohw) = (S::COUT, S::OH * S::OW);
+    assert_eq!(dy.len(), cout * ohw, "backward_bias_image: dy length");
+    assert_eq!(db.len(), cout, "backward_bias_image: db length");
     #[cfg(target_arch = "x86_64")]
-    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(OH * OW)) {
+    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
         // SAFETY: the token proves the CPU features `sum` is compiled for; `sum` is otherwise
         // safe.
         *d += unsafe { avx512::sum(cpu, plane) };
@@ -159,6 +141,7 @@ pub(super) fn bias_image<const COUT: usize, const OH: usize, const OW: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::cnn::conv::ConvShape;
     use crate::cnn::conv_simd::shuffle::reduce16;
     use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
     use crate::cnn::cpu::Avx512;
@@ -182,19 +165,19 @@ mod avx512 {
     /// `x.len() ≥ (n−1)·x_stride + CIN·h·w`; `dw.len() = cout·CIN·K·K`; and `oh = h−K+1`,
     /// `ow = w−K+1`. (The token proves the CPU features.)
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_weight<const CIN: usize, const K: usize>(
+    pub(super) unsafe fn backward_weight<S: ConvShape>(
         _cpu: Avx512,
         g: &Geom,
         grp: &Group<'_>,
         dw: &mut [f32],
     ) {
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         let row = g.nv() * L;
         debug_assert!(grp.n >= 1);
         debug_assert!(grp.dyw.len() >= (grp.n - 1) * grp.dy_stride + g.cout * row);
-        debug_assert!(grp.x.len() >= (grp.n - 1) * grp.x_stride + CIN * g.h * g.w);
+        debug_assert!(grp.x.len() >= (grp.n - 1) * grp.x_stride + S::CIN * g.h * g.w);
         debug_assert_eq!(dw.len(), g.cout * kk);
-        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        debug_assert!(g.oh + S::K == g.h + 1 && g.ow + S::K == g.w + 1);
         let last = slot(g, g.nv() - 1).load;
         let mut o0 = 0;
         while o0 < g.cout {
@@ -210,13 +193,13 @@ mod avx512 {
                 // is the load mask of the last vector.
                 unsafe {
                     k0 += match (no, kk - k0) {
-                        (4, 6..) => bw_tile::<4, 6, CIN, K>(g, grp, last, dw, o0, k0),
-                        (4, 3..=5) => bw_tile::<4, 3, CIN, K>(g, grp, last, dw, o0, k0),
-                        (4, _) => bw_tile::<4, 1, CIN, K>(g, grp, last, dw, o0, k0),
-                        (2, 6..) => bw_tile::<2, 6, CIN, K>(g, grp, last, dw, o0, k0),
-                        (2, _) => bw_tile::<2, 1, CIN, K>(g, grp, last, dw, o0, k0),
-                        (_, 6..) => bw_tile::<1, 6, CIN, K>(g, grp, last, dw, o0, k0),
-                        (_, _) => bw_tile::<1, 1, CIN, K>(g, grp, last, dw, o0, k0),
+                        (4, 6..) => bw_tile::<4, 6, S>(g, grp, last, dw, o0, k0),
+                        (4, 3..=5) => bw_tile::<4, 3, S>(g, grp, last, dw, o0, k0),
+                        (4, _) => bw_tile::<4, 1, S>(g, grp, last, dw, o0, k0),
+                        (2, 6..) => bw_tile::<2, 6, S>(g, grp, last, dw, o0, k0),
+                        (2, _) => bw_tile::<2, 1, S>(g, grp, last, dw, o0, k0),
+                        (_, 6..) => bw_tile::<1, 6, S>(g, grp, last, dw, o0, k0),
+                        (_, _) => bw_tile::<1, 1, S>(g, grp, last, dw, o0, k0),
                     };
                 }
             }
@@ -231,7 +214,7 @@ mod avx512 {
     /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`, and `last` is the load
     /// mask of the last wide vector.
     #[target_feature(enable = "avx512f")]
-    unsafe fn bw_tile<const NO: usize, const NT: usize, const CIN: usize, const K: usize>(
+    unsafe fn bw_tile<const NO: usize, const NT: usize, S: ConvShape>(
         g: &Geom,
         grp: &Group<'_>,
         last: __mmask16,
@@ -240,18 +223,18 @@ mod avx512 {
         k0: usize,
     ) -> usize {
         const { assert!(NO * NT <= 32, "bw_tile reduces at most 32 accumulators") }
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         let nv = g.nv();
         let row = nv * L;
         let hw = g.h * g.w;
         let off: [usize; NT] = std::array::from_fn(|t| {
-            let (c, r) = ((k0 + t) / (K * K), (k0 + t) % (K * K));
-            c * hw + (r / K) * g.w + r % K
+            let (c, r) = ((k0 + t) / (S::K * S::K), (k0 + t) % (S::K * S::K));
+            c * hw + (r / S::K) * g.w + r % S::K
         });
         let mut acc = [[_mm512_setzero_ps(); NT]; NO];
         for i in 0..grp.n {
             let dyp = grp.dyw[i * grp.dy_stride + o0 * row..][..NO * row].as_ptr();
-            let xp = grp.x[i * grp.x_stride..][..CIN * hw].as_ptr();
+            let xp = grp.x[i * grp.x_stride..][..S::CIN * hw].as_ptr();
             // SAFETY: (loads only) `dyp[o·row + 16v .. +16]` with `o < NO`, `v < nv` lies in the
             // `NO·row` sub-slice. An input load starts at `off(k) + 16v` whose first position
             // `16v < total` (`v < nv`); all vectors but the last are entirely below `total`,
@@ -315,43 +298,33 @@ mod avx512 {
     /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token proves the
     /// CPU features.)
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_weight_by_channel<
-        const CIN: usize,
-        const COUT: usize,
-        const K: usize,
-        const H: usize,
-        const W: usize,
-        const OH: usize,
-        const OW: usize,
-    >(
+    pub(super) unsafe fn backward_weight_by_channel<S: ConvShape>(
         _cpu: Avx512,
         n: usize,
         dyt: &[f32],
         x: &[f32],
         dw: &mut [f32],
     ) {
-        assert!(COUT.is_multiple_of(L) && OH + K == H + 1 && OW + K == W + 1);
-        assert!(n.checked_mul(OH * OW * COUT) == Some(dyt.len()));
-        assert!(n.checked_mul(CIN * H * W) == Some(x.len()));
-        assert_eq!(dw.len(), COUT * CIN * K * K);
+        assert!(S::COUT.is_multiple_of(L) && S::OH + S::K == S::H + 1 && S::OW + S::K == S::W + 1);
+        assert!(n.checked_mul(S::OH * S::OW * S::COUT) == Some(dyt.len()));
+        assert!(n.checked_mul(S::CIN * S::H * S::W) == Some(x.len()));
+        assert_eq!(dw.len(), S::COUT * S::CIN * S::K * S::K);
         let mut ov0 = 0;
-        while ov0 < COUT / L {
-            let nov = if COUT / L - ov0 >= 2 { 2 } else { 1 };
-            for ki in 0..K {
+        while ov0 < S::COUT / L {
+            let nov = if S::COUT / L - ov0 >= 2 { 2 } else { 1 };
+            for ki in 0..S::K {
                 let mut c0 = 0;
-                while c0 < CIN {
+                while c0 < S::CIN {
                     // The widest channel tile with at most 24 accumulators that fits.
-                    let rem = CIN - c0;
-                    let fits = |nc: usize| nc <= rem && nc * K * nov <= 24;
+                    let rem = S::CIN - c0;
+                    let fits = |nc: usize| nc <= rem && nc * S::K * nov <= 24;
                     let nc = [8, 4, 2, 1].into_iter().find(|&nc| fits(nc)).unwrap_or(1);
                     // SAFETY: preconditions of `bwc_tile`: those of this function,
                     // `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
                     unsafe {
                         macro_rules! tile {
                             ($nc:literal, $nov:literal) => {
-                                bwc_tile::<$nc, $nov, CIN, COUT, K, H, W, OH, OW>(
-                                    n, dyt, x, dw, ov0, ki, c0,
-                                )
+                                bwc_tile::<$nc, $nov, S>(n, dyt, x, dw, ov0, ki, c0)
                             };
                         }
                         match (nc, nov) {
@@ -379,17 +352,7 @@ mod avx512 {
     /// As [`backward_weight_by_channel`], `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn bwc_tile<
-        const NC: usize,
-        const NOV: usize,
-        const CIN: usize,
-        const COUT: usize,
-        const K: usize,
-        const H: usize,
-        const W: usize,
-        const OH: usize,
-        const OW: usize,
-    >(
+    unsafe fn bwc_tile<const NC: usize, const NOV: usize, S: ConvShape>(
         n: usize,
         dyt: &[f32],
         x: &[f32],
@@ -398,24 +361,24 @@ mod avx512 {
         ki: usize,
         c0: usize,
     ) {
-        let hw = H * W;
-        let mut acc = [[[_mm512_setzero_ps(); NOV]; K]; NC];
+        let hw = S::H * S::W;
+        let mut acc = [S::taps([_mm512_setzero_ps(); NOV]); NC];
         for i in 0..n {
-            let dp = dyt[i * OH * OW * COUT..][..OH * OW * COUT].as_ptr();
-            let xp = x[i * CIN * hw..][..CIN * hw].as_ptr();
+            let dp = dyt[i * S::OH * S::OW * S::COUT..][..S::OH * S::OW * S::COUT].as_ptr();
+            let xp = x[i * S::CIN * hw..][..S::CIN * hw].as_ptr();
             // SAFETY: (loads only) `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
             // `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
             // `x_i[(c0+t)·hw + (ki+y)·W + kj + x]` with `c0 + t < CIN`, `ki + y ≤ H−1`,
             // `kj + x ≤ W−1`: inside image `i`'s `CIN·hw` floats.
             unsafe {
-                for y in 0..OH {
-                    let xr = xp.add(c0 * hw + (ki + y) * W);
-                    let dr = dp.add(y * OW * COUT + ov0 * L);
-                    for xx in 0..OW {
+                for y in 0..S::OH {
+                    let xr = xp.add(c0 * hw + (ki + y) * S::W);
+                    let dr = dp.add(y * S::OW * S::COUT + ov0 * L);
+                    for xx in 0..S::OW {
                         let d: [__m512; NOV] =
-                            std::array::from_fn(|j| _mm512_loadu_ps(dr.add(xx * COUT + j * L)));
+                            std::array::from_fn(|j| _mm512_loadu_ps(dr.add(xx * S::COUT + j * L)));
                         for (t, at) in acc.iter_mut().enumerate() {
-                            for (kj, a) in at.iter_mut().enumerate() {
+                            for (kj, a) in at.as_mut().iter_mut().enumerate() {
                                 let b = _mm512_set1_ps(*xr.add(t * hw + kj + xx));
                                 for (a, &d) in a.iter_mut().zip(&d) {
                                     *a = _mm512_fmadd_ps(d, b, *a);
@@ -426,11 +389,11 @@ mod avx512 {
                 }
             }
         }
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         let mut lanes = [0.0f32; L];
         for (t, at) in acc.iter().enumerate() {
-            for (kj, a) in at.iter().enumerate() {
-                let k = ((c0 + t) * K + ki) * K + kj;
+            for (kj, a) in at.as_ref().iter().enumerate() {
+                let k = ((c0 + t) * S::K + ki) * S::K + kj;
                 for (j, &v) in a.iter().enumerate() {
                     // SAFETY: `lanes` is 16 floats.
                     unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };

@@ -1,8 +1,8 @@
 //! The forward pass, `Y[o, q] = b[o] + Σ_k W[o, k]·X[off(k) + q]` over the wide positions `q`
 //! (see "Forward" in the docs of [`super`]): the safe entry points, which check every length
 //! and take the [`Avx512`] token, and the `unsafe` kernel they call.
-use super::{check_geometry, check_shapes};
-use crate::cnn::conv::Conv;
+use super::check_geometry;
+use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::cnn::cpu::Avx512;
 
 /// Forward of one image: `y[o, oy, ox] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj]·x[c, oy+ki, ox+kj]`.
@@ -13,56 +13,27 @@ use crate::cnn::cpu::Avx512;
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub fn forward_image<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    cpu: Avx512,
-    p: &Conv<f32, CIN, COUT, K, KK>,
-    x: &[f32],
-    y: &mut [f32],
-) {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    image::<CIN, COUT, K, H, W, OH, OW>(cpu, p.weight.as_slice(), p.bias.as_slice(), x, y);
+pub fn forward_image<S: ConvShape>(cpu: Avx512, p: &S::Params<f32>, x: &[f32], y: &mut [f32]) {
+    image::<S>(cpu, p.weight(), p.bias(), x, y);
 }
 
 /// [`forward_image`] with the weights (`[COUT, CIN, K, K]`) and the bias as slices.
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub(super) fn image<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
-    cpu: Avx512,
-    w: &[f32],
-    b: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-) {
-    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
-    assert_eq!(w.len(), COUT * CIN * K * K, "forward_image: weight length");
-    assert_eq!(b.len(), COUT, "forward_image: bias length");
-    assert_eq!(x.len(), CIN * H * W, "forward_image: x length");
-    assert_eq!(y.len(), COUT * OH * OW, "forward_image: y length");
+pub(super) fn image<S: ConvShape>(cpu: Avx512, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    check_geometry::<S>();
+    assert_eq!(w.len(), S::COUT * S::KK, "forward_image: weight length");
+    assert_eq!(b.len(), S::COUT, "forward_image: bias length");
+    assert_eq!(x.len(), S::CIN * S::H * S::W, "forward_image: x length");
+    assert_eq!(y.len(), S::COUT * S::OH * S::OW, "forward_image: y length");
     #[cfg(target_arch = "x86_64")]
     {
-        let g = super::Geom::of::<COUT, H, W, OH, OW>();
+        let g = super::Geom::of::<S>();
         // SAFETY: the weight, bias, x and y lengths match the geometry (asserted above), and
         // `check_geometry` proves `OH = H−K+1`, `OW = W−K+1`: all that `forward` requires
         // besides the token.
-        unsafe { avx512::forward::<CIN, K>(cpu, &g, w, b, x, y) };
+        unsafe { avx512::forward::<S>(cpu, &g, w, b, x, y) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     cpu.unreachable()
@@ -70,6 +41,7 @@ pub(super) fn image<
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::cnn::conv::ConvShape;
     use crate::cnn::conv_simd::{Geom, LANES as L, Slot, mask_low, slot};
     use crate::cnn::cpu::Avx512;
     use std::arch::x86_64::*;
@@ -81,7 +53,7 @@ mod avx512 {
     /// `x.len() = CIN·h·w`, `y.len() = cout·oh·ow`, and `oh = h−K+1`, `ow = w−K+1`. (The
     /// token proves the CPU features.)
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward<const CIN: usize, const K: usize>(
+    pub(super) unsafe fn forward<S: ConvShape>(
         _cpu: Avx512,
         g: &Geom,
         w: &[f32],
@@ -89,11 +61,11 @@ mod avx512 {
         x: &[f32],
         y: &mut [f32],
     ) {
-        debug_assert_eq!(w.len(), g.cout * CIN * K * K);
+        debug_assert_eq!(w.len(), g.cout * S::CIN * S::K * S::K);
         debug_assert_eq!(bias.len(), g.cout);
-        debug_assert_eq!(x.len(), CIN * g.h * g.w);
+        debug_assert_eq!(x.len(), S::CIN * g.h * g.w);
         debug_assert_eq!(y.len(), g.cout * g.oh * g.ow);
-        debug_assert!(g.oh + K == g.h + 1 && g.ow + K == g.w + 1);
+        debug_assert!(g.oh + S::K == g.h + 1 && g.ow + S::K == g.w + 1);
         let nv = g.nv();
         let mut v0 = 0;
         while v0 < nv {
@@ -101,9 +73,9 @@ mod avx512 {
             // `v0 < nv`.
             unsafe {
                 v0 += match nv - v0 {
-                    1 => forward_group::<1, CIN, K>(g, w, bias, x, y, v0),
-                    2 => forward_group::<2, CIN, K>(g, w, bias, x, y, v0),
-                    _ => forward_group::<3, CIN, K>(g, w, bias, x, y, v0),
+                    1 => forward_group::<1, S>(g, w, bias, x, y, v0),
+                    2 => forward_group::<2, S>(g, w, bias, x, y, v0),
+                    _ => forward_group::<3, S>(g, w, bias, x, y, v0),
                 };
             }
         }
@@ -114,7 +86,7 @@ mod avx512 {
     /// # Safety
     /// As [`forward`], and `v0 + NPV ≤ nv`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn forward_group<const NPV: usize, const CIN: usize, const K: usize>(
+    unsafe fn forward_group<const NPV: usize, S: ConvShape>(
         g: &Geom,
         w: &[f32],
         bias: &[f32],
@@ -129,10 +101,10 @@ mod avx512 {
             // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
             unsafe {
                 o0 += match g.cout - o0 {
-                    1 => forward_tile::<1, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
-                    2 | 3 => forward_tile::<2, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
-                    4..=7 => forward_tile::<4, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
-                    _ => forward_tile::<8, NPV, CIN, K>(g, w, bias, x, y, o0, v0, &slots),
+                    1 => forward_tile::<1, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
+                    2 | 3 => forward_tile::<2, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
+                    4..=7 => forward_tile::<4, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
+                    _ => forward_tile::<8, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
                 };
             }
         }
@@ -145,7 +117,7 @@ mod avx512 {
     /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, and `slots[v] = slot(g, v0 + v)`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn forward_tile<const NO: usize, const NPV: usize, const CIN: usize, const K: usize>(
+    unsafe fn forward_tile<const NO: usize, const NPV: usize, S: ConvShape>(
         g: &Geom,
         w: &[f32],
         bias: &[f32],
@@ -155,7 +127,7 @@ mod avx512 {
         v0: usize,
         slots: &[Slot; NPV],
     ) -> usize {
-        let kk = CIN * K * K;
+        let kk = S::CIN * S::K * S::K;
         let (hw, ww, ohow) = (g.h * g.w, g.w, g.oh * g.ow);
         let mut acc = [[_mm512_setzero_ps(); NPV]; NO];
         for (a, &b) in acc.iter_mut().zip(&bias[o0..o0 + NO]) {
@@ -170,17 +142,17 @@ mod avx512 {
         // (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`: in
         // bounds. Masked-off lanes are not accessed.
         unsafe {
-            for c in 0..CIN {
+            for c in 0..S::CIN {
                 let xc = xt.add(c * hw + v0 * L);
-                let wc = wt.add(c * K * K);
-                for ki in 0..K {
-                    for kj in 0..K {
+                let wc = wt.add(c * S::K * S::K);
+                for ki in 0..S::K {
+                    for kj in 0..S::K {
                         let xp = xc.add(ki * ww + kj);
                         let xv: [__m512; NPV] = std::array::from_fn(|v| {
                             _mm512_maskz_loadu_ps(slots[v].load, xp.add(v * L))
                         });
                         for (o, a) in acc.iter_mut().enumerate() {
-                            let wv = _mm512_set1_ps(*wc.add(o * kk + ki * K + kj));
+                            let wv = _mm512_set1_ps(*wc.add(o * kk + ki * S::K + kj));
                             for (a, &xv) in a.iter_mut().zip(&xv) {
                                 *a = _mm512_fmadd_ps(wv, xv, *a);
                             }

@@ -98,11 +98,10 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::__mmask16;
 
-use super::conv::Conv;
+use super::conv::{ConvParams, ConvShape};
 use super::cpu::Avx512;
 use super::float::Float;
-use super::tensor::{View, ViewMut};
-use nalgebra::SVector;
+use super::tensor::{Data, DataMut};
 
 mod backward_input;
 mod backward_weight;
@@ -191,6 +190,16 @@ pub const fn scratch_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
     ) + LANES
 }
 
+/// [`scratch_len`] of the shape `S`.
+pub const fn scratch_len_of<S: ConvShape>() -> usize {
+    scratch_len(S::COUT, S::OH, S::OW, S::W)
+}
+
+/// [`image_scratch_len`] of the shape `S`.
+pub const fn image_scratch_len_of<S: ConvShape>() -> usize {
+    image_scratch_len(S::COUT, S::OH, S::OW, S::W)
+}
+
 /// Whether `dY` is already in wide rows: `W = OW` and `OH·OW` a multiple of 16.
 const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
     w == ow && (oh * ow).is_multiple_of(LANES)
@@ -199,45 +208,21 @@ const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
 /// The largest number of f32 elements a slice can hold (`isize::MAX` bytes).
 const MAX_FLOATS: usize = isize::MAX as usize / size_of::<f32>();
 
-/// The compile-time checks of a convolution shape (`KK = CIN·K·K` included); see
-/// [`check_geometry`].
-fn check_shapes<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->() {
-    const { assert!(KK == CIN * K * K) }
-    check_geometry::<CIN, COUT, K, H, W, OH, OW>();
-}
-
-/// The compile-time checks of a valid convolution's geometry: `OH = H−K+1`, `OW = W−K+1`,
-/// nothing empty, and every size the kernels index with (an image of `x` and of `y`, the
-/// weights, the scratch) at most [`MAX_FLOATS`]. Const evaluation rejects an overflowing
-/// product, so these sizes, and every index below them, are computed at run time without
-/// overflow: the pointer arithmetic of the kernels needs no further checks.
-fn check_geometry<
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->() {
+/// The compile-time checks of a convolution shape as the kernels see it: those of
+/// [`super::conv::check_shapes`] (`KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1`), nothing empty, and
+/// every size the kernels index with (an image of `x` and of `y`, the weights, the scratch)
+/// at most [`MAX_FLOATS`]. Const evaluation rejects an overflowing product, so these sizes,
+/// and every index below them, are computed at run time without overflow: the pointer
+/// arithmetic of the kernels needs no further checks.
+fn check_geometry<S: ConvShape>() {
+    super::conv::check_shapes::<S>();
     const {
+        assert!(S::CIN > 0 && S::COUT > 0 && S::K > 0 && S::OH > 0 && S::OW > 0);
         assert!(
-            OH + K == H + 1 && OW + K == W + 1 && CIN > 0 && COUT > 0 && K > 0 && OH > 0 && OW > 0
-        );
-        assert!(
-            CIN * H * W <= MAX_FLOATS
-                && COUT * OH * OW <= MAX_FLOATS
-                && COUT * CIN * K * K <= MAX_FLOATS
-                && scratch_len(COUT, OH, OW, W) <= MAX_FLOATS
+            S::CIN * S::H * S::W <= MAX_FLOATS
+                && S::COUT * S::OH * S::OW <= MAX_FLOATS
+                && S::COUT * S::CIN * S::K * S::K <= MAX_FLOATS
+                && scratch_len_of::<S>() <= MAX_FLOATS
         );
     }
 }
@@ -259,24 +244,22 @@ fn aligned(scratch: &mut [f32]) -> &mut [f32] {
 ///
 /// # Panics
 /// If `scratch` is too short.
-fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usize>(
-    dy: &'a [f32],
-    scratch: &'a mut [f32],
-) -> (&'a [f32], usize) {
-    let dyi = COUT * OH * OW;
-    if dy_is_wide(OH, OW, W) {
+fn wide_dy<'a, S: ConvShape>(dy: &'a [f32], scratch: &'a mut [f32]) -> (&'a [f32], usize) {
+    let (cout, oh, ow, w) = (S::COUT, S::OH, S::OW, S::W);
+    let dyi = cout * oh * ow;
+    if dy_is_wide(oh, ow, w) {
         return (dy, dyi);
     }
     let n = dy.len() / dyi;
-    let row = wide_vectors(OH, OW, W) * LANES;
-    let len = wide_len(COUT, OH, OW, W);
+    let row = wide_vectors(oh, ow, w) * LANES;
+    let len = wide_len(cout, oh, ow, w);
     let total = n.checked_mul(len).expect("wide_dy: scratch size overflows");
     let s = &mut aligned(scratch)[..total];
     for (img, dyimg) in s.chunks_exact_mut(len).zip(dy.chunks_exact(dyi)) {
-        for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(OH * OW)) {
+        for (orow, dyo) in img.chunks_exact_mut(row).zip(dyimg.chunks_exact(oh * ow)) {
             orow.fill(0.0);
-            for (i, r) in dyo.chunks_exact(OW).enumerate() {
-                orow[i * W..i * W + OW].copy_from_slice(r);
+            for (i, r) in dyo.chunks_exact(ow).enumerate() {
+                orow[i * w..i * w + ow].copy_from_slice(r);
             }
         }
     }
@@ -289,35 +272,30 @@ fn wide_dy<'a, const COUT: usize, const OH: usize, const OW: usize, const W: usi
 /// `T` is `f32`; otherwise returns `false` having done nothing (fall back to the generic
 /// function). Needs no scratch.
 #[inline(never)]
-pub fn try_conv_forward<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub fn try_conv_forward<T: Float, S: ConvShape>(
     cpu: Avx512,
-    p: &Conv<T, CIN, COUT, K, KK>,
-    x: View<'_, T, CIN, H, W>,
-    y: ViewMut<'_, T, COUT, OH, OW>,
+    p: &S::Params<T>,
+    x: S::In<'_, T>,
+    y: S::OutMut<'_, T>,
 ) -> bool {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
-    assert_eq!(x.n(), y.n(), "try_conv_forward: batch sizes differ");
+    check_geometry::<S>();
+    let (x, y) = (x.data(), y.data_mut());
+    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    assert_eq!(
+        x.len() / xi,
+        y.len() / yi,
+        "try_conv_forward: batch sizes differ"
+    );
     let (Some(w), Some(b), Some(xs), Some(ys)) = (
-        T::as_f32(p.weight.as_slice()),
-        T::as_f32(p.bias.as_slice()),
-        T::as_f32(x.0),
-        T::as_f32_mut(y.0),
+        T::as_f32(p.weight()),
+        T::as_f32(p.bias()),
+        T::as_f32(x),
+        T::as_f32_mut(y),
     ) else {
         return false;
     };
-    let (xi, yi) = (CIN * H * W, COUT * OH * OW);
     for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
-        forward::image::<CIN, COUT, K, H, W, OH, OW>(cpu, w, b, x, y);
+        forward::image::<S>(cpu, w, b, x, y);
     }
     true
 }
@@ -326,44 +304,35 @@ pub fn try_conv_forward<
 /// [`backward_input_image`], when `T` is `f32`; otherwise returns `false` having done
 /// nothing. `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
-pub fn try_conv_backward_input<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     cpu: Avx512,
-    p: &Conv<T, CIN, COUT, K, KK>,
-    dy: View<'_, T, COUT, OH, OW>,
-    dx: ViewMut<'_, T, CIN, H, W>,
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    dx: S::InMut<'_, T>,
     scratch: &mut [T],
 ) -> bool {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    check_geometry::<S>();
+    let (dy, dx) = (dy.data(), dx.data_mut());
+    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
     assert_eq!(
-        dx.n(),
-        dy.n(),
+        dx.len() / dxi,
+        dy.len() / dyi,
         "try_conv_backward_input: batch sizes differ"
     );
     assert!(
-        scratch.len() >= image_scratch_len(COUT, OH, OW, W),
+        scratch.len() >= image_scratch_len_of::<S>(),
         "try_conv_backward_input: scratch shorter than scratch_len"
     );
     let (Some(w), Some(dys), Some(dxs), Some(s)) = (
-        T::as_f32(p.weight.as_slice()),
-        T::as_f32(dy.0),
-        T::as_f32_mut(dx.0),
+        T::as_f32(p.weight()),
+        T::as_f32(dy),
+        T::as_f32_mut(dx),
         T::as_f32_mut(scratch),
     ) else {
         return false;
     };
-    let (dyi, dxi) = (COUT * OH * OW, CIN * H * W);
     for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
-        backward_input::image::<CIN, COUT, K, H, W, OH, OW>(cpu, w, dy, dx, s);
+        backward_input::image::<S>(cpu, w, dy, dx, s);
     }
     true
 }
@@ -374,62 +343,53 @@ pub fn try_conv_backward_input<
 /// added into `dw` (so a batch passed in one call is summed in a different, equally fixed,
 /// order from the same images passed one by one). `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
-pub fn try_conv_backward_weight<
-    T: Float,
-    const CIN: usize,
-    const COUT: usize,
-    const K: usize,
-    const KK: usize,
-    const H: usize,
-    const W: usize,
-    const OH: usize,
-    const OW: usize,
->(
+pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
     cpu: Avx512,
-    dy: View<'_, T, COUT, OH, OW>,
-    x: View<'_, T, CIN, H, W>,
-    dw: &mut Conv<T, CIN, COUT, K, KK>,
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
     scratch: &mut [T],
 ) -> bool {
-    check_shapes::<CIN, COUT, K, KK, H, W, OH, OW>();
+    check_geometry::<S>();
+    let (dy, x) = (dy.data(), x.data());
+    let (dyi, xi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
     assert_eq!(
-        x.n(),
-        dy.n(),
+        x.len() / xi,
+        dy.len() / dyi,
         "try_conv_backward_weight: batch sizes differ"
     );
     assert!(
-        scratch.len() >= scratch_len(COUT, OH, OW, W),
+        scratch.len() >= scratch_len_of::<S>(),
         "try_conv_backward_weight: scratch shorter than scratch_len"
     );
     let (Some(dw), Some(dys), Some(xs), Some(s)) = (
-        T::as_f32_mut(dw.weight.as_mut_slice()),
-        T::as_f32(dy.0),
-        T::as_f32(x.0),
+        T::as_f32_mut(dw.weight_mut()),
+        T::as_f32(dy),
+        T::as_f32(x),
         T::as_f32_mut(scratch),
     ) else {
         return false;
     };
-    let (dyi, xi) = (COUT * OH * OW, CIN * H * W);
-    let gl = weight_group_len(COUT, OH, OW, W);
+    let gl = weight_group_len(S::COUT, S::OH, S::OW, S::W);
     for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
-        backward_weight::group::<CIN, COUT, K, H, W, OH, OW>(cpu, dy, x, dw, s);
+        backward_weight::group::<S>(cpu, dy, x, dw, s);
     }
     true
 }
 
-/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db`), with
+/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db.bias`), with
 /// [`backward_bias_image`], when `T` is `f32`; otherwise returns `false` having done nothing.
 #[inline(never)]
-pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, const OW: usize>(
+pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
     cpu: Avx512,
-    dy: View<'_, T, COUT, OH, OW>,
-    db: &mut SVector<T, COUT>,
+    dy: S::Out<'_, T>,
+    db: &mut S::Params<T>,
 ) -> bool {
-    let (Some(db), Some(dys)) = (T::as_f32_mut(db.as_mut_slice()), T::as_f32(dy.0)) else {
+    let (Some(db), Some(dys)) = (T::as_f32_mut(db.bias_mut()), T::as_f32(dy.data())) else {
         return false;
     };
-    for dy in dys.chunks_exact(COUT * OH * OW) {
-        backward_weight::bias_image::<COUT, OH, OW>(cpu, dy, db);
+    for dy in dys.chunks_exact(S::COUT * S::OH * S::OW) {
+        backward_weight::bias_image::<S>(cpu, dy, db);
     }
     true
 }
@@ -438,7 +398,7 @@ pub fn try_conv_backward_bias<T: Float, const COUT: usize, const OH: usize, cons
 
 /// The geometry of one valid convolution as the kernels see it: `cout` output channels,
 /// input planes `h×w`, output planes `oh×ow` (`= (h−K+1)×(w−K+1)`). The input channel
-/// count and `K` are const parameters of the kernels.
+/// count and `K` come from the kernels' shape parameter.
 #[cfg(target_arch = "x86_64")]
 struct Geom {
     cout: usize,
@@ -450,15 +410,14 @@ struct Geom {
 
 #[cfg(target_arch = "x86_64")]
 impl Geom {
-    /// The geometry of the convolution `[CIN, H, W] → [COUT, OH, OW]`.
-    fn of<const COUT: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>()
-    -> Self {
+    /// The geometry of the convolution `S`.
+    fn of<S: ConvShape>() -> Self {
         Geom {
-            cout: COUT,
-            h: H,
-            w: W,
-            oh: OH,
-            ow: OW,
+            cout: S::COUT,
+            h: S::H,
+            w: S::W,
+            oh: S::OH,
+            ow: S::OW,
         }
     }
     /// Wide positions, `(oh−1)·w + ow`.
