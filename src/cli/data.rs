@@ -57,6 +57,8 @@ pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
     Ok(dir)
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct FetchArgs {
     #[command(flatten)]
@@ -70,6 +72,8 @@ pub struct FetchArgs {
     pub force: bool,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct AugmentPreviewArgs {
     /// Output PNG.
