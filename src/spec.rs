@@ -38,7 +38,9 @@ use std::path::{Path, PathBuf};
 /// [`Registry::load`]) and 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
+    /// The file the label was found in.
     pub file: PathBuf,
+    /// The 1-based line number within `file`.
     pub line: usize,
 }
 
@@ -58,8 +60,11 @@ impl fmt::Display for Site {
 /// One function of the code's registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeEntry {
+    /// The label the function cites in the first line of its doc comment.
     pub label: String,
+    /// The function's name.
     pub function: String,
+    /// Where the function is defined (the line of its `fn`).
     pub site: Site,
     /// The body is nothing but `todo!(…)`, `unimplemented!(…)` or `unreachable!(…)`.
     pub stub: bool,
@@ -82,51 +87,84 @@ pub struct TestCitation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// A label in the spec that no function cites.
-    EquationWithoutFunction { label: String, site: Site },
+    EquationWithoutFunction {
+        /// The equation's label.
+        label: String,
+        /// Where the spec defines the label.
+        site: Site,
+    },
     /// A function citing a label that no spec defines.
     FunctionWithoutEquation {
+        /// The label the function cites.
         label: String,
+        /// The citing function's name.
         function: String,
+        /// Where the function is defined.
         site: Site,
     },
     /// A label defined twice in the spec.
     DuplicateEquation {
+        /// The label defined twice.
         label: String,
+        /// Where the spec defines it first.
         first: Site,
+        /// Where the spec defines it again.
         second: Site,
     },
     /// A label cited by two functions.
     DuplicateFunction {
+        /// The label cited twice.
         label: String,
+        /// The first function citing it.
         first: Site,
+        /// The second function citing it.
         second: Site,
     },
     /// A function whose name does not follow the label.
     Misnamed {
+        /// The label the function cites.
         label: String,
+        /// The function's actual name.
         function: String,
+        /// The name the label calls for (the label without its namespace, dots as underscores).
         expected: String,
+        /// Where the function is defined.
         site: Site,
     },
     /// A labelled function whose body is only `todo!()`, `unimplemented!()` or `unreachable!()`.
     StubFunction {
+        /// The label the function cites.
         label: String,
+        /// The stub function's name.
         function: String,
+        /// Where the function is defined.
         site: Site,
     },
     /// A label in the spec that no test cites.
-    EquationWithoutTest { label: String, site: Site },
+    EquationWithoutTest {
+        /// The equation's label.
+        label: String,
+        /// Where the spec defines the label.
+        site: Site,
+    },
     /// A test citing a label that no spec defines.
     TestCitesUnknownEquation {
+        /// The label the test cites.
         label: String,
+        /// The citing test, as `<file stem>::<fn name>`.
         test: String,
+        /// Where the test (or its citing doc line) is.
         site: Site,
     },
     /// A `Verifies r[…]` doc line on something that is not a test that runs.
     CitationNotOnTest {
+        /// The cited label.
         label: String,
+        /// The citing item, as `<file stem>::<name>`.
         item: String,
+        /// Why the item is not a test that runs.
         reason: String,
+        /// Where the item (or the citing doc line) is.
         site: Site,
     },
 }
@@ -892,14 +930,18 @@ pub fn test_citations(file: &Path, stem: &str, text: &str) -> Vec<TestCitation> 
 /// `tests/**/*.rs`.
 #[derive(Debug, Default)]
 pub struct Registry {
+    /// Every label defined in the spec, with where it is defined.
     pub equations: Vec<(String, Site)>,
+    /// Every function citing a label in the first line of its doc comment.
     pub functions: Vec<CodeEntry>,
+    /// Every label cited by a `Verifies` doc line in the tests.
     pub tests: Vec<TestCitation>,
 }
 
 /// One row of the coverage table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CoverageRow {
+    /// The equation's label.
     pub label: String,
     /// The implementing function, if any.
     pub function: Option<String>,

@@ -46,13 +46,21 @@ use grad::*;
 /// The eight weights (or anything indexed like them, such as their gradients).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weights<T> {
+    /// w1: input i1 → hidden h1.
     pub w1: T,
+    /// w2: input i2 → hidden h1.
     pub w2: T,
+    /// w3: input i1 → hidden h2.
     pub w3: T,
+    /// w4: input i2 → hidden h2.
     pub w4: T,
+    /// w5: hidden activation a_h1 → output o1.
     pub w5: T,
+    /// w6: hidden activation a_h2 → output o1.
     pub w6: T,
+    /// w7: hidden activation a_h1 → output o2.
     pub w7: T,
+    /// w8: hidden activation a_h2 → output o2.
     pub w8: T,
 }
 
@@ -83,10 +91,15 @@ impl<T: Copy> Weights<T> {
 /// Everything the network's output depends on: inputs, targets and weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct State<T> {
+    /// First input i1.
     pub i1: T,
+    /// Second input i2.
     pub i2: T,
+    /// Target t1 for the first output a_o1.
     pub t1: T,
+    /// Target t2 for the second output a_o2.
     pub t2: T,
+    /// The eight weights w1 … w8.
     pub w: Weights<T>,
 }
 
@@ -129,16 +142,27 @@ impl<T: Float> State<T> {
 /// Every intermediate value of the forward pass, in the order the spec computes them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Forward<T> {
+    /// Net input of the first hidden neuron, h1 = w1·i1 + w2·i2.
     pub h1: T,
+    /// Activation of the first hidden neuron, a_h1 = σ(h1).
     pub a_h1: T,
+    /// Net input of the second hidden neuron, h2 = w3·i1 + w4·i2.
     pub h2: T,
+    /// Activation of the second hidden neuron, a_h2 = σ(h2).
     pub a_h2: T,
+    /// Net input of the first output neuron, o1 = w5·a_h1 + w6·a_h2.
     pub o1: T,
+    /// Activation of the first output neuron, a_o1 = σ(o1).
     pub a_o1: T,
+    /// Net input of the second output neuron, o2 = w7·a_h1 + w8·a_h2.
     pub o2: T,
+    /// Activation of the second output neuron, a_o2 = σ(o2).
     pub a_o2: T,
+    /// Error of the first output, E1 = ½(t1 − a_o1)².
     pub e1: T,
+    /// Error of the second output, E2 = ½(t2 − a_o2)².
     pub e2: T,
+    /// Total error E_total = E1 + E2.
     pub e_total: T,
 }
 
@@ -178,17 +202,29 @@ impl<T: Float> Forward<T> {
 /// separately; they are the fields of [`State`] and [`Forward`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backward<T> {
+    /// ∂E1/∂a_o1 = a_o1 − t1.
     pub de1_dao1: T,
+    /// ∂E2/∂a_o2 = a_o2 − t2.
     pub de2_dao2: T,
+    /// ∂a_o1/∂o1 = a_o1 · (1 − a_o1), the sigmoid's slope at the first output.
     pub dao1_do1: T,
+    /// ∂a_o2/∂o2 = a_o2 · (1 − a_o2), the sigmoid's slope at the second output.
     pub dao2_do2: T,
+    /// ∂E1/∂a_h1: the path from a_h1 through o1 (via w5).
     pub de1_dah1: T,
+    /// ∂E2/∂a_h1: the path from a_h1 through o2 (via w7).
     pub de2_dah1: T,
+    /// ∂E_total/∂a_h1 = ∂E1/∂a_h1 + ∂E2/∂a_h1.
     pub de_dah1: T,
+    /// ∂E1/∂a_h2: the path from a_h2 through o1 (via w6).
     pub de1_dah2: T,
+    /// ∂E2/∂a_h2: the path from a_h2 through o2 (via w8).
     pub de2_dah2: T,
+    /// ∂E_total/∂a_h2 = ∂E1/∂a_h2 + ∂E2/∂a_h2.
     pub de_dah2: T,
+    /// ∂a_h1/∂h1 = a_h1 · (1 − a_h1), the sigmoid's slope at the first hidden neuron.
     pub dah1_dh1: T,
+    /// ∂a_h2/∂h2 = a_h2 · (1 − a_h2), the sigmoid's slope at the second hidden neuron.
     pub dah2_dh2: T,
     /// ∂E_total/∂w1 … ∂E_total/∂w8.
     pub grad: Weights<T>,

@@ -26,7 +26,9 @@ pub const DEFAULT_ITERATIONS: usize = 100;
 /// Loss curves for several rates: `e_total[j][k]` is E_total at row `k` for rate `lrs[j]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curves {
+    /// The learning rates η, one per curve.
     pub lrs: Vec<f64>,
+    /// E_total per row, one curve per rate (same order as `lrs`).
     pub e_total: Vec<Vec<f64>>,
 }
 
@@ -56,6 +58,7 @@ pub fn sweep_curves(state: State<f64>, lrs: &[f64], iterations: usize) -> Result
 /// What one rate achieved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateSummary {
+    /// The learning rate η.
     pub lr: f64,
     /// E_total at row 0 (the initial weights).
     pub e_first: f64,
@@ -68,8 +71,11 @@ pub struct RateSummary {
 /// The result of a sweep: one [`RateSummary`] per rate and the files written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepSummary {
+    /// The number of rows trained at each rate.
     pub iterations: usize,
+    /// One summary per learning rate, in the order the rates were given.
     pub rates: Vec<RateSummary>,
+    /// The files written: `loss_curves.csv` and, with feature `plots`, the PNG charts.
     pub files: Vec<PathBuf>,
 }
 

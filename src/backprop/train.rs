@@ -13,10 +13,13 @@ use num_traits::Float;
     "Part 1 diverged at learning rate {lr:?}: iteration {iteration} has {quantity} = {value:?}, which is not a finite number (the rate or the starting values are too large)"
 )]
 pub struct Diverged {
+    /// The learning rate η the run was using.
     pub lr: f64,
+    /// The row (0-based iteration) holding the non-finite value.
     pub iteration: usize,
     /// The quantity's name in the spec (`w5`, `a_o1`, `E_total`, `dE_total/dw5`, …).
     pub quantity: &'static str,
+    /// The offending value (NaN or ±∞).
     pub value: f64,
 }
 
@@ -25,8 +28,11 @@ pub struct Diverged {
 pub struct Row<T> {
     /// 0-based: row `k` is the state before update `k + 1`.
     pub iteration: usize,
+    /// Inputs i1, i2, targets t1, t2 and weights w1 … w8 before this row's update.
     pub state: State<T>,
+    /// The forward pass of `state` (h1 … a_o2, E1, E2, E_total).
     pub fwd: Forward<T>,
+    /// The backward pass of `state`: chain-rule pieces and ∂E_total/∂w1 … ∂E_total/∂w8.
     pub bwd: Backward<T>,
 }
 
@@ -53,6 +59,7 @@ pub struct Trainer<T> {
 }
 
 impl<T: Float> Trainer<T> {
+    /// Starts at `state` (row 0) with learning rate η = `lr`.
     pub fn new(state: State<T>, lr: T) -> Self {
         Trainer {
             state,

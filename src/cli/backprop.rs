@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum BackpropCmd {
     /// Print the training table as CSV: one row per iteration, row k = state before update k+1.
@@ -60,6 +62,7 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
+    /// The 2-2-2 network's [`State`]: inputs i1, i2, targets t1, t2 and weights w1 … w8.
     pub fn state(&self) -> State<f64> {
         State {
             i1: self.i1,
@@ -80,6 +83,8 @@ impl StateArgs {
     }
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct TableArgs {
     /// Learning rate η (finite, > 0).
@@ -92,6 +97,8 @@ pub struct TableArgs {
     pub state: StateArgs,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// Comma-separated learning rates (each finite, > 0, no repeats).
@@ -115,6 +122,8 @@ pub struct SweepArgs {
     pub state: StateArgs,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
     /// Which row to explain (0 = the initial weights); must be below --iterations.
@@ -166,6 +175,7 @@ pub fn finite_f64(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Runs one `gradspec backprop` subcommand (`table`, `sweep` or `explain`).
 pub fn run(c: BackpropCmd) -> Result<()> {
     match c {
         BackpropCmd::Table(a) => {

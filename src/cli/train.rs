@@ -10,6 +10,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Training recipe: `onecycle` (default, ≤ 15 epochs) or `seed` (the source notebook).
@@ -118,6 +120,7 @@ fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: &RunState) -> Resul
     })
 }
 
+/// `gradspec mnist train`: trains the CNN (a new run into `--out`, or `--resume`s one).
 pub fn train(a: TrainArgs) -> Result<()> {
     super::set_threads(a.threads)?;
     let (out, resume) = match (&a.out, &a.resume) {
