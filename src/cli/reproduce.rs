@@ -88,6 +88,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         }
         _ => false,
     };
+    let stop = super::stop_on_ctrl_c()?;
     eprintln!(
         "[3/4] Part 2: training the 16,562-parameter CNN ({} recipe, {} epochs, seed {}) → {}",
         recipe.name(),
@@ -107,7 +108,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         again.push_str(&format!(" --data-dir {}", super::shell_quote(d)));
     }
     // `reproduce` resumes a matching run by itself, so the same command continues it.
-    let res = super::train::run_with_observers(&cfg, &train_ds, &test_ds, resume)
+    let res = super::train::run_with_observers(&cfg, &train_ds, &test_ds, resume, stop)
         .map_err(|e| super::explain_interruption(e, &again, &again))?;
     eprintln!("[4/4] evaluation, charts and report");
     let ev = match res.last_eval.clone() {

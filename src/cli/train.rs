@@ -63,15 +63,18 @@ impl Observer for EpochLines {
 
 /// Trains with the command line's observers (progress bars, the epoch lines, Ctrl-C and the
 /// charts) plugged in, then writes the run's pictures and tables if no epoch was left to run.
+///
+/// `stop` is the Ctrl-C flag from [`super::stop_on_ctrl_c`], installed before the caller's
+/// first line on stderr so that a Ctrl-C is never lost in between.
 pub fn run_with_observers(
     cfg: &TrainConfig,
     train_ds: &data::Dataset,
     test_ds: &data::Dataset,
     resume: bool,
+    mut stop: train::StopFlag,
 ) -> Result<train::TrainOutcome> {
     let mut bars = TrainBars::default();
     let mut lines = EpochLines;
-    let mut stop = super::stop_on_ctrl_c()?;
     let mut charts = artifacts::Artifacts {
         out: cfg.out.clone(),
         test: test_ds,
@@ -169,6 +172,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         stop_after: None,
         train_limit: opts.train_limit,
     };
+    // Ctrl-C is handled from here on: a test (and a user) may interrupt as soon as this line
+    // below appears.
+    let stop = super::stop_on_ctrl_c()?;
     eprintln!(
         "training: recipe {}, {} epochs, seed {}, {} training / {} test images, {} threads → '{}'",
         cfg.recipe.name(),
@@ -196,7 +202,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         cfg.train_limit
             .map_or(String::new(), |n| format!(" --train-limit {n}"))
     );
-    let res = run_with_observers(&cfg, &train_ds, &test_ds, resume)
+    let res = run_with_observers(&cfg, &train_ds, &test_ds, resume, stop)
         .map_err(|e| super::explain_interruption(e, &resume_cmd, &restart_cmd))?;
     let st = &res.state;
     if let Some(last) = st.metrics.last() {
