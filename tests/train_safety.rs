@@ -15,6 +15,19 @@ fn cmd(data: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// `cmd`, but started with SIGINT ignored, as a background job of a shell without job control
+/// starts (CI runners, `cmd &` in a script): the binary must install its handler before it
+/// announces the run, or a Ctrl-C sent after the announcement is lost.
+fn cmd_sigint_ignored(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(r#"trap "" INT; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_gradspec"))
+        .args(args)
+        .env("MNIST_DIR", data);
+    c
+}
+
 fn run(data: &Path, args: &[&str]) -> Output {
     cmd(data, args).output().expect("the binary runs")
 }
@@ -270,8 +283,10 @@ fn ctrl_c_before_the_first_checkpoint_says_how_to_start_again() {
     let data = common::fixture_data_dir(tmp.path());
     let out = tmp.path().join("run");
     let o = out.display().to_string();
-    // The signal comes right after the first progress line, usually inside epoch 1.
-    let mut child = cmd(
+    // The signal comes right after the first progress line, usually inside epoch 1. The
+    // process starts with SIGINT ignored, so the signal counts only if the handler is already
+    // installed when the line appears.
+    let mut child = cmd_sigint_ignored(
         &data,
         &[
             "mnist",
@@ -304,8 +319,24 @@ fn ctrl_c_before_the_first_checkpoint_says_how_to_start_again() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    stderr_pipe.read_to_end(&mut seen).unwrap();
-    let status = child.wait().unwrap();
+    // A lost signal would leave the run going for 1000 epochs: give up after two minutes.
+    let reader = std::thread::spawn(move || {
+        stderr_pipe.read_to_end(&mut seen).unwrap();
+        seen
+    });
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the run did not stop within 120 s of SIGINT: the signal was lost");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let seen = reader.join().unwrap();
     let err = String::from_utf8_lossy(&seen);
     if out.join("checkpoint.safetensors").exists() {
         // The machine was fast enough to finish an epoch first; then the resume line applies.
