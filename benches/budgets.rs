@@ -4,9 +4,9 @@
 //! them with `cargo run --release -- mnist fetch`):
 //! * `calibration_sgemm_512` — one 512³ single-precision product per worker thread
 //!   (matrixmultiply, the kernel the model's GEMMs use);
-//! * `end_to_end_b128` — [`Trainer::step`]: augmentation, batching and the training step;
-//! * `train_step_b128` — [`train_step`] alone on a loaded batch of 128;
-//! * `inference_b128` — the eval-mode forward pass of a batch of 128.
+//! * `end_to_end_b128`, `train_step_b128`, `inference_b128` — the [`Workload`] that
+//!   `mnist bench` measures too: a trainer step (augmentation, batching, the training step), the
+//!   bare training step on a loaded batch of 128, and the eval-mode forward pass of it.
 //!
 //! Each throughput is divided by the calibration's GFLOP/s from the same run and compared with
 //! the minimum in `benches/budgets.toml` (or the file named by `$GRADSPEC_BUDGETS`): one line per
@@ -15,12 +15,10 @@
 //! (`cargo bench --bench budgets -- --measurement-time 2`); a filter that skips a measurement
 //! skips the budget check.
 use criterion::{Criterion, Throughput};
-use gradspec::cli::bench::{BenchReport, check_budgets, parse_budgets};
-use gradspec::cnn::net::{DropoutKey, PIXELS};
-use gradspec::cnn::{Float, Mode, Params, Workspace};
+use gradspec::cli::bench::{BenchReport, Workload, check_budgets, parse_budgets};
+use gradspec::cnn::Float;
 use gradspec::data::{self, Split};
-use gradspec::train::recipe::{BATCH, Recipe};
-use gradspec::train::{RunOptions, Trainer, train_step};
+use gradspec::train::recipe::BATCH;
 use rand::{Rng, SeedableRng};
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -116,53 +114,15 @@ fn main() -> ExitCode {
     });
 
     g.throughput(Throughput::Elements(BATCH as u64));
-    let options = RunOptions {
-        recipe: Recipe::Seed,
-        epochs: 1000,
-        seed: 1,
-        train_limit: None,
-    };
-    let empty = data::Dataset::default();
-    let mut trainer = Trainer::new(options, &train);
+    let mut w = Workload::new(&train);
     g.bench_function("end_to_end_b128", |b| {
-        b.iter_custom(|iters| {
-            timed(&e2e, iters, || match trainer.step() {
-                Ok(Some(r)) => r.images as f64,
-                Ok(None) => {
-                    trainer.end_epoch(&empty);
-                    0.0
-                }
-                Err(_) => 0.0,
-            })
-        })
+        b.iter_custom(|iters| timed(&e2e, iters, || w.end_to_end()))
     });
-
-    let (mut net, mut vel, _) = trainer.into_parts();
-    let mut ws = Workspace::<f32>::new(BATCH);
-    let mut grads = Params::<f32>::zeros();
-    let mut x = vec![0f32; BATCH * PIXELS];
-    let mut y = vec![0u8; BATCH];
-    let idx: Vec<u32> = data::epoch_order(train.len(), 1, 1)[..BATCH].to_vec();
-    data::fill_batch(&train, &idx, Some((1, 1)), &mut x, &mut y);
-    ws.load(&x, &y);
-    let mut s = 0u64;
     g.bench_function("train_step_b128", |b| {
-        b.iter_custom(|iters| {
-            timed(&step, iters, || {
-                let key = DropoutKey { seed: 1, step: s };
-                train_step(&mut net, &mut vel, &mut grads, &mut ws, key, 0.01, 0.9);
-                s += 1;
-                BATCH as f64
-            })
-        })
+        b.iter_custom(|iters| timed(&step, iters, || w.train_step()))
     });
     g.bench_function("inference_b128", |b| {
-        b.iter_custom(|iters| {
-            timed(&infer, iters, || {
-                net.forward(&mut ws, Mode::Eval);
-                BATCH as f64
-            })
-        })
+        b.iter_custom(|iters| timed(&infer, iters, || w.inference()))
     });
     g.finish();
     c.final_summary();

@@ -2,7 +2,7 @@
 //! calibration GEMM measured in the same run, so that a budget holds on any machine.
 use super::data::DataDirArg;
 use crate::cnn::net::{DropoutKey, PIXELS};
-use crate::cnn::{Mode, Params, Workspace};
+use crate::cnn::{Mode, Net, Params, Workspace};
 use crate::data::{self, Split};
 use crate::train::recipe::BATCH;
 use crate::train::recipe::Recipe;
@@ -99,51 +99,99 @@ impl BenchReport {
     }
 }
 
-/// The three throughputs (images per second) measured once each, for about `seconds` each, on
-/// the current thread pool. Training uses the trainer's own step ([`Trainer::step`],
-/// [`train_step`]) with the `seed` recipe's constant learning rate, so that the figures are the
-/// ones a real run sees.
-pub fn figures(train: &data::Dataset, seconds: f64) -> [f64; 3] {
-    let options = RunOptions {
-        recipe: Recipe::Seed,
-        epochs: super::MAX_EPOCHS,
-        seed: 1,
-        train_limit: None,
-    };
-    let empty = data::Dataset::default();
-    let mut trainer = Trainer::new(options, train);
-    let end_to_end = rate(seconds, || {
-        match trainer.step() {
+/// What the benchmarks run, one unit at a time, each returning the images it processed: shared by
+/// `mnist bench` and the criterion `budgets` target. Training uses the trainer's own step
+/// ([`Trainer::step`], [`train_step`]) with the `seed` recipe's constant learning rate, so that
+/// the figures are the ones a real run sees.
+pub struct Workload<'a> {
+    trainer: Trainer<'a>,
+    empty: data::Dataset,
+    net: Net<f32>,
+    velocity: Params<f32>,
+    grads: Params<f32>,
+    ws: Workspace<f32>,
+    step: u64,
+}
+
+impl<'a> Workload<'a> {
+    /// A trainer over `train`, and a network with the first batch of epoch 1 loaded.
+    pub fn new(train: &'a data::Dataset) -> Self {
+        let options = RunOptions {
+            recipe: Recipe::Seed,
+            epochs: super::MAX_EPOCHS,
+            seed: 1,
+            train_limit: None,
+        };
+        let mut ws = Workspace::<f32>::new(BATCH);
+        let mut x = vec![0f32; BATCH * PIXELS];
+        let mut y = [0u8; BATCH];
+        let idx: Vec<u32> = data::epoch_order(train.len(), 1, 1)
+            .into_iter()
+            .take(BATCH)
+            .collect();
+        let m = idx.len();
+        data::fill_batch(train, &idx, Some((1, 1)), &mut x[..m * PIXELS], &mut y[..m]);
+        ws.load(&x[..m * PIXELS], &y[..m]);
+        Workload {
+            trainer: Trainer::new(options, train),
+            empty: data::Dataset::default(),
+            net: Net::new(1),
+            velocity: Params::zeros(),
+            grads: Params::zeros(),
+            ws,
+            step: 0,
+        }
+    }
+
+    /// One batch end to end: augmentation, batching and the training step.
+    pub fn end_to_end(&mut self) -> f64 {
+        match self.trainer.step() {
             Ok(Some(b)) => b.images as f64,
             // The epoch is over (its evaluation on no images costs nothing), or the loss
             // diverged, which the lr of `seed` does not do on MNIST: count no images.
             Ok(None) => {
-                trainer.end_epoch(&empty);
+                self.trainer.end_epoch(&self.empty);
                 0.0
             }
             Err(_) => 0.0,
         }
-    });
-    let (mut net, mut vel, _) = trainer.into_parts();
-    let mut ws = Workspace::<f32>::new(BATCH);
-    let mut grads = Params::<f32>::zeros();
-    let mut x = vec![0f32; BATCH * PIXELS];
-    let mut y = vec![0u8; BATCH];
-    let idx: Vec<u32> = data::epoch_order(train.len(), 1, 1)[..BATCH].to_vec();
-    data::fill_batch(train, &idx, Some((1, 1)), &mut x, &mut y);
-    ws.load(&x, &y);
-    let mut step = 0u64;
-    let train_step_rate = rate(seconds, || {
-        let key = DropoutKey { seed: 1, step };
-        train_step(&mut net, &mut vel, &mut grads, &mut ws, key, 0.01, 0.9);
-        step += 1;
-        BATCH as f64
-    });
-    let inference = rate(seconds, || {
-        net.forward(&mut ws, Mode::Eval);
-        BATCH as f64
-    });
-    [end_to_end, train_step_rate, inference]
+    }
+
+    /// One bare training step on the loaded batch.
+    pub fn train_step(&mut self) -> f64 {
+        let key = DropoutKey {
+            seed: 1,
+            step: self.step,
+        };
+        train_step(
+            &mut self.net,
+            &mut self.velocity,
+            &mut self.grads,
+            &mut self.ws,
+            key,
+            0.01,
+            0.9,
+        );
+        self.step += 1;
+        self.ws.n() as f64
+    }
+
+    /// One eval-mode forward pass of the loaded batch.
+    pub fn inference(&mut self) -> f64 {
+        self.net.forward(&mut self.ws, Mode::Eval);
+        self.ws.n() as f64
+    }
+}
+
+/// The three throughputs (images per second) of a [`Workload`], measured once each for about
+/// `seconds` each, on the current thread pool.
+pub fn figures(train: &data::Dataset, seconds: f64) -> [f64; 3] {
+    let mut w = Workload::new(train);
+    [
+        rate(seconds, || w.end_to_end()),
+        rate(seconds, || w.train_step()),
+        rate(seconds, || w.inference()),
+    ]
 }
 
 /// How far apart two measurements of the same thing may be before the machine counts as busy.
