@@ -155,6 +155,22 @@ struct Epoch {
     clock: Clock,
 }
 
+impl Epoch {
+    /// Epoch `number` (1-based) over the images in `order`, nothing trained yet.
+    fn start(number: usize, order: Vec<u32>) -> Self {
+        Epoch {
+            number,
+            order,
+            next: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            lr: 0.0,
+            clock: Clock::start(),
+        }
+    }
+}
+
 /// A training run in memory: the model, the optimiser state, the run state and the scratch
 /// buffers, over one training set. See the module documentation.
 pub struct Trainer<'d> {
@@ -254,16 +270,7 @@ impl<'d> Trainer<'d> {
         let train = self.train;
         let ep = self.epoch.get_or_insert_with(|| {
             let number = self.state.completed_epochs + 1;
-            Epoch {
-                number,
-                order: data::epoch_order(train.len(), seed, number as u64),
-                next: 0,
-                loss_sum: 0.0,
-                correct: 0,
-                seen: 0,
-                lr: 0.0,
-                clock: Clock::start(),
-            }
+            Epoch::start(number, data::epoch_order(train.len(), seed, number as u64))
         });
         if ep.next >= batches {
             return Ok(None);
@@ -332,16 +339,10 @@ impl<'d> Trainer<'d> {
     /// records the best epoch. Call it when [`step`](Self::step) returns `None`; it ends an
     /// epoch early if batches are left (the step counter keeps the schedule in place).
     pub fn end_epoch(&mut self, test: &Dataset) -> EpochReport {
-        let ep = self.epoch.take().unwrap_or_else(|| Epoch {
-            number: self.state.completed_epochs + 1,
-            order: Vec::new(),
-            next: 0,
-            loss_sum: 0.0,
-            correct: 0,
-            seen: 0,
-            lr: 0.0,
-            clock: Clock::start(),
-        });
+        let ep = self
+            .epoch
+            .take()
+            .unwrap_or_else(|| Epoch::start(self.state.completed_epochs + 1, Vec::new()));
         let eval = evaluate(&mut self.net, test, &mut self.ws);
         let metrics = EpochMetrics {
             epoch: ep.number,
