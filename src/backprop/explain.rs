@@ -222,7 +222,8 @@ pub fn explain_spec(spec: &str, r: &Row<f64>, lr: f64) -> Result<String> {
     Ok(out.trim_end().to_string() + "\n")
 }
 
-/// Renders one labelled equation with its numbers.
+/// Renders one labelled equation with its numbers: the equation line(s) as the spec writes
+/// them, tagged with the label, then [`substituted`]'s lines.
 fn render(
     out: &mut String,
     label: &str,
@@ -231,45 +232,73 @@ fn render(
     r: &Row<f64>,
     lr: f64,
 ) -> Result<()> {
-    let (lhs, first_rhs) = eq[0]
-        .split_once(" = ")
-        .ok_or_else(|| crate::error::err!("r[{label}]: equation '{}' has no ' = '", eq[0]))?;
+    let lines = substituted(label, eq, syms, r, lr)?;
+    let lhs = eq[0].split_once(" = ").map_or("", |(l, _)| l);
     let pad = " ".repeat(4 + lhs.chars().count() + 1);
     let _ = writeln!(out, "    {}    [{label}]", eq[0]);
     for l in &eq[1..] {
         let _ = writeln!(out, "{pad}{l}");
     }
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("= ") {
+            let _ = writeln!(out, "{pad}= {rest}");
+        } else {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
+    Ok(())
+}
+
+/// The numbers of one labelled equation `eq` (its lines as [`equations`] returns them) for row
+/// `r` at learning rate `lr`: the right-hand side with every symbol replaced by its value,
+/// each distinct form once, then `= value`. Lines that continue the equation start with
+/// `"= "`; the sigmoid (a function of any `x`) and the update (one line per weight) get lines
+/// of their own. Fails rather than leave a symbol it does not know.
+///
+/// `gradspec backprop explain` prints these lines under each equation, and the book's Part 1
+/// page shows them live (the WebAssembly module calls [`label_numbers`]).
+pub fn substituted(
+    label: &str,
+    eq: &[String],
+    syms: &BTreeMap<&str, f64>,
+    r: &Row<f64>,
+    lr: f64,
+) -> Result<Vec<String>> {
+    let Some(first) = eq.first() else {
+        bail!("r[{label}] has no equation line below it");
+    };
+    let (lhs, first_rhs) = first
+        .split_once(" = ")
+        .ok_or_else(|| crate::error::err!("r[{label}]: equation '{first}' has no ' = '"))?;
     let mut rhs: Vec<&str> = vec![first_rhs];
     rhs.extend(eq[1..].iter().map(|l| l.trim_start_matches('=').trim()));
-
+    let mut out = Vec::new();
     match label {
         // The sigmoid is a function of any x: show it at the first place it is used.
         "bp.fwd.sigmoid" => {
             let mut with_x = syms.clone();
             with_x.insert("x", r.fwd.h1);
             let (sub, _) = substitute(rhs[0], &with_x);
-            let _ = writeln!(out, "    for example at x = h1:");
-            let _ = writeln!(
-                out,
-                "    σ({}) = {sub} = {}",
+            out.push("for example at x = h1:".to_string());
+            out.push(format!(
+                "σ({}) = {sub} = {}",
                 num(r.fwd.h1),
                 sig(fwd_sigmoid(r.fwd.h1), DIGITS)
-            );
+            ));
         }
         // The update applies to each of the eight weights.
         "bp.update" => {
             let w = r.state.w.to_array();
             let g = r.bwd.grad.to_array();
-            let _ = writeln!(out, "    with η = {lr:?}:");
+            out.push(format!("with η = {lr:?}:"));
             for k in 0..8 {
-                let _ = writeln!(
-                    out,
-                    "    w{n}⁺ = {} − {lr:?} · {} = {}",
+                out.push(format!(
+                    "w{n}⁺ = {} − {lr:?} · {} = {}",
                     sig(w[k], DIGITS),
                     num(g[k]),
                     sig(update(w[k], g[k], lr), DIGITS),
                     n = k + 1
-                );
+                ));
             }
         }
         _ => {
@@ -285,12 +314,29 @@ fn render(
                 }
                 // Print each distinct substituted form once, and not the bare value twice.
                 if sub != last && sub != value && sub != value_in_expr {
-                    let _ = writeln!(out, "{pad}= {sub}");
+                    out.push(format!("= {sub}"));
                 }
                 last = sub;
             }
-            let _ = writeln!(out, "{pad}= {value}");
+            out.push(format!("= {value}"));
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Every labelled equation of the embedded spec with its numbers for row `r` at learning rate
+/// `lr`: `(label, block)`, in the spec's order, where `block` is exactly what
+/// `gradspec backprop explain` prints for that label (the equation tagged with its label, then
+/// [`substituted`]'s lines). The book's Part 1 page shows these blocks live, computed by the
+/// WebAssembly build of this function.
+pub fn label_blocks(r: &Row<f64>, lr: f64) -> Result<Vec<(String, String)>> {
+    let syms = symbols(r);
+    equations(SPEC)
+        .into_iter()
+        .map(|(label, eq)| {
+            let mut block = String::new();
+            render(&mut block, &label, &eq, &syms, r, lr)?;
+            Ok((label, block))
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 pub mod backprop;
 pub mod bench;
+pub mod book;
 pub mod data;
 pub mod inspect;
 pub mod model;
@@ -39,6 +40,9 @@ pub enum Command {
     Mnist(MnistCmd),
     /// The whole mission: Part 1 sweep, MNIST fetch, training, evaluation, out/REPORT.md.
     Reproduce(reproduce::ReproduceArgs),
+    /// Weave the spec, its code and its tests into a static web book with live numbers
+    /// (opens from disk; Part 1 and the draw-a-digit canvas run in WebAssembly).
+    Book(book::BookArgs),
     /// Print the spec↔code↔test coverage table (every labelled equation, its function and the
     /// tests citing it); exit 2 with a one-line summary if the registry has problems.
     SpecCoverage(SpecCoverageArgs),
@@ -202,6 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             MnistCmd::Bench(a) => bench::bench(a),
         },
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Book(a) => book::run(a),
         Command::SpecCoverage(a) => spec_coverage(a),
     }
 }

@@ -35,5 +35,5 @@ pub mod summary;
 pub mod tensor;
 
 pub use float::Float;
-pub use net::{Mode, Net, Outcome, Workspace};
+pub use net::{LayerMap, Mode, Net, Outcome, Workspace};
 pub use params::{Buffers, PARAM_COUNT, Params};

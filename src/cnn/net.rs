@@ -652,6 +652,120 @@ impl<T: Float> Workspace<T> {
     }
 }
 
+/// One layer's values for one image, for looking at (the book's worked example, the
+/// draw-a-digit page): a `channels × height × width` block, row-major as in the network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerMap<T> {
+    /// What the values are, e.g. `"conv1 → ReLU → bn1"` or `"∂L/∂(conv1 output)"`.
+    pub name: &'static str,
+    /// Channels (feature maps).
+    pub channels: usize,
+    /// Rows of each map.
+    pub height: usize,
+    /// Columns of each map.
+    pub width: usize,
+    /// `channels · height · width` values.
+    pub values: Vec<T>,
+}
+
+/// Image `i`'s slice of an activation buffer, as a [`LayerMap`].
+fn layer_map<T: Float, const C: usize, const H: usize, const W: usize>(
+    name: &'static str,
+    a: &Act<T, C, H, W>,
+    i: usize,
+) -> LayerMap<T> {
+    LayerMap {
+        name,
+        channels: C,
+        height: H,
+        width: W,
+        values: a.view().image(i).to_vec(),
+    }
+}
+
+impl<T: Float> Workspace<T> {
+    /// The chunk holding image `i` of the loaded batch and its index within the chunk.
+    ///
+    /// # Panics
+    /// If `i` is not below [`Workspace::n`].
+    fn image_of(&self, i: usize) -> (&Chunk<T>, usize) {
+        assert!(i < self.n, "Workspace: image {i} of a batch of {}", self.n);
+        (&self.chunks[i / CHUNK], i % CHUNK)
+    }
+
+    /// Every layer's output for image `i` after [`Net::forward`], from the input to the
+    /// log-probabilities, in the order of the network table. A block's output is BatchNorm's
+    /// (eval mode) or dropout's (train mode).
+    ///
+    /// # Panics
+    /// If no forward pass ran, or `i` is not below [`Workspace::n`].
+    pub fn activations(&self, i: usize) -> Vec<LayerMap<T>> {
+        let eval = matches!(self.mode, Some(Mode::Eval));
+        assert!(self.mode.is_some(), "Workspace::activations: no forward pass");
+        let (c, j) = self.image_of(i);
+        let (o1, o2, o4, o5) = if eval {
+            (&c.b1.r, &c.b2.r, &c.b4.r, &c.b5.r)
+        } else {
+            (&c.b1.d, &c.b2.d, &c.b4.d, &c.b5.d)
+        };
+        vec![
+            layer_map("input (normalised)", &c.x, j),
+            layer_map("conv1 → ReLU → bn1", o1, j),
+            layer_map("conv2 → ReLU → bn2", o2, j),
+            layer_map("conv3", &c.c3.z, j),
+            layer_map("max-pool", &c.c3.p, j),
+            layer_map("conv4 → ReLU → bn4", o4, j),
+            layer_map("conv5 → ReLU → bn5", o5, j),
+            layer_map("conv6", &c.c6.z, j),
+            layer_map("max-pool", &c.c6.p, j),
+            layer_map("conv7 → ReLU", &c.head.r7, j),
+            layer_map("avg-pool", &c.head.v7, j),
+            layer_map("fc1 (logits)", &c.head.logits, j),
+            layer_map("log-softmax", &c.head.logp, j),
+        ]
+    }
+
+    /// The gradient of the loss with respect to every layer's activations for image `i`, after
+    /// [`Net::backward`], from the log-probabilities back to the first convolution's output.
+    ///
+    /// # Panics
+    /// If the last forward pass was not in train mode, or `i` is not below [`Workspace::n`].
+    pub fn activation_grads(&self, i: usize) -> Vec<LayerMap<T>> {
+        assert!(
+            matches!(self.mode, Some(Mode::Train { .. })),
+            "Workspace::activation_grads needs a train-mode forward and a backward"
+        );
+        let (c, j) = self.image_of(i);
+        vec![
+            layer_map("∂L/∂(log-softmax)", &c.head.g_logp, j),
+            layer_map("∂L/∂(logits)", &c.head.g_logits, j),
+            layer_map("∂L/∂(avg-pool output)", &c.head.g_v7, j),
+            layer_map("∂L/∂(conv7 output)", &c.head.g_r7, j),
+            layer_map("∂L/∂(max-pool 2 output)", &c.c6.gp, j),
+            layer_map("∂L/∂(conv6 output)", &c.c6.gz, j),
+            layer_map("∂L/∂(conv5 output)", &c.b5.g, j),
+            layer_map("∂L/∂(conv4 output)", &c.b4.g, j),
+            layer_map("∂L/∂(max-pool 1 output)", &c.c3.gp, j),
+            layer_map("∂L/∂(conv3 output)", &c.c3.gz, j),
+            layer_map("∂L/∂(conv2 output)", &c.b2.g, j),
+            layer_map("∂L/∂(conv1 output)", &c.b1.g, j),
+        ]
+    }
+
+    /// The batch statistics `(name, mean, biased variance)` of the four BatchNorm layers from
+    /// the last train-mode forward pass (all zeros before one).
+    pub fn batch_stats(&self) -> Vec<(&'static str, Vec<T>, Vec<T>)> {
+        let s = &self.stats;
+        let v = |x: &[T]| x.to_vec();
+        vec![
+            ("bn1", v(s.bn1.0.as_slice()), v(s.bn1.1.as_slice())),
+            ("bn2", v(s.bn2.0.as_slice()), v(s.bn2.1.as_slice())),
+            ("bn4", v(s.bn4.0.as_slice()), v(s.bn4.1.as_slice())),
+            ("bn5", v(s.bn5.0.as_slice()), v(s.bn5.1.as_slice())),
+        ]
+    }
+}
+
 fn argmax<T: Float>(row: &[T]) -> u8 {
     let mut best = 0;
     for (j, &v) in row.iter().enumerate() {

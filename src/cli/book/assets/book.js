@@ -1,0 +1,250 @@
+// gradspec book: loads the WebAssembly module (embedded in wasm.js as base64, so the page
+// works from file:// with no server) and wires the page's controls to it. Every number shown
+// is computed by the module, i.e. by the library's own Rust functions; this script only moves
+// numbers between the page and the module, and draws them.
+"use strict";
+(function () {
+  const errors = [];
+  function report(msg) {
+    errors.push(String(msg));
+    const el = document.getElementById("js-errors");
+    if (el) {
+      el.hidden = false;
+      el.className = "error";
+      el.textContent = errors.join("\n");
+    }
+    document.body.dataset.jsErrors = String(errors.length);
+  }
+  window.addEventListener("error", (e) => report("error: " + e.message));
+  window.addEventListener("unhandledrejection", (e) => report("unhandled rejection: " + e.reason));
+
+  function bytesOf(b64) {
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  let wasm = null;
+  // Synchronous compile: the module is small, and the page is complete once `load` has run.
+  function load() {
+    const module = new WebAssembly.Module(bytesOf(window.GRADSPEC_WASM));
+    wasm = new WebAssembly.Instance(module, {}).exports;
+  }
+  // The module's answer to the last call: JSON text at out_ptr/out_len.
+  function answer(rc) {
+    const text = new TextDecoder().decode(
+      new Uint8Array(wasm.memory.buffer, wasm.out_ptr(), wasm.out_len()));
+    const v = JSON.parse(text);
+    if (rc !== 0) throw new Error(v.error);
+    return v;
+  }
+  // Copies `bytes` into the module's memory for the duration of `f(ptr, len)`.
+  function withBytes(bytes, f) {
+    const p = wasm.buf_alloc(bytes.length);
+    new Uint8Array(wasm.memory.buffer, p, bytes.length).set(bytes);
+    try {
+      return f(p, bytes.length);
+    } finally {
+      wasm.buf_free(p, bytes.length);
+    }
+  }
+
+  const COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d"];
+  // A line chart of `series` ([{ys, color, label}]) on `canvas`, y from 0 to the largest value;
+  // `mark` is an index to mark with a dot on the first series.
+  function chart(canvas, series, mark) {
+    const g = canvas.getContext("2d");
+    const W = canvas.width, H = canvas.height, L = 40, B = 20, T = 8, R = 8;
+    g.clearRect(0, 0, W, H);
+    let ymax = 0, n = 0;
+    for (const s of series) {
+      for (const y of s.ys) if (isFinite(y)) ymax = Math.max(ymax, y);
+      n = Math.max(n, s.ys.length);
+    }
+    if (ymax <= 0) ymax = 1;
+    const px = (i) => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0);
+    const py = (y) => T + (H - T - B) * (1 - y / ymax);
+    g.strokeStyle = "#999"; g.lineWidth = 1;
+    g.beginPath(); g.moveTo(L, T); g.lineTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
+    g.fillStyle = "#555"; g.font = "10px sans-serif";
+    g.fillText(ymax.toPrecision(3), 2, T + 8); g.fillText("0", L - 10, H - B);
+    g.fillText("iteration " + (n - 1), W - R - 60, H - 4);
+    series.forEach((s, k) => {
+      g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
+      s.ys.forEach((y, i) => (i ? g.lineTo(px(i), py(y)) : g.moveTo(px(i), py(y))));
+      g.stroke();
+      if (s.label) { g.fillStyle = s.color; g.fillText(s.label, W - R - 48, T + 10 + 11 * k); }
+    });
+    if (mark !== null && series.length) {
+      g.fillStyle = "#b00020"; g.beginPath();
+      g.arc(px(mark), py(series[0].ys[mark]), 3.5, 0, 2 * Math.PI); g.fill();
+    }
+  }
+
+  const query = new URLSearchParams(location.search);
+
+  function part1() {
+    const sliders = Array.from(document.querySelectorAll("#controls input[type=range]"));
+    const val = (n) => parseFloat(document.getElementById("s-" + n).value);
+    const err = document.getElementById("bp-error");
+    function update() {
+      for (const s of sliders) document.getElementById("o-" + s.dataset.name).textContent = s.value;
+      let v;
+      try {
+        v = answer(wasm.bp_numbers(val("i1"), val("i2"), val("t1"), val("t2"),
+          val("w1"), val("w2"), val("w3"), val("w4"), val("w5"), val("w6"), val("w7"), val("w8"),
+          val("lr"), val("iteration") | 0, 100));
+      } catch (e) {
+        err.textContent = e.message;
+        return;
+      }
+      err.textContent = "";
+      for (const pre of document.querySelectorAll("pre.live")) {
+        const b = v.blocks[pre.dataset.label];
+        pre.textContent = b === undefined ? "(no numbers for this label)" : b;
+      }
+      document.getElementById("e-total").textContent =
+        "E_total at iteration " + v.iteration + ": " + v.e_total.toPrecision(9);
+      chart(document.getElementById("loss"), [{ ys: v.loss, color: "#0b5cad" }], v.iteration);
+    }
+    for (const s of sliders) s.addEventListener("input", update);
+    document.getElementById("reset").addEventListener("click", () => {
+      for (const s of sliders) s.value = s.dataset.start;
+      update();
+    });
+    const sw = answer(wasm.bp_sweep(100));
+    chart(document.getElementById("sweep"),
+      sw.loss.map((ys, k) => ({ ys, color: COLORS[k % COLORS.length], label: "η " + sw.lrs[k] })), null);
+    if (query.has("selftest")) for (const s of sliders) s.value = s.dataset.start;
+    update();
+    document.body.dataset.selftest = "part1-done";
+  }
+
+  function part2() {
+    withBytes(bytesOf(window.GRADSPEC_WEIGHTS), (p, n) => answer(wasm.net_load(p, n)));
+    const pad = document.getElementById("pad");
+    const ctx = pad.getContext("2d", { willReadFrequently: true });
+    const err = document.getElementById("draw-error");
+    function clear() {
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(0, 0, pad.width, pad.height);
+    }
+    clear();
+
+    // Gray bytes (w×h) as an ImageData.
+    function grayImage(bytes, w, h) {
+      const img = new ImageData(w, h);
+      for (let i = 0; i < w * h; i++) {
+        img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = bytes[i];
+        img.data[4 * i + 3] = 255;
+      }
+      return img;
+    }
+    // Draws gray bytes scaled up by `s` (nearest) onto `canvas` at (x, y).
+    function blit(canvas, bytes, w, h, x, y, s) {
+      const tmp = document.createElement("canvas");
+      tmp.width = w; tmp.height = h;
+      tmp.getContext("2d").putImageData(grayImage(bytes, w, h), 0, 0);
+      const g = canvas.getContext("2d");
+      g.imageSmoothingEnabled = false;
+      g.drawImage(tmp, x, y, w * s, h * s);
+    }
+
+    function predict() {
+      const img = ctx.getImageData(0, 0, pad.width, pad.height);
+      let v;
+      try {
+        v = withBytes(img.data, (p) => answer(wasm.digit_predict(p, pad.width, pad.height)));
+      } catch (e) {
+        err.textContent = e.message;
+        document.getElementById("prediction").textContent = "–";
+        return;
+      }
+      err.textContent = "";
+      document.getElementById("prediction").textContent = String(v.prediction);
+      const rows = v.probs.map((p, d) =>
+        "<tr" + (d === v.prediction ? " class=\"top\"" : "") + "><td>" + d +
+        "</td><td class=\"bar\"><span style=\"width:" + (100 * p).toFixed(1) + "%\"></span></td><td>" +
+        (100 * p).toFixed(2) + "%</td></tr>");
+      document.getElementById("draw-probs").innerHTML = rows.join("");
+      blit(document.getElementById("seen"), v.image, 28, 28, 0, 0, 4);
+      const maps = document.getElementById("draw-maps");
+      maps.textContent = "";
+      for (const m of v.maps) {
+        const plane = m.height * m.width, cols = Math.min(8, m.channels);
+        const s = Math.max(1, Math.floor(72 / Math.max(m.height, m.width)));
+        const c = document.createElement("canvas");
+        c.width = cols * (m.width * s + 2) + 2;
+        c.height = Math.ceil(m.channels / cols) * (m.height * s + 2) + 2;
+        for (let k = 0; k < m.channels; k++) {
+          blit(c, m.bytes.slice(k * plane, (k + 1) * plane), m.width, m.height,
+            2 + (k % cols) * (m.width * s + 2), 2 + Math.floor(k / cols) * (m.height * s + 2), s);
+        }
+        const f = document.createElement("figure");
+        const cap = document.createElement("figcaption");
+        cap.textContent = m.name + " " + m.channels + "×" + m.height + "×" + m.width;
+        f.append(cap, c);
+        maps.append(f);
+      }
+    }
+
+    let down = false, last = null;
+    function at(e) {
+      const r = pad.getBoundingClientRect();
+      return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+    }
+    pad.addEventListener("pointerdown", (e) => {
+      down = true; last = at(e); pad.setPointerCapture(e.pointerId);
+    });
+    pad.addEventListener("pointermove", (e) => {
+      if (!down) return;
+      const p = at(e);
+      ctx.strokeStyle = "#000"; ctx.lineWidth = 20; ctx.lineCap = "round"; ctx.lineJoin = "round";
+      ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
+      last = p;
+    });
+    const end = () => { if (down) { down = false; predict(); } };
+    pad.addEventListener("pointerup", end);
+    pad.addEventListener("pointercancel", end);
+    document.getElementById("clear").addEventListener("click", () => {
+      clear();
+      document.getElementById("prediction").textContent = "–";
+      document.getElementById("draw-probs").innerHTML = "";
+      document.getElementById("draw-maps").textContent = "";
+      err.textContent = "";
+    });
+
+    // ?digit=<784 bytes in hex, white on black as in MNIST>: draw that digit onto the canvas
+    // (dark on light, each pixel a 10×10 square) and read it, as a test does.
+    if (query.has("digit")) {
+      const hex = query.get("digit");
+      if (hex.length !== 2 * 784) throw new Error("?digit= must hold 784 bytes in hex");
+      const px = new Uint8Array(784);
+      for (let i = 0; i < 784; i++) px[i] = parseInt(hex.substr(2 * i, 2), 16);
+      const s = pad.width / 28, img = ctx.createImageData(pad.width, pad.height);
+      for (let y = 0; y < pad.height; y++) {
+        for (let x = 0; x < pad.width; x++) {
+          const v = 255 - px[Math.floor(y / s) * 28 + Math.floor(x / s)], i = 4 * (y * pad.width + x);
+          img.data[i] = img.data[i + 1] = img.data[i + 2] = v;
+          img.data[i + 3] = 255;
+        }
+      }
+      ctx.putImageData(img, 0, 0);
+      predict();
+      document.body.dataset.selftest = "part2-done";
+    }
+  }
+
+  function main() {
+    if (!window.GRADSPEC_WASM) throw new Error("wasm.js did not load");
+    load();
+    if (document.body.classList.contains("part1")) part1();
+    if (document.body.classList.contains("part2")) part2();
+  }
+  try {
+    main();
+  } catch (e) {
+    report(e && e.stack ? e.stack : e);
+  }
+})();

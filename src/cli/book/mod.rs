@@ -1,0 +1,523 @@
+//! `gradspec book --out DIR`: the spec woven into a static web book that opens straight from
+//! disk (no server, no network).
+//!
+//! - One page per spec (`backprop.html`, `cnn.html`) and an index. LaTeX is typeset as
+//!   MathML (see [`markdown`]); the Unicode equation blocks stay as they are.
+//! - Every label becomes an anchor whose `id` is the label's text, with the function that
+//!   implements it (its source in a collapsible block, and a link to its file and line, see
+//!   [`code`]) and the tests that verify it, from the same registry as `spec-coverage`.
+//! - Part 1's numbers are live: the page's sliders feed the library's own functions, compiled
+//!   to WebAssembly (the `wasm/` crate, built here with cargo) and embedded in `wasm.js`.
+//! - Part 2 has a worked example (one test digit through the trained network, see [`part2`])
+//!   and a canvas where the reader draws a digit for the same network code in WebAssembly.
+//!
+//! The book is written into a temporary folder beside `DIR` and renamed into place, so a
+//! failed build leaves the previous book (or nothing) behind.
+use super::data::DataDirArg;
+use crate::cnn::safetensors_io;
+use crate::data::{self, Split};
+use crate::spec::Registry;
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub mod code;
+pub mod markdown;
+pub mod part2;
+
+use markdown::esc;
+
+/// The stylesheet of every page.
+const CSS: &str = include_str!("assets/book.css");
+/// The script of the two spec pages: loads the WebAssembly module and wires the controls.
+const JS: &str = include_str!("assets/book.js");
+
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct BookArgs {
+    /// Output folder (replaced as a whole when the book is complete).
+    #[arg(long, default_value = "out/book")]
+    pub out: PathBuf,
+    /// Trained weights for Part 2's worked example and draw-a-digit canvas.
+    #[arg(long, default_value = "records/onecycle-seed1/best.safetensors")]
+    pub weights: PathBuf,
+    /// The training run whose charts (curves.png, confusion.png) Part 2 shows [default: the
+    /// folder of --weights].
+    #[arg(long, value_name = "DIR")]
+    pub run: Option<PathBuf>,
+    /// Index of the test-set digit of the worked example.
+    #[arg(long, default_value_t = 0, value_parser = super::up_to::<9999>)]
+    pub digit: usize,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+/// The project's source tree: the book weaves `spec/`, `src/` and `tests/` together and
+/// builds `wasm/`, so it needs them on disk.
+fn project_root() -> Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for part in ["spec", "src", "tests", "wasm/Cargo.toml"] {
+        if !root.join(part).exists() {
+            bail!(
+                "book: {} is missing: the book is built from the gradspec source tree it was \
+                 compiled in; run it from a clone (`cargo run --release -- book`)",
+                root.join(part).display()
+            );
+        }
+    }
+    Ok(root)
+}
+
+/// `gradspec book`.
+pub fn run(a: BookArgs) -> Result<()> {
+    let root = project_root()?;
+    let run_dir = a
+        .run
+        .clone()
+        .unwrap_or_else(|| a.weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+    if a.out.exists() && !a.out.is_dir() {
+        bail!("--out {}: exists and is not a folder", a.out.display());
+    }
+    let weights = std::fs::read(&a.weights)
+        .with_context(|| format!("--weights {}", a.weights.display()))?;
+    safetensors_io::from_bytes(&weights, &a.weights.display().to_string())?;
+    let dir = super::data::ensure_mnist(&a.data)?;
+    let test = data::load_split(&dir, Split::Test)?;
+    if a.digit >= test.len() {
+        bail!("--digit {}: the test set has {} digits", a.digit, test.len());
+    }
+
+    eprintln!("book: building the WebAssembly module (wasm/, cargo, wasm32-unknown-unknown)");
+    let wasm = build_wasm(&root)?;
+    eprintln!("book: WebAssembly module {} KiB", wasm.len() / 1024);
+
+    let parent = match a.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("--out {}: cannot create its parent", a.out.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".book-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("--out {}: cannot write beside it", a.out.display()))?;
+    let files = Book {
+        root: &root,
+        weights: &weights,
+        weights_name: &a.weights,
+        run_dir: &run_dir,
+        wasm: &wasm,
+        digit: (a.digit, test.image(a.digit), test.labels[a.digit]),
+    }
+    .files()?;
+    for (rel, bytes) in &files {
+        let path = tmp.path().join(rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    replace_dir(tmp, &a.out)?;
+    println!(
+        "book: {} files in {}; open {}",
+        files.len(),
+        a.out.display(),
+        a.out.join("index.html").display()
+    );
+    Ok(())
+}
+
+/// Renames the finished book `tmp` to `out`, moving an older book aside first and deleting
+/// it afterwards.
+fn replace_dir(tmp: tempfile::TempDir, out: &Path) -> Result<()> {
+    let staged = tmp.keep();
+    let old = out.with_extension(format!("old-{}", std::process::id()));
+    let had_old = out.exists();
+    if had_old {
+        std::fs::rename(out, &old).with_context(|| format!("--out {}", out.display()))?;
+    }
+    if let Err(e) = std::fs::rename(&staged, out) {
+        if had_old {
+            let _ = std::fs::rename(&old, out);
+        }
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e).with_context(|| format!("--out {}", out.display()));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// Builds `wasm/` for wasm32-unknown-unknown (installing the target with rustup when it is
+/// missing) and returns the module's bytes.
+pub fn build_wasm(root: &Path) -> Result<Vec<u8>> {
+    const TARGET: &str = "wasm32-unknown-unknown";
+    match Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            if !String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+            {
+                eprintln!("book: installing the {TARGET} target (rustup target add {TARGET})");
+                let ok = Command::new("rustup")
+                    .args(["target", "add", TARGET])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    bail!(
+                        "book: the {TARGET} target is missing and `rustup target add {TARGET}` \
+                         failed; run it by hand"
+                    );
+                }
+            }
+        }
+        // No rustup: try the build, and say what to install if it fails.
+        _ => {}
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = root.join("target").join("book-wasm");
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--target", TARGET])
+        .arg("--manifest-path")
+        .arg(root.join("wasm").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's flags (say, -C target-cpu=native) are not for wasm32.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .context("book: cannot run cargo to build the WebAssembly module")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("can't find crate for `core`") || err.contains("can't find crate for `std`")
+        {
+            bail!("book: the {TARGET} target is not installed: run `rustup target add {TARGET}`");
+        }
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "book: building the WebAssembly module failed:\n{}",
+            tail.join("\n")
+        );
+    }
+    let path = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("gradspec_wasm.wasm");
+    std::fs::read(&path).with_context(|| format!("book: {}", path.display()))
+}
+
+/// Standard base64 (RFC 4648, with padding), for embedding binaries in scripts.
+pub fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                s.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Everything a book is made from.
+struct Book<'a> {
+    root: &'a Path,
+    weights: &'a [u8],
+    weights_name: &'a Path,
+    run_dir: &'a Path,
+    wasm: &'a [u8],
+    /// The worked example: test-set index, pixels, label.
+    digit: (usize, &'a [u8], u8),
+}
+
+/// The two spec pages: file, page name, title in the navigation.
+const PAGES: [(&str, &str, &str); 2] = [
+    ("spec/backprop.md", "backprop.html", "Part 1 — backpropagation by hand"),
+    ("spec/cnn.md", "cnn.html", "Part 2 — the MNIST CNN"),
+];
+
+/// A whole HTML page.
+fn page(title: &str, body_class: &str, body: &str, scripts: &[&str]) -> String {
+    let nav: String = std::iter::once(("index.html", "Contents"))
+        .chain(PAGES.iter().map(|(_, p, t)| (*p, *t)))
+        .map(|(href, t)| format!("<a href=\"{href}\">{}</a>", esc(t)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let scripts: String = scripts
+        .iter()
+        .map(|s| format!("<script src=\"{s}\"></script>\n"))
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><link rel=\"stylesheet\" href=\"book.css\"></head>\n\
+         <body class=\"{body_class}\"><nav class=\"top\">{nav}</nav>\n\
+         <div id=\"js-errors\" hidden></div>\n{body}\n{scripts}</body></html>\n",
+        t = esc(title)
+    )
+}
+
+impl Book<'_> {
+    /// Every file of the book: path inside the book → bytes.
+    fn files(&self) -> Result<BTreeMap<String, Vec<u8>>> {
+        let reg = Registry::load(self.root).context("book: reading the registry")?;
+        let problems = reg.check();
+        if !problems.is_empty() {
+            bail!(
+                "book: the spec registry has {} problem(s), first: {} (see `gradspec spec-coverage`)",
+                problems.len(),
+                problems[0]
+            );
+        }
+        let mut sources = code::Sources::default();
+        let mut files = BTreeMap::new();
+        let mut index_rows = String::new();
+        for (spec, name, _) in PAGES {
+            let text = sources.get(self.root, spec)?.to_string();
+            let live = name == "backprop.html";
+            let anchor = |label: &str| -> Result<String> {
+                Ok(anchor_block(label, &reg, self.root, live))
+            };
+            let link = |target: &str| -> String {
+                let (path, frag) = target.split_once('#').unwrap_or((target, ""));
+                let path = PAGES
+                    .iter()
+                    .find(|(s, _, _)| Path::new(s).file_name() == Some(path.as_ref()))
+                    .map_or(path.to_string(), |(_, p, _)| p.to_string());
+                if frag.is_empty() {
+                    path
+                } else {
+                    format!("{path}#{frag}")
+                }
+            };
+            let p = markdown::render(Path::new(spec), &text, &anchor, &link)?;
+            let mut body = String::new();
+            if live {
+                body.push_str(&part1_controls());
+            }
+            body.push_str(&format!("<main>{}", p.body));
+            if name == "cnn.html" {
+                let (index, pixels, label) = self.digit;
+                let w = part2::worked_example(self.weights, index, pixels, label, self.run_dir)?;
+                body.push_str(&w.html);
+                files.extend(w.files);
+                body.push_str(part2::DRAW_HTML);
+            }
+            body.push_str("</main>");
+            let scripts: &[&str] = if live {
+                &["wasm.js", "book.js"]
+            } else {
+                &["wasm.js", "weights.js", "book.js"]
+            };
+            let class = if live { "part1" } else { "part2" };
+            files.insert(name.to_string(), page(&p.title, class, &body, scripts).into_bytes());
+            index_rows.push_str(&index_section(name, &p.title, &p.labels, &reg));
+        }
+        // A page for every file a label links to.
+        let mut rels: Vec<String> = reg.functions.iter().map(|f| f.site.file_str()).collect();
+        rels.extend(reg.tests.iter().map(|t| t.site.file_str()));
+        rels.sort();
+        rels.dedup();
+        for rel in rels {
+            let text = sources.get(self.root, &rel)?.to_string();
+            files.insert(
+                code::page_path(&rel),
+                code::file_page(&rel, &text, CSS).into_bytes(),
+            );
+        }
+        let index = format!(
+            "<main><h1>gradspec — the spec as a book</h1>\
+             <p>Every equation of the two derivations carries a label. Beside each label is \
+             the Rust function that implements it and the tests that verify it, read from the \
+             same registry as <code>gradspec spec-coverage</code>. Part 1's numbers are \
+             computed live in your browser by those very functions, compiled to WebAssembly; \
+             Part 2 runs one test digit through the trained network and reads the digit you \
+             draw.</p>{index_rows}</main>"
+        );
+        files.insert(
+            "index.html".into(),
+            page("gradspec book", "index", &index, &[]).into_bytes(),
+        );
+        files.insert("book.css".into(), CSS.as_bytes().to_vec());
+        files.insert("book.js".into(), JS.as_bytes().to_vec());
+        files.insert(
+            "wasm.js".into(),
+            format!("window.GRADSPEC_WASM = \"{}\";\n", base64(self.wasm)).into_bytes(),
+        );
+        files.insert(
+            "weights.js".into(),
+            format!(
+                "// {}\nwindow.GRADSPEC_WEIGHTS = \"{}\";\n",
+                self.weights_name.display(),
+                base64(self.weights)
+            )
+            .into_bytes(),
+        );
+        Ok(files)
+    }
+}
+
+/// The index's section for one page: its labels, each with its function and test count.
+fn index_section(page: &str, title: &str, labels: &[String], reg: &Registry) -> String {
+    let by_label = reg.tests_by_label();
+    let rows: String = labels
+        .iter()
+        .map(|l| {
+            let f = reg
+                .functions
+                .iter()
+                .find(|f| &f.label == l)
+                .map_or(String::new(), |f| format!("<code>{}</code>", esc(&f.function)));
+            let n = by_label.get(l.as_str()).map_or(0, |t| t.len());
+            format!(
+                "<tr><td><a href=\"{page}#{id}\"><code>r[{id}]</code></a></td><td>{f}</td><td>{n}</td></tr>",
+                id = esc(l)
+            )
+        })
+        .collect();
+    format!(
+        "<h2><a href=\"{page}\">{}</a></h2><table class=\"index\"><tr><th>label</th>\
+         <th>function</th><th>tests</th></tr>{rows}</table>",
+        esc(title)
+    )
+}
+
+/// The anchor block of one label: its id, the function with its source and a link to its
+/// file and line, the tests that cite it, and (Part 1) the live numbers.
+fn anchor_block(label: &str, reg: &Registry, root: &Path, live: bool) -> String {
+    let id = esc(label);
+    let mut h = format!(
+        "<section class=\"label\" id=\"{id}\"><div class=\"lhead\"><a class=\"lname\" href=\"#{id}\">r[{id}]</a>"
+    );
+    if let Some(f) = reg.functions.iter().find(|f| f.label == label) {
+        let rel = f.site.file_str();
+        let href = format!("{}#L{}", code::page_path(&rel), f.site.line);
+        h.push_str(&format!(
+            " · implemented by <a href=\"{href}\"><code>{}</code></a> <span class=\"site\">{}:{}</span>",
+            esc(&f.function),
+            esc(&rel),
+            f.site.line
+        ));
+        let src = std::fs::read_to_string(root.join(&rel))
+            .ok()
+            .and_then(|t| code::function_source(&t, f.site.line));
+        h.push_str("</div>");
+        if let Some((first, src)) = src {
+            h.push_str(&format!(
+                "<details class=\"src\"><summary>source of <code>{}</code> ({}:{first})</summary><pre><code>{}</code></pre></details>",
+                esc(&f.function),
+                esc(&rel),
+                esc(&src)
+            ));
+        }
+    } else {
+        h.push_str("</div>");
+    }
+    let tests: Vec<_> = reg
+        .tests
+        .iter()
+        .filter(|t| t.label == label && t.not_a_test.is_none())
+        .collect();
+    h.push_str(&format!(
+        "<details class=\"tests\"><summary>verified by {} test{}</summary><ul>",
+        tests.len(),
+        if tests.len() == 1 { "" } else { "s" }
+    ));
+    for t in tests {
+        let rel = t.site.file_str();
+        h.push_str(&format!(
+            "<li><a href=\"{}#L{}\"><code>{}</code></a> <span class=\"site\">{}:{}</span></li>",
+            code::page_path(&rel),
+            t.site.line,
+            esc(&t.test),
+            esc(&rel),
+            t.site.line
+        ));
+    }
+    h.push_str("</ul></details>");
+    if live {
+        h.push_str(&format!(
+            "<pre class=\"live\" data-label=\"{id}\" title=\"computed in your browser by the WebAssembly build of the labelled functions\"></pre>"
+        ));
+    }
+    h.push_str("</section>\n");
+    h
+}
+
+/// The sliders of Part 1: learning rate, inputs, targets, the eight starting weights and the
+/// iteration. `data-start` holds the spreadsheet's value.
+fn part1_controls() -> String {
+    let s = crate::backprop::State::<f64>::spreadsheet();
+    let w = s.w.to_array();
+    let mut rows: Vec<(String, f64, f64, f64, f64)> = vec![
+        ("lr".into(), 0.5, 0.01, 3.0, 0.01),
+        ("iteration".into(), 0.0, 0.0, 99.0, 1.0),
+        ("i1".into(), s.i1, 0.0, 1.0, 0.01),
+        ("i2".into(), s.i2, 0.0, 1.0, 0.01),
+        ("t1".into(), s.t1, 0.0, 1.0, 0.01),
+        ("t2".into(), s.t2, 0.0, 1.0, 0.01),
+    ];
+    for (k, v) in w.iter().enumerate() {
+        rows.push((format!("w{}", k + 1), *v, -2.0, 2.0, 0.01));
+    }
+    let inputs: String = rows
+        .iter()
+        .map(|(name, start, lo, hi, step)| {
+            let label = match name.as_str() {
+                "lr" => "η".to_string(),
+                n => n.to_string(),
+            };
+            format!(
+                "<label><span>{label}</span><input type=\"range\" id=\"s-{name}\" data-name=\"{name}\" \
+                 min=\"{lo}\" max=\"{hi}\" step=\"{step}\" value=\"{start}\" data-start=\"{start}\">\
+                 <output id=\"o-{name}\">{start}</output></label>"
+            )
+        })
+        .collect();
+    format!(
+        "<aside id=\"controls\"><h2>Live numbers</h2><p>Every block below the equations is \
+         computed in your browser by the functions the labels cite, compiled to WebAssembly. \
+         Start: the source spreadsheet (η = 0.5, row 0).</p>{inputs}\
+         <button id=\"reset\" type=\"button\">spreadsheet start</button>\
+         <p id=\"e-total\"></p><canvas id=\"loss\" width=\"300\" height=\"180\"></canvas>\
+         <p class=\"cap\">E_total over 100 iterations at the chosen settings (dot: the \
+         iteration shown)</p><canvas id=\"sweep\" width=\"300\" height=\"180\"></canvas>\
+         <p class=\"cap\">The source's six learning rates from the spreadsheet's start</p>\
+         <p id=\"bp-error\" class=\"error\"></p></aside>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_test_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}
