@@ -58,14 +58,17 @@ pub struct Page {
     pub labels: Vec<String>,
 }
 
-/// Renders `text` (the markdown of `file`) to HTML; `anchor(label)` gives the HTML that
-/// replaces a label's line, `link(target)` rewrites a link target (other spec pages to their
-/// HTML pages).
+/// Renders `text` (the markdown of `file`) to HTML; `anchor(label, equation)` gives the HTML
+/// that replaces a label's line, `link(target)` rewrites a link target (other spec pages to
+/// their HTML pages). With `absorb`, the indented Unicode equation under each label is taken
+/// out of the text and handed to `anchor` (Part 1 shows it inside the label's block, where the
+/// live numbers replace it); otherwise `anchor` gets no lines.
 pub fn render(
     file: &Path,
     text: &str,
-    anchor: &dyn Fn(&str) -> Result<String>,
+    anchor: &dyn Fn(&str, &[String]) -> Result<String>,
     link: &dyn Fn(&str) -> String,
+    absorb: bool,
 ) -> Result<Page> {
     let labels = spec_labels(file, text);
     let by_line: BTreeMap<usize, usize> = labels
@@ -74,16 +77,36 @@ pub fn render(
         .map(|(i, (_, site))| (site.line, i))
         .collect();
     let mut md = String::with_capacity(text.len());
-    for (i, line) in text.lines().enumerate() {
-        match by_line.get(&(i + 1)) {
-            Some(&k) => {
-                md.push('\n');
-                md.push_str(&slot(k));
-                md.push_str("\n\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut absorbed: Vec<Vec<String>> = vec![Vec::new(); labels.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        let Some(&k) = by_line.get(&i) else {
+            md.push_str(line);
+            md.push('\n');
+            continue;
+        };
+        md.push('\n');
+        md.push_str(&slot(k));
+        md.push_str("\n\n");
+        if absorb {
+            // The equation under the label (as `backprop explain` reads it): blank lines,
+            // its first indented line, and indented continuation lines starting with `=`.
+            let mut j = i;
+            while j < lines.len() && lines[j].trim().is_empty() {
+                j += 1;
             }
-            None => {
-                md.push_str(line);
-                md.push('\n');
+            while j < lines.len()
+                && lines[j].starts_with("    ")
+                && (absorbed[k].is_empty() || lines[j].trim_start().starts_with('='))
+            {
+                absorbed[k].push(lines[j].trim().to_string());
+                j += 1;
+            }
+            if !absorbed[k].is_empty() {
+                i = j;
             }
         }
     }
@@ -143,7 +166,7 @@ pub fn render(
         if !body.contains(&placeholder) {
             bail!("{}: label r[{label}] was not rendered", file.display());
         }
-        body = body.replacen(&placeholder, &anchor(label)?, 1);
+        body = body.replacen(&placeholder, &anchor(label, &absorbed[k])?, 1);
     }
     Ok(Page {
         title,
@@ -175,4 +198,177 @@ fn mathml(conv: &LatexToMathML, tex: &str, block: bool) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))
         .with_context(|| format!("cannot typeset the formula `{tex}`"))?;
     Ok(out.mathml)
+}
+
+/// Part 1's Unicode equation syntax (`∂E_total/∂w5 = ∂E1/∂a_o1 · a_o1 · (1 − a_o1)`,
+/// `σ(x) = 1 / (1 + e^(−x))`, `E1 = ½ · (t1 − a_o1)²`) as LaTeX, for typesetting as MathML
+/// beside the Unicode block. Identifiers take their trailing digits or `_suffix` as a
+/// subscript; `∂A/∂B` becomes a fraction, and so does `x / (…)`.
+pub fn unicode_to_latex(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    atoms(&chars).concat()
+}
+
+/// An identifier (`a_h1`, `E_total`, `w5`) as LaTeX.
+fn ident_tex(id: &str) -> String {
+    let sub = |s: &str| {
+        if s.chars().all(|c| c.is_ascii_digit()) {
+            s.to_string()
+        } else if s.len() > 2 {
+            format!("\\text{{{s}}}")
+        } else {
+            s.to_string()
+        }
+    };
+    match id.split_once('_') {
+        Some((base, s)) => format!("{base}_{{{}}}", sub(s)),
+        None => {
+            let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            let base = &id[..id.len() - digits.len()];
+            if digits.is_empty() {
+                id.to_string()
+            } else {
+                format!("{base}_{{{digits}}}")
+            }
+        }
+    }
+}
+
+/// The index of the `)` that closes the `(` at `open`, or the end.
+fn closing(s: &[char], open: usize) -> usize {
+    let mut depth = 0;
+    for (k, &c) in s.iter().enumerate().skip(open) {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return k;
+                }
+            }
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// The LaTeX atoms of `s`, in order.
+fn atoms(s: &[char]) -> Vec<String> {
+    let ident_end = |from: usize| {
+        let mut j = from;
+        while j < s.len() && (s[j].is_ascii_alphanumeric() || s[j] == '_') {
+            j += 1;
+        }
+        j
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        match c {
+            ' ' => i += 1,
+            '∂' => {
+                // ∂A/∂B
+                let a_end = ident_end(i + 1);
+                let a: String = s[i + 1..a_end].iter().collect();
+                if s.get(a_end) == Some(&'/') && s.get(a_end + 1) == Some(&'∂') {
+                    let b_end = ident_end(a_end + 2);
+                    let b: String = s[a_end + 2..b_end].iter().collect();
+                    out.push(format!(
+                        "\\frac{{\\partial {}}}{{\\partial {}}}",
+                        ident_tex(&a),
+                        ident_tex(&b)
+                    ));
+                    i = b_end;
+                } else {
+                    out.push(format!("\\partial {}", ident_tex(&a)));
+                    i = a_end;
+                }
+            }
+            '(' => {
+                let close = closing(s, i);
+                let inner = atoms(&s[i + 1..close.min(s.len())]).concat();
+                out.push(format!("\\left({inner}\\right)"));
+                i = close + 1;
+            }
+            '^' => {
+                if s.get(i + 1) == Some(&'(') {
+                    let close = closing(s, i + 1);
+                    let inner = atoms(&s[i + 2..close.min(s.len())]).concat();
+                    out.push(format!("^{{{inner}}}"));
+                    i = close + 1;
+                } else {
+                    out.push("^".into());
+                    i += 1;
+                }
+            }
+            '/' => {
+                // x / (…) or x / y: a fraction of the atoms on either side.
+                let num = out.pop().unwrap_or_default();
+                let mut j = i + 1;
+                while s.get(j) == Some(&' ') {
+                    j += 1;
+                }
+                let den = if s.get(j) == Some(&'(') {
+                    let close = closing(s, j);
+                    let d = atoms(&s[j + 1..close.min(s.len())]).concat();
+                    i = close + 1;
+                    d
+                } else {
+                    let e = ident_end(j).max(j + 1).min(s.len());
+                    let d = atoms(&s[j..e]).concat();
+                    i = e;
+                    d
+                };
+                out.push(format!("\\frac{{{num}}}{{{den}}}"));
+            }
+            c if c.is_ascii_alphanumeric() => {
+                let e = ident_end(i);
+                let id: String = s[i..e].iter().collect();
+                if id.chars().all(|c| c.is_ascii_digit()) {
+                    out.push(id);
+                } else {
+                    out.push(ident_tex(&id));
+                }
+                i = e;
+            }
+            _ => {
+                out.push(
+                    match c {
+                        '·' => "\\cdot ",
+                        '−' => "-",
+                        '½' => "\\tfrac{1}{2}",
+                        '²' => "^{2}",
+                        '⁺' => "^{+}",
+                        'σ' => "\\sigma ",
+                        'η' => "\\eta ",
+                        '=' => "=",
+                        '+' => "+",
+                        other => return_other(other),
+                    }
+                    .to_string(),
+                );
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Any other character stands for itself (as a static string for the match above).
+fn return_other(c: char) -> &'static str {
+    match c {
+        ',' => ",",
+        '.' => ".",
+        '-' => "-",
+        '*' => "\\ast ",
+        _ => "\\,",
+    }
+}
+
+/// Typesets one Part 1 equation line as block MathML.
+pub fn unicode_mathml(line: &str) -> Result<String> {
+    let math = LatexToMathML::new(MathCoreConfig::default())
+        .map_err(|e| anyhow::anyhow!("MathML converter: {e:?}"))?;
+    mathml(&math, &unicode_to_latex(line), true)
 }

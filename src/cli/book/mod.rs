@@ -49,7 +49,7 @@ pub struct BookArgs {
     #[arg(long, value_name = "DIR")]
     pub run: Option<PathBuf>,
     /// Index of the test-set digit of the worked example.
-    #[arg(long, default_value_t = 0, value_parser = super::up_to::<9999>)]
+    #[arg(long, default_value_t = 0)]
     pub digit: usize,
     #[command(flatten)]
     pub data: DataDirArg,
@@ -290,8 +290,8 @@ impl Book<'_> {
         for (spec, name, _) in PAGES {
             let text = sources.get(self.root, spec)?.to_string();
             let live = name == "backprop.html";
-            let anchor = |label: &str| -> Result<String> {
-                Ok(anchor_block(label, &reg, self.root, live))
+            let anchor = |label: &str, eq: &[String]| -> Result<String> {
+                anchor_block(label, eq, &reg, self.root, live)
             };
             let link = |target: &str| -> String {
                 let (path, frag) = target.split_once('#').unwrap_or((target, ""));
@@ -305,7 +305,7 @@ impl Book<'_> {
                     format!("{path}#{frag}")
                 }
             };
-            let p = markdown::render(Path::new(spec), &text, &anchor, &link)?;
+            let p = markdown::render(Path::new(spec), &text, &anchor, &link, live)?;
             let mut body = String::new();
             if live {
                 body.push_str(&part1_controls());
@@ -398,8 +398,16 @@ fn index_section(page: &str, title: &str, labels: &[String], reg: &Registry) -> 
 }
 
 /// The anchor block of one label: its id, the function with its source and a link to its
-/// file and line, the tests that cite it, and (Part 1) the live numbers.
-fn anchor_block(label: &str, reg: &Registry, root: &Path, live: bool) -> String {
+/// file and line, the tests that cite it, and on Part 1's page (`live`) the equation `eq`
+/// typeset as MathML and in Unicode, which the live numbers replace with the equation and its
+/// numbers (`backprop explain`'s block for the label).
+fn anchor_block(
+    label: &str,
+    eq: &[String],
+    reg: &Registry,
+    root: &Path,
+    live: bool,
+) -> Result<String> {
     let id = esc(label);
     let mut h = format!(
         "<section class=\"label\" id=\"{id}\"><div class=\"lhead\"><a class=\"lname\" href=\"#{id}\">r[{id}]</a>"
@@ -451,12 +459,22 @@ fn anchor_block(label: &str, reg: &Registry, root: &Path, live: bool) -> String 
     }
     h.push_str("</ul></details>");
     if live {
+        if eq.is_empty() {
+            bail!("r[{label}]: no equation under the label");
+        }
+        h.push_str("<div class=\"typeset\">");
+        for line in eq {
+            let m = markdown::unicode_mathml(line).with_context(|| format!("r[{label}]"))?;
+            h.push_str(&m);
+        }
+        h.push_str("</div>");
         h.push_str(&format!(
-            "<pre class=\"live\" data-label=\"{id}\" title=\"computed in your browser by the WebAssembly build of the labelled functions\"></pre>"
+            "<pre class=\"live\" data-label=\"{id}\" title=\"computed in your browser by the WebAssembly build of the labelled functions\">{}</pre>",
+            esc(&eq.join("\n"))
         ));
     }
     h.push_str("</section>\n");
-    h
+    Ok(h)
 }
 
 /// The sliders of Part 1: learning rate, inputs, targets, the eight starting weights and the

@@ -59,8 +59,9 @@ fn diverging(t: f32) -> [u8; 3] {
 }
 
 /// The maps of `m` as one image: a grid of up to 8 maps per row, each scaled up by whole
-/// pixels to about 96 px, with a 2-px gap. `signed`: a diverging colour map over
-/// `[-max|v|, max|v|]` of the whole layer (so maps compare within a layer); else a
+/// pixels to about 96 px, with a 2-px gap. `signed`: a diverging colour map of
+/// `sign(v)·√(|v| / max|v|)` over the whole layer (so maps compare within a layer, and the
+/// square root keeps small gradients visible); else a
 /// sequential one over each map's own minimum to maximum.
 fn grid(m: &LayerMap<f32>, signed: bool) -> Result<(usize, usize, Vec<u8>)> {
     let (c, h, w) = (m.channels, m.height, m.width);
@@ -69,7 +70,8 @@ fn grid(m: &LayerMap<f32>, signed: bool) -> Result<(usize, usize, Vec<u8>)> {
     let rows = c.div_ceil(cols);
     let gap = 2;
     let (tw, th) = (cols * (w * scale + gap) + gap, rows * (h * scale + gap) + gap);
-    let mut rgb = vec![255u8; tw * th * 3];
+    // Grey gaps: white is a colour of the diverging map (zero).
+    let mut rgb = vec![190u8; tw * th * 3];
     let amax = m.values.iter().fold(0f32, |a, v| a.max(v.abs()));
     for ch in 0..c {
         let plane = &m.values[ch * h * w..(ch + 1) * h * w];
@@ -83,7 +85,7 @@ fn grid(m: &LayerMap<f32>, signed: bool) -> Result<(usize, usize, Vec<u8>)> {
             for x in 0..w * scale {
                 let v = plane[(y / scale) * w + x / scale];
                 let px = if signed {
-                    diverging(if amax > 0.0 { v / amax } else { 0.0 })
+                    diverging(if amax > 0.0 { (v / amax).signum() * (v.abs() / amax).sqrt() } else { 0.0 })
                 } else if hi > lo {
                     sequential((v - lo) / (hi - lo))
                 } else {
@@ -263,7 +265,7 @@ pub fn worked_example(
         "<h3 id=\"worked-gradients\">One backward pass</h3><p>The loss of this image \
          (NLL of label {label}, BatchNorm in train mode over this image alone, dropout off) is \
          {:.4}. Its gradient with respect to each layer's activations, from the output back \
-         to conv1: red positive, blue negative, white zero, on one scale per layer.</p>\
+         to conv1: red positive, blue negative, white zero; the colour's strength is √(|g| / max|g|) over the layer, so small gradients stay visible and maps of one layer compare.</p>\
          <div class=\"maps\">",
         out.loss
     );

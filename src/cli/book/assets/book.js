@@ -177,6 +177,9 @@
         const c = document.createElement("canvas");
         c.width = cols * (m.width * s + 2) + 2;
         c.height = Math.ceil(m.channels / cols) * (m.height * s + 2) + 2;
+        const cg = c.getContext("2d");
+        cg.fillStyle = "#bbb";
+        cg.fillRect(0, 0, c.width, c.height);
         for (let k = 0; k < m.channels; k++) {
           blit(c, m.bytes.slice(k * plane, (k + 1) * plane), m.width, m.height,
             2 + (k % cols) * (m.width * s + 2), 2 + Math.floor(k / cols) * (m.height * s + 2), s);
