@@ -3,8 +3,8 @@
 //! 1. the Part 1 learning-rate sweep (out/part1/);
 //! 2. fetches MNIST if it is missing;
 //! 3. trains the CNN with the default recipe (out/mnist/; resumes if interrupted);
-//! 4. evaluates it and draws the charts;
-//! 5. writes the report.
+//! 4. evaluates it and draws the charts, and writes the report;
+//! 5. builds the web book (out/book/index.html) with this run's weights and charts.
 use super::data::DataDirArg;
 use crate::data::{self, Split};
 use crate::train::{self, TrainConfig, recipe::Recipe};
@@ -44,7 +44,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let t0 = Instant::now();
 
     eprintln!(
-        "[1/4] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1",
+        "[1/5] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1",
         a.out.display()
     );
     let part1_dir = a.out.join("part1");
@@ -56,7 +56,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let sweep_table = sweep.summary_table();
     println!("{sweep_table}");
 
-    eprintln!("[2/4] MNIST data");
+    eprintln!("[2/5] MNIST data");
     let dir = super::data::ensure_mnist(&a.data)?;
     let train_ds = data::load_split(&dir, Split::Train)?;
     let test_ds = data::load_split(&dir, Split::Test)?;
@@ -90,7 +90,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     };
     let stop = super::stop_on_ctrl_c()?;
     eprintln!(
-        "[3/4] Part 2: training the 16,562-parameter CNN ({} recipe, {} epochs, seed {}) → {}",
+        "[3/5] Part 2: training the 16,562-parameter CNN ({} recipe, {} epochs, seed {}) → {}",
         recipe.name(),
         cfg.epochs,
         cfg.seed,
@@ -110,7 +110,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     // `reproduce` resumes a matching run by itself, so the same command continues it.
     let res = super::train::run_with_observers(&cfg, &train_ds, &test_ds, resume, stop)
         .map_err(|e| super::explain_interruption(e, &again, &again))?;
-    eprintln!("[4/4] evaluation, charts and report");
+    eprintln!("[4/5] evaluation, charts and report");
     let ev = match res.last_eval.clone() {
         Some(ev) => ev,
         None => train::evaluate(
@@ -190,6 +190,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let _ = writeln!(r, "![misclassified test digits](mnist/misclassified.png)\n");
     let _ = writeln!(
         r,
+        "The spec as a web book, with live numbers and this run's network reading a digit you \
+         draw: [book/index.html](book/index.html) (opens from disk).\n"
+    );
+    let _ = writeln!(
+        r,
         "Files: [metrics.csv](mnist/metrics.csv), [confusion.csv](mnist/confusion.csv), \
          [best.safetensors](mnist/best.safetensors) and [last.safetensors](mnist/last.safetensors) \
          (PyTorch `state_dict` names; `model.load_state_dict(safetensors.torch.load_file(path))`)."
@@ -198,5 +203,16 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     crate::fsutil::write_bytes_atomic(&report, r.as_bytes())?;
     println!("{}", ev.line());
     eprintln!("report: {}", report.display());
+
+    eprintln!("[5/5] the web book → {}/book", a.out.display());
+    super::book::run(super::book::BookArgs {
+        out: a.out.join("book"),
+        weights: mnist_dir.join("best.safetensors"),
+        run: Some(mnist_dir.clone()),
+        digit: 0,
+        data: DataDirArg {
+            data_dir: a.data.data_dir.clone(),
+        },
+    })?;
     Ok(())
 }

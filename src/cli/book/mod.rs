@@ -347,7 +347,16 @@ impl Book<'_> {
              same registry as <code>gradspec spec-coverage</code>. Part 1's numbers are \
              computed live in your browser by those very functions, compiled to WebAssembly; \
              Part 2 runs one test digit through the trained network and reads the digit you \
-             draw.</p>{index_rows}</main>"
+             draw.</p><ul class=\"start\">\
+             <li><a href=\"backprop.html\">Part 1</a>: the 2-2-2 sigmoid network. Move the \
+             sliders (learning rate, inputs, targets, the eight starting weights, the \
+             iteration) and watch every equation's numbers and the loss curve change.</li>\
+             <li><a href=\"cnn.html\">Part 2</a>: the 16,562-parameter CNN, layer by layer; \
+             <a href=\"cnn.html#worked-example\">a worked example</a> (feature maps, BatchNorm \
+             statistics, probabilities, gradients) and \
+             <a href=\"cnn.html#draw\">draw a digit</a> for the trained network.</li>\
+             </ul><p>Every label, its function and the number of tests that cite it:</p>\
+             {index_rows}</main>"
         );
         files.insert(
             "index.html".into(),

@@ -116,7 +116,14 @@
     const sw = answer(wasm.bp_sweep(100));
     chart(document.getElementById("sweep"),
       sw.loss.map((ys, k) => ({ ys, color: COLORS[k % COLORS.length], label: "η " + sw.lrs[k] })), null);
-    if (query.has("selftest")) for (const s of sliders) s.value = s.dataset.start;
+    // ?selftest: start from the spreadsheet; ?selftest&lr=1.2&w1=-0.5…: then move those
+    // sliders, as a reader would (a test compares the blocks with `backprop explain`).
+    if (query.has("selftest")) {
+      for (const s of sliders) {
+        s.value = s.dataset.start;
+        if (query.has(s.dataset.name)) s.value = query.get(s.dataset.name);
+      }
+    }
     update();
     document.body.dataset.selftest = "part1-done";
   }
@@ -167,7 +174,9 @@
         "<tr" + (d === v.prediction ? " class=\"top\"" : "") + "><td>" + d +
         "</td><td class=\"bar\"><span style=\"width:" + (100 * p).toFixed(1) + "%\"></span></td><td>" +
         (100 * p).toFixed(2) + "%</td></tr>");
-      document.getElementById("draw-probs").innerHTML = rows.join("");
+      const table = document.getElementById("draw-probs");
+      table.innerHTML = rows.join("");
+      table.dataset.probs = JSON.stringify(v.probs);
       blit(document.getElementById("seen"), v.image, 28, 28, 0, 0, 4);
       const maps = document.getElementById("draw-maps");
       maps.textContent = "";
