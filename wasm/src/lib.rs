@@ -126,8 +126,10 @@ pub extern "C" fn bp_numbers(
         let rows = train_checked(state, lr, rows).map_err(|e| e.to_string())?;
         let row = &rows[iteration as usize];
         let blocks = label_blocks(row, lr).map_err(|e| e.to_string())?;
-        let blocks: serde_json::Map<String, Value> =
-            blocks.into_iter().map(|(l, b)| (l, Value::String(b))).collect();
+        let blocks: serde_json::Map<String, Value> = blocks
+            .into_iter()
+            .map(|(l, b)| (l, Value::String(b)))
+            .collect();
         let loss: Vec<f64> = rows.iter().map(|r| r.fwd.e_total).collect();
         Ok(json!({
             "iteration": iteration,

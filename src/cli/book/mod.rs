@@ -184,7 +184,7 @@ pub fn build_wasm(root: &Path) -> Result<Vec<u8>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = root.join("target").join("book-wasm");
     let out = Command::new(cargo)
-        .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(["build", "--release", "--target", TARGET])
         .arg("--manifest-path")
         .arg(root.join("wasm").join("Cargo.toml"))
         .arg("--target-dir")
