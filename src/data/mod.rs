@@ -16,11 +16,15 @@
 //! * **Files.** The four canonical IDX names ([`FILES`]), raw or gzipped (`.gz` suffix), in one
 //!   directory chosen by [`resolve_dir`]. The raw (decompressed) contents are pinned by
 //!   SHA-256 ([`MNIST_SHA256`]).
+//! * **A person's own digit** (`gradspec mnist predict`, a draw-a-digit canvas): any size and
+//!   polarity, made into an MNIST-like 28×28 image by [`digit::preprocess`] (the steps are in
+//!   [`digit`]'s docs), then normalised as above.
 use crate::error::{Context, Result};
 use std::path::{Path, PathBuf};
 
 pub mod augment;
 pub mod batch;
+pub mod digit;
 #[cfg(feature = "download")]
 pub mod fetch;
 pub mod idx;
@@ -29,6 +33,7 @@ pub use augment::{
     AugmentParams, MNIST_MEAN, MNIST_STD, apply, augment, center_crop_resize, image_rng,
     normalize_into, normalize_into_f64, rotate_nearest,
 };
+pub use digit::{BOX, FIELD, Gray, gray_from_rgba, preprocess};
 pub use batch::{batches, epoch_order, fill_batch, fill_batch_par, num_batches};
 #[cfg(feature = "download")]
 pub use fetch::{
