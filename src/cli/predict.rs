@@ -84,7 +84,9 @@ fn load(path: &Path, want_thumb: bool) -> Result<Input> {
         .into_dimensions()
         .map_err(|e| anyhow!("'{shown}': not a valid {name} image ({e})"))?;
     if w as usize > MAX_SIDE || h as usize > MAX_SIDE {
-        bail!("'{shown}': image of {w}×{h} pixels is too large: at most {MAX_SIDE} pixels per side");
+        bail!(
+            "'{shown}': image of {w}×{h} pixels is too large: at most {MAX_SIDE} pixels per side"
+        );
     }
     let img = reader()
         .decode()

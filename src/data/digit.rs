@@ -341,7 +341,10 @@ mod tests {
             0, 0, 0, 128, // half-transparent black
             255, 0, 0, 255, // red: 0.299 · 255
         ];
-        assert_eq!(gray_from_rgba(&px, 5, 1).unwrap(), vec![0, 255, 255, 127, 76]);
+        assert_eq!(
+            gray_from_rgba(&px, 5, 1).unwrap(),
+            vec![0, 255, 255, 127, 76]
+        );
         assert!(gray_from_rgba(&px, 4, 1).is_err());
         assert!(gray_from_rgba(&px[..19], 5, 1).is_err());
         assert!(gray_from_rgba(&[], 0, 0).is_err());
