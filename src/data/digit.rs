@@ -96,7 +96,7 @@ fn check_size(width: usize, height: usize) -> Result<usize> {
 pub fn gray_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     let n = check_size(width, height)?;
     ensure!(
-        rgba.len() / 4 == n && rgba.len() % 4 == 0,
+        rgba.len() / 4 == n && rgba.len().is_multiple_of(4),
         "RGBA buffer of {} bytes for a {width}×{height} image: expected {} (4 bytes per pixel)",
         rgba.len(),
         n * 4
@@ -293,7 +293,7 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
         }
     }
     ensure!(
-        mass > 0.0,
+        boxed.iter().any(|&v| v > 0),
         "blank image, no digit found (the ink is too sparse to survive scaling to {BOX}×{BOX})"
     );
     let half = FIELD as f64 / 2.0;
