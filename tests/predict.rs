@@ -306,8 +306,8 @@ fn mnist_test_digits_as_pictures_are_read_like_the_raw_digits() {
 }
 
 /// The drawn digits of `tests/fixtures/digits/` (see draw.py: stroke paths rendered with
-/// Pillow, not scanned handwriting; 14 pictures, every digit, PNG 8- and 16-bit, RGBA on a
-/// transparent canvas, JPEG, both polarities) are all read as the digit in their name, in JSON
+/// Pillow, not scanned handwriting; 15 pictures, every digit, PNG 8- and 16-bit, RGBA on a
+/// transparent canvas, JPEG (one stored sideways with an EXIF orientation), both polarities) are all read as the digit in their name, in JSON
 /// and in the text format.
 #[test]
 fn drawn_fixture_digits_are_read_correctly() {
@@ -363,13 +363,15 @@ fn drawn_fixture_digits_are_read_correctly() {
     assert_eq!(lines[0].matches('%').count(), 3, "{text}");
 }
 
-/// `--show` writes one PNG: a row per image, 112 px tall plus margins.
+/// `--show` writes one PNG: a row per image, 112 px tall plus margins, whose right-hand
+/// picture is the preprocessed 28×28 image ×4. The second image is a JPEG stored sideways with
+/// EXIF orientation 6: what the model sees is the preprocessing of the upright picture.
 #[test]
 fn show_writes_one_png_with_a_row_per_image() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("seen/show.png");
     let dir = root().join("tests/fixtures/digits");
-    let (a, b) = (dir.join("hand_3_a.png"), dir.join("hand_7_b.jpg"));
+    let (a, b) = (dir.join("hand_3_a.png"), dir.join("hand_6_b.jpg"));
     let w = weights().display().to_string();
     let o = gradspec(&[
         "mnist",
@@ -384,19 +386,30 @@ fn show_writes_one_png_with_a_row_per_image() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let img = image::open(&out).unwrap().to_luma8();
     assert_eq!(img.height(), 8 + 2 * (112 + 8));
-    // The preprocessed image of the first row, ×4, sits right of the 224-px input slot.
-    let x0 = 8 * 2 + 224;
-    let f = preprocess(Gray {
-        width: 256,
-        height: 256,
-        pixels: &image::open(&a).unwrap().to_luma8().into_raw(),
-    })
-    .unwrap();
-    for (y, x) in [(0, 0), (14, 14), (10, 20), (27, 27)] {
-        assert_eq!(
-            img.get_pixel(x0 + 4 * x as u32 + 2, 8 + 4 * y as u32 + 1).0[0],
-            f[y * FIELD + x]
-        );
+    let upright = image::open(&b).unwrap().rotate90().to_rgba8();
+    assert_eq!((upright.width(), upright.height()), (320, 240));
+    for (row, pic) in [image::open(&a).unwrap().to_rgba8(), upright]
+        .iter()
+        .enumerate()
+    {
+        let (pw, ph) = (pic.width() as usize, pic.height() as usize);
+        let gray = gray_from_rgba(pic.as_raw(), pw, ph).unwrap();
+        let f = preprocess(Gray {
+            width: pw,
+            height: ph,
+            pixels: &gray,
+        })
+        .unwrap();
+        // The 28×28 image, ×4, sits right of the 224-px input slot.
+        let (x0, y0) = (8 * 2 + 224, 8 + row as u32 * (112 + 8));
+        for y in 0..FIELD {
+            for x in 0..FIELD {
+                let shown = img
+                    .get_pixel(x0 + 4 * x as u32 + 2, y0 + 4 * y as u32 + 1)
+                    .0[0];
+                assert_eq!(shown, f[y * FIELD + x], "row {row}, pixel ({x}, {y})");
+            }
+        }
     }
 }
 

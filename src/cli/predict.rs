@@ -1,7 +1,7 @@
 //! `gradspec mnist predict`: reads a person's own digit from a PNG or JPEG file.
 //!
 //! Every image is decoded (PNG or JPEG, any size up to [`MAX_SIDE`] per side, 8 or 16 bits,
-//! gray, RGB or RGBA), converted to RGBA and then to grayscale by
+//! gray, RGB or RGBA), turned upright as its EXIF orientation says (photos), converted to RGBA and then to grayscale by
 //! [`gray_from_rgba`](crate::data::digit::gray_from_rgba) (alpha over white, as a browser
 //! canvas is), made MNIST-like by [`preprocess`](crate::data::digit::preprocess), normalised
 //! as in training, and classified by the network in eval mode (BatchNorm running statistics,
@@ -88,9 +88,14 @@ fn load(path: &Path, want_thumb: bool) -> Result<Input> {
             "'{shown}': image of {w}×{h} pixels is too large: at most {MAX_SIDE} pixels per side"
         );
     }
-    let img = reader()
-        .decode()
-        .map_err(|e| anyhow!("'{shown}': not a valid {name} image ({e})"))?;
+    let invalid = |e: image::ImageError| anyhow!("'{shown}': not a valid {name} image ({e})");
+    let mut decoder = reader().into_decoder().map_err(invalid)?;
+    // A phone's JPEG stores its pixels as the sensor saw them and says in EXIF how to turn
+    // them upright; a missing or unreadable orientation means upright.
+    let orientation = image::ImageDecoder::orientation(&mut decoder)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(invalid)?;
+    img.apply_orientation(orientation);
     let rgba = img.to_rgba8();
     let (w, h) = (rgba.width() as usize, rgba.height() as usize);
     let gray = digit::gray_from_rgba(rgba.as_raw(), w, h).with_context(|| format!("'{shown}'"))?;
