@@ -372,6 +372,11 @@ fn wrong_files_and_paths_get_one_line_naming_them() {
     let proc_path = "/proc/gradspec-cannot-write/x".to_string();
     let mut cases: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // A good picture for `mnist predict` (its bad pictures are in tests/predict.rs).
+    let digit = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/digits/hand_3_a.png")
+        .display()
+        .to_string();
     // Weights of every wrong kind, for eval and grad.
     for bad in [
         "a_dir",
@@ -385,6 +390,10 @@ fn wrong_files_and_paths_get_one_line_naming_them() {
     ] {
         let f = p(bad);
         cases.push((s(&["mnist", "eval", "--weights", &f]), vec![f.clone()]));
+        cases.push((
+            s(&["mnist", "predict", "--weights", &f, &digit]),
+            vec![f.clone()],
+        ));
         cases.push((
             s(&[
                 "mnist",
@@ -424,6 +433,10 @@ fn wrong_files_and_paths_get_one_line_naming_them() {
                 &bad,
             ]),
             vec!["--out".into(), named.clone()],
+        ));
+        cases.push((
+            s(&["mnist", "predict", "--weights", &w, "--show", &bad, &digit]),
+            vec!["--show".into(), named.clone()],
         ));
         cases.push((
             s(&["mnist", "augment-preview", "--out", &bad]),
@@ -584,7 +597,8 @@ proptest::proptest! {
             proptest::prop_oneof![
                 proptest::sample::select(vec![
                     "backprop", "table", "sweep", "explain", "mnist", "fetch", "augment-preview",
-                    "summary", "eval", "grad", "train", "bench", "reproduce", "spec-coverage",
+                    "summary", "eval", "predict", "grad", "train", "bench", "reproduce",
+                    "spec-coverage", "--show",
                     "--lr", "--lrs", "--iterations", "--iteration", "--out", "--resume", "--seed",
                     "--epochs", "--threads", "--train-limit", "--count", "--copies", "--start",
                     "--weights", "--split", "--precision", "--seconds", "--check", "--json",

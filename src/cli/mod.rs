@@ -12,6 +12,7 @@ pub mod book;
 pub mod data;
 pub mod inspect;
 pub mod model;
+pub mod predict;
 pub mod reproduce;
 pub mod train;
 
@@ -60,6 +61,8 @@ pub enum MnistCmd {
     Summary(model::SummaryArgs),
     /// Report test-set loss and accuracy of a `.safetensors` checkpoint.
     Eval(inspect::EvalArgs),
+    /// Classify your own digits: PNG or JPEG files of any size, made MNIST-like first.
+    Predict(predict::PredictArgs),
     /// Write the gradients of the mean NLL over a slice of images as `.safetensors`.
     Grad(inspect::GradArgs),
     /// Train the CNN.
@@ -201,6 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             MnistCmd::AugmentPreview(a) => data::augment_preview(a),
             MnistCmd::Summary(a) => model::summary(a),
             MnistCmd::Eval(a) => inspect::eval(a),
+            MnistCmd::Predict(a) => predict::predict(a),
             MnistCmd::Grad(a) => inspect::grad(a),
             MnistCmd::Train(a) => train::train(a),
             MnistCmd::Bench(a) => bench::bench(a),

