@@ -304,7 +304,10 @@ fn live_blocks(s: &Setup, query: &str) -> Vec<(String, String)> {
     let (dom, console) = dom(s, "backprop.html", query);
     let errs = js_errors(&dom, &console);
     assert!(errs.is_empty(), "JavaScript errors: {errs:?}");
-    assert!(dom.contains("data-selftest=\"part1-done\""), "the self-test did not finish");
+    assert!(
+        dom.contains("data-selftest=\"part1-done\""),
+        "the self-test did not finish"
+    );
     dom.match_indices("<pre class=\"live\" data-label=\"")
         .map(|(i, m)| {
             let rest = &dom[i + m.len()..];
@@ -323,7 +326,11 @@ fn assert_same_blocks(page: Vec<(String, String)>, cli: Vec<(String, String)>) {
     assert_eq!(page.len(), part1, "a live block for every Part 1 label");
     for ((pl, pb), (cl, cb)) in page.iter().zip(&cli) {
         assert_eq!(pl, cl);
-        assert_eq!(pb.trim_end(), cb.trim_end(), "r[{pl}]: page vs backprop explain");
+        assert_eq!(
+            pb.trim_end(),
+            cb.trim_end(),
+            "r[{pl}]: page vs backprop explain"
+        );
     }
 }
 
@@ -377,7 +384,10 @@ fn drawn_test_digits_get_predicts_answer() {
         let hex: String = px.iter().map(|b| format!("{b:02x}")).collect();
         let (dom, console) = dom(s, "cnn.html", &format!("?digit={hex}"));
         let errs = js_errors(&dom, &console);
-        assert!(errs.is_empty(), "digit {index}: JavaScript errors: {errs:?}");
+        assert!(
+            errs.is_empty(),
+            "digit {index}: JavaScript errors: {errs:?}"
+        );
         assert!(dom.contains("data-selftest=\"part2-done\""));
         let page_pred: u8 = between(&dom, "<strong id=\"prediction\">", "</strong>")
             .unwrap()
@@ -398,7 +408,11 @@ fn drawn_test_digits_get_predicts_answer() {
             .arg(&png)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let cli_pred = v["images"][0]["prediction"].as_u64().unwrap() as u8;
         assert_eq!(page_pred, cli_pred, "digit {index}: canvas vs predict");
@@ -408,7 +422,11 @@ fn drawn_test_digits_get_predicts_answer() {
             .iter()
             .map(|p| p.as_f64().unwrap())
             .collect();
-        assert_eq!(page_probs.len(), 10, "digit {index}: the page shows ten probabilities");
+        assert_eq!(
+            page_probs.len(),
+            10,
+            "digit {index}: the page shows ten probabilities"
+        );
         for (d, (a, b)) in page_probs.iter().zip(&cli_probs).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-4,

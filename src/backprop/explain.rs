@@ -256,7 +256,7 @@ fn render(
 /// of their own. Fails rather than leave a symbol it does not know.
 ///
 /// `gradspec backprop explain` prints these lines under each equation, and the book's Part 1
-/// page shows them live (the WebAssembly module calls [`label_numbers`]).
+/// page shows them live (the WebAssembly module calls [`label_blocks`]).
 pub fn substituted(
     label: &str,
     eq: &[String],

@@ -701,7 +701,10 @@ impl<T: Float> Workspace<T> {
     /// If no forward pass ran, or `i` is not below [`Workspace::n`].
     pub fn activations(&self, i: usize) -> Vec<LayerMap<T>> {
         let eval = matches!(self.mode, Some(Mode::Eval));
-        assert!(self.mode.is_some(), "Workspace::activations: no forward pass");
+        assert!(
+            self.mode.is_some(),
+            "Workspace::activations: no forward pass"
+        );
         let (c, j) = self.image_of(i);
         let (o1, o2, o4, o5) = if eval {
             (&c.b1.r, &c.b2.r, &c.b4.r, &c.b5.r)

@@ -1,7 +1,7 @@
 //! A spec page: the markdown of `spec/*.md` as HTML, with every LaTeX formula typeset as
 //! MathML (math-core) and every label line replaced by its anchor block.
 //!
-//! Labels are found by the same reader as the registry's ([`gradspec::spec::spec_labels`]),
+//! Labels are found by the same reader as the registry's ([`crate::spec::spec_labels`]),
 //! so the book cannot anchor a line the conformance test does not count. A label line becomes
 //! a placeholder paragraph before the markdown is parsed, and the placeholder is replaced by
 //! the anchor block afterwards: the block holds source code with blank lines, which would

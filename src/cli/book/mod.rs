@@ -81,13 +81,17 @@ pub fn run(a: BookArgs) -> Result<()> {
     if a.out.exists() && !a.out.is_dir() {
         bail!("--out {}: exists and is not a folder", a.out.display());
     }
-    let weights = std::fs::read(&a.weights)
-        .with_context(|| format!("--weights {}", a.weights.display()))?;
+    let weights =
+        std::fs::read(&a.weights).with_context(|| format!("--weights {}", a.weights.display()))?;
     safetensors_io::from_bytes(&weights, &a.weights.display().to_string())?;
     let dir = super::data::ensure_mnist(&a.data)?;
     let test = data::load_split(&dir, Split::Test)?;
     if a.digit >= test.len() {
-        bail!("--digit {}: the test set has {} digits", a.digit, test.len());
+        bail!(
+            "--digit {}: the test set has {} digits",
+            a.digit,
+            test.len()
+        );
     }
 
     eprintln!("book: building the WebAssembly module (wasm/, cargo, wasm32-unknown-unknown)");
@@ -156,30 +160,29 @@ fn replace_dir(tmp: tempfile::TempDir, out: &Path) -> Result<()> {
 /// missing) and returns the module's bytes.
 pub fn build_wasm(root: &Path) -> Result<Vec<u8>> {
     const TARGET: &str = "wasm32-unknown-unknown";
-    match Command::new("rustup")
+    // Without rustup, try the build, and say what to install if it fails.
+    let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-    {
-        Ok(o) if o.status.success() => {
-            if !String::from_utf8_lossy(&o.stdout)
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
                 .lines()
                 .any(|l| l.trim() == TARGET)
-            {
-                eprintln!("book: installing the {TARGET} target (rustup target add {TARGET})");
-                let ok = Command::new("rustup")
-                    .args(["target", "add", TARGET])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    bail!(
-                        "book: the {TARGET} target is missing and `rustup target add {TARGET}` \
-                         failed; run it by hand"
-                    );
-                }
-            }
+        });
+    if installed == Some(false) {
+        eprintln!("book: installing the {TARGET} target (rustup target add {TARGET})");
+        let ok = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            bail!(
+                "book: the {TARGET} target is missing and `rustup target add {TARGET}` failed; \
+                 run it by hand"
+            );
         }
-        // No rustup: try the build, and say what to install if it fails.
-        _ => {}
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = root.join("target").join("book-wasm");
@@ -247,7 +250,11 @@ struct Book<'a> {
 
 /// The two spec pages: file, page name, title in the navigation.
 const PAGES: [(&str, &str, &str); 2] = [
-    ("spec/backprop.md", "backprop.html", "Part 1 — backpropagation by hand"),
+    (
+        "spec/backprop.md",
+        "backprop.html",
+        "Part 1 — backpropagation by hand",
+    ),
     ("spec/cnn.md", "cnn.html", "Part 2 — the MNIST CNN"),
 ];
 
@@ -325,7 +332,10 @@ impl Book<'_> {
                 &["wasm.js", "weights.js", "book.js"]
             };
             let class = if live { "part1" } else { "part2" };
-            files.insert(name.to_string(), page(&p.title, class, &body, scripts).into_bytes());
+            files.insert(
+                name.to_string(),
+                page(&p.title, class, &body, scripts).into_bytes(),
+            );
             index_rows.push_str(&index_section(name, &p.title, &p.labels, &reg));
         }
         // A page for every file a label links to.

@@ -40,7 +40,11 @@ fn sequential(t: f32) -> [u8; 3] {
         [94.0, 201.0, 98.0],
         [253.0, 231.0, 37.0],
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 } * 4.0;
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    } * 4.0;
     let k = (t.floor() as usize).min(3);
     let f = t - k as f32;
     std::array::from_fn(|c| (STOPS[k][c] + (STOPS[k + 1][c] - STOPS[k][c]) * f).round() as u8)
@@ -48,7 +52,11 @@ fn sequential(t: f32) -> [u8; 3] {
 
 /// A diverging colour map: blue for negative, white for 0, red for positive, `t ∈ [-1, 1]`.
 fn diverging(t: f32) -> [u8; 3] {
-    let t = if t.is_finite() { t.clamp(-1.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     let (a, b) = if t < 0.0 {
         ([255.0, 255.0, 255.0], [33.0, 102.0, 172.0])
     } else {
@@ -69,7 +77,10 @@ fn grid(m: &LayerMap<f32>, signed: bool) -> Result<(usize, usize, Vec<u8>)> {
     let cols = c.min(8);
     let rows = c.div_ceil(cols);
     let gap = 2;
-    let (tw, th) = (cols * (w * scale + gap) + gap, rows * (h * scale + gap) + gap);
+    let (tw, th) = (
+        cols * (w * scale + gap) + gap,
+        rows * (h * scale + gap) + gap,
+    );
     // Grey gaps: white is a colour of the diverging map (zero).
     let mut rgb = vec![190u8; tw * th * 3];
     let amax = m.values.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -85,7 +96,11 @@ fn grid(m: &LayerMap<f32>, signed: bool) -> Result<(usize, usize, Vec<u8>)> {
             for x in 0..w * scale {
                 let v = plane[(y / scale) * w + x / scale];
                 let px = if signed {
-                    diverging(if amax > 0.0 { (v / amax).signum() * (v.abs() / amax).sqrt() } else { 0.0 })
+                    diverging(if amax > 0.0 {
+                        (v / amax).signum() * (v.abs() / amax).sqrt()
+                    } else {
+                        0.0
+                    })
                 } else if hi > lo {
                     sequential((v - lo) / (hi - lo))
                 } else {
@@ -173,11 +188,7 @@ pub fn worked_example(
     ws.load(&x, &[label]);
     net.forward(&mut ws, Mode::Eval);
     let acts = ws.activations(0);
-    let probs: Vec<f64> = ws
-        .log_probs()
-        .iter()
-        .map(|&l| f64::from(l).exp())
-        .collect();
+    let probs: Vec<f64> = ws.log_probs().iter().map(|&l| f64::from(l).exp()).collect();
     let pred = ws.predictions()[0];
 
     let _ = write!(
@@ -195,14 +206,16 @@ pub fn worked_example(
     }
     html.push_str("</div>");
 
-    html.push_str(
-        "<h3 id=\"worked-softmax\">Softmax probabilities</h3><table class=\"probs\">",
-    );
+    html.push_str("<h3 id=\"worked-softmax\">Softmax probabilities</h3><table class=\"probs\">");
     for (d, p) in probs.iter().enumerate() {
         let _ = write!(
             html,
             "<tr{}><td>{d}</td><td class=\"bar\"><span style=\"width:{:.1}%\"></span></td><td>{:.4}%</td></tr>",
-            if d as u8 == pred { " class=\"top\"" } else { "" },
+            if d as u8 == pred {
+                " class=\"top\""
+            } else {
+                ""
+            },
             p * 100.0,
             p * 100.0
         );
@@ -292,7 +305,10 @@ pub fn worked_example(
          weights (<code>records/</code>).</p><div class=\"charts\">",
     );
     for (file, alt) in [
-        ("curves.png", "training curves: loss and test accuracy per epoch"),
+        (
+            "curves.png",
+            "training curves: loss and test accuracy per epoch",
+        ),
         ("confusion.png", "confusion matrix on the test set"),
         ("misclassified.png", "misclassified test digits"),
     ] {
