@@ -156,6 +156,16 @@ fn show_png(inputs: &[Input]) -> image::GrayImage {
     out
 }
 
+/// The committed trained weights: [`DEFAULT_WEIGHTS`] in the current folder, else in the
+/// project folder this binary was built from.
+pub fn default_weights() -> PathBuf {
+    if Path::new(DEFAULT_WEIGHTS).is_file() {
+        PathBuf::from(DEFAULT_WEIGHTS)
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS)
+    }
+}
+
 /// `gradspec mnist predict`.
 pub fn predict(a: PredictArgs) -> Result<()> {
     if let Some(show) = &a.show {
@@ -166,13 +176,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .iter()
         .map(|p| load(p, a.show.is_some()))
         .collect::<Result<Vec<_>>>()?;
-    let weights = a.weights.clone().unwrap_or_else(|| {
-        if Path::new(DEFAULT_WEIGHTS).is_file() {
-            PathBuf::from(DEFAULT_WEIGHTS)
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS)
-        }
-    });
+    let weights = a.weights.clone().unwrap_or_else(default_weights);
     let mut net = safetensors_io::load(&weights)?;
 
     let mut ws = Workspace::<f32>::new(inputs.len().min(crate::train::recipe::BATCH));

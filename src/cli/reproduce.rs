@@ -207,7 +207,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     eprintln!("[5/5] the web book → {}/book", a.out.display());
     super::book::run(super::book::BookArgs {
         out: a.out.join("book"),
-        weights: mnist_dir.join("best.safetensors"),
+        weights: Some(mnist_dir.join("best.safetensors")),
         run: Some(mnist_dir.clone()),
         digit: 0,
         data: DataDirArg {

@@ -41,9 +41,10 @@ pub struct BookArgs {
     /// Output folder (replaced as a whole when the book is complete).
     #[arg(long, default_value = "out/book")]
     pub out: PathBuf,
-    /// Trained weights for Part 2's worked example and draw-a-digit canvas.
-    #[arg(long, default_value = "records/onecycle-seed1/best.safetensors")]
-    pub weights: PathBuf,
+    /// Trained weights for Part 2's worked example and draw-a-digit canvas [default:
+    /// records/onecycle-seed1/best.safetensors, in the current folder or else the project's].
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
     /// The training run whose charts (curves.png, confusion.png) Part 2 shows [default: the
     /// folder of --weights].
     #[arg(long, value_name = "DIR")]
@@ -74,10 +75,16 @@ fn project_root() -> Result<PathBuf> {
 /// `gradspec book`.
 pub fn run(a: BookArgs) -> Result<()> {
     let root = project_root()?;
-    let run_dir = a
-        .run
+    let weights_path = a
+        .weights
         .clone()
-        .unwrap_or_else(|| a.weights.parent().unwrap_or(Path::new(".")).to_path_buf());
+        .unwrap_or_else(super::predict::default_weights);
+    let run_dir = a.run.clone().unwrap_or_else(|| {
+        weights_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
     if a.out.exists() && !a.out.is_dir() {
         bail!("--out {}: exists and is not a folder", a.out.display());
     }
@@ -111,7 +118,7 @@ pub fn run(a: BookArgs) -> Result<()> {
     let files = Book {
         root: &root,
         weights: &weights,
-        weights_name: &a.weights,
+        weights_name: &weights_path,
         run_dir: &run_dir,
         wasm: &wasm,
         digit: (a.digit, test.image(a.digit), test.labels[a.digit]),
@@ -204,11 +211,14 @@ pub fn build_wasm(root: &Path) -> Result<Vec<u8>> {
         {
             bail!("book: the {TARGET} target is not installed: run `rustup target add {TARGET}`");
         }
-        let tail: Vec<&str> = err.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .unwrap_or("cargo failed");
         bail!(
-            "book: building the WebAssembly module failed:\n{}",
-            tail.join("\n")
+            "book: building the WebAssembly module failed ({first}); see the whole output with \
+             `cargo build --release --target {TARGET} --manifest-path {}`",
+            root.join("wasm").join("Cargo.toml").display()
         );
     }
     let path = target_dir
