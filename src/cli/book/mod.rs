@@ -88,9 +88,9 @@ pub fn run(a: BookArgs) -> Result<()> {
     if a.out.exists() && !a.out.is_dir() {
         bail!("--out {}: exists and is not a folder", a.out.display());
     }
-    let weights =
-        std::fs::read(&a.weights).with_context(|| format!("--weights {}", a.weights.display()))?;
-    safetensors_io::from_bytes(&weights, &a.weights.display().to_string())?;
+    let weights = std::fs::read(&weights_path)
+        .with_context(|| format!("--weights {}", weights_path.display()))?;
+    safetensors_io::from_bytes(&weights, &weights_path.display().to_string())?;
     let dir = super::data::ensure_mnist(&a.data)?;
     let test = data::load_split(&dir, Split::Test)?;
     if a.digit >= test.len() {
