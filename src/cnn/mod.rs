@@ -20,6 +20,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod conv_simd;
 pub mod cpu;
+pub mod simd;
 pub mod dropout;
 pub mod float;
 pub mod fused;
