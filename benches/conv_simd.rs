@@ -37,7 +37,11 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
     let mut scratch = vec![0.0f32; scratch_len_of::<S>()];
     let mut dp = S::Params::<f32>::zeros();
     let shape = format!("f32_b{B}_{}x{}x{}_k{}", S::CIN, S::H, S::W, S::K);
-    let simd = cpu::avx512_hardware();
+    // Every instruction set of the direct kernels this CPU has, but the scalar build.
+    let isas: Vec<cpu::Isa> = cpu::isas_hardware()
+        .into_iter()
+        .filter(|i| *i != cpu::Isa::Scalar)
+        .collect();
 
     c.bench_function(&format!("{name}_fwd_generic_{shape}"), |b| {
         b.iter(|| {
@@ -45,8 +49,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
             black_box(&y);
         })
     });
-    if let Some(cpu) = simd {
-        c.bench_function(&format!("{name}_fwd_simd_{shape}"), |b| {
+    for &cpu in &isas {
+        c.bench_function(&format!("{name}_fwd_{}_{shape}", cpu.name()), |b| {
             b.iter(|| {
                 assert!(try_conv_forward::<f32, S>(
                     cpu,
@@ -65,8 +69,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
                 black_box(&dx);
             })
         });
-        if let Some(cpu) = simd {
-            c.bench_function(&format!("{name}_bwdin_simd_{shape}"), |b| {
+        for &cpu in &isas {
+            c.bench_function(&format!("{name}_bwdin_{}_{shape}", cpu.name()), |b| {
                 b.iter(|| {
                     assert!(try_conv_backward_input::<f32, S>(
                         cpu,
@@ -87,8 +91,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
             black_box(&dp);
         })
     });
-    if let Some(cpu) = simd {
-        c.bench_function(&format!("{name}_bwdw_simd_{shape}"), |b| {
+    for &cpu in &isas {
+        c.bench_function(&format!("{name}_bwdw_{}_{shape}", cpu.name()), |b| {
             b.iter(|| {
                 assert!(try_conv_backward_weight::<f32, S>(
                     cpu,

@@ -141,7 +141,8 @@ pub fn avx2_hardware() -> Option<Avx2> {
     {
         static FLAG: OnceLock<bool> = OnceLock::new();
         let have = *FLAG.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
         });
         have.then_some(Avx2 { _proof: Proof })
     }

@@ -20,7 +20,6 @@ pub mod batchnorm;
 pub mod conv;
 pub mod conv_simd;
 pub mod cpu;
-pub mod simd;
 pub mod dropout;
 pub mod float;
 pub mod fused;
@@ -32,6 +31,7 @@ pub mod params;
 pub mod reduce;
 pub mod relu;
 pub mod safetensors_io;
+pub mod simd;
 pub mod summary;
 pub mod tensor;
 

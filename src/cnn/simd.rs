@@ -120,7 +120,11 @@ pub unsafe trait Simd: Copy {
     /// ([`hsum16_tree`]).
     #[inline(always)]
     fn reduce16(self, a: [Self::V; 16]) -> Self::V {
-        self.from_array(std::array::from_fn(|i| hsum16_tree(self.to_array(a[i]))))
+        let mut r = [0.0; LANES];
+        for (r, &a) in r.iter_mut().zip(&a) {
+            *r = hsum16_tree(self.to_array(a));
+        }
+        self.from_array(r)
     }
 
     /// `Σ_lanes v` in the order of `_mm512_reduce_add_ps` ([`hsum16_halves`]).
@@ -132,8 +136,17 @@ pub unsafe trait Simd: Copy {
     /// The 16×16 transpose: `r[j]` lane `i` = `a[i]` lane `j`.
     #[inline(always)]
     fn transpose16(self, a: [Self::V; 16]) -> [Self::V; 16] {
-        let m: [[f32; LANES]; 16] = std::array::from_fn(|i| self.to_array(a[i]));
-        std::array::from_fn(|j| self.from_array(std::array::from_fn(|i| m[i][j])))
+        let mut m = [[0.0; LANES]; 16];
+        for (i, row) in a.iter().enumerate() {
+            for (j, &x) in self.to_array(*row).iter().enumerate() {
+                m[j][i] = x;
+            }
+        }
+        let mut r = a;
+        for (r, m) in r.iter_mut().zip(&m) {
+            *r = self.from_array(*m);
+        }
+        r
     }
 }
 
@@ -231,11 +244,19 @@ unsafe impl Simd for Scalar {
     }
     #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] + b[i])
+        let mut r = a;
+        for (r, &b) in r.iter_mut().zip(&b) {
+            *r += b;
+        }
+        r
     }
     #[inline(always)]
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+        let mut r = c;
+        for ((r, &a), &b) in r.iter_mut().zip(&a).zip(&b) {
+            *r = a.mul_add(b, *r);
+        }
+        r
     }
     #[inline(always)]
     fn to_array(self, v: Self::V) -> [f32; LANES] {
@@ -440,12 +461,26 @@ mod arm {
         #[inline(always)]
         fn add(self, a: Self::V, b: Self::V) -> Self::V {
             // SAFETY: NEON (the token).
-            unsafe { std::array::from_fn(|i| vaddq_f32(a[i], b[i])) }
+            unsafe {
+                [
+                    vaddq_f32(a[0], b[0]),
+                    vaddq_f32(a[1], b[1]),
+                    vaddq_f32(a[2], b[2]),
+                    vaddq_f32(a[3], b[3]),
+                ]
+            }
         }
         #[inline(always)]
         fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
             // SAFETY: NEON (the token). `vfmaq_f32(c, a, b)` is `c + a·b`, fused.
-            unsafe { std::array::from_fn(|i| vfmaq_f32(c[i], a[i], b[i])) }
+            unsafe {
+                [
+                    vfmaq_f32(c[0], a[0], b[0]),
+                    vfmaq_f32(c[1], a[1], b[1]),
+                    vfmaq_f32(c[2], a[2], b[2]),
+                    vfmaq_f32(c[3], a[3], b[3]),
+                ]
+            }
         }
         #[inline(always)]
         fn to_array(self, v: Self::V) -> [f32; LANES] {
@@ -462,7 +497,14 @@ mod arm {
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> Self::V {
             // SAFETY: NEON (the token); the caller guarantees 16 readable floats.
-            unsafe { std::array::from_fn(|i| vld1q_f32(p.add(4 * i))) }
+            unsafe {
+                [
+                    vld1q_f32(p),
+                    vld1q_f32(p.add(4)),
+                    vld1q_f32(p.add(8)),
+                    vld1q_f32(p.add(12)),
+                ]
+            }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32, v: Self::V) {

@@ -147,15 +147,34 @@ mod kernel {
         for r in 0..S::K * S::K {
             let mut c0 = 0;
             while c0 < S::CIN {
+                if !V::WIDE {
+                    // Narrow instruction sets hold one vector of a tile at a time (`NPV = 1`
+                    // per call, wider channel tiles). Each `dx` element still receives its
+                    // sums in the same order, by `r` and then by vector: the same bits.
+                    let mut nt = 0;
+                    for v in 0..NPV {
+                        let (v1, m) = (v0 + v, [masks[v]]);
+                        // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
+                        // `v1 + 1 ≤ v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`,
+                        // `r < K·K`, and `m[0] = slot(g, v1).load`.
+                        unsafe {
+                            nt = match S::CIN - c0 {
+                                6.. => bi_tile::<V, 6, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                4 | 5 => bi_tile::<V, 4, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                2 | 3 => bi_tile::<V, 2, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                _ => bi_tile::<V, 1, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                            };
+                        }
+                    }
+                    c0 += nt;
+                    continue;
+                }
                 // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
                 // `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`, `r < K·K`, and the
                 // load masks.
                 unsafe {
                     c0 += match S::CIN - c0 {
                         1 => bi_tile::<V, 1, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
-                        _ if !V::WIDE => {
-                            bi_tile::<V, 2, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks)
-                        }
                         2 | 3 => bi_tile::<V, 2, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
                         4..=7 => bi_tile::<V, 4, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
                         _ => bi_tile::<V, 8, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
@@ -197,8 +216,10 @@ mod kernel {
         // `v0 + v < nv`: inside `dyw`.
         unsafe {
             for o in 0..g.cout {
-                let dv: [V::V; NPV] =
-                    std::array::from_fn(|v| s.load(dyp.add(o * row + (v0 + v) * L)));
+                let mut dv = [s.zero(); NPV];
+                for (v, dv) in dv.iter_mut().enumerate() {
+                    *dv = s.load(dyp.add(o * row + (v0 + v) * L));
+                }
                 let wo = wp.add(o * kk + c0 * S::K * S::K + r);
                 for (t, a) in acc.iter_mut().enumerate() {
                     let wv = s.splat(*wo.add(t * S::K * S::K));

@@ -119,7 +119,11 @@ impl<S: ConvShape> Kernel for ByChannel<'_, S> {
     #[inline(always)]
     fn run<V: Simd>(self, v: V) {
         let dyi = S::COUT * S::OH * S::OW;
-        for (t, d) in self.dyt.chunks_exact_mut(dyi).zip(self.dy.chunks_exact(dyi)) {
+        for (t, d) in self
+            .dyt
+            .chunks_exact_mut(dyi)
+            .zip(self.dy.chunks_exact(dyi))
+        {
             kernel::transpose(v, d, t, S::COUT, S::OH * S::OW);
         }
         // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
@@ -155,11 +159,7 @@ impl<S: ConvShape> Kernel for Wide<'_, S> {
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW`.
-pub fn backward_bias_image<S: ConvShape>(
-    cpu: impl Into<Isa>,
-    dy: &[f32],
-    db: &mut S::Params<f32>,
-) {
+pub fn backward_bias_image<S: ConvShape>(cpu: impl Into<Isa>, dy: &[f32], db: &mut S::Params<f32>) {
     bias_image::<S>(cpu.into(), dy, db.bias_mut());
 }
 
@@ -218,9 +218,10 @@ mod kernel {
                 // (`16·qb + 16 ≤ p_len`); rows `16·qb + r < p_len` of `t` from column `16·ob`
                 // (`16·ob + 16 ≤ c`): all inside the `c·p_len` slices.
                 unsafe {
-                    let r: [V::V; 16] = std::array::from_fn(|r| {
-                        v.load(s.as_ptr().add((ob * L + r) * p_len + qb * L))
-                    });
+                    let mut r = [v.zero(); 16];
+                    for (i, r) in r.iter_mut().enumerate() {
+                        *r = v.load(s.as_ptr().add((ob * L + i) * p_len + qb * L));
+                    }
                     let r = v.transpose16(r);
                     for (i, x) in r.iter().enumerate() {
                         v.store(t.as_mut_ptr().add((qb * L + i) * c + ob * L), *x);
@@ -335,8 +336,10 @@ mod kernel {
             unsafe {
                 for v in 0..nv {
                     let m = if v + 1 < nv { !0 } else { last };
-                    let d: [V::V; NO] =
-                        std::array::from_fn(|o| s.load(dyp.add(o * row + v * L)));
+                    let mut d = [s.zero(); NO];
+                    for (o, d) in d.iter_mut().enumerate() {
+                        *d = s.load(dyp.add(o * row + v * L));
+                    }
                     for (t, &off) in off.iter().enumerate() {
                         let xv = s.load_masked(m, xp.add(off + v * L));
                         for (a, &d) in acc.iter_mut().zip(&d) {
@@ -347,16 +350,10 @@ mod kernel {
             }
         }
         // Horizontal sums, 16 accumulators at a time, in the order [o][t].
-        let flat: [[V::V; 16]; 2] = std::array::from_fn(|h| {
-            std::array::from_fn(|i| {
-                let i = 16 * h + i;
-                if i < NO * NT {
-                    acc[i / NT][i % NT]
-                } else {
-                    s.zero()
-                }
-            })
-        });
+        let mut flat = [[s.zero(); 16]; 2];
+        for (i, a) in acc.iter().flatten().enumerate() {
+            flat[i / 16][i % 16] = *a;
+        }
         let mut sums = [0.0f32; 32];
         for (h, out) in sums.chunks_exact_mut(16).enumerate() {
             if 16 * h < NO * NT {
@@ -403,7 +400,11 @@ mod kernel {
         assert_eq!(dw.len(), S::COUT * S::CIN * S::K * S::K);
         let mut ov0 = 0;
         while ov0 < S::COUT / L {
-            let nov = if V::WIDE && S::COUT / L - ov0 >= 2 { 2 } else { 1 };
+            let nov = if V::WIDE && S::COUT / L - ov0 >= 2 {
+                2
+            } else {
+                1
+            };
             let budget = if V::WIDE { 24 } else { 6 };
             for ki in 0..S::K {
                 let mut c0 = 0;
@@ -469,8 +470,10 @@ mod kernel {
                     let xr = xp.add(c0 * hw + (ki + y) * S::W);
                     let dr = dp.add(y * S::OW * S::COUT + ov0 * L);
                     for xx in 0..S::OW {
-                        let d: [V::V; NOV] =
-                            std::array::from_fn(|j| s.load(dr.add(xx * S::COUT + j * L)));
+                        let mut d = [s.zero(); NOV];
+                        for (j, d) in d.iter_mut().enumerate() {
+                            *d = s.load(dr.add(xx * S::COUT + j * L));
+                        }
                         for (t, at) in acc.iter_mut().enumerate() {
                             for (kj, a) in at.as_mut().iter_mut().enumerate() {
                                 let b = s.splat(*xr.add(t * hw + kj + xx));

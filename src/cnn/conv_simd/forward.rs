@@ -124,32 +124,74 @@ mod kernel {
         v0: usize,
     ) -> usize {
         let slots: [Slot; NPV] = std::array::from_fn(|v| slot(g, v0 + v));
+        // Narrow instruction sets mask a load through a stack copy: keep that out of the tiles
+        // whose vectors are all full (every one but the last).
+        if !V::WIDE && slots.iter().all(|sl| sl.load == u16::MAX) {
+            // SAFETY: as below; `forward_tile::<_, _, _, _, false>` differs only in loading
+            // every lane, which the full load masks allow.
+            unsafe { forward_tiles::<V, NPV, false, S>(s, g, w, bias, x, y, v0, &slots) };
+        } else {
+            // SAFETY: the preconditions of `forward_tiles` are those of this function, and
+            // `slots[v] = slot(g, v0 + v)`.
+            unsafe { forward_tiles::<V, NPV, true, S>(s, g, w, bias, x, y, v0, &slots) };
+        }
+        NPV
+    }
+
+    /// All output channels of the `NPV` wide vectors from `v0`, in tiles; loads through the
+    /// load masks if `MASKED`, else whole vectors.
+    ///
+    /// # Safety
+    /// As [`forward`], `v0 + NPV ≤ nv`, `slots[v] = slot(g, v0 + v)`, and every load mask
+    /// full unless `MASKED`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn forward_tiles<V: Simd, const NPV: usize, const MASKED: bool, S: ConvShape>(
+        s: V,
+        g: &Geom,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        v0: usize,
+        slots: &[Slot; NPV],
+    ) {
         let mut o0 = 0;
         while o0 < g.cout {
             // SAFETY: preconditions of `forward_tile` hold: those of `forward`,
             // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
             unsafe {
                 o0 += match g.cout - o0 {
-                    1 => forward_tile::<V, 1, NPV, S>(s, g, w, bias, x, y, o0, v0, &slots),
-                    2 | 3 => forward_tile::<V, 2, NPV, S>(s, g, w, bias, x, y, o0, v0, &slots),
-                    4..=7 => forward_tile::<V, 4, NPV, S>(s, g, w, bias, x, y, o0, v0, &slots),
-                    _ if !V::WIDE => {
-                        forward_tile::<V, 4, NPV, S>(s, g, w, bias, x, y, o0, v0, &slots)
+                    1 => forward_tile::<V, 1, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
+                    2 | 3 => {
+                        forward_tile::<V, 2, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
                     }
-                    _ => forward_tile::<V, 8, NPV, S>(s, g, w, bias, x, y, o0, v0, &slots),
+                    6.. if !V::WIDE => {
+                        forward_tile::<V, 6, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    4..=7 => {
+                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    _ => forward_tile::<V, 8, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
                 };
             }
         }
-        NPV
     }
 
     /// Output channels `o0..o0+NO` of the wide vectors `v0..v0+NPV`; returns `NO`.
     ///
     /// # Safety
-    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, and `slots[v] = slot(g, v0 + v)`.
+    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, `slots[v] = slot(g, v0 + v)`, and
+    /// every load mask full unless `MASKED`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn forward_tile<V: Simd, const NO: usize, const NPV: usize, S: ConvShape>(
+    unsafe fn forward_tile<
+        V: Simd,
+        const NO: usize,
+        const NPV: usize,
+        const MASKED: bool,
+        S: ConvShape,
+    >(
         s: V,
         g: &Geom,
         w: &[f32],
@@ -173,7 +215,7 @@ mod kernel {
         // `c·hw + ki·w + kj + q` with `q = 16·(v0+v)` its first wide position; `q < total`
         // (as `v0 + v < nv`), and every lane it enables (`slots[v].load`) has `q' < total =
         // (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`: in
-        // bounds. Masked-off lanes are not accessed.
+        // bounds. Masked-off lanes are not accessed (without `MASKED` every mask is full).
         unsafe {
             for c in 0..S::CIN {
                 let xc = xt.add(c * hw + v0 * L);
@@ -181,9 +223,14 @@ mod kernel {
                 for ki in 0..S::K {
                     for kj in 0..S::K {
                         let xp = xc.add(ki * ww + kj);
-                        let xv: [V::V; NPV] = std::array::from_fn(|v| {
-                            s.load_masked(slots[v].load, xp.add(v * L))
-                        });
+                        let mut xv = [s.zero(); NPV];
+                        for (v, xv) in xv.iter_mut().enumerate() {
+                            *xv = if MASKED {
+                                s.load_masked(slots[v].load, xp.add(v * L))
+                            } else {
+                                s.load(xp.add(v * L))
+                            };
+                        }
                         for (o, a) in acc.iter_mut().enumerate() {
                             let wv = s.splat(*wc.add(o * kk + ki * S::K + kj));
                             for (a, &xv) in a.iter_mut().zip(&xv) {
