@@ -164,7 +164,8 @@ fn short_run_hash() -> String {
         .collect::<String>()
 }
 
-/// The pinned hashes, per path. The portable path's convolutions go through `matrixmultiply`,
+/// The pinned hashes, per path: the direct kernels (`PINNED_AVX512`, the same bits on every
+/// instruction set they run on), and the reference path. The reference path's convolutions go through `matrixmultiply`,
 /// whose kernel (and so its rounding) depends on the CPU's features, so the portable pin holds
 /// for x86_64 with AVX2 and FMA; on another CPU the test prints the hash and checks only that
 /// two runs agree.
@@ -186,8 +187,15 @@ fn a_short_run_gives_the_pinned_weights_on_this_path() {
     let got = short_run_hash();
     println!("path {}: weights sha256 {got}", cpu::path_name());
     assert_eq!(got, short_run_hash(), "two runs differ");
-    if cpu::avx512().is_some() {
-        assert_eq!(got, PINNED_AVX512, "AVX-512 path changed its numbers");
+    if cpu::isa().is_some() {
+        // The direct kernels give the same bits on every instruction set (AVX-512, AVX2,
+        // NEON, scalar; see src/cnn/simd.rs), and so do the fused passes and dropout.
+        assert_eq!(
+            got,
+            PINNED_AVX512,
+            "direct-kernel path {} changed its numbers",
+            cpu::path_name()
+        );
     } else if portable_is_pinned_here() {
         assert_eq!(
             got, PINNED_PORTABLE_X86_FMA,
