@@ -1,35 +1,43 @@
 //! The one place that knows the CPU: which fast paths may run on this machine.
 //!
-//! Every AVX-512 fast path of the crate, and nothing else, is reached through an [`Avx512`]
-//! token: a zero-sized proof that the CPU has AVX-512F, AVX-512BW and AVX-512VL. Only this
-//! module can make one, and it makes one only after detecting those features, so a function
-//! that takes the token as an argument may run AVX-512 instructions without further checks.
-//! Code that runs AVX-512 instructions either takes the token or is an `unsafe fn` whose
-//! caller holds one. (Small private helpers compiled with `#[target_feature]`, such as the
-//! shuffle trees of [`super::conv_simd`], take no token: Rust lets them be called without
-//! `unsafe` only from code that is itself compiled for AVX-512, which sits behind a token.)
+//! Every CPU-dependent fast path of the crate is reached through a token: a zero-sized proof
+//! that the CPU has the features the path is compiled for. Only this module can make one, and
+//! it makes one only after detecting those features, so a function that takes a token may run
+//! those instructions without further checks:
+//! - [`Avx512`]: AVX-512F, AVX-512BW and AVX-512VL;
+//! - [`Avx2`]: AVX2 and FMA;
+//! - [`Neon`]: NEON (every aarch64 CPU).
 //!
-//! Two questions are kept apart; both answer with the token or `None`:
-//! - [`avx512_hardware`]: does the CPU have AVX-512F, BW and VL? This is what makes running
-//!   an AVX-512 instruction *sound*; the kernels' own tests ask it, so that they run whichever
-//!   path the trainer takes.
-//! - [`avx512`]: should the trainer *choose* the AVX-512 paths? That is the hardware answer
-//!   unless the environment variable `GRADSPEC_NO_AVX512` is set (to anything), which switches
-//!   off every CPU-dependent fast path at once: the direct convolutions
-//!   ([`super::conv_simd`], taken by [`super::net`]), the AVX-512 builds of the fused passes
-//!   ([`super::fused`]) and the dropout lockstep
-//!   ([`super::dropout::dropout_bits_lockstep`]). Each of them asks [`avx512`] and nothing
-//!   else. Both answers are read once and cached for the life of the process, so a run never
-//!   changes path half-way.
+//! [`Isa`] names the instruction set the direct convolutions of [`super::conv_simd`] run on,
+//! one of these tokens or `Scalar` (plain Rust, runs anywhere); [`super::simd`] turns it into a
+//! 16-lane vector type and compiles the kernels for it. Code that runs AVX-512 instructions
+//! either takes a token or is an `unsafe fn` whose caller holds one. (Small private helpers
+//! compiled with `#[target_feature]`, such as the shuffle trees of [`super::conv_simd`], take
+//! no token: Rust lets them be called without `unsafe` only from code that is itself compiled
+//! for AVX-512, which sits behind a token.)
 //!
-//! CI runs the whole suite once normally and once with `GRADSPEC_NO_AVX512=1`, so the
-//! portable bodies are tested on a machine that has AVX-512 too. Setting
-//! `GRADSPEC_REQUIRE_AVX512` makes [`require_avx512_if_asked`] panic when the hardware lacks
-//! it, so that tests of the AVX-512 kernels cannot silently skip on a CI machine that is
-//! supposed to run them.
+//! Two questions are kept apart:
+//! - *What can run here* ([`avx512_hardware`], [`avx2_hardware`], [`neon_hardware`],
+//!   [`isas_hardware`]): what makes running an instruction *sound*. The kernels' own tests ask
+//!   this, so that they test every instruction set the machine has, whatever path the trainer
+//!   takes.
+//! - *What the trainer chooses* ([`isa`], and [`avx512`], [`avx2`] for the fused passes and
+//!   the dropout lockstep): by default the widest instruction set the CPU has (AVX-512, then
+//!   AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
+//!   build). `GRADSPEC_NO_AVX512` (set to anything) makes it choose as a CPU without AVX-512
+//!   would (AVX2+FMA on x86-64). `GRADSPEC_SIMD=avx512|avx2|neon|scalar|reference` picks a path
+//!   explicitly, for benchmarks and tests. The choice is read once and cached for the life of
+//!   the process, so a run never changes path half-way.
+//!
+//! Every direct-kernel instruction set gives the same bits (see [`super::simd`]); the
+//! reference path differs from them by f32 rounding. CI runs the whole suite normally and with
+//! `GRADSPEC_NO_AVX512=1`, the path-dependent tests with `GRADSPEC_SIMD=reference`, and the
+//! kernels' tests under NEON emulation. Setting `GRADSPEC_REQUIRE_AVX512` makes
+//! [`require_avx512_if_asked`] panic when the hardware lacks it, so that tests of the AVX-512
+//! kernels cannot silently skip on a CI machine that is supposed to run them.
 use std::sync::OnceLock;
 
-/// The environment variable that switches every AVX-512 fast path off.
+/// The environment variable that makes the trainer choose as a CPU without AVX-512 would.
 pub const NO_AVX512_VAR: &str = "GRADSPEC_NO_AVX512";
 
 /// The environment variable that turns a missing AVX-512 into a test failure.

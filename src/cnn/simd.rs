@@ -46,7 +46,7 @@ pub unsafe trait Simd: Copy {
     /// The lanes as an array.
     fn to_array(self, v: Self::V) -> [f32; LANES];
     /// An array as a vector.
-    fn from_array(self, a: [f32; LANES]) -> Self::V;
+    fn array_to_vec(self, a: [f32; LANES]) -> Self::V;
 
     /// 16 floats from `p`.
     ///
@@ -71,7 +71,7 @@ pub unsafe trait Simd: Copy {
                 *x = unsafe { *p.add(i) };
             }
         }
-        self.from_array(a)
+        self.array_to_vec(a)
     }
 
     /// Writes the 16 lanes to `p`.
@@ -124,7 +124,7 @@ pub unsafe trait Simd: Copy {
         for (r, &a) in r.iter_mut().zip(&a) {
             *r = hsum16_tree(self.to_array(a));
         }
-        self.from_array(r)
+        self.array_to_vec(r)
     }
 
     /// `Σ_lanes v` in the order of `_mm512_reduce_add_ps` ([`hsum16_halves`]).
@@ -144,7 +144,7 @@ pub unsafe trait Simd: Copy {
         }
         let mut r = a;
         for (r, m) in r.iter_mut().zip(&m) {
-            *r = self.from_array(*m);
+            *r = self.array_to_vec(*m);
         }
         r
     }
@@ -263,7 +263,7 @@ unsafe impl Simd for Scalar {
         v
     }
     #[inline(always)]
-    fn from_array(self, a: [f32; LANES]) -> Self::V {
+    fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
         a
     }
     #[inline(always)]
@@ -321,7 +321,7 @@ mod x86 {
             a
         }
         #[inline(always)]
-        fn from_array(self, a: [f32; LANES]) -> __m512 {
+        fn array_to_vec(self, a: [f32; LANES]) -> __m512 {
             // SAFETY: AVX-512F (the token); `a` is 16 floats.
             unsafe { _mm512_loadu_ps(a.as_ptr()) }
         }
@@ -413,7 +413,7 @@ mod x86 {
             a
         }
         #[inline(always)]
-        fn from_array(self, a: [f32; LANES]) -> Self::V {
+        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
             // SAFETY: `a` is 16 floats.
             unsafe { self.load(a.as_ptr()) }
         }
@@ -490,7 +490,7 @@ mod arm {
             a
         }
         #[inline(always)]
-        fn from_array(self, a: [f32; LANES]) -> Self::V {
+        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
             // SAFETY: `a` is 16 floats.
             unsafe { self.load(a.as_ptr()) }
         }

@@ -152,8 +152,8 @@ mod kernel {
                     // per call, wider channel tiles). Each `dx` element still receives its
                     // sums in the same order, by `r` and then by vector: the same bits.
                     let mut nt = 0;
-                    for v in 0..NPV {
-                        let (v1, m) = (v0 + v, [masks[v]]);
+                    for (v, &mask) in masks.iter().enumerate() {
+                        let (v1, m) = (v0 + v, [mask]);
                         // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
                         // `v1 + 1 ≤ v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`,
                         // `r < K·K`, and `m[0] = slot(g, v1).load`.
