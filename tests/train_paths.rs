@@ -1,9 +1,11 @@
-//! The f32 training step on the code path this process takes — the AVX-512 fast paths, or the
-//! portable path when `GRADSPEC_NO_AVX512` is set or the CPU lacks AVX-512 — against the f64
-//! reference, and a pinned hash of the weights after a short run on each path.
+//! The f32 training step on the code path this process takes — the direct kernels on AVX-512,
+//! AVX2, NEON or scalar (`cpu::isa`), or the reference path (im2col + GEMM) with
+//! `GRADSPEC_SIMD=reference` or on a CPU with none of them — against the f64 reference, and a
+//! pinned hash of the weights after a short run on each path.
 //!
-//! `.ci/run` runs the suite twice, once normally and once with `GRADSPEC_NO_AVX512=1`, so on an
-//! AVX-512 machine both paths pass through these tests on every submission.
+//! `.ci/run` runs these tests normally (AVX-512), with `GRADSPEC_NO_AVX512=1` (AVX2), with
+//! `GRADSPEC_SIMD=reference`, and for aarch64 under qemu (NEON), so every path passes through
+//! them on every submission.
 //!
 //! # The bound
 //! f64 runs the reference functions of `src/cnn/` (im2col + GEMM, the fused passes' portable
@@ -15,7 +17,7 @@
 //! instead the bound is stated against the tensor's own scale: for every parameter tensor,
 //! `max_i |g32_i − g64_i| ≤ 10⁻⁴ · max_i |g64_i|`, and the losses agree to `10⁻⁶` relative.
 //! Observed on the reference machine (12 images, seed 1): worst gradient ratio 1.6·10⁻⁶
-//! (AVX-512, conv1.weight) and 1.4·10⁻⁶ (portable, conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸
+//! (direct kernels, conv1.weight) and 1.4·10⁻⁶ (reference, conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸
 //! relative. That is ~1,000 f32 ulps of the largest entry, and a margin of ~60 for other CPUs.
 //! A real defect on either path — a wrong tap, a missing image, a lost tail lane — moves some
 //! entry by a sizeable fraction of the tensor's scale; the twin test shows that one entry of

@@ -1,16 +1,20 @@
-//! Hand-vectorised AVX-512 f32 kernels for the convolution of [`super::conv`] (stride 1, no
-//! padding, bias): forward, input gradient, weight gradient and bias gradient, one image at a
-//! time, by direct convolution (no im2col, no packing of the input).
+//! Hand-vectorised f32 kernels for the convolution of [`super::conv`] (stride 1, no padding,
+//! bias): forward, input gradient, weight gradient and bias gradient, one image at a time, by
+//! direct convolution (no im2col, no packing of the input). They are written once over the
+//! 16-lane vectors of [`super::simd`] and run on AVX-512, AVX2+FMA, NEON or plain Rust, with
+//! the same bits on every one of them (see [`super::simd`]).
 //!
 //! They compute the same sums as the generic GEMM path of [`super::conv`] in another (fixed,
 //! thread-independent) order, so results agree to f32 rounding, not bit for bit.
 //!
 //! # Dispatch
-//! Every function here that runs AVX-512 instructions takes an [`Avx512`] token, which only
-//! [`super::cpu`] can make, and only on a CPU with AVX-512F/BW/VL: holding one is the proof
-//! that the kernels may run, so nothing here detects features itself. The network asks
-//! [`super::cpu::avx512`] (which honours `GRADSPEC_NO_AVX512`); the kernels' tests ask
-//! [`super::cpu::avx512_hardware`].
+//! Every function here takes an [`Isa`] (or a token that converts into one, such as
+//! [`super::cpu::Avx512`]), which only [`super::cpu`] can make for an instruction set the CPU
+//! has: holding one is the proof that the kernels may run, so nothing here detects features
+//! itself. The network asks [`super::cpu::isa`] (which honours `GRADSPEC_SIMD` and
+//! `GRADSPEC_NO_AVX512`); the kernels' tests ask [`super::cpu::isas_hardware`]. The register
+//! tiles below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at
+//! most 6 vectors, chosen so that every sum keeps its order.
 //!
 //! The batch functions (`try_*`) are generic over the float type, with the signatures of
 //! [`super::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
@@ -19,10 +23,10 @@
 //! path.
 //!
 //! # Files
-//! One per pass, each holding its safe entry points and, in a `mod avx512`, the `unsafe`
-//! kernels they call: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
+//! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
+//! kernels they call, generic over [`super::simd::Simd`]: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
 //! bias gradients); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
-//! weight gradient uses. This file holds the batch functions, the scratch sizes, the shape
+//! weight gradient uses in its AVX-512 build. This file holds the batch functions, the scratch sizes, the shape
 //! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
 //!
 //! # API
