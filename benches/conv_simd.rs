@@ -1,9 +1,10 @@
-//! The AVX-512 convolution kernels (`cnn::conv_simd`) against the generic im2col + GEMM
-//! convolution (`cnn::conv`), pass by pass, f32, batch 128 (the kernels loop over the images
-//! one at a time), seeded inputs, one thread. Names carry the pass, the implementation and the
-//! input shape: `conv2_fwd_simd_f32_b128_16x26x26_k3` against
-//! `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the weight
-//! and bias gradients. Without AVX-512 only the generic benches run.
+//! The direct convolution kernels (`cnn::conv_simd`) on every instruction set this CPU has
+//! (AVX-512, AVX2, NEON; not the scalar build) against the generic im2col + GEMM convolution
+//! (`cnn::conv`), pass by pass, f32, batch 128 (the kernels loop over the images one at a
+//! time), seeded inputs, one thread. Names carry the pass, the implementation and the input
+//! shape: `conv2_fwd_avx512_f32_b128_16x26x26_k3` and `conv2_fwd_avx2_f32_b128_16x26x26_k3`
+//! against `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the
+//! weight and bias gradients.
 use criterion::Criterion;
 use gradspec::cnn::conv::{
     ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,

@@ -1,4 +1,4 @@
-//! The AVX-512 convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
+//! The direct convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
 //! convolution of `cnn::conv`, run in f64 as the reference, at every shape of the network and
 //! at odd shapes that exercise the tile tails (channel counts not a multiple of 8, widths that
 //! leave a partial last vector, K = 1, 2, 5).
