@@ -1,9 +1,10 @@
-//! The AVX-512 convolution kernels (`cnn::conv_simd`) against the generic im2col + GEMM
-//! convolution (`cnn::conv`), pass by pass, f32, batch 128 (the kernels loop over the images
-//! one at a time), seeded inputs, one thread. Names carry the pass, the implementation and the
-//! input shape: `conv2_fwd_simd_f32_b128_16x26x26_k3` against
-//! `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the weight
-//! and bias gradients. Without AVX-512 only the generic benches run.
+//! The direct convolution kernels (`cnn::conv_simd`) on every instruction set this CPU has
+//! (AVX-512, AVX2, NEON; not the scalar build) against the generic im2col + GEMM convolution
+//! (`cnn::conv`), pass by pass, f32, batch 128 (the kernels loop over the images one at a
+//! time), seeded inputs, one thread. Names carry the pass, the implementation and the input
+//! shape: `conv2_fwd_avx512_f32_b128_16x26x26_k3` and `conv2_fwd_avx2_f32_b128_16x26x26_k3`
+//! against `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the
+//! weight and bias gradients.
 use criterion::Criterion;
 use gradspec::cnn::conv::{
     ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,
@@ -37,7 +38,11 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
     let mut scratch = vec![0.0f32; scratch_len_of::<S>()];
     let mut dp = S::Params::<f32>::zeros();
     let shape = format!("f32_b{B}_{}x{}x{}_k{}", S::CIN, S::H, S::W, S::K);
-    let simd = cpu::avx512_hardware();
+    // Every instruction set of the direct kernels this CPU has, but the scalar build.
+    let isas: Vec<cpu::Isa> = cpu::isas_hardware()
+        .into_iter()
+        .filter(|i| *i != cpu::Isa::Scalar)
+        .collect();
 
     c.bench_function(&format!("{name}_fwd_generic_{shape}"), |b| {
         b.iter(|| {
@@ -45,8 +50,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
             black_box(&y);
         })
     });
-    if let Some(cpu) = simd {
-        c.bench_function(&format!("{name}_fwd_simd_{shape}"), |b| {
+    for &cpu in &isas {
+        c.bench_function(&format!("{name}_fwd_{}_{shape}", cpu.name()), |b| {
             b.iter(|| {
                 assert!(try_conv_forward::<f32, S>(
                     cpu,
@@ -65,8 +70,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
                 black_box(&dx);
             })
         });
-        if let Some(cpu) = simd {
-            c.bench_function(&format!("{name}_bwdin_simd_{shape}"), |b| {
+        for &cpu in &isas {
+            c.bench_function(&format!("{name}_bwdin_{}_{shape}", cpu.name()), |b| {
                 b.iter(|| {
                     assert!(try_conv_backward_input::<f32, S>(
                         cpu,
@@ -87,8 +92,8 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
             black_box(&dp);
         })
     });
-    if let Some(cpu) = simd {
-        c.bench_function(&format!("{name}_bwdw_simd_{shape}"), |b| {
+    for &cpu in &isas {
+        c.bench_function(&format!("{name}_bwdw_{}_{shape}", cpu.name()), |b| {
             b.iter(|| {
                 assert!(try_conv_backward_weight::<f32, S>(
                     cpu,

@@ -1,4 +1,4 @@
-//! The AVX-512 convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
+//! The direct convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
 //! convolution of `cnn::conv`, run in f64 as the reference, at every shape of the network and
 //! at odd shapes that exercise the tile tails (channel counts not a multiple of 8, widths that
 //! leave a partial last vector, K = 1, 2, 5).
@@ -16,10 +16,16 @@
 //! while the mutant tests show that a single wrong input (at the masked tail of the image,
 //! the spot most likely to be mishandled) is far outside it.
 //!
-//! The kernels take the `cpu::Avx512` token, which exists only on a CPU with AVX-512; the
-//! tests get it from `cpu::avx512_hardware`, so they run whether or not `GRADSPEC_NO_AVX512`
-//! switches the network off them. Every test prints `SKIPPED (no avx512f)` and passes when the
-//! CPU lacks AVX-512, unless `GRADSPEC_REQUIRE_AVX512` is set, which makes that a failure.
+//! # Every instruction set
+//! The kernels are written once over the 16-lane vectors of `cnn::simd` and run on an
+//! `cpu::Isa`: AVX-512, AVX2+FMA, NEON or plain Rust (`Scalar`). Every test runs on every
+//! instruction set this CPU has (`cpu::isas_hardware`, whatever `GRADSPEC_SIMD` or
+//! `GRADSPEC_NO_AVX512` choose for the network), so the scalar build runs everywhere, and each
+//! is held to the bound above. On top of the bound, the instruction sets must agree **bit for
+//! bit** with each other: every operation is lane-wise with one rounding (a fused FMA on every
+//! one of them) and the cross-lane sums follow the same fixed trees, so any difference is a
+//! bug, not rounding. With `GRADSPEC_REQUIRE_AVX512` set, a CPU without AVX-512 fails the
+//! tests instead of testing only the narrower builds.
 use gradspec::cnn::Float;
 use gradspec::cnn::conv::{
     Conv, ConvParams, ConvShape, Shape, conv_backward_bias, conv_backward_input,
@@ -29,27 +35,22 @@ use gradspec::cnn::conv_simd::{
     self, image_scratch_len, scratch_len, scratch_len_of, try_conv_backward_bias,
     try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
 };
-use gradspec::cnn::cpu::{self, Avx512};
+use gradspec::cnn::cpu::{self, Isa};
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
 
-/// `true` (after printing SKIPPED) when the CPU cannot run the kernels. The kernels are
-/// tested whether or not `GRADSPEC_NO_AVX512` switches the network off them; with
+/// Every instruction set the kernels can run on here, widest first, `Scalar` last. With
 /// `GRADSPEC_REQUIRE_AVX512` set (as `.ci/run` does on an AVX-512 machine) a missing AVX-512
-/// fails instead of skipping.
-fn skipped() -> bool {
-    if cpu::require_avx512_if_asked().is_some() {
-        false
-    } else {
-        println!("SKIPPED (no avx512f)");
-        true
-    }
-}
-
-/// The token, in a test that has checked [`skipped`].
-fn token() -> Avx512 {
-    cpu::avx512_hardware().expect("the test checked skipped() first")
+/// panics.
+fn isas() -> Vec<Isa> {
+    cpu::require_avx512_if_asked();
+    let v = cpu::isas_hardware();
+    println!(
+        "instruction sets: {:?}",
+        v.iter().map(|i| i.name()).collect::<Vec<_>>()
+    );
+    v
 }
 
 /// Runs `f` and checks that it panics with a message containing `expected`.
@@ -130,9 +131,9 @@ impl Ratios {
     }
 }
 
-/// Runs all four passes over `n` images with the SIMD kernels (f32) and the generic
-/// convolution (f64), and returns the worst ratios.
-fn compare<S: ConvShape>(n: usize, seed: u64, mutant: Mutant) -> Ratios {
+/// Runs all four passes over `n` images with the SIMD kernels (f32) on `cpu` and the generic
+/// convolution (f64); returns the worst ratios and the kernels' outputs (y, dx, dw, db).
+fn compare<S: ConvShape>(cpu: Isa, n: usize, seed: u64, mutant: Mutant) -> (Ratios, Vec<f32>) {
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     let (xi, yi) = (S::CIN * S::H * S::W, cout * ohw);
     let w = seeded(kk * cout, seed);
@@ -188,7 +189,6 @@ fn compare<S: ConvShape>(n: usize, seed: u64, mutant: Mutant) -> Ratios {
         }
         Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
     }
-    let cpu = token();
     let p = conv_of::<f32, S>(&ws, &b);
     let mut scratch = vec![f32::NAN; scratch_len_of::<S>()];
     // NaN-filled outputs: anything the kernels fail to write shows up.
@@ -221,111 +221,107 @@ fn compare<S: ConvShape>(n: usize, seed: u64, mutant: Mutant) -> Ratios {
         &mut dw
     ));
 
-    Ratios {
+    let r = Ratios {
         fwd: worst_ratio(&y, &y_ref, &y_scale, kk + 1),
         bwd_input: worst_ratio(&dx, &dx_ref, &dx_scale, cout * S::K * S::K),
         bwd_weight: worst_ratio(dw.weight(), dw_ref.weight(), dw_scale.weight(), n * ohw + 1),
         bwd_bias: worst_ratio(dw.bias(), dw_ref.bias(), dw_scale.bias(), n * ohw + 1),
-    }
+    };
+    (r, [&y[..], &dx, dw.weight(), dw.bias()].concat())
 }
 
-/// A correct comparison passes, and each mutant makes it fail where it should.
+/// On every instruction set: a correct comparison passes, and each mutant makes it fail where
+/// it should; and every instruction set gives the same bits as the first (the widest).
 fn check<S: ConvShape>(name: &str, n: usize, seed: u64) {
-    let r = compare::<S>(n, seed, Mutant::None);
-    println!("{name}: worst error / allowance = {r:?}");
-    assert!(r.all_pass(), "{name}: {r:?}");
+    let mut first: Option<(Isa, Vec<f32>)> = None;
+    for cpu in isas() {
+        let name = format!("{name} [{}]", cpu.name());
+        let (r, out) = compare::<S>(cpu, n, seed, Mutant::None);
+        println!("{name}: worst error / allowance = {r:?}");
+        assert!(r.all_pass(), "{name}: {r:?}");
 
-    let m = compare::<S>(n, seed, Mutant::LastInput);
-    println!("{name}: mutant LastInput: {m:?}");
-    assert!(
-        m.fwd > 1.0 && m.bwd_input > 1.0 && m.bwd_weight > 1.0 && m.bwd_bias > 1.0,
-        "{name}: a corrupted last input went unnoticed: {m:?}"
-    );
-    let m = compare::<S>(n, seed, Mutant::LastWeight);
-    println!("{name}: mutant LastWeight: {m:?}");
-    assert!(
-        m.fwd > 1.0 && m.bwd_input > 1.0,
-        "{name}: a corrupted last weight went unnoticed: {m:?}"
-    );
+        let (m, _) = compare::<S>(cpu, n, seed, Mutant::LastInput);
+        println!("{name}: mutant LastInput: {m:?}");
+        assert!(
+            m.fwd > 1.0 && m.bwd_input > 1.0 && m.bwd_weight > 1.0 && m.bwd_bias > 1.0,
+            "{name}: a corrupted last input went unnoticed: {m:?}"
+        );
+        let (m, _) = compare::<S>(cpu, n, seed, Mutant::LastWeight);
+        println!("{name}: mutant LastWeight: {m:?}");
+        assert!(
+            m.fwd > 1.0 && m.bwd_input > 1.0,
+            "{name}: a corrupted last weight went unnoticed: {m:?}"
+        );
+        match &first {
+            None => first = Some((cpu, out)),
+            Some((isa, want)) => {
+                let same = want
+                    .iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same && want.len() == out.len(),
+                    "{name}: not bit-identical to {}",
+                    isa.name()
+                );
+            }
+        }
+    }
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv1_1x28x28_k3_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv1>("conv1", 3, 10);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv2_16x26x26_k3_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv2>("conv2", 3, 20);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv3_32x24x24_k1_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv3>("conv3", 3, 30);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv4_8x12x12_k3_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv4>("conv4", 3, 40);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv5_16x10x10_k3_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv5>("conv5", 3, 50);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv6_32x8x8_k1_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv6>("conv6", 3, 60);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn conv7_16x4x4_k3_matches_generic() {
-    if skipped() {
-        return;
-    }
     check::<Conv7>("conv7", 3, 70);
 }
 
 /// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] r[cnn.conv.backward_weight]
-/// Verifies r[cnn.conv.backward_bias] in the AVX-512 kernels training runs.
+/// Verifies r[cnn.conv.backward_bias] in the direct kernels training runs, on every instruction set.
 #[test]
 fn odd_channel_counts_and_partial_vectors_match_generic() {
-    if skipped() {
-        return;
-    }
     // COUT 5 = tile 4 + 1, CIN 3 (weight-gradient taps 27 = 4·6 + 3), 9 wide.
     check::<Shape<3, 5, 3, 27, 7, 9, 5, 7>>("odd_3to5_7x9_k3", 2, 80);
     // COUT 11 = 8 + 2 + 1, K = 2, rows longer than one vector.
@@ -345,12 +341,14 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
 
 #[test]
 fn per_image_functions_agree_with_the_batch_wrappers() {
-    if skipped() {
-        return;
+    for cpu in isas() {
+        per_image_functions_agree_on(cpu);
     }
+}
+
+fn per_image_functions_agree_on(cpu: Isa) {
     const CIN: usize = 16;
     const COUT: usize = 32;
-    let cpu = token();
     let p = conv_of::<f32, Conv2>(&seeded(144 * COUT, 1), &seeded(COUT, 2));
     let x = seeded(2 * CIN * 26 * 26, 3);
     let dy = seeded(2 * COUT * 24 * 24, 4);
@@ -406,10 +404,7 @@ fn f64_is_declined_and_left_untouched() {
     // The f32 specialisation: only f32 hands its data to the kernels.
     assert!(<f64 as Float>::as_f32(&[1.0]).is_none());
     assert_eq!(<f32 as Float>::as_f32(&[1.0]), Some(&[1.0f32][..]));
-    if skipped() {
-        return;
-    }
-    let cpu = token();
+    let cpu = isas()[0];
     let p = Conv::<f64, 1, 16, 3, 9>::zeros();
     let x = vec![1.0f64; 28 * 28];
     let mut y = vec![7.0f64; 16 * 26 * 26];
@@ -431,29 +426,25 @@ fn f64_is_declined_and_left_untouched() {
 
 #[test]
 fn a_short_output_slice_panics_before_any_work() {
-    if skipped() {
-        return;
+    for cpu in isas() {
+        assert_panics("forward_image: y length", || {
+            let p = Conv::<f32, 1, 16, 3, 9>::zeros();
+            let x = vec![0.0f32; 28 * 28];
+            let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
+            conv_simd::forward_image::<Conv1>(cpu, &p, &x, &mut y);
+        });
     }
-    let cpu = token();
-    assert_panics("forward_image: y length", || {
-        let p = Conv::<f32, 1, 16, 3, 9>::zeros();
-        let x = vec![0.0f32; 28 * 28];
-        let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
-        conv_simd::forward_image::<Conv1>(cpu, &p, &x, &mut y);
-    });
 }
 
 #[test]
 fn a_short_scratch_panics_before_any_work() {
-    if skipped() {
-        return;
+    for cpu in isas() {
+        assert_panics("scratch shorter", || {
+            let dy = vec![0.0f32; 32 * 24 * 24];
+            let x = vec![0.0f32; 16 * 26 * 26];
+            let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
+            let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
+            conv_simd::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
+        });
     }
-    let cpu = token();
-    assert_panics("scratch shorter", || {
-        let dy = vec![0.0f32; 32 * 24 * 24];
-        let x = vec![0.0f32; 16 * 26 * 26];
-        let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
-        let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
-        conv_simd::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
-    });
 }

@@ -1,9 +1,11 @@
-//! The f32 training step on the code path this process takes — the AVX-512 fast paths, or the
-//! portable path when `GRADSPEC_NO_AVX512` is set or the CPU lacks AVX-512 — against the f64
-//! reference, and a pinned hash of the weights after a short run on each path.
+//! The f32 training step on the code path this process takes — the direct kernels on AVX-512,
+//! AVX2, NEON or scalar (`cpu::isa`), or the reference path (im2col + GEMM) with
+//! `GRADSPEC_SIMD=reference` or on a CPU with none of them — against the f64 reference, and a
+//! pinned hash of the weights after a short run on each path.
 //!
-//! `.ci/run` runs the suite twice, once normally and once with `GRADSPEC_NO_AVX512=1`, so on an
-//! AVX-512 machine both paths pass through these tests on every submission.
+//! `.ci/run` runs these tests normally (AVX-512), with `GRADSPEC_NO_AVX512=1` (AVX2), with
+//! `GRADSPEC_SIMD=reference`, and for aarch64 under qemu (NEON), so every path passes through
+//! them on every submission.
 //!
 //! # The bound
 //! f64 runs the reference functions of `src/cnn/` (im2col + GEMM, the fused passes' portable
@@ -15,7 +17,7 @@
 //! instead the bound is stated against the tensor's own scale: for every parameter tensor,
 //! `max_i |g32_i − g64_i| ≤ 10⁻⁴ · max_i |g64_i|`, and the losses agree to `10⁻⁶` relative.
 //! Observed on the reference machine (12 images, seed 1): worst gradient ratio 1.6·10⁻⁶
-//! (AVX-512, conv1.weight) and 1.4·10⁻⁶ (portable, conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸
+//! (direct kernels, conv1.weight) and 1.4·10⁻⁶ (reference, conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸
 //! relative. That is ~1,000 f32 ulps of the largest entry, and a margin of ~60 for other CPUs.
 //! A real defect on either path — a wrong tap, a missing image, a lost tail lane — moves some
 //! entry by a sizeable fraction of the tensor's scale; the twin test shows that one entry of
@@ -164,7 +166,8 @@ fn short_run_hash() -> String {
         .collect::<String>()
 }
 
-/// The pinned hashes, per path. The portable path's convolutions go through `matrixmultiply`,
+/// The pinned hashes, per path: the direct kernels (`PINNED_AVX512`, the same bits on every
+/// instruction set they run on), and the reference path. The reference path's convolutions go through `matrixmultiply`,
 /// whose kernel (and so its rounding) depends on the CPU's features, so the portable pin holds
 /// for x86_64 with AVX2 and FMA; on another CPU the test prints the hash and checks only that
 /// two runs agree.
@@ -186,8 +189,15 @@ fn a_short_run_gives_the_pinned_weights_on_this_path() {
     let got = short_run_hash();
     println!("path {}: weights sha256 {got}", cpu::path_name());
     assert_eq!(got, short_run_hash(), "two runs differ");
-    if cpu::avx512().is_some() {
-        assert_eq!(got, PINNED_AVX512, "AVX-512 path changed its numbers");
+    if cpu::isa().is_some() {
+        // The direct kernels give the same bits on every instruction set (AVX-512, AVX2,
+        // NEON, scalar; see src/cnn/simd.rs), and so do the fused passes and dropout.
+        assert_eq!(
+            got,
+            PINNED_AVX512,
+            "direct-kernel path {} changed its numbers",
+            cpu::path_name()
+        );
     } else if portable_is_pinned_here() {
         assert_eq!(
             got, PINNED_PORTABLE_X86_FMA,

@@ -1,35 +1,43 @@
 //! The one place that knows the CPU: which fast paths may run on this machine.
 //!
-//! Every AVX-512 fast path of the crate, and nothing else, is reached through an [`Avx512`]
-//! token: a zero-sized proof that the CPU has AVX-512F, AVX-512BW and AVX-512VL. Only this
-//! module can make one, and it makes one only after detecting those features, so a function
-//! that takes the token as an argument may run AVX-512 instructions without further checks.
-//! Code that runs AVX-512 instructions either takes the token or is an `unsafe fn` whose
-//! caller holds one. (Small private helpers compiled with `#[target_feature]`, such as the
-//! shuffle trees of [`super::conv_simd`], take no token: Rust lets them be called without
-//! `unsafe` only from code that is itself compiled for AVX-512, which sits behind a token.)
+//! Every CPU-dependent fast path of the crate is reached through a token: a zero-sized proof
+//! that the CPU has the features the path is compiled for. Only this module can make one, and
+//! it makes one only after detecting those features, so a function that takes a token may run
+//! those instructions without further checks:
+//! - [`Avx512`]: AVX-512F, AVX-512BW and AVX-512VL;
+//! - [`Avx2`]: AVX2 and FMA;
+//! - [`Neon`]: NEON (every aarch64 CPU).
 //!
-//! Two questions are kept apart; both answer with the token or `None`:
-//! - [`avx512_hardware`]: does the CPU have AVX-512F, BW and VL? This is what makes running
-//!   an AVX-512 instruction *sound*; the kernels' own tests ask it, so that they run whichever
-//!   path the trainer takes.
-//! - [`avx512`]: should the trainer *choose* the AVX-512 paths? That is the hardware answer
-//!   unless the environment variable `GRADSPEC_NO_AVX512` is set (to anything), which switches
-//!   off every CPU-dependent fast path at once: the direct convolutions
-//!   ([`super::conv_simd`], taken by [`super::net`]), the AVX-512 builds of the fused passes
-//!   ([`super::fused`]) and the dropout lockstep
-//!   ([`super::dropout::dropout_bits_lockstep`]). Each of them asks [`avx512`] and nothing
-//!   else. Both answers are read once and cached for the life of the process, so a run never
-//!   changes path half-way.
+//! [`Isa`] names the instruction set the direct convolutions of [`super::conv_simd`] run on,
+//! one of these tokens or `Scalar` (plain Rust, runs anywhere); [`super::simd`] turns it into a
+//! 16-lane vector type and compiles the kernels for it. Code that runs AVX-512 instructions
+//! either takes a token or is an `unsafe fn` whose caller holds one. (Small private helpers
+//! compiled with `#[target_feature]`, such as the shuffle trees of [`super::conv_simd`], take
+//! no token: Rust lets them be called without `unsafe` only from code that is itself compiled
+//! for AVX-512, which sits behind a token.)
 //!
-//! CI runs the whole suite once normally and once with `GRADSPEC_NO_AVX512=1`, so the
-//! portable bodies are tested on a machine that has AVX-512 too. Setting
-//! `GRADSPEC_REQUIRE_AVX512` makes [`require_avx512_if_asked`] panic when the hardware lacks
-//! it, so that tests of the AVX-512 kernels cannot silently skip on a CI machine that is
-//! supposed to run them.
+//! Two questions are kept apart:
+//! - *What can run here* ([`avx512_hardware`], [`avx2_hardware`], [`neon_hardware`],
+//!   [`isas_hardware`]): what makes running an instruction *sound*. The kernels' own tests ask
+//!   this, so that they test every instruction set the machine has, whatever path the trainer
+//!   takes.
+//! - *What the trainer chooses* ([`isa`], and [`avx512`], [`avx2`] for the fused passes and
+//!   the dropout lockstep): by default the widest instruction set the CPU has (AVX-512, then
+//!   AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
+//!   build). `GRADSPEC_NO_AVX512` (set to anything) makes it choose as a CPU without AVX-512
+//!   would (AVX2+FMA on x86-64). `GRADSPEC_SIMD=avx512|avx2|neon|scalar|reference` picks a path
+//!   explicitly, for benchmarks and tests. The choice is read once and cached for the life of
+//!   the process, so a run never changes path half-way.
+//!
+//! Every direct-kernel instruction set gives the same bits (see [`super::simd`]); the
+//! reference path differs from them by f32 rounding. CI runs the whole suite normally and with
+//! `GRADSPEC_NO_AVX512=1`, the path-dependent tests with `GRADSPEC_SIMD=reference`, and the
+//! kernels' tests under NEON emulation. Setting `GRADSPEC_REQUIRE_AVX512` makes
+//! [`require_avx512_if_asked`] panic when the hardware lacks it, so that tests of the AVX-512
+//! kernels cannot silently skip on a CI machine that is supposed to run them.
 use std::sync::OnceLock;
 
-/// The environment variable that switches every AVX-512 fast path off.
+/// The environment variable that makes the trainer choose as a CPU without AVX-512 would.
 pub const NO_AVX512_VAR: &str = "GRADSPEC_NO_AVX512";
 
 /// The environment variable that turns a missing AVX-512 into a test failure.
@@ -77,22 +85,189 @@ pub fn avx512_hardware() -> Option<Avx512> {
     }
 }
 
-/// The token when the AVX-512 fast paths are chosen: the hardware has them
-/// ([`avx512_hardware`]) and `GRADSPEC_NO_AVX512` is not set.
+/// The token when the AVX-512 fast paths are chosen: [`isa`] is [`Isa::Avx512`].
 pub fn avx512() -> Option<Avx512> {
-    static FLAG: OnceLock<bool> = OnceLock::new();
-    let chosen = *FLAG
-        .get_or_init(|| std::env::var_os(NO_AVX512_VAR).is_none() && avx512_hardware().is_some());
-    if chosen { avx512_hardware() } else { None }
+    match isa() {
+        Some(Isa::Avx512(t)) => Some(t),
+        _ => None,
+    }
 }
 
-/// The name of the path the trainer takes: `"avx512"` or `"portable"`.
-pub fn path_name() -> &'static str {
-    if avx512().is_some() {
-        "avx512"
-    } else {
-        "portable"
+/// The token when the AVX2 builds are chosen: [`isa`] is [`Isa::Avx2`].
+pub fn avx2() -> Option<Avx2> {
+    match isa() {
+        Some(Isa::Avx2(t)) => Some(t),
+        _ => None,
     }
+}
+
+/// The environment variable that picks the path explicitly: `avx512`, `avx2`, `neon`, `scalar`
+/// or `reference` (see [`isa`]).
+pub const SIMD_VAR: &str = "GRADSPEC_SIMD";
+
+/// Proof that this CPU has AVX2 and FMA, every feature the AVX2 build of the portable SIMD
+/// layer ([`super::simd`]) is compiled for. Made only by [`avx2_hardware`], after detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx2 {
+    _proof: Proof,
+}
+
+impl Avx2 {
+    /// A token cannot exist on a target other than x86-64.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) fn unreachable(self) -> ! {
+        match self._proof {}
+    }
+}
+
+/// Proof that this CPU has NEON (always true on aarch64, where NEON is part of the baseline);
+/// uninhabited on other targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Neon {
+    _proof: NeonProof,
+}
+
+#[cfg(target_arch = "aarch64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct NeonProof;
+
+#[cfg(not(target_arch = "aarch64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NeonProof {}
+
+impl Neon {
+    /// A token cannot exist on a target other than aarch64.
+    #[cfg(not(target_arch = "aarch64"))]
+    pub(crate) fn unreachable(self) -> ! {
+        match self._proof {}
+    }
+}
+
+/// The token when the CPU has AVX2 and FMA, whatever the environment says.
+pub fn avx2_hardware() -> Option<Avx2> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FLAG: OnceLock<bool> = OnceLock::new();
+        let have = *FLAG.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        });
+        have.then_some(Avx2 { _proof: Proof })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// The token when the CPU has NEON (every aarch64 CPU).
+pub fn neon_hardware() -> Option<Neon> {
+    #[cfg(target_arch = "aarch64")]
+    {
+        Some(Neon { _proof: NeonProof })
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    None
+}
+
+/// An instruction set the direct convolution kernels of [`super::conv_simd`] run on: a token
+/// of [`super::simd`]'s 16-lane vector layer. `Scalar` (plain Rust, one `f32::mul_add` per
+/// lane) runs anywhere; the others carry the proof that the CPU has their features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// AVX-512F/BW/VL: one `zmm` per vector.
+    Avx512(Avx512),
+    /// AVX2 and FMA: two `ymm` per vector.
+    Avx2(Avx2),
+    /// NEON: four `q` registers per vector.
+    Neon(Neon),
+    /// No intrinsics: sixteen `f32` per vector.
+    Scalar,
+}
+
+impl From<Avx512> for Isa {
+    fn from(t: Avx512) -> Self {
+        Isa::Avx512(t)
+    }
+}
+
+impl From<Avx2> for Isa {
+    fn from(t: Avx2) -> Self {
+        Isa::Avx2(t)
+    }
+}
+
+impl From<Neon> for Isa {
+    fn from(t: Neon) -> Self {
+        Isa::Neon(t)
+    }
+}
+
+impl Isa {
+    /// `"avx512"`, `"avx2"`, `"neon"` or `"scalar"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512(_) => "avx512",
+            Isa::Avx2(_) => "avx2",
+            Isa::Neon(_) => "neon",
+            Isa::Scalar => "scalar",
+        }
+    }
+}
+
+/// Every instruction set the kernels can run on here, widest first, whatever the environment
+/// says (ending with [`Isa::Scalar`]). For the kernels' tests and benchmarks.
+pub fn isas_hardware() -> Vec<Isa> {
+    let mut v = Vec::new();
+    v.extend(avx512_hardware().map(Isa::from));
+    v.extend(avx2_hardware().map(Isa::from));
+    v.extend(neon_hardware().map(Isa::from));
+    v.push(Isa::Scalar);
+    v
+}
+
+/// The path the trainer takes, read once: `Some(isa)` runs the direct kernels of
+/// [`super::conv_simd`] on `isa` (and the fused passes compiled for it), `None` the reference
+/// path (im2col + GEMM, the fused passes' baseline build).
+///
+/// - `GRADSPEC_SIMD=avx512|avx2|neon|scalar` picks that instruction set (the process panics
+///   if the CPU lacks it); `GRADSPEC_SIMD=reference` picks the reference path.
+/// - Otherwise the widest instruction set the CPU has, skipping AVX-512 when
+///   `GRADSPEC_NO_AVX512` is set: AVX-512, then AVX2+FMA, then NEON. On a CPU with none of them
+///   (an x86-64 without FMA, where `f32::mul_add` is a library call) the reference path.
+///
+/// # Panics
+/// If `GRADSPEC_SIMD` names an unknown path or one this CPU cannot run.
+pub fn isa() -> Option<Isa> {
+    static CHOICE: OnceLock<Option<Isa>> = OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let no512 = std::env::var_os(NO_AVX512_VAR).is_some();
+        match std::env::var(SIMD_VAR).ok().as_deref() {
+            None | Some("") => {
+                let wide = if no512 { None } else { avx512_hardware() };
+                wide.map(Isa::from)
+                    .or(avx2_hardware().map(Isa::from))
+                    .or(neon_hardware().map(Isa::from))
+            }
+            Some("reference") => None,
+            Some("scalar") => Some(Isa::Scalar),
+            Some(name) => {
+                let isa = match name {
+                    "avx512" => avx512_hardware().map(Isa::from),
+                    "avx2" => avx2_hardware().map(Isa::from),
+                    "neon" => neon_hardware().map(Isa::from),
+                    _ => panic!(
+                        "{SIMD_VAR}={name}: expected avx512, avx2, neon, scalar or reference"
+                    ),
+                };
+                Some(isa.unwrap_or_else(|| panic!("{SIMD_VAR}={name}: this CPU lacks it")))
+            }
+        }
+    })
+}
+
+/// The name of the path the trainer takes: `"avx512"`, `"avx2"`, `"neon"`, `"scalar"` or
+/// `"reference"` (see [`isa`]).
+pub fn path_name() -> &'static str {
+    isa().map_or("reference", Isa::name)
 }
 
 /// For tests of the AVX-512 kernels: the token when they can run here. When they cannot and

@@ -65,7 +65,8 @@ pub const LOCKSTEP: usize = 8;
 ///
 /// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
 /// eight independent streams advanced in lockstep fill the vector units. They run in AVX-512
-/// registers when [`super::cpu::avx512`] hands out its token, else in portable code
+/// registers when [`super::cpu::avx512`] hands out its token, else in portable code (compiled
+/// for AVX2 when [`super::cpu::avx2`] hands out its token)
 /// ([`dropout_bits_lockstep_portable`]); `tests/cnn_fused.rs` checks that both give exactly
 /// the per-image streams.
 #[inline(never)]
@@ -81,6 +82,20 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
         unsafe { lockstep_avx512(cpu, seeds, p, parts) };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = super::cpu::avx2() {
+        // SAFETY: the token `cpu` exists only when the CPU has AVX2 and FMA, the features
+        // `lockstep_avx2` is compiled for.
+        unsafe { lockstep_avx2(cpu, seeds, p, parts) };
+        return;
+    }
+    lockstep(seeds, p, parts);
+}
+
+/// [`lockstep`] compiled for AVX2 (the compiler vectorises the eight streams); the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn lockstep_avx2(_cpu: super::cpu::Avx2, seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
     lockstep(seeds, p, parts);
 }
 

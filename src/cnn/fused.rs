@@ -22,15 +22,15 @@
 //! dropout (the mask of ones).
 use super::batchnorm::{BatchNorm, EPS, Running, inv_std};
 #[cfg(target_arch = "x86_64")]
-use super::cpu::{self, Avx512};
+use super::cpu::{self, Avx2, Avx512};
 use super::float::Float;
 use super::reduce::{LANES, fold};
 use super::tensor::{View, ViewMut};
 use nalgebra::SVector;
 
-/// Defines a pass generic over `<T, C, H, W>` whose body is compiled twice: for the baseline
-/// target, and for AVX-512, which runs when [`cpu::avx512`] hands out its token (the CPU has
-/// AVX-512F/BW/VL and `GRADSPEC_NO_AVX512` is not set). The passes never reassociate (sums
+/// Defines a pass generic over `<T, C, H, W>` whose body is compiled three times: for the
+/// baseline target, for AVX-512, which runs when [`cpu::avx512`] hands out its token (the path
+/// [`cpu::isa`] chose is AVX-512), and for AVX2+FMA, which runs when [`cpu::avx2`] does. The passes never reassociate (sums
 /// follow [`super::reduce`]) and Rust never contracts `a·b + c` into an FMA on its own, so the
 /// vector width changes the speed, never the bits.
 macro_rules! wide_pass {
@@ -51,6 +51,21 @@ macro_rules! wide_pass {
                 $($arg: $ty),*
             ) {
                 body::<T, C, H, W>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[allow(clippy::too_many_arguments)]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<T: Float, const C: usize, const H: usize, const W: usize>(
+                _cpu: Avx2,
+                $($arg: $ty),*
+            ) {
+                body::<T, C, H, W>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(cpu) = cpu::avx2() {
+                // SAFETY: the token `cpu` exists only when the CPU has AVX2 and FMA, every
+                // feature `avx2` is compiled for.
+                return unsafe { avx2::<T, C, H, W>(cpu, $($arg),*) };
             }
             #[cfg(target_arch = "x86_64")]
             if let Some(cpu) = cpu::avx512() {

@@ -8,10 +8,11 @@
 //! The trainer's fast paths sit beside the reference functions, which stay what the spec labels
 //! cite and the gradient checks verify: [`fused`] runs each ReLU → BatchNorm → dropout block in
 //! fewer passes, bit-identical to the per-operation functions; [`reduce`] fixes the summation
-//! order they share; [`conv_simd`] holds direct AVX-512 convolution kernels for f32, equal to
-//! [`conv`] to f32 rounding. [`cpu`] is the one place that detects the CPU's features and
-//! honours `GRADSPEC_NO_AVX512`, which turns every one of these fast paths off at once: it
-//! hands out the [`cpu::Avx512`] token that every AVX-512 code path requires.
+//! order they share; [`conv_simd`] holds direct convolution kernels for f32, equal to [`conv`]
+//! to f32 rounding, written once over the 16-lane vectors of [`simd`] (AVX-512, AVX2+FMA, NEON
+//! or plain Rust, the same bits on each). [`cpu`] is the one place that detects the CPU's
+//! features and chooses the path (`GRADSPEC_SIMD`, `GRADSPEC_NO_AVX512`): it hands out the
+//! tokens every SIMD code path requires.
 //!
 //! The layer functions are `#[inline(never)]` so that a profile (perf, flamegraph) attributes
 //! time per layer; each is a loop over a whole chunk, so the call itself costs nothing measurable.
@@ -31,6 +32,7 @@ pub mod params;
 pub mod reduce;
 pub mod relu;
 pub mod safetensors_io;
+pub mod simd;
 pub mod summary;
 pub mod tensor;
 

@@ -966,9 +966,9 @@ impl<T: Float> Net<T> {
     }
 }
 
-// The convolutions of the network: the direct AVX-512 kernels of `conv_simd` when `cpu` hands
-// out its token (the CPU has AVX-512 and `GRADSPEC_NO_AVX512` is not set) and the float type is
-// f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
+// The convolutions of the network: the direct kernels of `conv_simd` when `cpu::isa` chooses an
+// instruction set for them (AVX-512, AVX2 or NEON by default; see `GRADSPEC_SIMD`) and the float
+// type is f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
 // the reference path; `tests/cnn_conv_simd.rs` ties the two together).
 
 fn conv_fwd<T: Float, S: ConvShape>(
@@ -979,7 +979,7 @@ fn conv_fwd<T: Float, S: ConvShape>(
 ) {
     let y = y.data_mut();
     let simd = |cpu| conv_simd::try_conv_forward::<T, S>(cpu, p, x, (&mut *y).into());
-    if !cpu::avx512().is_some_and(simd) {
+    if !cpu::isa().is_some_and(simd) {
         conv_forward::<T, S>(p, x, y.into(), col);
     }
 }
@@ -992,7 +992,7 @@ fn conv_bwd_input<T: Float, S: ConvShape>(
 ) {
     let dx = dx.data_mut();
     let simd = |cpu| conv_simd::try_conv_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into(), col);
-    if !cpu::avx512().is_some_and(simd) {
+    if !cpu::isa().is_some_and(simd) {
         conv_backward_input::<T, S>(p, dy, dx.into(), col);
     }
 }
@@ -1004,13 +1004,13 @@ fn conv_bwd_weight<T: Float, S: ConvShape>(
     col: &mut [T],
 ) {
     let simd = |cpu| conv_simd::try_conv_backward_weight::<T, S>(cpu, dy, x, dw, col);
-    if !cpu::avx512().is_some_and(simd) {
+    if !cpu::isa().is_some_and(simd) {
         conv_backward_weight::<T, S>(dy, x, dw, col);
     }
 }
 
 fn conv_bwd_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
-    if !cpu::avx512().is_some_and(|cpu| conv_simd::try_conv_backward_bias::<T, S>(cpu, dy, db)) {
+    if !cpu::isa().is_some_and(|cpu| conv_simd::try_conv_backward_bias::<T, S>(cpu, dy, db)) {
         conv_backward_bias::<T, S>(dy, db);
     }
 }

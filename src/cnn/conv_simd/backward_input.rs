@@ -1,9 +1,11 @@
 //! The input gradient, `dX[c, off'(k) + q] += Σ_o W[o, k]·dYw[o, q]` per tap `k` (see "Input
 //! gradient" in the docs of [`super`]): the safe entry points, which check every length and
-//! take the [`Avx512`] token, and the `unsafe` kernel they call.
+//! take an [`Isa`] token, and the `unsafe` kernel they call, generic over [`Simd`].
 use super::{LANES, check_geometry, image_scratch_len_of, wide_dy, wide_vectors};
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Avx512;
+use crate::cnn::cpu::Isa;
+use crate::cnn::simd::{Kernel, Simd};
+use std::marker::PhantomData;
 
 /// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
 ///
@@ -15,13 +17,13 @@ use crate::cnn::cpu::Avx512;
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub fn backward_input_image<S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     p: &S::Params<f32>,
     dy: &[f32],
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    image::<S>(cpu, p.weight(), dy, dx, scratch);
+    image::<S>(cpu.into(), p.weight(), dy, dx, scratch);
 }
 
 /// [`backward_input_image`] with the weights (`[COUT, CIN, K, K]`) as a slice.
@@ -29,7 +31,7 @@ pub fn backward_input_image<S: ConvShape>(
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub(super) fn image<S: ConvShape>(
-    cpu: Avx512,
+    cpu: Isa,
     w: &[f32],
     dy: &[f32],
     dx: &mut [f32],
@@ -50,27 +52,40 @@ pub(super) fn image<S: ConvShape>(
     );
     let (dyw, _) = wide_dy::<S>(dy, scratch);
     let dyw = &dyw[..cout * wide_vectors(oh, ow, S::W) * LANES];
-    #[cfg(target_arch = "x86_64")]
-    {
-        let g = super::Geom::of::<S>();
-        // SAFETY: `w` is `COUT·CIN·K·K`, `dyw` is `COUT` wide rows of `16·nv` floats (sliced
-        // just above), `dx` is `[CIN, H, W]` (asserted above), and `check_geometry` proves
+    let g = super::Geom::of::<S>();
+    cpu.vectorize(Bwi::<S> {
+        g: &g,
+        w,
+        dyw,
+        dx,
+        _s: PhantomData,
+    });
+}
+
+/// The arguments of [`kernel::backward_input`], run by [`Isa::vectorize`].
+struct Bwi<'a, S> {
+    g: &'a super::Geom,
+    w: &'a [f32],
+    dyw: &'a [f32],
+    dx: &'a mut [f32],
+    _s: PhantomData<S>,
+}
+
+impl<S: ConvShape> Kernel for Bwi<'_, S> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, v: V) {
+        // SAFETY: `w` is `COUT·CIN·K·K`, `dyw` is `COUT` wide rows of `16·nv` floats (sliced in
+        // `image`), `dx` is `[CIN, H, W]` (asserted in `image`), and `check_geometry` proves
         // `OH = H−K+1`, `OW = W−K+1`: all that `backward_input` requires besides the token.
-        unsafe { avx512::backward_input::<S>(cpu, &g, w, dyw, dx) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = dyw;
-        cpu.unreachable()
+        unsafe { kernel::backward_input::<V, S>(v, self.g, self.w, self.dyw, self.dx) }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
+mod kernel {
     use crate::cnn::conv::ConvShape;
     use crate::cnn::conv_simd::{Geom, LANES as L, slot};
-    use crate::cnn::cpu::Avx512;
-    use std::arch::x86_64::*;
+    use crate::cnn::simd::Simd;
 
     /// The input gradient of one image: `dx` is zeroed, then
     /// `dx[off(k) + q] += Σ_o W[o, k]·dyw[o, q]` for every tap `k` and wide position `q`.
@@ -78,10 +93,10 @@ mod avx512 {
     /// # Safety
     /// `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`), `dyw.len() = cout·16·nv` (wide rows,
     /// zero at `x ≥ ow`), `dx.len() = CIN·h·w`, and `oh = h−K+1`, `ow = w−K+1`. (The token
-    /// proves the CPU features.)
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_input<S: ConvShape>(
-        _cpu: Avx512,
+    /// `s` proves the CPU features.)
+    #[inline(always)]
+    pub(super) unsafe fn backward_input<V: Simd, S: ConvShape>(
+        s: V,
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
@@ -100,9 +115,9 @@ mod avx512 {
             // `v0 < nv`.
             unsafe {
                 v0 += match nv - v0 {
-                    1 => bi_group::<1, S>(g, w, dyw, dx, v0),
-                    2 => bi_group::<2, S>(g, w, dyw, dx, v0),
-                    _ => bi_group::<3, S>(g, w, dyw, dx, v0),
+                    1 => bi_group::<V, 1, S>(s, g, w, dyw, dx, v0),
+                    2 => bi_group::<V, 2, S>(s, g, w, dyw, dx, v0),
+                    _ => bi_group::<V, 3, S>(s, g, w, dyw, dx, v0),
                 };
             }
         }
@@ -112,30 +127,57 @@ mod avx512 {
     ///
     /// # Safety
     /// As [`backward_input`], and `v0 + NPV ≤ nv`.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn bi_group<const NPV: usize, S: ConvShape>(
+    ///
+    /// The grouping of vectors fixes the order in which the taps are added into `dx`, so it
+    /// is the same on every instruction set; only the channel tile `NT` is narrower when
+    /// registers are fewer.
+    #[inline(always)]
+    unsafe fn bi_group<V: Simd, const NPV: usize, S: ConvShape>(
+        s: V,
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
         dx: &mut [f32],
         v0: usize,
     ) -> usize {
-        let masks: [__mmask16; NPV] = std::array::from_fn(|v| slot(g, v0 + v).load);
+        let masks: [u16; NPV] = std::array::from_fn(|v| slot(g, v0 + v).load);
         // Tiles of input channels at one kernel position `r = ki·K + kj`: the `NT` sums a tile
         // adds into `dx` lie in different planes, so no store has to forward into an
         // overlapping, shifted load (which would stall), as would tiles of neighbouring taps.
         for r in 0..S::K * S::K {
             let mut c0 = 0;
             while c0 < S::CIN {
+                if !V::WIDE {
+                    // Narrow instruction sets hold one vector of a tile at a time (`NPV = 1`
+                    // per call, wider channel tiles). Each `dx` element still receives its
+                    // sums in the same order, by `r` and then by vector: the same bits.
+                    let mut nt = 0;
+                    for (v, &mask) in masks.iter().enumerate() {
+                        let (v1, m) = (v0 + v, [mask]);
+                        // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
+                        // `v1 + 1 ≤ v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`,
+                        // `r < K·K`, and `m[0] = slot(g, v1).load`.
+                        unsafe {
+                            nt = match S::CIN - c0 {
+                                6.. => bi_tile::<V, 6, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                4 | 5 => bi_tile::<V, 4, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                2 | 3 => bi_tile::<V, 2, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                _ => bi_tile::<V, 1, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                            };
+                        }
+                    }
+                    c0 += nt;
+                    continue;
+                }
                 // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
                 // `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`, `r < K·K`, and the
                 // load masks.
                 unsafe {
                     c0 += match S::CIN - c0 {
-                        1 => bi_tile::<1, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
-                        2 | 3 => bi_tile::<2, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
-                        4..=7 => bi_tile::<4, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
-                        _ => bi_tile::<8, NPV, S>(g, w, dyw, dx, c0, r, v0, &masks),
+                        1 => bi_tile::<V, 1, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        2 | 3 => bi_tile::<V, 2, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        4..=7 => bi_tile::<V, 4, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        _ => bi_tile::<V, 8, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
                     };
                 }
             }
@@ -151,8 +193,9 @@ mod avx512 {
     /// As [`backward_input`], `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN`, `r < K·K`, and
     /// `masks[v] = slot(g, v0 + v).load`.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn bi_tile<const NT: usize, const NPV: usize, S: ConvShape>(
+    #[inline(always)]
+    unsafe fn bi_tile<V: Simd, const NT: usize, const NPV: usize, S: ConvShape>(
+        s: V,
         g: &Geom,
         w: &[f32],
         dyw: &[f32],
@@ -160,12 +203,12 @@ mod avx512 {
         c0: usize,
         r: usize,
         v0: usize,
-        masks: &[__mmask16; NPV],
+        masks: &[u16; NPV],
     ) -> usize {
         let kk = S::CIN * S::K * S::K;
         let row = g.nv() * L;
         let hw = g.h * g.w;
-        let mut acc = [[_mm512_setzero_ps(); NPV]; NT];
+        let mut acc = [[s.zero(); NPV]; NT];
         let wp = w.as_ptr();
         let dyp = dyw.as_ptr();
         // SAFETY: (loads only) weights `w[o·kk + (c0+t)·K·K + r]` with `o < cout`, `c0 + t < CIN`,
@@ -173,13 +216,15 @@ mod avx512 {
         // `v0 + v < nv`: inside `dyw`.
         unsafe {
             for o in 0..g.cout {
-                let dv: [__m512; NPV] =
-                    std::array::from_fn(|v| _mm512_loadu_ps(dyp.add(o * row + (v0 + v) * L)));
+                let mut dv = [s.zero(); NPV];
+                for (v, dv) in dv.iter_mut().enumerate() {
+                    *dv = s.load(dyp.add(o * row + (v0 + v) * L));
+                }
                 let wo = wp.add(o * kk + c0 * S::K * S::K + r);
                 for (t, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm512_set1_ps(*wo.add(t * S::K * S::K));
+                    let wv = s.splat(*wo.add(t * S::K * S::K));
                     for (a, &dv) in a.iter_mut().zip(&dv) {
-                        *a = _mm512_fmadd_ps(wv, dv, *a);
+                        *a = s.fma(wv, dv, *a);
                     }
                 }
             }
@@ -194,8 +239,8 @@ mod avx512 {
                 // `forward_tile`; masked-off lanes are not accessed.
                 unsafe {
                     let p = dxp.add(off + (v0 + v) * L);
-                    let cur = _mm512_maskz_loadu_ps(m, p);
-                    _mm512_mask_storeu_ps(p, m, _mm512_add_ps(cur, a));
+                    let cur = s.load_masked(m, p);
+                    s.store_masked(p, m, s.add(cur, a));
                 }
             }
         }

@@ -1,13 +1,14 @@
 //! The weight gradient, `dW[o, k] += Σ dY[o, ·]·X[off(k) + ·]` summed over a group of images,
 //! and the bias gradient (see "Weight gradient" in the docs of [`super`]): the safe entry
-//! points, which check every length and take the [`Avx512`] token, and the `unsafe` kernels
-//! they call, one per layout of `dY` (transposed when `COUT` is a multiple of 16, else in wide
-//! rows).
-#[cfg(target_arch = "x86_64")]
+//! points, which check every length and take an [`Isa`] token, and the `unsafe` kernels they
+//! call, generic over [`Simd`], one per layout of `dY` (transposed when `COUT` is a multiple of
+//! 16, else in wide rows).
 use super::{LANES, wide_dy, wide_vectors};
 use super::{check_geometry, image_scratch_len_of};
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Avx512;
+use crate::cnn::cpu::Isa;
+use crate::cnn::simd::{Kernel, Simd};
+use std::marker::PhantomData;
 
 /// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
 /// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
@@ -19,7 +20,7 @@ use crate::cnn::cpu::Avx512;
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub fn backward_weight_image<S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     dy: &[f32],
     x: &[f32],
     dw: &mut S::Params<f32>,
@@ -37,7 +38,7 @@ pub fn backward_weight_image<S: ConvShape>(
         scratch.len() >= image_scratch_len_of::<S>(),
         "backward_weight_image: scratch shorter than image_scratch_len"
     );
-    group::<S>(cpu, dy, x, dw.weight_mut(), scratch);
+    group::<S>(cpu.into(), dy, x, dw.weight_mut(), scratch);
 }
 
 /// The weight gradient of `n ≥ 1` images (`dy`, `x` hold exactly `n` each), summed in
@@ -48,7 +49,7 @@ pub fn backward_weight_image<S: ConvShape>(
 /// If `dy` and `x` do not hold the same number `n ≥ 1` of whole images, `dw` has the wrong
 /// length, or `scratch` is too short (all checked before any AVX-512 instruction runs).
 pub(super) fn group<S: ConvShape>(
-    cpu: Avx512,
+    cpu: Isa,
     dy: &[f32],
     x: &[f32],
     dw: &mut [f32],
@@ -63,21 +64,17 @@ pub(super) fn group<S: ConvShape>(
         "weight gradient: dy and x must hold the same number of whole images"
     );
     assert_eq!(dw.len(), cout * S::KK, "weight gradient: dw length");
-    #[cfg(target_arch = "x86_64")]
     if super::weight_by_channel(cout) {
         // `n·dyi = dy.len()`, so the product does not overflow.
         let dyt = &mut super::aligned(scratch)[..n * dyi];
-        for (t, d) in dyt.chunks_exact_mut(dyi).zip(dy.chunks_exact(dyi)) {
-            // SAFETY: the token proves the CPU features `transpose` is compiled for, and
-            // `transpose` checks its lengths itself.
-            unsafe { super::shuffle::transpose(cpu, d, t, cout, oh * ow) };
-        }
-        // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
-        // the rest of its preconditions (here: `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
-        // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
-        unsafe {
-            avx512::backward_weight_by_channel::<S>(cpu, n, dyt, x, dw);
-        }
+        cpu.vectorize(ByChannel::<S> {
+            n,
+            dy,
+            dyt,
+            x,
+            dw,
+            _s: PhantomData,
+        });
     } else {
         let (dyw, dy_stride) = wide_dy::<S>(dy, scratch);
         let row = wide_vectors(oh, ow, S::W) * LANES;
@@ -90,24 +87,70 @@ pub(super) fn group<S: ConvShape>(
             "weight gradient: wide dY shorter than its images"
         );
         let g = super::Geom::of::<S>();
-        let grp = avx512::Group {
+        let grp = kernel::Group {
             n,
             dyw,
             dy_stride,
             x,
             x_stride: xi,
         };
+        cpu.vectorize(Wide::<S> {
+            g: &g,
+            grp: &grp,
+            dw,
+            _s: PhantomData,
+        });
+    }
+}
+
+/// The arguments of [`kernel::backward_weight_by_channel`] (after transposing `dy` into
+/// `dyt`), run by [`Isa::vectorize`].
+struct ByChannel<'a, S> {
+    n: usize,
+    dy: &'a [f32],
+    dyt: &'a mut [f32],
+    x: &'a [f32],
+    dw: &'a mut [f32],
+    _s: PhantomData<S>,
+}
+
+impl<S: ConvShape> Kernel for ByChannel<'_, S> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, v: V) {
+        let dyi = S::COUT * S::OH * S::OW;
+        for (t, d) in self
+            .dyt
+            .chunks_exact_mut(dyi)
+            .zip(self.dy.chunks_exact(dyi))
+        {
+            kernel::transpose(v, d, t, S::COUT, S::OH * S::OW);
+        }
+        // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
+        // the rest of its preconditions (here: `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
+        // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
+        unsafe { kernel::backward_weight_by_channel::<V, S>(v, self.n, self.dyt, self.x, self.dw) }
+    }
+}
+
+/// The arguments of [`kernel::backward_weight`], run by [`Isa::vectorize`].
+struct Wide<'a, S> {
+    g: &'a super::Geom,
+    grp: &'a kernel::Group<'a>,
+    dw: &'a mut [f32],
+    _s: PhantomData<S>,
+}
+
+impl<S: ConvShape> Kernel for Wide<'_, S> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, v: V) {
         // SAFETY: `n ≥ 1`; each of the `n` images has `COUT` wide rows of `16·nv` floats at
-        // stride `dy_stride` inside `dyw` (the extent asserted just above) and a
+        // stride `dy_stride` inside `dyw` (the extent asserted in `group`) and a
         // `[CIN, H, W]` input at stride `CIN·H·W` in `x` (`x.len() = n·CIN·H·W`, asserted);
         // `dw` is `COUT·CIN·K·K` (asserted) and `check_geometry` proves `OH = H−K+1`,
         // `OW = W−K+1`: all that `backward_weight` requires besides the token.
-        unsafe { avx512::backward_weight::<S>(cpu, &g, &grp, dw) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = scratch;
-        cpu.unreachable()
+        unsafe { kernel::backward_weight::<V, S>(v, self.g, self.grp, self.dw) }
     }
 }
 
@@ -116,36 +159,84 @@ pub(super) fn group<S: ConvShape>(
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW`.
-pub fn backward_bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut S::Params<f32>) {
-    bias_image::<S>(cpu, dy, db.bias_mut());
+pub fn backward_bias_image<S: ConvShape>(cpu: impl Into<Isa>, dy: &[f32], db: &mut S::Params<f32>) {
+    bias_image::<S>(cpu.into(), dy, db.bias_mut());
 }
 
 /// [`backward_bias_image`] with `db` as a slice.
 ///
 /// # Panics
 /// If `dy.len() != COUT·OH·OW` or `db.len() != COUT`.
-pub(super) fn bias_image<S: ConvShape>(cpu: Avx512, dy: &[f32], db: &mut [f32]) {
+pub(super) fn bias_image<S: ConvShape>(cpu: Isa, dy: &[f32], db: &mut [f32]) {
     check_geometry::<S>();
     let (cout, ohw) = (S::COUT, S::OH * S::OW);
     assert_eq!(dy.len(), cout * ohw, "backward_bias_image: dy length");
     assert_eq!(db.len(), cout, "backward_bias_image: db length");
-    #[cfg(target_arch = "x86_64")]
-    for (d, plane) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
-        // SAFETY: the token proves the CPU features `sum` is compiled for; `sum` is otherwise
-        // safe.
-        *d += unsafe { avx512::sum(cpu, plane) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    cpu.unreachable()
+    cpu.vectorize(Bias { ohw, dy, db });
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
+/// The arguments of [`kernel::sum`] over the planes of one image, run by [`Isa::vectorize`].
+struct Bias<'a> {
+    ohw: usize,
+    dy: &'a [f32],
+    db: &'a mut [f32],
+}
+
+impl Kernel for Bias<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, v: V) {
+        for (d, plane) in self.db.iter_mut().zip(self.dy.chunks_exact(self.ohw)) {
+            *d += kernel::sum(v, plane);
+        }
+    }
+}
+
+mod kernel {
     use crate::cnn::conv::ConvShape;
-    use crate::cnn::conv_simd::shuffle::reduce16;
     use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
-    use crate::cnn::cpu::Avx512;
-    use std::arch::x86_64::*;
+    use crate::cnn::simd::Simd;
+
+    /// `t[p·c + r] = s[r·p_len + p]`: the `[c, p_len]` matrix `s` transposed, in 16×16
+    /// blocks where they fit, element by element at the edges.
+    ///
+    /// # Panics
+    /// Unless `s.len() = t.len() = c·p_len` (without overflow).
+    #[inline(always)]
+    pub(super) fn transpose<V: Simd>(v: V, s: &[f32], t: &mut [f32], c: usize, p_len: usize) {
+        let len = c.checked_mul(p_len);
+        assert!(
+            len == Some(s.len()) && len == Some(t.len()),
+            "transpose: {} and {} floats for a {c}×{p_len} matrix",
+            s.len(),
+            t.len()
+        );
+        let (cb, pb) = (c / L, p_len / L);
+        for ob in 0..cb {
+            for qb in 0..pb {
+                // SAFETY: rows `16·ob + r < c` of `s` from column `16·qb`, 16 floats each
+                // (`16·qb + 16 ≤ p_len`); rows `16·qb + r < p_len` of `t` from column `16·ob`
+                // (`16·ob + 16 ≤ c`): all inside the `c·p_len` slices.
+                unsafe {
+                    let mut r = [v.zero(); 16];
+                    for (i, r) in r.iter_mut().enumerate() {
+                        *r = v.load(s.as_ptr().add((ob * L + i) * p_len + qb * L));
+                    }
+                    let r = v.transpose16(r);
+                    for (i, x) in r.iter().enumerate() {
+                        v.store(t.as_mut_ptr().add((qb * L + i) * c + ob * L), *x);
+                    }
+                }
+            }
+        }
+        // The edges: channels past the last full block, and pixels past the last full block.
+        for o in 0..c {
+            let q0 = if o < cb * L { pb * L } else { 0 };
+            for q in q0..p_len {
+                t[q * c + o] = s[o * p_len + q];
+            }
+        }
+    }
 
     /// Where the images of a weight-gradient group are: `n` images, image `i`'s wide `dY`
     /// row `o` at `dyw[i·dy_stride + o·16·nv ..]`, its input at `x[i·x_stride ..]`.
@@ -163,10 +254,10 @@ mod avx512 {
     /// `n ≥ 1`; each image's `dY` is `cout` wide rows of `16·nv` floats (zero at `x ≥ ow`):
     /// `dyw.len() ≥ (n−1)·dy_stride + cout·16·nv`; each input is `[CIN, h, w]`:
     /// `x.len() ≥ (n−1)·x_stride + CIN·h·w`; `dw.len() = cout·CIN·K·K`; and `oh = h−K+1`,
-    /// `ow = w−K+1`. (The token proves the CPU features.)
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_weight<S: ConvShape>(
-        _cpu: Avx512,
+    /// `ow = w−K+1`. (The token `s` proves the CPU features.)
+    #[inline(always)]
+    pub(super) unsafe fn backward_weight<V: Simd, S: ConvShape>(
+        s: V,
         g: &Geom,
         grp: &Group<'_>,
         dw: &mut [f32],
@@ -183,6 +274,7 @@ mod avx512 {
         while o0 < g.cout {
             let no = match g.cout - o0 {
                 1 => 1,
+                _ if !V::WIDE => 1,
                 2 | 3 => 2,
                 _ => 4,
             };
@@ -193,13 +285,13 @@ mod avx512 {
                 // is the load mask of the last vector.
                 unsafe {
                     k0 += match (no, kk - k0) {
-                        (4, 6..) => bw_tile::<4, 6, S>(g, grp, last, dw, o0, k0),
-                        (4, 3..=5) => bw_tile::<4, 3, S>(g, grp, last, dw, o0, k0),
-                        (4, _) => bw_tile::<4, 1, S>(g, grp, last, dw, o0, k0),
-                        (2, 6..) => bw_tile::<2, 6, S>(g, grp, last, dw, o0, k0),
-                        (2, _) => bw_tile::<2, 1, S>(g, grp, last, dw, o0, k0),
-                        (_, 6..) => bw_tile::<1, 6, S>(g, grp, last, dw, o0, k0),
-                        (_, _) => bw_tile::<1, 1, S>(g, grp, last, dw, o0, k0),
+                        (4, 6..) => bw_tile::<V, 4, 6, S>(s, g, grp, last, dw, o0, k0),
+                        (4, 3..=5) => bw_tile::<V, 4, 3, S>(s, g, grp, last, dw, o0, k0),
+                        (4, _) => bw_tile::<V, 4, 1, S>(s, g, grp, last, dw, o0, k0),
+                        (2, 6..) => bw_tile::<V, 2, 6, S>(s, g, grp, last, dw, o0, k0),
+                        (2, _) => bw_tile::<V, 2, 1, S>(s, g, grp, last, dw, o0, k0),
+                        (_, 6..) => bw_tile::<V, 1, 6, S>(s, g, grp, last, dw, o0, k0),
+                        (_, _) => bw_tile::<V, 1, 1, S>(s, g, grp, last, dw, o0, k0),
                     };
                 }
             }
@@ -213,11 +305,12 @@ mod avx512 {
     /// # Safety
     /// As [`backward_weight`], `o0 + NO ≤ cout`, `k0 + NT ≤ CIN·K·K`, and `last` is the load
     /// mask of the last wide vector.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn bw_tile<const NO: usize, const NT: usize, S: ConvShape>(
+    #[inline(always)]
+    unsafe fn bw_tile<V: Simd, const NO: usize, const NT: usize, S: ConvShape>(
+        s: V,
         g: &Geom,
         grp: &Group<'_>,
-        last: __mmask16,
+        last: u16,
         dw: &mut [f32],
         o0: usize,
         k0: usize,
@@ -231,7 +324,7 @@ mod avx512 {
             let (c, r) = ((k0 + t) / (S::K * S::K), (k0 + t) % (S::K * S::K));
             c * hw + (r / S::K) * g.w + r % S::K
         });
-        let mut acc = [[_mm512_setzero_ps(); NT]; NO];
+        let mut acc = [[s.zero(); NT]; NO];
         for i in 0..grp.n {
             let dyp = grp.dyw[i * grp.dy_stride + o0 * row..][..NO * row].as_ptr();
             let xp = grp.x[i * grp.x_stride..][..S::CIN * hw].as_ptr();
@@ -243,33 +336,29 @@ mod avx512 {
             unsafe {
                 for v in 0..nv {
                     let m = if v + 1 < nv { !0 } else { last };
-                    let d: [__m512; NO] =
-                        std::array::from_fn(|o| _mm512_loadu_ps(dyp.add(o * row + v * L)));
+                    let mut d = [s.zero(); NO];
+                    for (o, d) in d.iter_mut().enumerate() {
+                        *d = s.load(dyp.add(o * row + v * L));
+                    }
                     for (t, &off) in off.iter().enumerate() {
-                        let xv = _mm512_maskz_loadu_ps(m, xp.add(off + v * L));
+                        let xv = s.load_masked(m, xp.add(off + v * L));
                         for (a, &d) in acc.iter_mut().zip(&d) {
-                            a[t] = _mm512_fmadd_ps(d, xv, a[t]);
+                            a[t] = s.fma(d, xv, a[t]);
                         }
                     }
                 }
             }
         }
         // Horizontal sums, 16 accumulators at a time, in the order [o][t].
-        let flat: [[__m512; 16]; 2] = std::array::from_fn(|h| {
-            std::array::from_fn(|i| {
-                let i = 16 * h + i;
-                if i < NO * NT {
-                    acc[i / NT][i % NT]
-                } else {
-                    _mm512_setzero_ps()
-                }
-            })
-        });
+        let mut flat = [[s.zero(); 16]; 2];
+        for (i, a) in acc.iter().flatten().enumerate() {
+            flat[i / 16][i % 16] = *a;
+        }
         let mut sums = [0.0f32; 32];
         for (h, out) in sums.chunks_exact_mut(16).enumerate() {
             if 16 * h < NO * NT {
                 // SAFETY: `out` is 16 floats.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), reduce16(flat[h])) };
+                unsafe { s.store(out.as_mut_ptr(), s.reduce16(flat[h])) };
             }
         }
         for o in 0..NO {
@@ -295,11 +384,11 @@ mod avx512 {
     /// The shape is one that [`check_geometry`](crate::cnn::conv_simd) accepts (so the
     /// sizes below do not overflow). The other preconditions are asserted here: `COUT % 16 =
     /// 0`, `OH = H−K+1`, `OW = W−K+1`, `dyt.len() = n·OH·OW·COUT` (`[OH·OW, COUT]` per
-    /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token proves the
+    /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token `s` proves the
     /// CPU features.)
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn backward_weight_by_channel<S: ConvShape>(
-        _cpu: Avx512,
+    #[inline(always)]
+    pub(super) unsafe fn backward_weight_by_channel<V: Simd, S: ConvShape>(
+        s: V,
         n: usize,
         dyt: &[f32],
         x: &[f32],
@@ -311,20 +400,25 @@ mod avx512 {
         assert_eq!(dw.len(), S::COUT * S::CIN * S::K * S::K);
         let mut ov0 = 0;
         while ov0 < S::COUT / L {
-            let nov = if S::COUT / L - ov0 >= 2 { 2 } else { 1 };
+            let nov = if V::WIDE && S::COUT / L - ov0 >= 2 {
+                2
+            } else {
+                1
+            };
+            let budget = if V::WIDE { 24 } else { 6 };
             for ki in 0..S::K {
                 let mut c0 = 0;
                 while c0 < S::CIN {
                     // The widest channel tile with at most 24 accumulators that fits.
                     let rem = S::CIN - c0;
-                    let fits = |nc: usize| nc <= rem && nc * S::K * nov <= 24;
+                    let fits = |nc: usize| nc <= rem && nc * S::K * nov <= budget;
                     let nc = [8, 4, 2, 1].into_iter().find(|&nc| fits(nc)).unwrap_or(1);
                     // SAFETY: preconditions of `bwc_tile`: those of this function,
                     // `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
                     unsafe {
                         macro_rules! tile {
                             ($nc:literal, $nov:literal) => {
-                                bwc_tile::<$nc, $nov, S>(n, dyt, x, dw, ov0, ki, c0)
+                                bwc_tile::<V, $nc, $nov, S>(s, n, dyt, x, dw, ov0, ki, c0)
                             };
                         }
                         match (nc, nov) {
@@ -351,8 +445,9 @@ mod avx512 {
     /// # Safety
     /// As [`backward_weight_by_channel`], `ov0 + NOV ≤ COUT/16`, `c0 + NC ≤ CIN`, `ki < K`.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn bwc_tile<const NC: usize, const NOV: usize, S: ConvShape>(
+    #[inline(always)]
+    unsafe fn bwc_tile<V: Simd, const NC: usize, const NOV: usize, S: ConvShape>(
+        s: V,
         n: usize,
         dyt: &[f32],
         x: &[f32],
@@ -362,7 +457,7 @@ mod avx512 {
         c0: usize,
     ) {
         let hw = S::H * S::W;
-        let mut acc = [S::taps([_mm512_setzero_ps(); NOV]); NC];
+        let mut acc = [S::taps([s.zero(); NOV]); NC];
         for i in 0..n {
             let dp = dyt[i * S::OH * S::OW * S::COUT..][..S::OH * S::OW * S::COUT].as_ptr();
             let xp = x[i * S::CIN * hw..][..S::CIN * hw].as_ptr();
@@ -375,13 +470,15 @@ mod avx512 {
                     let xr = xp.add(c0 * hw + (ki + y) * S::W);
                     let dr = dp.add(y * S::OW * S::COUT + ov0 * L);
                     for xx in 0..S::OW {
-                        let d: [__m512; NOV] =
-                            std::array::from_fn(|j| _mm512_loadu_ps(dr.add(xx * S::COUT + j * L)));
+                        let mut d = [s.zero(); NOV];
+                        for (j, d) in d.iter_mut().enumerate() {
+                            *d = s.load(dr.add(xx * S::COUT + j * L));
+                        }
                         for (t, at) in acc.iter_mut().enumerate() {
                             for (kj, a) in at.as_mut().iter_mut().enumerate() {
-                                let b = _mm512_set1_ps(*xr.add(t * hw + kj + xx));
+                                let b = s.splat(*xr.add(t * hw + kj + xx));
                                 for (a, &d) in a.iter_mut().zip(&d) {
-                                    *a = _mm512_fmadd_ps(d, b, *a);
+                                    *a = s.fma(d, b, *a);
                                 }
                             }
                         }
@@ -396,7 +493,7 @@ mod avx512 {
                 let k = ((c0 + t) * S::K + ki) * S::K + kj;
                 for (j, &v) in a.iter().enumerate() {
                     // SAFETY: `lanes` is 16 floats.
-                    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+                    unsafe { s.store(lanes.as_mut_ptr(), v) };
                     for (l, &s) in lanes.iter().enumerate() {
                         dw[((ov0 + j) * L + l) * kk + k] += s;
                     }
@@ -405,26 +502,26 @@ mod avx512 {
         }
     }
 
-    /// `Σ s`: 16 lane-wise partial sums, then a fixed reduction tree. Safe: the token proves
-    /// the CPU features, and every load stays inside `s`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn sum(_cpu: Avx512, s: &[f32]) -> f32 {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut blocks = s.chunks_exact(4 * L);
+    /// `Σ x`: 4 × 16 lane-wise partial sums, then a fixed reduction tree. Safe: every load
+    /// stays inside `x`.
+    #[inline(always)]
+    pub(super) fn sum<V: Simd>(s: V, x: &[f32]) -> f32 {
+        let mut acc = [s.zero(); 4];
+        let mut blocks = x.chunks_exact(4 * L);
         for b in &mut blocks {
             for (j, a) in acc.iter_mut().enumerate() {
                 // SAFETY: `b` is 64 floats, so lanes `16j .. 16j+16` are inside it.
-                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(b.as_ptr().add(j * L)) });
+                *a = s.add(*a, unsafe { s.load(b.as_ptr().add(j * L)) });
             }
         }
         let mut chunks = blocks.remainder().chunks(L);
         for a in &mut acc {
             let Some(ch) = chunks.next() else { break };
             // SAFETY: the mask enables only the `ch.len() ≤ 16` lanes inside `ch`.
-            let v = unsafe { _mm512_maskz_loadu_ps(mask_low(ch.len() as u32), ch.as_ptr()) };
-            *a = _mm512_add_ps(*a, v);
+            let v = unsafe { s.load_masked(mask_low(ch.len() as u32), ch.as_ptr()) };
+            *a = s.add(*a, v);
         }
-        let s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        _mm512_reduce_add_ps(s)
+        let t = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+        s.reduce_add(t)
     }
 }

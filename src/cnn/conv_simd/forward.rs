@@ -1,9 +1,11 @@
 //! The forward pass, `Y[o, q] = b[o] + Σ_k W[o, k]·X[off(k) + q]` over the wide positions `q`
 //! (see "Forward" in the docs of [`super`]): the safe entry points, which check every length
-//! and take the [`Avx512`] token, and the `unsafe` kernel they call.
+//! and take an [`Isa`] token, and the `unsafe` kernel they call, generic over [`Simd`].
 use super::check_geometry;
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Avx512;
+use crate::cnn::cpu::Isa;
+use crate::cnn::simd::{Kernel, Simd};
+use std::marker::PhantomData;
 
 /// Forward of one image: `y[o, oy, ox] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj]·x[c, oy+ki, ox+kj]`.
 ///
@@ -13,48 +15,71 @@ use crate::cnn::cpu::Avx512;
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub fn forward_image<S: ConvShape>(cpu: Avx512, p: &S::Params<f32>, x: &[f32], y: &mut [f32]) {
-    image::<S>(cpu, p.weight(), p.bias(), x, y);
+pub fn forward_image<S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<f32>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    image::<S>(cpu.into(), p.weight(), p.bias(), x, y);
 }
 
 /// [`forward_image`] with the weights (`[COUT, CIN, K, K]`) and the bias as slices.
 ///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
-pub(super) fn image<S: ConvShape>(cpu: Avx512, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+pub(super) fn image<S: ConvShape>(cpu: Isa, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     check_geometry::<S>();
     assert_eq!(w.len(), S::COUT * S::KK, "forward_image: weight length");
     assert_eq!(b.len(), S::COUT, "forward_image: bias length");
     assert_eq!(x.len(), S::CIN * S::H * S::W, "forward_image: x length");
     assert_eq!(y.len(), S::COUT * S::OH * S::OW, "forward_image: y length");
-    #[cfg(target_arch = "x86_64")]
-    {
-        let g = super::Geom::of::<S>();
-        // SAFETY: the weight, bias, x and y lengths match the geometry (asserted above), and
-        // `check_geometry` proves `OH = H−K+1`, `OW = W−K+1`: all that `forward` requires
-        // besides the token.
-        unsafe { avx512::forward::<S>(cpu, &g, w, b, x, y) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    cpu.unreachable()
+    let g = super::Geom::of::<S>();
+    cpu.vectorize(Fwd::<S> {
+        g: &g,
+        w,
+        b,
+        x,
+        y,
+        _s: PhantomData,
+    });
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
+/// The arguments of [`kernel::forward`], run by [`Isa::vectorize`].
+struct Fwd<'a, S> {
+    g: &'a super::Geom,
+    w: &'a [f32],
+    b: &'a [f32],
+    x: &'a [f32],
+    y: &'a mut [f32],
+    _s: PhantomData<S>,
+}
+
+impl<S: ConvShape> Kernel for Fwd<'_, S> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, v: V) {
+        // SAFETY: `image` asserted the weight, bias, x and y lengths against the geometry, and
+        // `check_geometry` proves `OH = H−K+1`, `OW = W−K+1`: all that `forward` requires
+        // besides the token `v`.
+        unsafe { kernel::forward::<V, S>(v, self.g, self.w, self.b, self.x, self.y) }
+    }
+}
+
+mod kernel {
     use crate::cnn::conv::ConvShape;
-    use crate::cnn::conv_simd::{Geom, LANES as L, Slot, mask_low, slot};
-    use crate::cnn::cpu::Avx512;
-    use std::arch::x86_64::*;
+    use crate::cnn::conv_simd::{Geom, LANES as L, Slot, slot};
+    use crate::cnn::simd::Simd;
 
     /// The forward pass of one image.
     ///
     /// # Safety
     /// `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`), `bias.len() = cout`,
     /// `x.len() = CIN·h·w`, `y.len() = cout·oh·ow`, and `oh = h−K+1`, `ow = w−K+1`. (The
-    /// token proves the CPU features.)
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward<S: ConvShape>(
-        _cpu: Avx512,
+    /// token `s` proves the CPU features.)
+    #[inline(always)]
+    pub(super) unsafe fn forward<V: Simd, S: ConvShape>(
+        s: V,
         g: &Geom,
         w: &[f32],
         bias: &[f32],
@@ -71,11 +96,14 @@ mod avx512 {
         while v0 < nv {
             // SAFETY: the preconditions of `forward` are those of `forward_group`, and
             // `v0 < nv`.
+            // Narrow instruction sets (16 registers of half a vector for AVX2) take one
+            // vector at a time; the grouping does not change any sum.
             unsafe {
                 v0 += match nv - v0 {
-                    1 => forward_group::<1, S>(g, w, bias, x, y, v0),
-                    2 => forward_group::<2, S>(g, w, bias, x, y, v0),
-                    _ => forward_group::<3, S>(g, w, bias, x, y, v0),
+                    _ if !V::WIDE => forward_group::<V, 1, S>(s, g, w, bias, x, y, v0),
+                    1 => forward_group::<V, 1, S>(s, g, w, bias, x, y, v0),
+                    2 => forward_group::<V, 2, S>(s, g, w, bias, x, y, v0),
+                    _ => forward_group::<V, 3, S>(s, g, w, bias, x, y, v0),
                 };
             }
         }
@@ -85,8 +113,9 @@ mod avx512 {
     ///
     /// # Safety
     /// As [`forward`], and `v0 + NPV ≤ nv`.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn forward_group<const NPV: usize, S: ConvShape>(
+    #[inline(always)]
+    unsafe fn forward_group<V: Simd, const NPV: usize, S: ConvShape>(
+        s: V,
         g: &Geom,
         w: &[f32],
         bias: &[f32],
@@ -95,29 +124,75 @@ mod avx512 {
         v0: usize,
     ) -> usize {
         let slots: [Slot; NPV] = std::array::from_fn(|v| slot(g, v0 + v));
+        // Narrow instruction sets mask a load through a stack copy: keep that out of the tiles
+        // whose vectors are all full (every one but the last).
+        if !V::WIDE && slots.iter().all(|sl| sl.load == u16::MAX) {
+            // SAFETY: as below; `forward_tile::<_, _, _, _, false>` differs only in loading
+            // every lane, which the full load masks allow.
+            unsafe { forward_tiles::<V, NPV, false, S>(s, g, w, bias, x, y, v0, &slots) };
+        } else {
+            // SAFETY: the preconditions of `forward_tiles` are those of this function, and
+            // `slots[v] = slot(g, v0 + v)`.
+            unsafe { forward_tiles::<V, NPV, true, S>(s, g, w, bias, x, y, v0, &slots) };
+        }
+        NPV
+    }
+
+    /// All output channels of the `NPV` wide vectors from `v0`, in tiles; loads through the
+    /// load masks if `MASKED`, else whole vectors.
+    ///
+    /// # Safety
+    /// As [`forward`], `v0 + NPV ≤ nv`, `slots[v] = slot(g, v0 + v)`, and every load mask
+    /// full unless `MASKED`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn forward_tiles<V: Simd, const NPV: usize, const MASKED: bool, S: ConvShape>(
+        s: V,
+        g: &Geom,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        v0: usize,
+        slots: &[Slot; NPV],
+    ) {
         let mut o0 = 0;
         while o0 < g.cout {
             // SAFETY: preconditions of `forward_tile` hold: those of `forward`,
             // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
             unsafe {
                 o0 += match g.cout - o0 {
-                    1 => forward_tile::<1, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
-                    2 | 3 => forward_tile::<2, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
-                    4..=7 => forward_tile::<4, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
-                    _ => forward_tile::<8, NPV, S>(g, w, bias, x, y, o0, v0, &slots),
+                    1 => forward_tile::<V, 1, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
+                    2 | 3 => {
+                        forward_tile::<V, 2, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    6.. if !V::WIDE => {
+                        forward_tile::<V, 6, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    4..=7 => {
+                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    _ => forward_tile::<V, 8, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
                 };
             }
         }
-        NPV
     }
 
     /// Output channels `o0..o0+NO` of the wide vectors `v0..v0+NPV`; returns `NO`.
     ///
     /// # Safety
-    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, and `slots[v] = slot(g, v0 + v)`.
+    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, `slots[v] = slot(g, v0 + v)`, and
+    /// every load mask full unless `MASKED`.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn forward_tile<const NO: usize, const NPV: usize, S: ConvShape>(
+    #[inline(always)]
+    unsafe fn forward_tile<
+        V: Simd,
+        const NO: usize,
+        const NPV: usize,
+        const MASKED: bool,
+        S: ConvShape,
+    >(
+        s: V,
         g: &Geom,
         w: &[f32],
         bias: &[f32],
@@ -129,9 +204,9 @@ mod avx512 {
     ) -> usize {
         let kk = S::CIN * S::K * S::K;
         let (hw, ww, ohow) = (g.h * g.w, g.w, g.oh * g.ow);
-        let mut acc = [[_mm512_setzero_ps(); NPV]; NO];
+        let mut acc = [[s.zero(); NPV]; NO];
         for (a, &b) in acc.iter_mut().zip(&bias[o0..o0 + NO]) {
-            *a = [_mm512_set1_ps(b); NPV];
+            *a = [s.splat(b); NPV];
         }
         let wt = w[o0 * kk..(o0 + NO) * kk].as_ptr();
         let xt = x.as_ptr();
@@ -140,7 +215,7 @@ mod avx512 {
         // `c·hw + ki·w + kj + q` with `q = 16·(v0+v)` its first wide position; `q < total`
         // (as `v0 + v < nv`), and every lane it enables (`slots[v].load`) has `q' < total =
         // (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`: in
-        // bounds. Masked-off lanes are not accessed.
+        // bounds. Masked-off lanes are not accessed (without `MASKED` every mask is full).
         unsafe {
             for c in 0..S::CIN {
                 let xc = xt.add(c * hw + v0 * L);
@@ -148,13 +223,18 @@ mod avx512 {
                 for ki in 0..S::K {
                     for kj in 0..S::K {
                         let xp = xc.add(ki * ww + kj);
-                        let xv: [__m512; NPV] = std::array::from_fn(|v| {
-                            _mm512_maskz_loadu_ps(slots[v].load, xp.add(v * L))
-                        });
+                        let mut xv = [s.zero(); NPV];
+                        for (v, xv) in xv.iter_mut().enumerate() {
+                            *xv = if MASKED {
+                                s.load_masked(slots[v].load, xp.add(v * L))
+                            } else {
+                                s.load(xp.add(v * L))
+                            };
+                        }
                         for (o, a) in acc.iter_mut().enumerate() {
-                            let wv = _mm512_set1_ps(*wc.add(o * kk + ki * S::K + kj));
+                            let wv = s.splat(*wc.add(o * kk + ki * S::K + kj));
                             for (a, &xv) in a.iter_mut().zip(&xv) {
-                                *a = _mm512_fmadd_ps(wv, xv, *a);
+                                *a = s.fma(wv, xv, *a);
                             }
                         }
                     }
@@ -162,15 +242,13 @@ mod avx512 {
             }
         }
         let yp = y.as_mut_ptr();
-        for (v, s) in slots.iter().enumerate() {
-            let store = mask_low(s.count);
+        for (v, sl) in slots.iter().enumerate() {
             for (o, a) in acc.iter().enumerate() {
-                let packed = _mm512_maskz_compress_ps(s.valid, a[v]);
                 // SAFETY: the `count` real lanes are consecutive output pixels starting at the
                 // dense index `dense` of plane `o0 + o < cout`, all `< oh·ow` (or none: mask
-                // 0), so the store stays inside `y`.
+                // 0), so the packed store stays inside `y`.
                 unsafe {
-                    _mm512_mask_storeu_ps(yp.add((o0 + o) * ohow + s.dense), store, packed);
+                    s.store_compressed(yp.add((o0 + o) * ohow + sl.dense), sl.valid, a[v]);
                 }
             }
         }

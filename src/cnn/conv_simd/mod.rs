@@ -1,16 +1,20 @@
-//! Hand-vectorised AVX-512 f32 kernels for the convolution of [`super::conv`] (stride 1, no
-//! padding, bias): forward, input gradient, weight gradient and bias gradient, one image at a
-//! time, by direct convolution (no im2col, no packing of the input).
+//! Hand-vectorised f32 kernels for the convolution of [`super::conv`] (stride 1, no padding,
+//! bias): forward, input gradient, weight gradient and bias gradient, one image at a time, by
+//! direct convolution (no im2col, no packing of the input). They are written once over the
+//! 16-lane vectors of [`super::simd`] and run on AVX-512, AVX2+FMA, NEON or plain Rust, with
+//! the same bits on every one of them (see [`super::simd`]).
 //!
 //! They compute the same sums as the generic GEMM path of [`super::conv`] in another (fixed,
 //! thread-independent) order, so results agree to f32 rounding, not bit for bit.
 //!
 //! # Dispatch
-//! Every function here that runs AVX-512 instructions takes an [`Avx512`] token, which only
-//! [`super::cpu`] can make, and only on a CPU with AVX-512F/BW/VL: holding one is the proof
-//! that the kernels may run, so nothing here detects features itself. The network asks
-//! [`super::cpu::avx512`] (which honours `GRADSPEC_NO_AVX512`); the kernels' tests ask
-//! [`super::cpu::avx512_hardware`].
+//! Every function here takes an [`Isa`] (or a token that converts into one, such as
+//! [`super::cpu::Avx512`]), which only [`super::cpu`] can make for an instruction set the CPU
+//! has: holding one is the proof that the kernels may run, so nothing here detects features
+//! itself. The network asks [`super::cpu::isa`] (which honours `GRADSPEC_SIMD` and
+//! `GRADSPEC_NO_AVX512`); the kernels' tests ask [`super::cpu::isas_hardware`]. The register
+//! tiles below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at
+//! most 6 vectors, chosen so that every sum keeps its order.
 //!
 //! The batch functions (`try_*`) are generic over the float type, with the signatures of
 //! [`super::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
@@ -19,10 +23,10 @@
 //! path.
 //!
 //! # Files
-//! One per pass, each holding its safe entry points and, in a `mod avx512`, the `unsafe`
-//! kernels they call: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
+//! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
+//! kernels they call, generic over [`super::simd::Simd`]: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
 //! bias gradients); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
-//! weight gradient uses. This file holds the batch functions, the scratch sizes, the shape
+//! weight gradient uses in its AVX-512 build. This file holds the batch functions, the scratch sizes, the shape
 //! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
 //!
 //! # API
@@ -95,11 +99,8 @@
 //! Zeros stand in for the discarded lanes (`x ≥ OW`), so an infinite or NaN weight or input
 //! can leak into outputs the generic path would compute from finite values only; the network
 //! never feeds those.
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::__mmask16;
-
 use super::conv::{ConvParams, ConvShape};
-use super::cpu::Avx512;
+use super::cpu::Isa;
 use super::float::Float;
 use super::tensor::{Data, DataMut};
 
@@ -108,13 +109,15 @@ mod backward_weight;
 mod forward;
 #[cfg(target_arch = "x86_64")]
 mod shuffle;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use shuffle::{reduce16 as shuffle_reduce16, transpose16 as shuffle_transpose16};
 
 pub use backward_input::backward_input_image;
 pub use backward_weight::{backward_bias_image, backward_weight_image};
 pub use forward::forward_image;
 
-/// Floats per `zmm` vector.
-pub const LANES: usize = 16;
+/// Floats per vector (of [`super::simd`]).
+pub use super::simd::LANES;
 
 /// Number of wide positions `(OH−1)·W + OW` of a convolution (see the module docs).
 pub const fn wide_positions(oh: usize, ow: usize, w: usize) -> usize {
@@ -273,11 +276,12 @@ fn wide_dy<'a, S: ConvShape>(dy: &'a [f32], scratch: &'a mut [f32]) -> (&'a [f32
 /// function). Needs no scratch.
 #[inline(never)]
 pub fn try_conv_forward<T: Float, S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     p: &S::Params<T>,
     x: S::In<'_, T>,
     y: S::OutMut<'_, T>,
 ) -> bool {
+    let cpu: Isa = cpu.into();
     check_geometry::<S>();
     let (x, y) = (x.data(), y.data_mut());
     let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
@@ -305,12 +309,13 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
 /// nothing. `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_input<T: Float, S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     p: &S::Params<T>,
     dy: S::Out<'_, T>,
     dx: S::InMut<'_, T>,
     scratch: &mut [T],
 ) -> bool {
+    let cpu: Isa = cpu.into();
     check_geometry::<S>();
     let (dy, dx) = (dy.data(), dx.data_mut());
     let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
@@ -344,12 +349,13 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
 /// order from the same images passed one by one). `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     dy: S::Out<'_, T>,
     x: S::In<'_, T>,
     dw: &mut S::Params<T>,
     scratch: &mut [T],
 ) -> bool {
+    let cpu: Isa = cpu.into();
     check_geometry::<S>();
     let (dy, x) = (dy.data(), x.data());
     let (dyi, xi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
@@ -381,10 +387,11 @@ pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
 /// [`backward_bias_image`], when `T` is `f32`; otherwise returns `false` having done nothing.
 #[inline(never)]
 pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
-    cpu: Avx512,
+    cpu: impl Into<Isa>,
     dy: S::Out<'_, T>,
     db: &mut S::Params<T>,
 ) -> bool {
+    let cpu: Isa = cpu.into();
     let (Some(db), Some(dys)) = (T::as_f32_mut(db.bias_mut()), T::as_f32(dy.data())) else {
         return false;
     };
@@ -399,8 +406,7 @@ pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
 /// The geometry of one valid convolution as the kernels see it: `cout` output channels,
 /// input planes `h×w`, output planes `oh×ow` (`= (h−K+1)×(w−K+1)`). The input channel
 /// count and `K` come from the kernels' shape parameter.
-#[cfg(target_arch = "x86_64")]
-struct Geom {
+pub(crate) struct Geom {
     cout: usize,
     h: usize,
     w: usize,
@@ -408,7 +414,6 @@ struct Geom {
     ow: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
 impl Geom {
     /// The geometry of the convolution `S`.
     fn of<S: ConvShape>() -> Self {
@@ -433,17 +438,14 @@ impl Geom {
 /// One vector of 16 wide positions starting at `16·v`: which lanes may be loaded
 /// (`q < total`), which are real outputs (also `x < ow`), the dense NCHW index of the
 /// first real one and how many there are.
-#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Slot {
-    load: __mmask16,
-    valid: __mmask16,
+    load: u16,
+    valid: u16,
     dense: usize,
-    count: u32,
 }
 
 /// The [`Slot`] of wide vector `v`.
-#[cfg(target_arch = "x86_64")]
 fn slot(g: &Geom, v: usize) -> Slot {
     let total = g.total();
     let (mut load, mut valid, mut dense) = (0u16, 0u16, None);
@@ -464,7 +466,6 @@ fn slot(g: &Geom, v: usize) -> Slot {
         load,
         valid,
         dense: dense.unwrap_or(0),
-        count: valid.count_ones(),
     }
 }
 
@@ -472,8 +473,7 @@ fn slot(g: &Geom, v: usize) -> Slot {
 ///
 /// # Panics
 /// If `n > 16` (a wider mask would enable lanes past the data it guards).
-#[cfg(target_arch = "x86_64")]
-fn mask_low(n: u32) -> __mmask16 {
+fn mask_low(n: u32) -> u16 {
     assert!(n <= LANES as u32, "mask_low: {n} lanes");
-    ((1u32 << n) - 1) as __mmask16
+    ((1u32 << n) - 1) as u16
 }

@@ -1,56 +1,14 @@
-//! The shuffle helpers of the weight gradient: the 16×16 transpose that lays `dY` out as
-//! `[OH·OW, COUT]`, and the transposition tree that sums 16 accumulators across their lanes.
+//! The AVX-512 shuffle helpers of the weight gradient (the AVX-512 build of
+//! [`crate::cnn::simd::Simd::transpose16`] and [`crate::cnn::simd::Simd::reduce16`]): the 16×16
+//! transpose that lays `dY` out as `[OH·OW, COUT]`, and the transposition tree that sums 16
+//! accumulators across their lanes.
 //! Pure data movement and additions in a fixed order.
-use super::LANES as L;
-use crate::cnn::cpu::Avx512;
 use std::arch::x86_64::*;
-
-/// `t[p·c + r] = s[r·p_len + p]`: the `[c, p_len]` matrix `s` transposed, in 16×16
-/// blocks of shuffles where they fit, element by element at the edges.
-///
-/// Safe: the token proves the CPU features, and the lengths are checked here.
-///
-/// # Panics
-/// Unless `s.len() = t.len() = c·p_len` (without overflow).
-#[target_feature(enable = "avx512f")]
-pub(super) fn transpose(_cpu: Avx512, s: &[f32], t: &mut [f32], c: usize, p_len: usize) {
-    let len = c.checked_mul(p_len);
-    assert!(
-        len == Some(s.len()) && len == Some(t.len()),
-        "transpose: {} and {} floats for a {c}×{p_len} matrix",
-        s.len(),
-        t.len()
-    );
-    let (cb, pb) = (c / L, p_len / L);
-    for ob in 0..cb {
-        for qb in 0..pb {
-            // SAFETY: rows `16·ob + r < c` of `s` from column `16·qb`, 16 floats each
-            // (`16·qb + 16 ≤ p_len`); rows `16·qb + r < p_len` of `t` from column `16·ob`
-            // (`16·ob + 16 ≤ c`): all inside the `c·p_len` slices.
-            unsafe {
-                let r: [__m512; 16] = std::array::from_fn(|r| {
-                    _mm512_loadu_ps(s.as_ptr().add((ob * L + r) * p_len + qb * L))
-                });
-                let r = transpose16(r);
-                for (i, v) in r.iter().enumerate() {
-                    _mm512_storeu_ps(t.as_mut_ptr().add((qb * L + i) * c + ob * L), *v);
-                }
-            }
-        }
-    }
-    // The edges: channels past the last full block, and pixels past the last full block.
-    for o in 0..c {
-        let q0 = if o < cb * L { pb * L } else { 0 };
-        for q in q0..p_len {
-            t[q * c + o] = s[o * p_len + q];
-        }
-    }
-}
 
 /// The 16×16 transpose of the rows `r`: unpack, then three rounds of shuffles.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn transpose16(mut r: [__m512; 16]) -> [__m512; 16] {
+pub(crate) fn transpose16(mut r: [__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
     for i in 0..8 {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -79,7 +37,7 @@ fn transpose16(mut r: [__m512; 16]) -> [__m512; 16] {
 /// permutation into natural order.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn reduce16(a: [__m512; 16]) -> __m512 {
+pub(crate) fn reduce16(a: [__m512; 16]) -> __m512 {
     // Level 1: 128-bit halves. l1[i] holds a[2i] in 128-lanes 0,1 and a[2i+1] in 2,3.
     let l1: [__m512; 8] = std::array::from_fn(|i| {
         let (p, q) = (a[2 * i], a[2 * i + 1]);

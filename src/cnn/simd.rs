@@ -1,0 +1,519 @@
+//! The portable SIMD layer of the direct convolutions ([`super::conv_simd`]): a 16-lane f32
+//! vector and the handful of operations the kernels need, implemented once per instruction set
+//! — AVX-512 as one `__m512`, AVX2+FMA as two `__m256`, NEON as four `float32x4_t`, and plain
+//! Rust as `[f32; 16]` — so that the kernels are written once, generically over [`Simd`].
+//!
+//! # Dispatch
+//! A value of a [`Simd`] type is a token: it exists only when the CPU has the features its
+//! methods use (only [`super::cpu`] makes the tokens they are built from). [`Isa::vectorize`]
+//! runs a [`Kernel`] with the right token inside a function compiled for the instruction set
+//! (`#[target_feature]`); the kernels and the methods here are `#[inline(always)]`, so the whole
+//! kernel is compiled for that instruction set.
+//!
+//! # Same bits on every instruction set
+//! Every operation is lane-wise and rounds each lane exactly once (`fma` is fused everywhere,
+//! `f32::mul_add` in the scalar build); the two cross-lane sums, [`Simd::reduce16`] and
+//! [`Simd::reduce_add`], follow the AVX-512 build's fixed trees in every build. The kernels
+//! therefore give the same bits on every instruction set; `tests/cnn_conv_simd.rs` checks it.
+//!
+//! Masks are `u16`, bit `i` for lane `i`. The non-AVX-512 builds take a fast path for the
+//! full mask and go through a stack array for a partial one (only the last wide vector of an
+//! image has one).
+use super::cpu::Isa;
+
+/// Floats per vector.
+pub const LANES: usize = 16;
+
+/// A 16-lane f32 vector type and its operations, for one instruction set.
+///
+/// # Safety
+/// Implementors may be constructed only when the CPU has every feature their methods use.
+pub unsafe trait Simd: Copy {
+    /// Sixteen f32 lanes.
+    type V: Copy;
+    /// Whether the instruction set has 32 registers of one vector each (AVX-512): the kernels
+    /// then use their wide register tiles; otherwise tiles of at most 6 vectors.
+    const WIDE: bool;
+
+    /// All lanes 0.
+    fn zero(self) -> Self::V;
+    /// All lanes `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c` with one rounding.
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The lanes as an array.
+    fn to_array(self, v: Self::V) -> [f32; LANES];
+    /// An array as a vector.
+    fn array_to_vec(self, a: [f32; LANES]) -> Self::V;
+
+    /// 16 floats from `p`.
+    ///
+    /// # Safety
+    /// `p .. p+16` is readable.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+
+    /// The lanes of `m` from `p`, 0 elsewhere.
+    ///
+    /// # Safety
+    /// `p + i` is readable for every lane `i` in `m`; nothing else is read.
+    #[inline(always)]
+    unsafe fn load_masked(self, m: u16, p: *const f32) -> Self::V {
+        if m == u16::MAX {
+            // SAFETY: every lane is in the mask, so `p .. p+16` is readable.
+            return unsafe { self.load(p) };
+        }
+        let mut a = [0.0f32; LANES];
+        for (i, x) in a.iter_mut().enumerate() {
+            if m >> i & 1 != 0 {
+                // SAFETY: lane `i` is in the mask.
+                *x = unsafe { *p.add(i) };
+            }
+        }
+        self.array_to_vec(a)
+    }
+
+    /// Writes the 16 lanes to `p`.
+    ///
+    /// # Safety
+    /// `p .. p+16` is writable.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+
+    /// Writes the lanes of `m` to `p + lane`.
+    ///
+    /// # Safety
+    /// `p + i` is writable for every lane `i` in `m`; nothing else is written.
+    #[inline(always)]
+    unsafe fn store_masked(self, p: *mut f32, m: u16, v: Self::V) {
+        if m == u16::MAX {
+            // SAFETY: every lane is in the mask, so `p .. p+16` is writable.
+            return unsafe { self.store(p, v) };
+        }
+        let a = self.to_array(v);
+        for (i, &x) in a.iter().enumerate() {
+            if m >> i & 1 != 0 {
+                // SAFETY: lane `i` is in the mask.
+                unsafe { *p.add(i) = x };
+            }
+        }
+    }
+
+    /// Writes the lanes of `m`, in order, packed to `p .. p + popcount(m)`.
+    ///
+    /// # Safety
+    /// `p .. p + popcount(m)` is writable.
+    #[inline(always)]
+    unsafe fn store_compressed(self, p: *mut f32, m: u16, v: Self::V) {
+        let a = self.to_array(v);
+        let mut j = 0;
+        for (i, &x) in a.iter().enumerate() {
+            if m >> i & 1 != 0 {
+                // SAFETY: `j < popcount(m)`.
+                unsafe { *p.add(j) = x };
+                j += 1;
+            }
+        }
+    }
+
+    /// `r[i] = Σ_lanes a[i]`, each sum in the fixed order of the AVX-512 build's tree
+    /// ([`hsum16_tree`]).
+    #[inline(always)]
+    fn reduce16(self, a: [Self::V; 16]) -> Self::V {
+        let mut r = [0.0; LANES];
+        for (r, &a) in r.iter_mut().zip(&a) {
+            *r = hsum16_tree(self.to_array(a));
+        }
+        self.array_to_vec(r)
+    }
+
+    /// `Σ_lanes v` in the order of `_mm512_reduce_add_ps` ([`hsum16_halves`]).
+    #[inline(always)]
+    fn reduce_add(self, v: Self::V) -> f32 {
+        hsum16_halves(self.to_array(v))
+    }
+
+    /// The 16×16 transpose: `r[j]` lane `i` = `a[i]` lane `j`.
+    #[inline(always)]
+    fn transpose16(self, a: [Self::V; 16]) -> [Self::V; 16] {
+        let mut m = [[0.0; LANES]; 16];
+        for (i, row) in a.iter().enumerate() {
+            for (j, &x) in self.to_array(*row).iter().enumerate() {
+                m[j][i] = x;
+            }
+        }
+        let mut r = a;
+        for (r, m) in r.iter_mut().zip(&m) {
+            *r = self.array_to_vec(*m);
+        }
+        r
+    }
+}
+
+/// The lanes' sum in the order of the AVX-512 build's shuffle tree
+/// (`conv_simd::shuffle::reduce16`): 128-bit blocks 0+2 and 1+3, then the two halves, then
+/// elements 0+2 and 1+3, then 0+1.
+#[inline(always)]
+pub fn hsum16_tree(x: [f32; LANES]) -> f32 {
+    let b: [f32; 8] = std::array::from_fn(|i| {
+        let (blk, e) = (i / 4, i % 4);
+        x[blk * 4 + e] + x[(blk + 2) * 4 + e]
+    });
+    let h: [f32; 4] = std::array::from_fn(|e| b[e] + b[4 + e]);
+    (h[0] + h[2]) + (h[1] + h[3])
+}
+
+/// The lanes' sum in the order of `_mm512_reduce_add_ps`: halves (`i + 8`), then quarters
+/// (`i + 4`), then `i + 2`, then `0 + 1`.
+#[inline(always)]
+pub fn hsum16_halves(x: [f32; LANES]) -> f32 {
+    let h: [f32; 8] = std::array::from_fn(|i| x[i] + x[i + 8]);
+    let q: [f32; 4] = std::array::from_fn(|i| h[i] + h[i + 4]);
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// A computation generic over the instruction set; [`Isa::vectorize`] runs it.
+pub trait Kernel {
+    /// What it returns.
+    type Out;
+    /// Runs with the token `s`. Implementations should be `#[inline(always)]`, so that the body
+    /// is compiled inside the instruction set's entry function.
+    fn run<S: Simd>(self, s: S) -> Self::Out;
+}
+
+impl Isa {
+    /// Runs `k` with this instruction set's [`Simd`] token, compiled for its features.
+    #[inline]
+    pub fn vectorize<K: Kernel>(self, k: K) -> K::Out {
+        match self {
+            Isa::Avx512(t) => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                    fn go<K: Kernel>(s: x86::Avx512Simd, k: K) -> K::Out {
+                        k.run(s)
+                    }
+                    // SAFETY: the token `t` proves the CPU has AVX-512F/BW/VL (and so AVX2
+                    // and FMA, which every AVX-512 CPU has).
+                    unsafe { go(x86::Avx512Simd(t), k) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                t.unreachable()
+            }
+            Isa::Avx2(t) => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,fma")]
+                    fn go<K: Kernel>(s: x86::Avx2Simd, k: K) -> K::Out {
+                        k.run(s)
+                    }
+                    // SAFETY: the token `t` proves the CPU has AVX2 and FMA.
+                    unsafe { go(x86::Avx2Simd(t), k) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                t.unreachable()
+            }
+            Isa::Neon(t) => {
+                #[cfg(target_arch = "aarch64")]
+                {
+                    k.run(arm::NeonSimd(t))
+                }
+                #[cfg(not(target_arch = "aarch64"))]
+                t.unreachable()
+            }
+            Isa::Scalar => k.run(Scalar),
+        }
+    }
+}
+
+/// The plain-Rust build: `[f32; 16]`, `f32::mul_add` per lane.
+#[derive(Clone, Copy, Debug)]
+pub struct Scalar;
+
+// SAFETY: uses no CPU feature.
+unsafe impl Simd for Scalar {
+    type V = [f32; LANES];
+    const WIDE: bool = false;
+    #[inline(always)]
+    fn zero(self) -> Self::V {
+        [0.0; LANES]
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> Self::V {
+        [x; LANES]
+    }
+    #[inline(always)]
+    fn add(self, a: Self::V, b: Self::V) -> Self::V {
+        let mut r = a;
+        for (r, &b) in r.iter_mut().zip(&b) {
+            *r += b;
+        }
+        r
+    }
+    #[inline(always)]
+    fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        let mut r = c;
+        for ((r, &a), &b) in r.iter_mut().zip(&a).zip(&b) {
+            *r = a.mul_add(b, *r);
+        }
+        r
+    }
+    #[inline(always)]
+    fn to_array(self, v: Self::V) -> [f32; LANES] {
+        v
+    }
+    #[inline(always)]
+    fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
+        a
+    }
+    #[inline(always)]
+    unsafe fn load(self, p: *const f32) -> Self::V {
+        // SAFETY: the caller guarantees `p .. p+16` is readable.
+        unsafe { p.cast::<[f32; LANES]>().read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, v: Self::V) {
+        // SAFETY: the caller guarantees `p .. p+16` is writable.
+        unsafe { p.cast::<[f32; LANES]>().write_unaligned(v) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{LANES, Simd};
+    use crate::cnn::cpu::{Avx2, Avx512};
+    use std::arch::x86_64::*;
+
+    /// The AVX-512 build: one `__m512`.
+    #[derive(Clone, Copy)]
+    pub struct Avx512Simd(pub Avx512);
+
+    // SAFETY: made only from an `Avx512` token (the CPU has AVX-512F/BW/VL); every method uses
+    // AVX-512F only.
+    unsafe impl Simd for Avx512Simd {
+        type V = __m512;
+        const WIDE: bool = true;
+        #[inline(always)]
+        fn zero(self) -> __m512 {
+            // SAFETY: the token proves AVX-512F (also below, for every intrinsic).
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m512 {
+            // SAFETY: AVX-512F (the token).
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F (the token).
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn fma(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: AVX-512F (the token).
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn to_array(self, v: __m512) -> [f32; LANES] {
+            let mut a = [0.0; LANES];
+            // SAFETY: AVX-512F (the token); `a` is 16 floats.
+            unsafe { _mm512_storeu_ps(a.as_mut_ptr(), v) };
+            a
+        }
+        #[inline(always)]
+        fn array_to_vec(self, a: [f32; LANES]) -> __m512 {
+            // SAFETY: AVX-512F (the token); `a` is 16 floats.
+            unsafe { _mm512_loadu_ps(a.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> __m512 {
+            // SAFETY: AVX-512F (the token); the caller guarantees 16 readable floats.
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn load_masked(self, m: u16, p: *const f32) -> __m512 {
+            // SAFETY: AVX-512F (the token); masked-off lanes are not accessed, the others are
+            // readable (the caller).
+            unsafe { _mm512_maskz_loadu_ps(m, p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: __m512) {
+            // SAFETY: AVX-512F (the token); the caller guarantees 16 writable floats.
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_masked(self, p: *mut f32, m: u16, v: __m512) {
+            // SAFETY: AVX-512F (the token); masked-off lanes are not accessed, the others are
+            // writable (the caller).
+            unsafe { _mm512_mask_storeu_ps(p, m, v) }
+        }
+        #[inline(always)]
+        unsafe fn store_compressed(self, p: *mut f32, m: u16, v: __m512) {
+            let store = ((1u32 << m.count_ones()) - 1) as u16;
+            // SAFETY: AVX-512F (the token); the lowest `popcount(m)` lanes are written, which
+            // the caller guarantees writable.
+            unsafe { _mm512_mask_storeu_ps(p, store, _mm512_maskz_compress_ps(m, v)) }
+        }
+        #[inline(always)]
+        fn reduce16(self, a: [__m512; 16]) -> __m512 {
+            // SAFETY: AVX-512F (the token) is all `reduce16` is compiled for.
+            unsafe { crate::cnn::conv_simd::shuffle_reduce16(a) }
+        }
+        #[inline(always)]
+        fn reduce_add(self, v: __m512) -> f32 {
+            // SAFETY: AVX-512F (the token).
+            unsafe { _mm512_reduce_add_ps(v) }
+        }
+        #[inline(always)]
+        fn transpose16(self, a: [__m512; 16]) -> [__m512; 16] {
+            // SAFETY: AVX-512F (the token) is all `transpose16` is compiled for.
+            unsafe { crate::cnn::conv_simd::shuffle_transpose16(a) }
+        }
+    }
+
+    /// The AVX2 build: two `__m256`, lanes 0–7 and 8–15.
+    #[derive(Clone, Copy)]
+    pub struct Avx2Simd(pub Avx2);
+
+    // SAFETY: made only from an `Avx2` token (the CPU has AVX2 and FMA); the methods use AVX
+    // and FMA only.
+    unsafe impl Simd for Avx2Simd {
+        type V = [__m256; 2];
+        const WIDE: bool = false;
+        #[inline(always)]
+        fn zero(self) -> Self::V {
+            // SAFETY: AVX (the token; also below for every intrinsic).
+            unsafe { [_mm256_setzero_ps(); 2] }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> Self::V {
+            // SAFETY: AVX (the token).
+            unsafe { [_mm256_set1_ps(x); 2] }
+        }
+        #[inline(always)]
+        fn add(self, a: Self::V, b: Self::V) -> Self::V {
+            // SAFETY: AVX (the token).
+            unsafe { [_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1])] }
+        }
+        #[inline(always)]
+        fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+            // SAFETY: FMA (the token).
+            unsafe {
+                [
+                    _mm256_fmadd_ps(a[0], b[0], c[0]),
+                    _mm256_fmadd_ps(a[1], b[1], c[1]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn to_array(self, v: Self::V) -> [f32; LANES] {
+            let mut a = [0.0; LANES];
+            // SAFETY: AVX (the token); `a` is 16 floats.
+            unsafe { self.store(a.as_mut_ptr(), v) };
+            a
+        }
+        #[inline(always)]
+        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
+            // SAFETY: `a` is 16 floats.
+            unsafe { self.load(a.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> Self::V {
+            // SAFETY: AVX (the token); the caller guarantees 16 readable floats.
+            unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: Self::V) {
+            // SAFETY: AVX (the token); the caller guarantees 16 writable floats.
+            unsafe {
+                _mm256_storeu_ps(p, v[0]);
+                _mm256_storeu_ps(p.add(8), v[1]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::{LANES, Simd};
+    use crate::cnn::cpu::Neon;
+    use std::arch::aarch64::*;
+
+    /// The NEON build: four `float32x4_t`, lanes 0–3, 4–7, 8–11, 12–15.
+    #[derive(Clone, Copy)]
+    pub struct NeonSimd(pub Neon);
+
+    // SAFETY: made only from a `Neon` token (NEON is part of the aarch64 baseline).
+    #[allow(unused_unsafe)]
+    unsafe impl Simd for NeonSimd {
+        type V = [float32x4_t; 4];
+        const WIDE: bool = false;
+        #[inline(always)]
+        fn zero(self) -> Self::V {
+            // SAFETY: NEON (the token; also below for every intrinsic).
+            unsafe { [vdupq_n_f32(0.0); 4] }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> Self::V {
+            // SAFETY: NEON (the token).
+            unsafe { [vdupq_n_f32(x); 4] }
+        }
+        #[inline(always)]
+        fn add(self, a: Self::V, b: Self::V) -> Self::V {
+            // SAFETY: NEON (the token).
+            unsafe {
+                [
+                    vaddq_f32(a[0], b[0]),
+                    vaddq_f32(a[1], b[1]),
+                    vaddq_f32(a[2], b[2]),
+                    vaddq_f32(a[3], b[3]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+            // SAFETY: NEON (the token). `vfmaq_f32(c, a, b)` is `c + a·b`, fused.
+            unsafe {
+                [
+                    vfmaq_f32(c[0], a[0], b[0]),
+                    vfmaq_f32(c[1], a[1], b[1]),
+                    vfmaq_f32(c[2], a[2], b[2]),
+                    vfmaq_f32(c[3], a[3], b[3]),
+                ]
+            }
+        }
+        #[inline(always)]
+        fn to_array(self, v: Self::V) -> [f32; LANES] {
+            let mut a = [0.0; LANES];
+            // SAFETY: `a` is 16 floats.
+            unsafe { self.store(a.as_mut_ptr(), v) };
+            a
+        }
+        #[inline(always)]
+        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
+            // SAFETY: `a` is 16 floats.
+            unsafe { self.load(a.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> Self::V {
+            // SAFETY: NEON (the token); the caller guarantees 16 readable floats.
+            unsafe {
+                [
+                    vld1q_f32(p),
+                    vld1q_f32(p.add(4)),
+                    vld1q_f32(p.add(8)),
+                    vld1q_f32(p.add(12)),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: Self::V) {
+            // SAFETY: NEON (the token); the caller guarantees 16 writable floats.
+            unsafe {
+                for (i, &v) in v.iter().enumerate() {
+                    vst1q_f32(p.add(4 * i), v);
+                }
+            }
+        }
+    }
+}
