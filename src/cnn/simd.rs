@@ -43,10 +43,20 @@ pub unsafe trait Simd: Copy {
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a·b + c` with one rounding.
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-    /// The lanes as an array.
-    fn to_array(self, v: Self::V) -> [f32; LANES];
-    /// An array as a vector.
-    fn array_to_vec(self, a: [f32; LANES]) -> Self::V;
+    /// The lanes as an array (through [`Simd::store`]).
+    #[inline(always)]
+    fn to_array(self, v: Self::V) -> [f32; LANES] {
+        let mut a = [0.0; LANES];
+        // SAFETY: `Self` exists only on a CPU with its features; `a` is 16 floats.
+        unsafe { self.store(a.as_mut_ptr(), v) };
+        a
+    }
+    /// An array as a vector (through [`Simd::load`]).
+    #[inline(always)]
+    fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
+        // SAFETY: `Self` exists only on a CPU with its features; `a` is 16 floats.
+        unsafe { self.load(a.as_ptr()) }
+    }
 
     /// 16 floats from `p`.
     ///
@@ -406,18 +416,6 @@ mod x86 {
             }
         }
         #[inline(always)]
-        fn to_array(self, v: Self::V) -> [f32; LANES] {
-            let mut a = [0.0; LANES];
-            // SAFETY: AVX (the token); `a` is 16 floats.
-            unsafe { self.store(a.as_mut_ptr(), v) };
-            a
-        }
-        #[inline(always)]
-        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
-            // SAFETY: `a` is 16 floats.
-            unsafe { self.load(a.as_ptr()) }
-        }
-        #[inline(always)]
         unsafe fn load(self, p: *const f32) -> Self::V {
             // SAFETY: AVX (the token); the caller guarantees 16 readable floats.
             unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
@@ -435,7 +433,7 @@ mod x86 {
 
 #[cfg(target_arch = "aarch64")]
 mod arm {
-    use super::{LANES, Simd};
+    use super::Simd;
     use crate::cnn::cpu::Neon;
     use std::arch::aarch64::*;
 
@@ -481,18 +479,6 @@ mod arm {
                     vfmaq_f32(c[3], a[3], b[3]),
                 ]
             }
-        }
-        #[inline(always)]
-        fn to_array(self, v: Self::V) -> [f32; LANES] {
-            let mut a = [0.0; LANES];
-            // SAFETY: `a` is 16 floats.
-            unsafe { self.store(a.as_mut_ptr(), v) };
-            a
-        }
-        #[inline(always)]
-        fn array_to_vec(self, a: [f32; LANES]) -> Self::V {
-            // SAFETY: `a` is 16 floats.
-            unsafe { self.load(a.as_ptr()) }
         }
         #[inline(always)]
         unsafe fn load(self, p: *const f32) -> Self::V {

@@ -344,7 +344,11 @@ fn atoms(s: &[char]) -> Vec<String> {
                         'η' => "\\eta ",
                         '=' => "=",
                         '+' => "+",
-                        other => return_other(other),
+                        ',' => ",",
+                        '.' => ".",
+                        '-' => "-",
+                        '*' => "\\ast ",
+                        _ => "\\,",
                     }
                     .to_string(),
                 );
@@ -353,17 +357,6 @@ fn atoms(s: &[char]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Any other character stands for itself (as a static string for the match above).
-fn return_other(c: char) -> &'static str {
-    match c {
-        ',' => ",",
-        '.' => ".",
-        '-' => "-",
-        '*' => "\\ast ",
-        _ => "\\,",
-    }
 }
 
 /// Typesets one Part 1 equation line as block MathML.
