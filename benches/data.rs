@@ -64,13 +64,29 @@ pub fn benches(c: &mut Criterion) {
     let mut x = vec![0f32; 128 * PIXELS];
     let mut y = vec![0u8; 128];
     c.bench_function("fill_batch_b128_aug", |b| {
-        b.iter(|| fill_batch(&ds, &order, Some((1, 2)), &mut x, &mut y))
+        b.iter(|| {
+            fill_batch(
+                &ds,
+                &order,
+                Some(gradspec::data::Augmentation::source(1, 2)),
+                &mut x,
+                &mut y,
+            )
+        })
     });
     c.bench_function("fill_batch_b128_noaug", |b| {
         b.iter(|| fill_batch(&ds, &order, None, &mut x, &mut y))
     });
     c.bench_function("fill_batch_par_b128_aug", |b| {
-        b.iter(|| fill_batch_par(&ds, &order, Some((1, 2)), &mut x, &mut y))
+        b.iter(|| {
+            fill_batch_par(
+                &ds,
+                &order,
+                Some(gradspec::data::Augmentation::source(1, 2)),
+                &mut x,
+                &mut y,
+            )
+        })
     });
     c.bench_function("epoch_order_n60000", |b| {
         b.iter_batched(|| (), |_| epoch_order(60_000, 1, 2), BatchSize::SmallInput)

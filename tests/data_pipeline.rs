@@ -171,6 +171,49 @@ fn augmentation_parameters_have_the_notebook_distribution() {
 }
 
 #[test]
+fn a_strength_changes_only_the_ranges_of_the_same_draws() {
+    use gradspec::data::{Strength, augment_with};
+    let weak = Strength {
+        crop_prob: 0.5,
+        max_angle_deg: 6.0,
+    };
+    let (mut crops, mut lo, mut hi) = (0u32, f64::MAX, f64::MIN);
+    for i in 0..4000u64 {
+        let src = AugmentParams::sample(&mut image_rng(0, 0, i));
+        let p = AugmentParams::sample_with(&mut image_rng(0, 0, i), weak);
+        // The same two uniforms, mapped onto the new ranges: u = (a + 15) / 30 = (b + 6) / 12.
+        let (u_src, u) = ((src.angle_deg + 15.0) / 30.0, (p.angle_deg + 6.0) / 12.0);
+        assert!((u_src - u).abs() < 1e-12, "image {i}: {u_src} vs {u}");
+        assert!(
+            !src.crop || p.crop,
+            "image {i}: crops at 0.1 but not at 0.5"
+        );
+        crops += p.crop as u32;
+        lo = lo.min(p.angle_deg);
+        hi = hi.max(p.angle_deg);
+    }
+    // Binomial(4000, 0.5): sd 32; 5 sd.
+    assert!((1840..2160).contains(&crops), "{crops} crops of 4000");
+    assert!(
+        (-6.0..-5.9).contains(&lo) && (5.9..6.0).contains(&hi),
+        "{lo} {hi}"
+    );
+    // At the source's strength, augment_with is augment.
+    let fx = fixture();
+    let (mut a, mut b) = (vec![0u8; PIXELS], vec![0u8; PIXELS]);
+    for i in 0..20u64 {
+        augment(fx.image(i as usize), &mut a, &mut image_rng(5, 1, i));
+        augment_with(
+            fx.image(i as usize),
+            &mut b,
+            &mut image_rng(5, 1, i),
+            Strength::SOURCE,
+        );
+        assert_eq!(a, b, "image {i}");
+    }
+}
+
+#[test]
 fn normalisation_matches_torchvision_in_f32() {
     let src = [0u8, 1, 128, 255];
     let mut dst = [0f32; 4];
@@ -236,9 +279,21 @@ fn fill_batch_augments_normalises_and_is_thread_independent() {
     assert_eq!(&x[2 * PIXELS..3 * PIXELS], &want[..]);
 
     let (mut xa, mut ya) = (vec![0f32; b * PIXELS], vec![0u8; b]);
-    fill_batch(&fx, &idx, Some((9, 1)), &mut xa, &mut ya);
+    fill_batch(
+        &fx,
+        &idx,
+        Some(gradspec::data::Augmentation::source(9, 1)),
+        &mut xa,
+        &mut ya,
+    );
     let (mut xp, mut yp) = (vec![0f32; b * PIXELS], vec![0u8; b]);
-    fill_batch_par(&fx, &idx, Some((9, 1)), &mut xp, &mut yp);
+    fill_batch_par(
+        &fx,
+        &idx,
+        Some(gradspec::data::Augmentation::source(9, 1)),
+        &mut xp,
+        &mut yp,
+    );
     assert_eq!(xa, xp, "rayon and sequential agree");
     assert_eq!(ya, yp);
     // The same image index gets the same augmentation wherever it sits in the batch.

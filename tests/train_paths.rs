@@ -44,7 +44,13 @@ fn batch(ds: &data::Dataset, start: usize, n: usize) -> (Vec<f32>, Vec<u8>) {
     let idx: Vec<u32> = (start as u32..(start + n) as u32).collect();
     let mut x = vec![0f32; n * data::PIXELS];
     let mut y = vec![0u8; n];
-    data::fill_batch(ds, &idx, Some((3, 1)), &mut x, &mut y);
+    data::fill_batch(
+        ds,
+        &idx,
+        Some(data::Augmentation::source(3, 1)),
+        &mut x,
+        &mut y,
+    );
     (x, y)
 }
 

@@ -130,7 +130,17 @@ impl<'a> Workload<'a> {
             .take(BATCH)
             .collect();
         let m = idx.len();
-        data::fill_batch(train, &idx, Some((1, 1)), &mut x[..m * PIXELS], &mut y[..m]);
+        data::fill_batch(
+            train,
+            &idx,
+            Some(data::Augmentation {
+                seed: 1,
+                epoch: 1,
+                strength: crate::train::recipe::Recipe::Onecycle.strength(),
+            }),
+            &mut x[..m * PIXELS],
+            &mut y[..m],
+        );
         ws.load(&x[..m * PIXELS], &y[..m]);
         Workload {
             trainer: Trainer::new(options, train),

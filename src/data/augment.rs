@@ -31,7 +31,8 @@
 //!
 //! # Randomness
 //! [`augment`] draws two `u64` from its RNG: the crop decision (`u < 0.1`) and the angle
-//! (`−15 + 30·u`), each `u = (x >> 11)·2⁻⁵³` in `[0, 1)`. [`image_rng`] makes that RNG a pure
+//! (`−15 + 30·u`), each `u = (x >> 11)·2⁻⁵³` in `[0, 1)`; [`augment_with`] takes other
+//! ranges ([`Strength`]) and draws the same two numbers. [`image_rng`] makes that RNG a pure
 //! function of `(seed, epoch, index)`. The RNG is not torch's, so the *distribution* matches
 //! the notebook, not the individual draws.
 use rand::Rng;
@@ -120,22 +121,56 @@ pub struct AugmentParams {
     pub angle_deg: f64,
 }
 
+/// How strong the two augmentations are: the probability of the centre crop and the largest
+/// rotation. The kinds of augmentation are the source's; only their ranges vary (a recipe
+/// chooses them, see [`crate::train::recipe::Recipe::strength`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Strength {
+    /// Probability that an image is centre-cropped, in `[0, 1]`.
+    pub crop_prob: f64,
+    /// Rotation angles are drawn from `[−max_angle_deg, max_angle_deg)`.
+    pub max_angle_deg: f64,
+}
+
+impl Strength {
+    /// The source notebook's: crop with probability 0.1, rotate within ±15°.
+    pub const SOURCE: Strength = Strength {
+        crop_prob: CROP_PROB,
+        max_angle_deg: MAX_ANGLE_DEG,
+    };
+}
+
 impl AugmentParams {
-    /// Draws the parameters: first the crop decision, then the angle (two `u64`).
+    /// Draws the parameters at the source's [`Strength`]: see [`sample_with`](Self::sample_with).
     pub fn sample(rng: &mut impl Rng) -> Self {
-        let crop = unit_f64(rng) < CROP_PROB;
-        let angle_deg = -MAX_ANGLE_DEG + 2.0 * MAX_ANGLE_DEG * unit_f64(rng);
+        Self::sample_with(rng, Strength::SOURCE)
+    }
+
+    /// Draws the parameters: first the crop decision (`u < crop_prob`), then the angle
+    /// (`−a + 2a·u` with `a = max_angle_deg`); two `u64` whatever the strength.
+    pub fn sample_with(rng: &mut impl Rng, strength: Strength) -> Self {
+        let crop = unit_f64(rng) < strength.crop_prob;
+        let a = strength.max_angle_deg;
+        let angle_deg = -a + 2.0 * a * unit_f64(rng);
         Self { crop, angle_deg }
     }
 }
 
-/// Augments one 28×28 image (`src`, 784 bytes) into `dst` (784 bytes): see the module doc.
-/// Allocation-free; about 1 µs per image (bench `augment_28x28`).
+/// Augments one 28×28 image (`src`, 784 bytes) into `dst` (784 bytes) at the source's
+/// strength: see the module doc. Allocation-free; about 1 µs per image (bench `augment_28x28`).
 ///
 /// # Panics
 /// If either slice is not 784 bytes long.
 pub fn augment(src: &[u8], dst: &mut [u8], rng: &mut impl Rng) {
-    apply(src, dst, AugmentParams::sample(rng));
+    augment_with(src, dst, rng, Strength::SOURCE);
+}
+
+/// [`augment`] at a given [`Strength`].
+///
+/// # Panics
+/// If either slice is not 784 bytes long.
+pub fn augment_with(src: &[u8], dst: &mut [u8], rng: &mut impl Rng, strength: Strength) {
+    apply(src, dst, AugmentParams::sample_with(rng, strength));
 }
 
 /// Applies given augmentation parameters (the deterministic half of [`augment`]).

@@ -8,8 +8,31 @@ use rand::RngCore;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::augment::{augment, image_rng, normalize_into};
+use super::augment::{Strength, augment_with, image_rng, normalize_into};
 use super::{Dataset, PIXELS};
+
+/// The training augmentation of one epoch: images are augmented at `strength` with
+/// [`image_rng`]`(seed, epoch, index)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Augmentation {
+    /// The run's seed.
+    pub seed: u64,
+    /// The epoch (1-based in training).
+    pub epoch: u64,
+    /// Crop probability and rotation range.
+    pub strength: Strength,
+}
+
+impl Augmentation {
+    /// At the source's strength.
+    pub fn source(seed: u64, epoch: u64) -> Self {
+        Self {
+            seed,
+            epoch,
+            strength: Strength::SOURCE,
+        }
+    }
+}
 
 /// A permutation of `0..n` for epoch `epoch` of a run seeded with `seed`.
 ///
@@ -60,8 +83,8 @@ pub fn num_batches(n: usize, batch_size: usize) -> usize {
 /// Fills one batch: for each `idx[i]`, the (optionally augmented) image, normalised into
 /// `out_x[i*784..(i+1)*784]` (`[b, 1, 28, 28]` row-major), and its label into `out_y[i]`.
 ///
-/// `augment = Some((seed, epoch))` applies the training augmentation with
-/// [`image_rng`]`(seed, epoch, idx[i])`, so the result depends only on the example, not on
+/// `augment = Some(a)` applies the training augmentation at `a.strength` with
+/// [`image_rng`]`(a.seed, a.epoch, idx[i])`, so the result depends only on the example, not on
 /// its position in the batch; `None` only normalises (evaluation). Allocation-free.
 ///
 /// # Panics
@@ -70,7 +93,7 @@ pub fn num_batches(n: usize, batch_size: usize) -> usize {
 pub fn fill_batch(
     ds: &Dataset,
     idx: &[u32],
-    augment: Option<(u64, u64)>,
+    augment: Option<Augmentation>,
     out_x: &mut [f32],
     out_y: &mut [u8],
 ) {
@@ -88,7 +111,7 @@ pub fn fill_batch(
 pub fn fill_batch_par(
     ds: &Dataset,
     idx: &[u32],
-    augment: Option<(u64, u64)>,
+    augment: Option<Augmentation>,
     out_x: &mut [f32],
     out_y: &mut [u8],
 ) {
@@ -116,13 +139,14 @@ fn check_lengths(idx: &[u32], out_x: &[f32], out_y: &[u8]) {
 }
 
 #[inline]
-fn fill_one(ds: &Dataset, i: u32, aug: Option<(u64, u64)>, x: &mut [f32], y: &mut u8) {
+fn fill_one(ds: &Dataset, i: u32, aug: Option<Augmentation>, x: &mut [f32], y: &mut u8) {
     let src = ds.image(i as usize);
     *y = ds.labels[i as usize];
     match aug {
-        Some((seed, epoch)) => {
+        Some(a) => {
             let mut tmp = [0u8; PIXELS];
-            augment(src, &mut tmp, &mut image_rng(seed, epoch, u64::from(i)));
+            let mut rng = image_rng(a.seed, a.epoch, u64::from(i));
+            augment_with(src, &mut tmp, &mut rng, a.strength);
             normalize_into(&tmp, x);
         }
         None => normalize_into(src, x),

@@ -30,10 +30,10 @@ pub mod fetch;
 pub mod idx;
 
 pub use augment::{
-    AugmentParams, MNIST_MEAN, MNIST_STD, apply, augment, center_crop_resize, image_rng,
-    normalize_into, normalize_into_f64, rotate_nearest,
+    AugmentParams, MNIST_MEAN, MNIST_STD, Strength, apply, augment, augment_with,
+    center_crop_resize, image_rng, normalize_into, normalize_into_f64, rotate_nearest,
 };
-pub use batch::{batches, epoch_order, fill_batch, fill_batch_par, num_batches};
+pub use batch::{Augmentation, batches, epoch_order, fill_batch, fill_batch_par, num_batches};
 pub use digit::{BOX, FIELD, Gray, gray_from_rgba, preprocess};
 #[cfg(feature = "download")]
 pub use fetch::{

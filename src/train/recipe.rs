@@ -3,6 +3,8 @@
 //! A learning rate is a pure function of the global step, so a resumed run needs only the
 //! step counter to be at the same point of its schedule.
 
+use crate::data::Strength;
+
 /// Which recipe to train with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +41,15 @@ impl Recipe {
         match self {
             Recipe::Onecycle => 12,
             Recipe::Seed => 20,
+        }
+    }
+
+    /// How strongly training images are augmented. The kinds are always the source's (a
+    /// centre crop, a rotation); only their ranges are the recipe's.
+    pub fn strength(self) -> Strength {
+        match self {
+            Recipe::Seed => Strength::SOURCE,
+            Recipe::Onecycle => Strength::SOURCE,
         }
     }
 

@@ -278,10 +278,16 @@ impl<'d> Trainer<'d> {
         let lo = ep.next * BATCH;
         let idx = &ep.order[lo..(lo + BATCH).min(ep.order.len())];
         let m = idx.len();
+        let recipe = self.state.recipe;
+        let augmentation = data::Augmentation {
+            seed,
+            epoch: ep.number as u64,
+            strength: recipe.strength(),
+        };
         data::fill_batch_par(
             train,
             idx,
-            Some((seed, ep.number as u64)),
+            Some(augmentation),
             &mut self.x[..m * data::PIXELS],
             &mut self.y[..m],
         );
@@ -290,7 +296,6 @@ impl<'d> Trainer<'d> {
             seed,
             step: self.state.step,
         };
-        let recipe = self.state.recipe;
         let lr = recipe.lr(self.state.step as usize, total_steps);
         let out = train_step(
             &mut self.net,
