@@ -166,8 +166,14 @@ mod kernel {
                     2 | 3 => {
                         forward_tile::<V, 2, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
                     }
-                    6.. if !V::WIDE => {
+                    // Narrow instruction sets: 6 channels (12 `ymm` accumulators on AVX2), but
+                    // 4 + 4 rather than 6 + 2 for the last 8, as a 2-channel tile has too few
+                    // independent FMA chains to hide their latency.
+                    10.. | 6 | 7 if !V::WIDE => {
                         forward_tile::<V, 6, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    8 | 9 if !V::WIDE => {
+                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
                     }
                     4..=7 => {
                         forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
