@@ -65,10 +65,9 @@ pub const LOCKSTEP: usize = 8;
 ///
 /// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
 /// eight independent streams advanced in lockstep fill the vector units. They run in AVX-512
-/// registers when [`super::cpu::avx512`] hands out its token, else in portable code (compiled
-/// for AVX2 when [`super::cpu::avx2`] hands out its token)
-/// ([`dropout_bits_lockstep_portable`]); `tests/cnn_fused.rs` checks that both give exactly
-/// the per-image streams.
+/// registers when [`super::cpu::avx512`] hands out its token, in AVX2 registers when
+/// [`super::cpu::avx2`] does, else in portable code ([`dropout_bits_lockstep_portable`]);
+/// `tests/cnn_fused.rs` checks that they give exactly the per-image streams.
 #[inline(never)]
 pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
     assert!(
@@ -92,11 +91,98 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
     lockstep(seeds, p, parts);
 }
 
-/// [`lockstep`] compiled for AVX2 (the compiler vectorises the eight streams); the same bits.
+/// [`lockstep`] with the eight streams in eight AVX2 registers (two per state word, lanes 0–3
+/// and 4–7), as [`lockstep_avx512`] does with four: the same bits come out. AVX2 has no 64-bit
+/// rotate, so the two rotates are a shift pair and an `or`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn lockstep_avx2(_cpu: super::cpu::Avx2, seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
-    lockstep(seeds, p, parts);
+    use std::arch::x86_64::*;
+    let n = seeds.len();
+    let mut st = [[0u64; LOCKSTEP]; 4];
+    for lane in 0..LOCKSTEP {
+        let s = xoshiro_state(seeds[lane.min(n - 1)]);
+        for k in 0..4 {
+            st[k][lane] = s[k];
+        }
+    }
+    let threshold = (p * (1u64 << 24) as f64).round() as u64;
+    // s[h][k]: state word k of lanes 4h .. 4h+4.
+    let mut s = [[_mm256_setzero_si256(); 4]; 2];
+    for (h, s) in s.iter_mut().enumerate() {
+        for (s, st) in s.iter_mut().zip(&st) {
+            // SAFETY: 4 u64 from lane 4h of an array of 8 (unaligned load).
+            *s = unsafe { _mm256_loadu_si256(st[4 * h..].as_ptr().cast()) };
+        }
+    }
+    let low24 = _mm256_set1_epi64x(0xFF_FFFF);
+    // The draws compared are below 2²⁴ and so is `threshold` (at most 2²⁴): the signed
+    // 64-bit comparison is the unsigned one.
+    let thr = _mm256_set1_epi64x(threshold as i64);
+    const BLOCK: usize = 32;
+    // masks[j]: bit l = decision j of the block for lane l.
+    let mut masks = [0u8; 2 * BLOCK];
+    for (buf, size) in parts.iter_mut() {
+        let size = *size;
+        assert!(
+            size.is_multiple_of(2) && buf.len() == n * size,
+            "dropout_bits_lockstep: part of {} bytes for {n} images of {size}",
+            buf.len()
+        );
+        let mut t = 0;
+        while t < size {
+            let steps = BLOCK.min((size - t) / 2);
+            for step in 0..steps {
+                let (mut lo, mut hi) = (0, 0);
+                for (h, sh) in s.iter_mut().enumerate() {
+                    let [s0, s1, s2, s3] = *sh;
+                    let a = _mm256_add_epi64(s0, s3);
+                    let rot =
+                        _mm256_or_si256(_mm256_slli_epi64::<23>(a), _mm256_srli_epi64::<41>(a));
+                    let r = _mm256_add_epi64(rot, s0);
+                    let x = _mm256_slli_epi64::<17>(s1);
+                    let s2 = _mm256_xor_si256(s2, s0);
+                    let s3 = _mm256_xor_si256(s3, s1);
+                    let s1 = _mm256_xor_si256(s1, s2);
+                    let s0 = _mm256_xor_si256(s0, s3);
+                    let s2 = _mm256_xor_si256(s2, x);
+                    let s3 =
+                        _mm256_or_si256(_mm256_slli_epi64::<45>(s3), _mm256_srli_epi64::<19>(s3));
+                    *sh = [s0, s1, s2, s3];
+                    // Lanes below the threshold (dropped), one bit each.
+                    let below = |v: __m256i| {
+                        let lt = _mm256_cmpgt_epi64(thr, _mm256_and_si256(v, low24));
+                        _mm256_movemask_pd(_mm256_castsi256_pd(lt))
+                    };
+                    lo |= (below(r) ^ 0xF) << (4 * h);
+                    hi |= (below(_mm256_srli_epi64::<32>(r)) ^ 0xF) << (4 * h);
+                }
+                masks[2 * step] = lo as u8;
+                masks[2 * step + 1] = hi as u8;
+            }
+            let len = 2 * steps;
+            // SAFETY: `masks` holds 64 bytes, so both 32-byte loads are in bounds.
+            let m = unsafe {
+                [
+                    _mm256_loadu_si256(masks.as_ptr().cast()),
+                    _mm256_loadu_si256(masks[BLOCK..].as_ptr().cast()),
+                ]
+            };
+            let one = _mm256_set1_epi8(1);
+            for l in 0..n {
+                // byte j of `m` shifted right by l, keeping bit 0: decision j of lane l
+                let count = _mm_cvtsi32_si128(l as i32);
+                let mut out = [0u8; 2 * BLOCK];
+                for (k, &m) in m.iter().enumerate() {
+                    let bits = _mm256_and_si256(_mm256_srl_epi16(m, count), one);
+                    // SAFETY: `out` holds 64 bytes; this writes 32 from byte 32k.
+                    unsafe { _mm256_storeu_si256(out[BLOCK * k..].as_mut_ptr().cast(), bits) };
+                }
+                buf[l * size + t..l * size + t + len].copy_from_slice(&out[..len]);
+            }
+            t += len;
+        }
+    }
 }
 
 /// The state of Xoshiro256PlusPlus::seed_from_u64(seed): four SplitMix64 outputs.

@@ -18,7 +18,8 @@
 //!
 //! Masks are `u16`, bit `i` for lane `i`. The non-AVX-512 builds take a fast path for the
 //! full mask and go through a stack array for a partial one (only the last wide vector of an
-//! image has one).
+//! image has one), except AVX2's masked load (`vmaskmovps`) and its packed store into a
+//! 16-float window ([`Simd::store_compressed_window`]: `vpermps` per half).
 use super::cpu::Isa;
 
 /// Floats per vector.
@@ -115,6 +116,10 @@ pub unsafe trait Simd: Copy {
     /// `p .. p + popcount(m)` is writable.
     #[inline(always)]
     unsafe fn store_compressed(self, p: *mut f32, m: u16, v: Self::V) {
+        if m == u16::MAX {
+            // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable.
+            return unsafe { self.store(p, v) };
+        }
         let a = self.to_array(v);
         let mut j = 0;
         for (i, &x) in a.iter().enumerate() {
@@ -124,6 +129,19 @@ pub unsafe trait Simd: Copy {
                 j += 1;
             }
         }
+    }
+
+    /// [`Simd::store_compressed`] into a 16-float window: the lanes of `m` are written packed
+    /// to `p .. p + popcount(m)`, and `p + popcount(m) .. p + 16` are left holding unspecified
+    /// values (the AVX2 build stores whole halves there, rather than lane by lane).
+    ///
+    /// # Safety
+    /// `p .. p+16` is writable, and the caller overwrites (or does not need) what was there
+    /// past `p + popcount(m)`.
+    #[inline(always)]
+    unsafe fn store_compressed_window(self, p: *mut f32, m: u16, v: Self::V) {
+        // SAFETY: `p .. p + popcount(m)` is writable (the caller).
+        unsafe { self.store_compressed(p, m, v) }
     }
 
     /// `r[i] = Σ_lanes a[i]`, each sum in the fixed order of the AVX-512 build's tree
@@ -428,7 +446,127 @@ mod x86 {
                 _mm256_storeu_ps(p.add(8), v[1]);
             }
         }
+        #[inline(always)]
+        unsafe fn load_masked(self, m: u16, p: *const f32) -> Self::V {
+            if m == u16::MAX {
+                // SAFETY: every lane is in the mask, so `p .. p+16` is readable.
+                return unsafe { self.load(p) };
+            }
+            // SAFETY: AVX2 (the token). `vmaskmovps` reads only the lanes whose mask element
+            // is set (no fault, no access for the others), and those are readable (the
+            // caller); `wrapping_add` computes the address of the upper half without claiming
+            // it is in bounds.
+            unsafe {
+                let (lo, hi) = (lane_mask(m as u8), lane_mask((m >> 8) as u8));
+                [
+                    _mm256_maskload_ps(p, lo),
+                    _mm256_maskload_ps(p.wrapping_add(8), hi),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_compressed(self, p: *mut f32, m: u16, v: Self::V) {
+            if m == u16::MAX {
+                // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable (the caller).
+                return unsafe { self.store(p, v) };
+            }
+            // SAFETY: AVX2 (the token). `vmaskmovps` writes only the lanes whose mask element
+            // is set: the lowest `c0` lanes from `p`, then the lowest `c1` from `p + c0`, that
+            // is `p .. p + popcount(m)`, which the caller guarantees writable (`wrapping_add`:
+            // `p + c0` may be one past the end).
+            unsafe {
+                let (m0, m1) = ((m & 0xFF) as usize, (m >> 8) as usize);
+                let (c0, c1) = (
+                    usize::from(COMPRESS_COUNT[m0]),
+                    usize::from(COMPRESS_COUNT[m1]),
+                );
+                let a = _mm256_permutevar8x32_ps(v[0], compress_index(m0));
+                let b = _mm256_permutevar8x32_ps(v[1], compress_index(m1));
+                _mm256_maskstore_ps(p, first_lanes(c0), a);
+                _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_compressed_window(self, p: *mut f32, m: u16, v: Self::V) {
+            if m == u16::MAX {
+                // SAFETY: `p .. p+16` is writable (the caller).
+                return unsafe { self.store(p, v) };
+            }
+            // SAFETY: AVX2 (the token); `p .. p+16` is writable and what lies past the packed
+            // lanes is the caller's to overwrite.
+            unsafe {
+                let (m0, m1) = ((m & 0xFF) as usize, (m >> 8) as usize);
+                let c0 = usize::from(COMPRESS_COUNT[m0]);
+                // Each half packed to its low lanes, the upper half stored right after the
+                // packed lower one (both inside the window: `c0 ≤ 8`).
+                _mm256_storeu_ps(p, _mm256_permutevar8x32_ps(v[0], compress_index(m0)));
+                _mm256_storeu_ps(
+                    p.add(c0),
+                    _mm256_permutevar8x32_ps(v[1], compress_index(m1)),
+                );
+            }
+        }
     }
+
+    /// Lane `i` all ones where bit `i` of `m` is set, else zero.
+    #[inline(always)]
+    fn lane_mask(m: u8) -> __m256i {
+        // SAFETY: AVX2, which every caller is compiled for (they run on an `Avx2` token).
+        unsafe {
+            let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            let b = _mm256_and_si256(_mm256_set1_epi32(i32::from(m)), bits);
+            _mm256_cmpeq_epi32(b, bits)
+        }
+    }
+
+    /// The `vpermps` indices that pack the lanes of the 8-bit mask `m` to the low lanes, in
+    /// order (the lanes past `popcount(m)` are don't-cares). One load from a table, no vector
+    /// constant: nothing for the compiler to keep in a register across the kernels' loops.
+    #[inline(always)]
+    fn compress_index(m: usize) -> __m256i {
+        // SAFETY: AVX2, which every caller is compiled for (they run on an `Avx2` token);
+        // the table entry is 8 bytes.
+        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(COMPRESS_INDEX[m].as_ptr().cast())) }
+    }
+
+    /// Per 8-bit mask, the positions of its set bits in order.
+    static COMPRESS_INDEX: [[u8; 8]; 256] = {
+        let mut t = [[0u8; 8]; 256];
+        let mut m = 0;
+        while m < 256 {
+            let (mut j, mut i) = (0, 0);
+            while i < 8 {
+                if m >> i & 1 != 0 {
+                    t[m][j] = i as u8;
+                    j += 1;
+                }
+                i += 1;
+            }
+            m += 1;
+        }
+        t
+    };
+
+    /// Lanes `0 .. n` all ones, the others zero (`n ≤ 8`), loaded from a table.
+    #[inline(always)]
+    fn first_lanes(n: usize) -> __m256i {
+        static ONES_THEN_ZEROS: [i32; 16] =
+            [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let n = n.min(8);
+        // SAFETY: AVX (every caller is compiled for AVX2); `8 − n + 8 ≤ 16` floats.
+        unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(8 - n).cast()) }
+    }
+
+    /// Per 8-bit mask, its number of set bits.
+    static COMPRESS_COUNT: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut m = 0;
+        while m < 256 {
+            t[m] = (m as u32).count_ones() as u8;
+            m += 1;
+        }
+        t
+    };
 }
 
 #[cfg(target_arch = "aarch64")]

@@ -159,8 +159,13 @@ mod kernel {
                         // `r < K·K`, and `m[0] = slot(g, v1).load`.
                         unsafe {
                             nt = match S::CIN - c0 {
-                                6.. => bi_tile::<V, 6, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
-                                4 | 5 => bi_tile::<V, 4, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                // 4 + 4 rather than 6 + 2 for the last 8 (see `forward`).
+                                10.. | 6 | 7 => {
+                                    bi_tile::<V, 6, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m)
+                                }
+                                4 | 5 | 8 | 9 => {
+                                    bi_tile::<V, 4, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m)
+                                }
                                 2 | 3 => bi_tile::<V, 2, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
                                 _ => bi_tile::<V, 1, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
                             };

@@ -166,8 +166,14 @@ mod kernel {
                     2 | 3 => {
                         forward_tile::<V, 2, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
                     }
-                    6.. if !V::WIDE => {
+                    // Narrow instruction sets: 6 channels (12 `ymm` accumulators on AVX2), but
+                    // 4 + 4 rather than 6 + 2 for the last 8, as a 2-channel tile has too few
+                    // independent FMA chains to hide their latency.
+                    10.. | 6 | 7 if !V::WIDE => {
                         forward_tile::<V, 6, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                    }
+                    8 | 9 if !V::WIDE => {
+                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
                     }
                     4..=7 => {
                         forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
@@ -243,12 +249,23 @@ mod kernel {
         }
         let yp = y.as_mut_ptr();
         for (v, sl) in slots.iter().enumerate() {
-            for (o, a) in acc.iter().enumerate() {
-                // SAFETY: the `count` real lanes are consecutive output pixels starting at the
-                // dense index `dense` of plane `o0 + o < cout`, all `< oh·ow` (or none: mask
-                // 0), so the packed store stays inside `y`.
-                unsafe {
-                    s.store_compressed(yp.add((o0 + o) * ohow + sl.dense), sl.valid, a[v]);
+            // SAFETY: the `count` real lanes are consecutive output pixels starting at the dense
+            // index `dense` of plane `o0 + o < cout`, all `< oh·ow` (or none: mask 0), so the
+            // packed store stays inside `y`. When there is at least one and the 16 floats from
+            // `dense` stay inside the plane, the store may leave anything past them: those are
+            // pixels of later wide vectors of the same plane, which are stored later (vectors
+            // are stored in increasing order, here and in `forward`), so every pixel ends up
+            // with its own value.
+            unsafe {
+                if sl.valid != 0 && sl.dense + L <= ohow {
+                    for (o, a) in acc.iter().enumerate() {
+                        let p = yp.add((o0 + o) * ohow + sl.dense);
+                        s.store_compressed_window(p, sl.valid, a[v]);
+                    }
+                } else {
+                    for (o, a) in acc.iter().enumerate() {
+                        s.store_compressed(yp.add((o0 + o) * ohow + sl.dense), sl.valid, a[v]);
+                    }
                 }
             }
         }
