@@ -124,7 +124,7 @@ pub struct AugmentParams {
 /// How strong the two augmentations are: the probability of the centre crop and the largest
 /// rotation. The kinds of augmentation are the source's; only their ranges vary (a recipe
 /// chooses them, see [`crate::train::recipe::Recipe::strength`]).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Strength {
     /// Probability that an image is centre-cropped, in `[0, 1]`.
     pub crop_prob: f64,
