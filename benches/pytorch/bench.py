@@ -14,7 +14,7 @@ Three figures, images per second, each the median of --repeats timed runs of --s
   train_step  forward, NLL loss, backward and SGD (lr 0.01, momentum 0.9) on a fixed batch
               of 128 real training images;
   inference   eval-mode forward of a batch of 128 under torch.no_grad().
-The network is spec/cnn.md's, the same module as tests/python/make_torch_fixtures.py.
+The network is spec/cnn.md's, imported from tests/python/make_torch_fixtures.py.
 """
 import argparse
 import os
@@ -25,42 +25,14 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.drop1 = nn.Dropout(0.05)
-        self.conv2 = nn.Conv2d(16, 32, 3)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.drop2 = nn.Dropout(0.05)
-        self.conv3 = nn.Conv2d(32, 8, 1)
-        self.pool1 = nn.MaxPool2d(2, 2)
-        self.conv4 = nn.Conv2d(8, 16, 3)
-        self.bn4 = nn.BatchNorm2d(16)
-        self.drop4 = nn.Dropout(0.05)
-        self.conv5 = nn.Conv2d(16, 32, 3)
-        self.bn5 = nn.BatchNorm2d(32)
-        self.drop5 = nn.Dropout(0.05)
-        self.conv6 = nn.Conv2d(32, 16, 1)
-        self.pool2 = nn.MaxPool2d(2, 2)
-        self.conv7 = nn.Conv2d(16, 32, 3)
-        self.gap = nn.AvgPool2d(2, 2)
-        self.fc1 = nn.Linear(32, 10)
+# The network of spec/cnn.md, defined once for all of the project's PyTorch scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "python"))
+from make_torch_fixtures import Net  # noqa: E402
 
-    def forward(self, x):
-        x = self.drop1(self.bn1(F.relu(self.conv1(x))))
-        x = self.drop2(self.bn2(F.relu(self.conv2(x))))
-        x = self.pool1(self.conv3(x))
-        x = self.drop4(self.bn4(F.relu(self.conv4(x))))
-        x = self.drop5(self.bn5(F.relu(self.conv5(x))))
-        x = self.pool2(self.conv6(x))
-        x = self.gap(F.relu(self.conv7(x)))
-        return F.log_softmax(self.fc1(x.view(-1, 32)), dim=1)
+torch.set_default_dtype(torch.float32)  # that module works in float64; this bench in float32
 
 
 def read_idx(path, header):
