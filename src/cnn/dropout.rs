@@ -99,13 +99,7 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
 fn lockstep_avx2(_cpu: super::cpu::Avx2, seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
     use std::arch::x86_64::*;
     let n = seeds.len();
-    let mut st = [[0u64; LOCKSTEP]; 4];
-    for lane in 0..LOCKSTEP {
-        let s = xoshiro_state(seeds[lane.min(n - 1)]);
-        for k in 0..4 {
-            st[k][lane] = s[k];
-        }
-    }
+    let st = lane_states(seeds);
     let threshold = (p * (1u64 << 24) as f64).round() as u64;
     // s[h][k]: state word k of lanes 4h .. 4h+4.
     let mut s = [[_mm256_setzero_si256(); 4]; 2];
@@ -185,6 +179,20 @@ fn lockstep_avx2(_cpu: super::cpu::Avx2, seeds: &[u64], p: f64, parts: &mut [(&m
     }
 }
 
+/// The lockstep streams' states word by word, `st[k][lane]`: lane `l` is image `l`'s stream,
+/// and lanes past the last image repeat it (their decisions are never stored).
+#[cfg(target_arch = "x86_64")]
+fn lane_states(seeds: &[u64]) -> [[u64; LOCKSTEP]; 4] {
+    let mut st = [[0u64; LOCKSTEP]; 4];
+    for lane in 0..LOCKSTEP {
+        let s = xoshiro_state(seeds[lane.min(seeds.len() - 1)]);
+        for k in 0..4 {
+            st[k][lane] = s[k];
+        }
+    }
+    st
+}
+
 /// The state of Xoshiro256PlusPlus::seed_from_u64(seed): four SplitMix64 outputs.
 fn xoshiro_state(seed: u64) -> [u64; 4] {
     use rand::RngCore;
@@ -211,13 +219,7 @@ fn lockstep_avx512(
 ) {
     use std::arch::x86_64::*;
     let n = seeds.len();
-    let mut st = [[0u64; LOCKSTEP]; 4];
-    for lane in 0..LOCKSTEP {
-        let s = xoshiro_state(seeds[lane.min(n - 1)]);
-        for k in 0..4 {
-            st[k][lane] = s[k];
-        }
-    }
+    let st = lane_states(seeds);
     let threshold = (p * (1u64 << 24) as f64).round() as u64;
     // SAFETY: loads of 8 u64 from arrays of exactly 8 u64 (unaligned loads).
     let (mut s0, mut s1, mut s2, mut s3) = unsafe {
