@@ -127,7 +127,7 @@ impl<S: ConvShape> Kernel for ByChannel<'_, S> {
             kernel::transpose(v, d, t, S::COUT, S::OH * S::OW);
         }
         // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
-        // the rest of its preconditions (here: `dyt` is `n` images of `[OH·OW, COUT]`, `x` is
+        // the rest of its preconditions (here: `dyt` is `n` images of `[COUT/16, OH·OW, 16]`, `x` is
         // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
         unsafe { kernel::backward_weight_by_channel::<V, S>(v, self.n, self.dyt, self.x, self.dw) }
     }
@@ -197,16 +197,18 @@ mod kernel {
     use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
     use crate::cnn::simd::Simd;
 
-    /// `t[p·c + r] = s[r·p_len + p]`: the `[c, p_len]` matrix `s` transposed, in 16×16
-    /// blocks where they fit, element by element at the edges.
+    /// `t[(b·p_len + p)·16 + r] = s[(16b + r)·p_len + p]`: the `[c, p_len]` matrix `s`
+    /// transposed into blocks of 16 rows, `[c/16, p_len, 16]`, by 16×16 shuffles where they
+    /// fit, element by element at the edge. Each block is one stream of 64-byte rows, so a
+    /// kernel that reads one block at a time (AVX2) reads memory in order.
     ///
     /// # Panics
-    /// Unless `s.len() = t.len() = c·p_len` (without overflow).
+    /// Unless `c` is a multiple of 16 and `s.len() = t.len() = c·p_len` (without overflow).
     #[inline(always)]
     pub(super) fn transpose<V: Simd>(v: V, s: &[f32], t: &mut [f32], c: usize, p_len: usize) {
         let len = c.checked_mul(p_len);
         assert!(
-            len == Some(s.len()) && len == Some(t.len()),
+            c.is_multiple_of(L) && len == Some(s.len()) && len == Some(t.len()),
             "transpose: {} and {} floats for a {c}×{p_len} matrix",
             s.len(),
             t.len()
@@ -215,8 +217,8 @@ mod kernel {
         for ob in 0..cb {
             for qb in 0..pb {
                 // SAFETY: rows `16·ob + r < c` of `s` from column `16·qb`, 16 floats each
-                // (`16·qb + 16 ≤ p_len`); rows `16·qb + r < p_len` of `t` from column `16·ob`
-                // (`16·ob + 16 ≤ c`): all inside the `c·p_len` slices.
+                // (`16·qb + 16 ≤ p_len`); rows `ob·p_len + 16·qb + r < cb·p_len` of `t`, 16
+                // floats each: all inside the `c·p_len` slices.
                 unsafe {
                     let mut r = [v.zero(); 16];
                     for (i, r) in r.iter_mut().enumerate() {
@@ -224,16 +226,15 @@ mod kernel {
                     }
                     let r = v.transpose16(r);
                     for (i, x) in r.iter().enumerate() {
-                        v.store(t.as_mut_ptr().add((qb * L + i) * c + ob * L), *x);
+                        v.store(t.as_mut_ptr().add((ob * p_len + qb * L + i) * L), *x);
                     }
                 }
             }
         }
-        // The edges: channels past the last full block, and pixels past the last full block.
+        // The edge: pixels past the last full block.
         for o in 0..c {
-            let q0 = if o < cb * L { pb * L } else { 0 };
-            for q in q0..p_len {
-                t[q * c + o] = s[o * p_len + q];
+            for q in pb * L..p_len {
+                t[((o / L) * p_len + q) * L + o % L] = s[o * p_len + q];
             }
         }
     }
@@ -371,7 +372,9 @@ mod kernel {
     }
 
     /// The weight gradient of `n` images vectorised over output channels, added into `dw`:
-    /// `dw[o, (c, ki, kj)] += Σ_i Σ_{y,x} dyt_i[y·OW + x, o]·x_i[c, y+ki, x+kj]`.
+    /// `dw[o, (c, ki, kj)] += Σ_i Σ_{y,x} dyt_i[o/16, y·OW + x, o%16]·x_i[c, y+ki, x+kj]`,
+    /// where `dyt_i` is image `i`'s `dY` transposed into blocks of 16 channels
+    /// (`[COUT/16, OH·OW, 16]`, see [`transpose`]).
     ///
     /// Register tile: `NOV` vectors of 16 output channels × `NC` input channels × the `K`
     /// columns `kj` of one kernel row `ki` (24 accumulators for conv2: 2 × 4 × 3). Per pixel:
@@ -383,7 +386,7 @@ mod kernel {
     /// # Safety
     /// The shape is one that [`check_geometry`](crate::cnn::conv_simd) accepts (so the
     /// sizes below do not overflow). The other preconditions are asserted here: `COUT % 16 =
-    /// 0`, `OH = H−K+1`, `OW = W−K+1`, `dyt.len() = n·OH·OW·COUT` (`[OH·OW, COUT]` per
+    /// 0`, `OH = H−K+1`, `OW = W−K+1`, `dyt.len() = n·OH·OW·COUT` (`[COUT/16, OH·OW, 16]` per
     /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token `s` proves the
     /// CPU features.)
     #[inline(always)]
@@ -461,18 +464,18 @@ mod kernel {
         for i in 0..n {
             let dp = dyt[i * S::OH * S::OW * S::COUT..][..S::OH * S::OW * S::COUT].as_ptr();
             let xp = x[i * S::CIN * hw..][..S::CIN * hw].as_ptr();
-            // SAFETY: (loads only) `dyt_i[(y·OW + x)·COUT + 16(ov0 + j) .. +16]` with `y < OH`,
-            // `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
+            // SAFETY: (loads only) `dyt_i[((ov0 + j)·OH·OW + y·OW + x)·16 .. +16]` with
+            // `y < OH`, `x < OW`, `ov0 + j < COUT/16`: inside image `i`'s `OH·OW·COUT` floats.
             // `x_i[(c0+t)·hw + (ki+y)·W + kj + x]` with `c0 + t < CIN`, `ki + y ≤ H−1`,
             // `kj + x ≤ W−1`: inside image `i`'s `CIN·hw` floats.
             unsafe {
                 for y in 0..S::OH {
                     let xr = xp.add(c0 * hw + (ki + y) * S::W);
-                    let dr = dp.add(y * S::OW * S::COUT + ov0 * L);
+                    let dr = dp.add((ov0 * S::OH * S::OW + y * S::OW) * L);
                     for xx in 0..S::OW {
                         let mut d = [s.zero(); NOV];
                         for (j, d) in d.iter_mut().enumerate() {
-                            *d = s.load(dr.add(xx * S::COUT + j * L));
+                            *d = s.load(dr.add((j * S::OH * S::OW + xx) * L));
                         }
                         for (t, at) in acc.iter_mut().enumerate() {
                             for (kj, a) in at.as_mut().iter_mut().enumerate() {

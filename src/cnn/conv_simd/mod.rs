@@ -70,8 +70,9 @@
 //!
 //! # Weight gradient
 //! When `COUT` is a multiple of 16 (every layer of the network but conv3), it vectorises over
-//! output channels: `dY` is transposed per image to `[OH·OW, COUT]` (16×16 shuffle blocks) and
-//! `dW[o, (c, ki, kj)] += Σ_{y,x} dYt[y·OW + x, o]·X[c, y+ki, x+kj]`. Register tile: 2
+//! output channels: `dY` is transposed per image to `[COUT/16, OH·OW, 16]` (16×16 shuffle
+//! blocks; each block of 16 channels one stream of 64-byte rows) and
+//! `dW[o, (c, ki, kj)] += Σ_{y,x} dYt[o/16, y·OW + x, o%16]·X[c, y+ki, x+kj]`. Register tile: 2
 //! vectors of output channels × 4 input channels × the 3 `kj` of one kernel row = 24
 //! accumulators; per pixel 2 `dYt` loads, 12 broadcasts of `X` (4-byte loads at compile-time
 //! offsets from one pointer: they never split a cache line), 24 FMAs. No lane is wasted and
@@ -140,7 +141,7 @@ const fn wide_len(cout: usize, oh: usize, ow: usize, w: usize) -> usize {
 }
 
 /// Whether the weight gradient vectorises over output channels (with `dY` transposed to
-/// `[OH·OW, COUT]`): when `COUT` is a multiple of 16. Otherwise it vectorises over wide
+/// `[COUT/16, OH·OW, 16]`): when `COUT` is a multiple of 16. Otherwise it vectorises over wide
 /// positions.
 const fn weight_by_channel(cout: usize) -> bool {
     cout.is_multiple_of(LANES)

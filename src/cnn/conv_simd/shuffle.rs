@@ -1,6 +1,6 @@
 //! The AVX-512 shuffle helpers of the weight gradient (the AVX-512 build of
 //! [`crate::cnn::simd::Simd::transpose16`] and [`crate::cnn::simd::Simd::reduce16`]): the 16×16
-//! transpose that lays `dY` out as `[OH·OW, COUT]`, and the transposition tree that sums 16
+//! transpose that lays `dY` out as `[COUT/16, OH·OW, 16]`, and the transposition tree that sums 16
 //! accumulators across their lanes.
 //! Pure data movement and additions in a fixed order.
 use std::arch::x86_64::*;
