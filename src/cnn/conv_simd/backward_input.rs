@@ -156,18 +156,28 @@ mod kernel {
                         let (v1, m) = (v0 + v, [mask]);
                         // SAFETY: preconditions of `bi_tile`: those of `backward_input`,
                         // `v1 + 1 ≤ v0 + NPV ≤ nv`, `c0 + NT ≤ CIN` by the choice of `NT`,
-                        // `r < K·K`, and `m[0] = slot(g, v1).load`.
+                        // `r < K·K`, `m[0] = slot(g, v1).load`, and the mask full unless
+                        // `MASKED`.
                         unsafe {
+                            macro_rules! tile {
+                                ($nt:literal) => {
+                                    if mask == u16::MAX {
+                                        bi_tile::<V, $nt, 1, false, S>(
+                                            s, g, w, dyw, dx, c0, r, v1, &m,
+                                        )
+                                    } else {
+                                        bi_tile::<V, $nt, 1, true, S>(
+                                            s, g, w, dyw, dx, c0, r, v1, &m,
+                                        )
+                                    }
+                                };
+                            }
                             nt = match S::CIN - c0 {
                                 // 4 + 4 rather than 6 + 2 for the last 8 (see `forward`).
-                                10.. | 6 | 7 => {
-                                    bi_tile::<V, 6, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m)
-                                }
-                                4 | 5 | 8 | 9 => {
-                                    bi_tile::<V, 4, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m)
-                                }
-                                2 | 3 => bi_tile::<V, 2, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
-                                _ => bi_tile::<V, 1, 1, S>(s, g, w, dyw, dx, c0, r, v1, &m),
+                                10.. | 6 | 7 => tile!(6),
+                                4 | 5 | 8 | 9 => tile!(4),
+                                2 | 3 => tile!(2),
+                                _ => tile!(1),
                             };
                         }
                     }
@@ -179,10 +189,10 @@ mod kernel {
                 // load masks.
                 unsafe {
                     c0 += match S::CIN - c0 {
-                        1 => bi_tile::<V, 1, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
-                        2 | 3 => bi_tile::<V, 2, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
-                        4..=7 => bi_tile::<V, 4, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
-                        _ => bi_tile::<V, 8, NPV, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        1 => bi_tile::<V, 1, NPV, true, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        2 | 3 => bi_tile::<V, 2, NPV, true, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        4..=7 => bi_tile::<V, 4, NPV, true, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
+                        _ => bi_tile::<V, 8, NPV, true, S>(s, g, w, dyw, dx, c0, r, v0, &masks),
                     };
                 }
             }
@@ -196,10 +206,17 @@ mod kernel {
     ///
     /// # Safety
     /// As [`backward_input`], `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN`, `r < K·K`, and
-    /// `masks[v] = slot(g, v0 + v).load`.
+    /// `masks[v] = slot(g, v0 + v).load`, every one of them full unless `MASKED` (which
+    /// then loads and stores whole vectors).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn bi_tile<V: Simd, const NT: usize, const NPV: usize, S: ConvShape>(
+    unsafe fn bi_tile<
+        V: Simd,
+        const NT: usize,
+        const NPV: usize,
+        const MASKED: bool,
+        S: ConvShape,
+    >(
         s: V,
         g: &Geom,
         w: &[f32],
@@ -244,8 +261,12 @@ mod kernel {
                 // `forward_tile`; masked-off lanes are not accessed.
                 unsafe {
                     let p = dxp.add(off + (v0 + v) * L);
-                    let cur = s.load_masked(m, p);
-                    s.store_masked(p, m, s.add(cur, a));
+                    if MASKED {
+                        let cur = s.load_masked(m, p);
+                        s.store_masked(p, m, s.add(cur, a));
+                    } else {
+                        s.store(p, s.add(s.load(p), a));
+                    }
                 }
             }
         }
