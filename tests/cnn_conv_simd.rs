@@ -37,6 +37,7 @@ use gradspec::cnn::conv_simd::{
 };
 use gradspec::cnn::cpu::{self, Isa};
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::cnn::simd::{self, Kernel, Simd};
 use gradspec::cnn::tensor::{View, ViewMut};
 use rand::{Rng, SeedableRng};
 
@@ -446,5 +447,54 @@ fn a_short_scratch_panics_before_any_work() {
             let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
             conv_simd::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
         });
+    }
+}
+
+/// The shuffles of the weight gradient, [`Simd::transpose16`] and [`Simd::reduce16`], run on one
+/// instruction set: the 16 rows `a`, their transpose and their lane sums, as plain floats.
+struct Shuffles(Vec<f32>);
+
+impl Kernel for Shuffles {
+    type Out = (Vec<f32>, Vec<f32>);
+    fn run<V: Simd>(self, s: V) -> Self::Out {
+        let a: [V::V; 16] =
+            std::array::from_fn(|i| s.array_to_vec(std::array::from_fn(|j| self.0[i * 16 + j])));
+        let t = s.transpose16(a);
+        let r = s.reduce16(a);
+        (
+            t.iter().flat_map(|v| s.to_array(*v)).collect(),
+            s.to_array(r).to_vec(),
+        )
+    }
+}
+
+/// Every instruction set's 16×16 transpose moves each float to its mirrored place, and its
+/// `reduce16` gives each row's sum in the order of [`simd::hsum16_tree`], bit for bit (the
+/// values span 12 binary orders of magnitude, so another order would round differently).
+#[test]
+fn the_transpose_and_the_lane_sums_are_exact_on_every_instruction_set() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let a: Vec<f32> = (0..256)
+        .map(|_| rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-6..6)))
+        .collect();
+    for cpu in isas() {
+        let (t, r) = cpu.vectorize(Shuffles(a.clone()));
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(
+                    t[j * 16 + i].to_bits(),
+                    a[i * 16 + j].to_bits(),
+                    "{}: transpose ({i}, {j})",
+                    cpu.name()
+                );
+            }
+            let row: [f32; 16] = a[i * 16..][..16].try_into().unwrap();
+            assert_eq!(
+                r[i].to_bits(),
+                simd::hsum16_tree(row).to_bits(),
+                "{}: reduce16 row {i}",
+                cpu.name()
+            );
+        }
     }
 }

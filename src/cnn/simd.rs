@@ -452,16 +452,20 @@ mod x86 {
                 // SAFETY: every lane is in the mask, so `p .. p+16` is readable.
                 return unsafe { self.load(p) };
             }
-            // SAFETY: AVX2 (the token). `vmaskmovps` reads only the lanes whose mask element
-            // is set (no fault, no access for the others), and those are readable (the
-            // caller); `wrapping_add` computes the address of the upper half without claiming
-            // it is in bounds.
+            // A half whose lanes are all in (or all out of) the mask needs no `vmaskmovps`:
+            // the tail vectors of the small layers (conv4, conv5, conv7) are mostly such.
+            // SAFETY: AVX2 (the token). A half with all 8 lanes in the mask is readable (the
+            // caller), a half with none is not read, and `vmaskmovps` reads only the lanes
+            // whose mask element is set (no fault, no access for the others), which are
+            // readable; `wrapping_add` computes the address of the upper half without
+            // claiming it is in bounds.
             unsafe {
-                let (lo, hi) = (lane_mask(m as u8), lane_mask((m >> 8) as u8));
-                [
-                    _mm256_maskload_ps(p, lo),
-                    _mm256_maskload_ps(p.wrapping_add(8), hi),
-                ]
+                let half = |m: u8, p: *const f32| match m {
+                    0 => _mm256_setzero_ps(),
+                    0xFF => _mm256_loadu_ps(p),
+                    _ => _mm256_maskload_ps(p, lane_mask(m)),
+                };
+                [half(m as u8, p), half((m >> 8) as u8, p.wrapping_add(8))]
             }
         }
         #[inline(always)]
@@ -505,6 +509,54 @@ mod x86 {
                     _mm256_permutevar8x32_ps(v[1], compress_index(m1)),
                 );
             }
+        }
+        #[inline(always)]
+        fn transpose16(self, a: [Self::V; 16]) -> [Self::V; 16] {
+            // Four 8×8 blocks: rows `8b..8b+8`, half `h` becomes half `b` of rows `8h..8h+8`.
+            let block = |b: usize, h: usize| transpose8(std::array::from_fn(|i| a[8 * b + i][h]));
+            let (b00, b10, b01, b11) = (block(0, 0), block(1, 0), block(0, 1), block(1, 1));
+            std::array::from_fn(|j| {
+                if j < 8 {
+                    [b00[j], b10[j]]
+                } else {
+                    [b01[j - 8], b11[j - 8]]
+                }
+            })
+        }
+    }
+
+    /// The 8×8 transpose of eight `ymm` rows: `r[j]` lane `i` = `a[i]` lane `j` (the usual
+    /// unpack, shuffle and 128-bit permute stages; data movement only).
+    #[inline(always)]
+    fn transpose8(a: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: AVX, which every caller is compiled for (they run on an `Avx2` token).
+        unsafe {
+            let t: [__m256; 8] = std::array::from_fn(|i| {
+                let (x, y) = (a[i / 2 * 2], a[i / 2 * 2 + 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(x, y)
+                } else {
+                    _mm256_unpackhi_ps(x, y)
+                }
+            });
+            // u[0..4] from rows 0–3, u[4..8] from rows 4–7: columns (0, 4), (1, 5), (2, 6),
+            // (3, 7) in the low and high 128-bit halves.
+            let u: [__m256; 8] = std::array::from_fn(|i| {
+                let (b, k) = (i / 4 * 4, i % 4);
+                let (x, y) = (t[b + k / 2], t[b + 2 + k / 2]);
+                if k % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(x, y)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(x, y)
+                }
+            });
+            std::array::from_fn(|j| {
+                if j < 4 {
+                    _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j])
+                } else {
+                    _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
+                }
+            })
         }
     }
 
