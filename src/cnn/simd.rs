@@ -479,13 +479,7 @@ mod x86 {
             // is `p .. p + popcount(m)`, which the caller guarantees writable (`wrapping_add`:
             // `p + c0` may be one past the end).
             unsafe {
-                let (m0, m1) = ((m & 0xFF) as usize, (m >> 8) as usize);
-                let (c0, c1) = (
-                    usize::from(COMPRESS_COUNT[m0]),
-                    usize::from(COMPRESS_COUNT[m1]),
-                );
-                let a = _mm256_permutevar8x32_ps(v[0], compress_index(m0));
-                let b = _mm256_permutevar8x32_ps(v[1], compress_index(m1));
+                let ([a, b], [c0, c1]) = pack_halves(m, v);
                 _mm256_maskstore_ps(p, first_lanes(c0), a);
                 _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
             }
@@ -499,15 +493,11 @@ mod x86 {
             // SAFETY: AVX2 (the token); `p .. p+16` is writable and what lies past the packed
             // lanes is the caller's to overwrite.
             unsafe {
-                let (m0, m1) = ((m & 0xFF) as usize, (m >> 8) as usize);
-                let c0 = usize::from(COMPRESS_COUNT[m0]);
-                // Each half packed to its low lanes, the upper half stored right after the
-                // packed lower one (both inside the window: `c0 ≤ 8`).
-                _mm256_storeu_ps(p, _mm256_permutevar8x32_ps(v[0], compress_index(m0)));
-                _mm256_storeu_ps(
-                    p.add(c0),
-                    _mm256_permutevar8x32_ps(v[1], compress_index(m1)),
-                );
+                // The upper half stored right after the packed lower one (both inside the
+                // window: `c0 ≤ 8`).
+                let ([a, b], [c0, _]) = pack_halves(m, v);
+                _mm256_storeu_ps(p, a);
+                _mm256_storeu_ps(p.add(c0), b);
             }
         }
         #[inline(always)]
@@ -522,6 +512,26 @@ mod x86 {
                     [b01[j - 8], b11[j - 8]]
                 }
             })
+        }
+    }
+
+    /// Each half of `v` with the lanes of its byte of `m` packed, in order, to its low lanes
+    /// (the others are don't-cares), and each half's number of such lanes.
+    #[inline(always)]
+    fn pack_halves(m: u16, v: [__m256; 2]) -> ([__m256; 2], [usize; 2]) {
+        let (m0, m1) = ((m & 0xFF) as usize, (m >> 8) as usize);
+        // SAFETY: AVX2, which every caller is compiled for (they run on an `Avx2` token).
+        unsafe {
+            (
+                [
+                    _mm256_permutevar8x32_ps(v[0], compress_index(m0)),
+                    _mm256_permutevar8x32_ps(v[1], compress_index(m1)),
+                ],
+                [
+                    usize::from(COMPRESS_COUNT[m0]),
+                    usize::from(COMPRESS_COUNT[m1]),
+                ],
+            )
         }
     }
 

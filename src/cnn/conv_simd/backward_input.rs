@@ -206,8 +206,8 @@ mod kernel {
     ///
     /// # Safety
     /// As [`backward_input`], `v0 + NPV ≤ nv`, `c0 + NT ≤ CIN`, `r < K·K`, and
-    /// `masks[v] = slot(g, v0 + v).load`, every one of them full unless `MASKED` (which
-    /// then loads and stores whole vectors).
+    /// `masks[v] = slot(g, v0 + v).load`, every one of them full unless `MASKED`. Without
+    /// `MASKED` the tile loads and stores whole vectors, with no mask work.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn bi_tile<
