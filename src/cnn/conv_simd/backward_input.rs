@@ -88,7 +88,10 @@ mod kernel {
     use crate::cnn::simd::Simd;
 
     /// The input gradient of one image: `dx` is zeroed, then
-    /// `dx[off(k) + q] += Σ_o W[o, k]·dyw[o, q]` for every tap `k` and wide position `q`.
+    /// `dx[off(k) + q] += Σ_o W[o, k]·dyw[o, q]` for every tap `k` and wide position `q`. With
+    /// `K = 1` the one tap covers every element of `dx` once, so each sum is stored as
+    /// `0 + Σ` (the very addition the zeroed element would receive) without the zeroing pass
+    /// and the load.
     ///
     /// # Safety
     /// `w.len() = cout·CIN·K·K` (`[cout, CIN, K, K]`), `dyw.len() = cout·16·nv` (wide rows,
@@ -107,7 +110,9 @@ mod kernel {
         debug_assert_eq!(dyw.len(), g.cout * g.nv() * L);
         debug_assert_eq!(dx.len(), S::CIN * g.h * g.w);
         debug_assert!(g.oh + S::K == g.h + 1 && g.ow + S::K == g.w + 1);
-        dx.fill(0.0);
+        if S::K > 1 {
+            dx.fill(0.0);
+        }
         let nv = g.nv();
         let mut v0 = 0;
         while v0 < nv {
@@ -261,11 +266,17 @@ mod kernel {
                 // `forward_tile`; masked-off lanes are not accessed.
                 unsafe {
                     let p = dxp.add(off + (v0 + v) * L);
+                    // With `K = 1`, `dx` was not zeroed: this is the element's only sum.
                     if MASKED {
-                        let cur = s.load_masked(m, p);
+                        let cur = if S::K == 1 {
+                            s.zero()
+                        } else {
+                            s.load_masked(m, p)
+                        };
                         s.store_masked(p, m, s.add(cur, a));
                     } else {
-                        s.store(p, s.add(s.load(p), a));
+                        let cur = if S::K == 1 { s.zero() } else { s.load(p) };
+                        s.store(p, s.add(cur, a));
                     }
                 }
             }
