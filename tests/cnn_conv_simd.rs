@@ -336,6 +336,10 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     check::<Shape<3, 48, 2, 12, 6, 7, 5, 6>>("odd_3to48_6x7_k2", 2, 130);
     // COUT 16 with K 5: one vector of output channels, two input channels per tile.
     check::<Shape<5, 16, 5, 125, 7, 9, 3, 5>>("odd_5to16_7x9_k5", 3, 140);
+    // Dense forward vectors (rows of 40 = 5 × 8): groups that start mid-row, split across two
+    // rows, and neither, so every group pattern of `forward_compact` and its single-vector
+    // fallback run (conv2 and conv5 take only two of them).
+    check::<Shape<2, 5, 3, 18, 4, 42, 2, 40>>("dense_2to5_4x42_k3", 2, 150);
     // One image, every tail at once: COUT 7 (4+2+1), CIN 1, K 3, 3×3 → 1×1.
     check::<Shape<1, 7, 3, 9, 3, 3, 1, 1>>("odd_1to7_3x3_k3", 1, 120);
 }

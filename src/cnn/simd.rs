@@ -85,6 +85,24 @@ pub unsafe trait Simd: Copy {
         self.array_to_vec(a)
     }
 
+    /// Lanes 0–7 from `lo .. lo+8` and lanes 8–15 from `hi .. hi+8` (a vector of 16
+    /// consecutive outputs that spans two rows of a wider input; see the forward pass).
+    ///
+    /// # Safety
+    /// `lo .. lo+8` and `hi .. hi+8` are readable.
+    #[inline(always)]
+    unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> Self::V {
+        let mut a = [0.0f32; LANES];
+        for i in 0..LANES / 2 {
+            // SAFETY: `i < 8`: inside the two readable runs (the caller).
+            unsafe {
+                a[i] = *lo.add(i);
+                a[LANES / 2 + i] = *hi.add(i);
+            }
+        }
+        self.array_to_vec(a)
+    }
+
     /// Writes the 16 lanes to `p`.
     ///
     /// # Safety
@@ -359,6 +377,16 @@ mod x86 {
             unsafe { _mm512_loadu_ps(p) }
         }
         #[inline(always)]
+        unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> __m512 {
+            // SAFETY: AVX-512F (the token); 8 readable floats at `lo` and at `hi` (the caller).
+            // The upper 256 bits are replaced as four f64 lanes, which moves the bits unchanged.
+            unsafe {
+                let v = _mm512_castps256_ps512(_mm256_loadu_ps(lo));
+                let h = _mm256_castps_pd(_mm256_loadu_ps(hi));
+                _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(v), h, 1))
+            }
+        }
+        #[inline(always)]
         unsafe fn load_masked(self, m: u16, p: *const f32) -> __m512 {
             // SAFETY: AVX-512F (the token); masked-off lanes are not accessed, the others are
             // readable (the caller).
@@ -437,6 +465,11 @@ mod x86 {
         unsafe fn load(self, p: *const f32) -> Self::V {
             // SAFETY: AVX (the token); the caller guarantees 16 readable floats.
             unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
+        }
+        #[inline(always)]
+        unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> Self::V {
+            // SAFETY: AVX (the token); 8 readable floats at `lo` and at `hi` (the caller).
+            unsafe { [_mm256_loadu_ps(lo), _mm256_loadu_ps(hi)] }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut f32, v: Self::V) {
@@ -689,6 +722,18 @@ mod arm {
                     vld1q_f32(p.add(4)),
                     vld1q_f32(p.add(8)),
                     vld1q_f32(p.add(12)),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> Self::V {
+            // SAFETY: NEON (the token); 8 readable floats at `lo` and at `hi` (the caller).
+            unsafe {
+                [
+                    vld1q_f32(lo),
+                    vld1q_f32(lo.add(4)),
+                    vld1q_f32(hi),
+                    vld1q_f32(hi.add(4)),
                 ]
             }
         }

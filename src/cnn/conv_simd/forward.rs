@@ -91,6 +91,12 @@ mod kernel {
         debug_assert_eq!(x.len(), S::CIN * g.h * g.w);
         debug_assert_eq!(y.len(), g.cout * g.oh * g.ow);
         debug_assert!(g.oh + S::K == g.h + 1 && g.ow + S::K == g.w + 1);
+        if compact::<S>() {
+            // SAFETY: the preconditions of `forward` are those of `forward_compact`, and the
+            // shape is one it takes.
+            unsafe { forward_compact::<V, S>(s, g, w, bias, x, y) };
+            return;
+        }
         let nv = g.nv();
         let mut v0 = 0;
         while v0 < nv {
@@ -124,16 +130,17 @@ mod kernel {
         v0: usize,
     ) -> usize {
         let slots: [Slot; NPV] = std::array::from_fn(|v| slot(g, v0 + v));
+        let q: [usize; NPV] = std::array::from_fn(|v| (v0 + v) * L);
         // Narrow instruction sets mask a load through a stack copy: keep that out of the tiles
         // whose vectors are all full (every one but the last).
         if !V::WIDE && slots.iter().all(|sl| sl.load == u16::MAX) {
             // SAFETY: as below; `forward_tile::<_, _, _, _, false>` differs only in loading
             // every lane, which the full load masks allow.
-            unsafe { forward_tiles::<V, NPV, false, S>(s, g, w, bias, x, y, v0, &slots) };
+            unsafe { forward_tiles::<V, NPV, false, false, 0, S>(s, g, w, bias, x, y, &q, &slots) };
         } else {
             // SAFETY: the preconditions of `forward_tiles` are those of this function, and
             // `slots[v] = slot(g, v0 + v)`.
-            unsafe { forward_tiles::<V, NPV, true, S>(s, g, w, bias, x, y, v0, &slots) };
+            unsafe { forward_tiles::<V, NPV, true, false, 0, S>(s, g, w, bias, x, y, &q, &slots) };
         }
         NPV
     }
@@ -146,14 +153,21 @@ mod kernel {
     /// full unless `MASKED`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn forward_tiles<V: Simd, const NPV: usize, const MASKED: bool, S: ConvShape>(
+    unsafe fn forward_tiles<
+        V: Simd,
+        const NPV: usize,
+        const MASKED: bool,
+        const COMPACT: bool,
+        const SPLIT: u8,
+        S: ConvShape,
+    >(
         s: V,
         g: &Geom,
         w: &[f32],
         bias: &[f32],
         x: &[f32],
         y: &mut [f32],
-        v0: usize,
+        q: &[usize; NPV],
         slots: &[Slot; NPV],
     ) {
         let mut o0 = 0;
@@ -162,33 +176,44 @@ mod kernel {
             // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
             unsafe {
                 o0 += match g.cout - o0 {
-                    1 => forward_tile::<V, 1, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
-                    2 | 3 => {
-                        forward_tile::<V, 2, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
-                    }
+                    1 => forward_tile::<V, 1, NPV, MASKED, COMPACT, SPLIT, S>(
+                        s, g, w, bias, x, y, o0, q, slots,
+                    ),
+                    2 | 3 => forward_tile::<V, 2, NPV, MASKED, COMPACT, SPLIT, S>(
+                        s, g, w, bias, x, y, o0, q, slots,
+                    ),
                     // Narrow instruction sets: 6 channels (12 `ymm` accumulators on AVX2), but
                     // 4 + 4 rather than 6 + 2 for the last 8, as a 2-channel tile has too few
                     // independent FMA chains to hide their latency.
                     10.. | 6 | 7 if !V::WIDE => {
-                        forward_tile::<V, 6, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
+                        forward_tile::<V, 6, NPV, MASKED, COMPACT, SPLIT, S>(
+                            s, g, w, bias, x, y, o0, q, slots,
+                        )
                     }
-                    8 | 9 if !V::WIDE => {
-                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
-                    }
-                    4..=7 => {
-                        forward_tile::<V, 4, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots)
-                    }
-                    _ => forward_tile::<V, 8, NPV, MASKED, S>(s, g, w, bias, x, y, o0, v0, slots),
+                    8 | 9 if !V::WIDE => forward_tile::<V, 4, NPV, MASKED, COMPACT, SPLIT, S>(
+                        s, g, w, bias, x, y, o0, q, slots,
+                    ),
+                    4..=7 => forward_tile::<V, 4, NPV, MASKED, COMPACT, SPLIT, S>(
+                        s, g, w, bias, x, y, o0, q, slots,
+                    ),
+                    _ => forward_tile::<V, 8, NPV, MASKED, COMPACT, SPLIT, S>(
+                        s, g, w, bias, x, y, o0, q, slots,
+                    ),
                 };
             }
         }
     }
 
-    /// Output channels `o0..o0+NO` of the wide vectors `v0..v0+NPV`; returns `NO`.
+    /// Output channels `o0..o0+NO` of `NPV` vectors of outputs; returns `NO`. A vector is 16
+    /// wide positions from `q[v]` (its load mask and packed store in `slots[v]`), or, if
+    /// `COMPACT`, the 16 outputs from dense index `q[v]`'s wide position on: then bit `v` of
+    /// `SPLIT` says that its lanes 8–15 start the next output row (see [`forward_compact`]).
     ///
     /// # Safety
-    /// As [`forward`], `v0 + NPV ≤ nv`, `o0 + NO ≤ cout`, `slots[v] = slot(g, v0 + v)`, and
-    /// every load mask full unless `MASKED`.
+    /// As [`forward`], `o0 + NO ≤ cout`, and either (wide) `q[v] = 16·v'` of a wide vector
+    /// `v' < nv` with `slots[v] = slot(g, v')` and every load mask full unless `MASKED`, or
+    /// (`COMPACT`) the conditions of [`forward_compact`] for the dense vectors `slots[v]`
+    /// names.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn forward_tile<
@@ -196,6 +221,8 @@ mod kernel {
         const NO: usize,
         const NPV: usize,
         const MASKED: bool,
+        const COMPACT: bool,
+        const SPLIT: u8,
         S: ConvShape,
     >(
         s: V,
@@ -205,11 +232,13 @@ mod kernel {
         x: &[f32],
         y: &mut [f32],
         o0: usize,
-        v0: usize,
+        q: &[usize; NPV],
         slots: &[Slot; NPV],
     ) -> usize {
         let kk = S::CIN * S::K * S::K;
         let (hw, ww, ohow) = (g.h * g.w, g.w, g.oh * g.ow);
+        // A split vector's lanes 8–15: the next row, `K − 1` wide positions further on.
+        let hi = L / 2 + S::K - 1;
         let mut acc = [[s.zero(); NPV]; NO];
         for (a, &b) in acc.iter_mut().zip(&bias[o0..o0 + NO]) {
             *a = [s.splat(b); NPV];
@@ -218,23 +247,28 @@ mod kernel {
         let xt = x.as_ptr();
         // SAFETY: (loads only) weight reads are `wt[o·kk + k]` with `o < NO`, `k < kk`, inside the
         // `NO·kk` sub-slice. An input load for vector `v` and tap `(c, ki, kj)` starts at
-        // `c·hw + ki·w + kj + q` with `q = 16·(v0+v)` its first wide position; `q < total`
-        // (as `v0 + v < nv`), and every lane it enables (`slots[v].load`) has `q' < total =
-        // (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`: in
-        // bounds. Masked-off lanes are not accessed (without `MASKED` every mask is full).
+        // `c·hw + ki·w + kj + q` with `q` its first wide position. Wide: `q < total` (as the
+        // vector is one of the `nv`), and every lane it enables (`slots[v].load`) has `q' <
+        // total = (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`:
+        // in bounds. Masked-off lanes are not accessed (without `MASKED` every mask is full).
+        // Compact: the 8 positions from `q` (and from `q + hi` when split) are outputs of
+        // one row (`x < ow`, `y < oh`), so the same bound holds for each.
         unsafe {
             for c in 0..S::CIN {
-                let xc = xt.add(c * hw + v0 * L);
+                let xc = xt.add(c * hw);
                 let wc = wt.add(c * S::K * S::K);
                 for ki in 0..S::K {
                     for kj in 0..S::K {
                         let xp = xc.add(ki * ww + kj);
                         let mut xv = [s.zero(); NPV];
                         for (v, xv) in xv.iter_mut().enumerate() {
-                            *xv = if MASKED {
-                                s.load_masked(slots[v].load, xp.add(v * L))
+                            let p = xp.add(q[v]);
+                            *xv = if COMPACT && SPLIT >> v & 1 != 0 {
+                                s.load_halves(p, p.add(hi))
+                            } else if MASKED && !COMPACT {
+                                s.load_masked(slots[v].load, p)
                             } else {
-                                s.load(xp.add(v * L))
+                                s.load(p)
                             };
                         }
                         for (o, a) in acc.iter_mut().enumerate() {
@@ -248,6 +282,16 @@ mod kernel {
             }
         }
         let yp = y.as_mut_ptr();
+        if COMPACT {
+            for (o, a) in acc.iter().enumerate() {
+                for (v, sl) in slots.iter().enumerate() {
+                    // SAFETY: all 16 outputs from the dense index `sl.dense` are in plane
+                    // `o0 + o < cout` (`forward_compact`).
+                    unsafe { s.store(yp.add((o0 + o) * ohow + sl.dense), a[v]) };
+                }
+            }
+            return NO;
+        }
         for (v, sl) in slots.iter().enumerate() {
             // SAFETY: the `count` real lanes are consecutive output pixels starting at the dense
             // index `dense` of plane `o0 + o < cout`, all `< oh·ow` (or none: mask 0), so the
@@ -270,5 +314,84 @@ mod kernel {
             }
         }
         NO
+    }
+
+    /// Whether the forward pass of `S` runs over dense vectors of 16 outputs instead of wide
+    /// ones ([`forward_compact`]): when `K > 1` (otherwise `W = OW` and the wide positions are
+    /// the dense ones), the output rows are a multiple of 8 long and a plane a multiple of 16.
+    /// Then a vector starts at a multiple of 8 in its row and its 16 outputs lie in one row,
+    /// or in the last 8 of one and the first 8 of the next. (conv2, conv5.)
+    pub(super) const fn compact<S: ConvShape>() -> bool {
+        S::K > 1 && S::OW.is_multiple_of(L / 2) && (S::OH * S::OW).is_multiple_of(L)
+    }
+
+    /// The forward pass over dense vectors: vector `v` holds outputs `16v .. 16v+16` of a plane,
+    /// whose inputs for a tap are the 16 floats from the wide position of output `16v`, or,
+    /// when the vector spans two rows, 8 from there and 8 from the next row's start (one
+    /// [`Simd::load_halves`]). No lane is thrown away (the wide layout computes `K − 1` of
+    /// every `W`: 8 % of conv2, 20 % of conv5) and the stores are whole vectors. Each output
+    /// is still one FMA chain over the taps in `(c, ki, kj)` order from the bias, so the bits
+    /// are those of the wide layout.
+    ///
+    /// # Safety
+    /// As [`forward`], and `compact::<S>()`.
+    #[inline(always)]
+    unsafe fn forward_compact<V: Simd, S: ConvShape>(
+        s: V,
+        g: &Geom,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        debug_assert!(compact::<S>());
+        let nv = g.oh * g.ow / L;
+        // Vector `v`: its dense start, the wide position of that output, and whether its
+        // lanes 8–15 start the next row.
+        let at = |v: usize| {
+            let d = v * L;
+            let (oy, ox) = (d / g.ow, d % g.ow);
+            let slot = Slot {
+                load: u16::MAX,
+                valid: u16::MAX,
+                dense: d,
+            };
+            (oy * g.w + ox, slot, ox + L > g.ow)
+        };
+        macro_rules! tiles {
+            ($npv:literal, $split:literal, $v0:expr) => {{
+                let v0 = $v0;
+                let (q, slots): ([usize; $npv], [Slot; $npv]) = (
+                    std::array::from_fn(|v| at(v0 + v).0),
+                    std::array::from_fn(|v| at(v0 + v).1),
+                );
+                // SAFETY: the preconditions of `forward_tiles` for dense vectors: those of this
+                // function, `v0 + NPV ≤ nv`, and `SPLIT` the vectors' split bits (checked by
+                // the caller's match).
+                unsafe {
+                    forward_tiles::<V, $npv, false, true, $split, S>(
+                        s, g, w, bias, x, y, &q, &slots,
+                    )
+                };
+                $npv
+            }};
+        }
+        let mut v0 = 0;
+        while v0 < nv {
+            let split = |v: usize| at(v).2;
+            v0 += if V::WIDE && nv - v0 >= 3 {
+                match (split(v0), split(v0 + 1), split(v0 + 2)) {
+                    (false, true, false) => tiles!(3, 0b010, v0),
+                    (true, true, true) => tiles!(3, 0b111, v0),
+                    (false, false, false) => tiles!(3, 0b000, v0),
+                    _ if split(v0) => tiles!(1, 1, v0),
+                    _ => tiles!(1, 0, v0),
+                }
+            } else if split(v0) {
+                tiles!(1, 1, v0)
+            } else {
+                tiles!(1, 0, v0)
+            };
+        }
     }
 }

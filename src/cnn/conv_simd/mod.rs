@@ -57,6 +57,13 @@
 //! straight into NCHW: per vector, `vcompressps` packs the lanes with `x < OW` (which are
 //! consecutive output pixels) and one masked store writes them.
 //!
+//! When the output rows are a multiple of 8 long and a plane a multiple of 16 (conv2, conv5),
+//! the forward pass skips the wide layout's waste: a vector holds 16 *dense* outputs, which lie
+//! in one row or in the last 8 of one row and the first 8 of the next, so each tap loads them
+//! as one vector or as two 8-float halves `K − 1` apart (`load_halves`), and the tile is
+//! stored whole. Each output's FMA chain is unchanged, so are the bits (criterion, AVX-512:
+//! conv2 8.12 → 7.50 ms, conv5 0.86 → 0.67 ms per 128 images).
+//!
 //! # Input gradient: per-tap sums, scattered
 //! `dX[c, off'(k) + q] += T_k[q]` with `T_k[q] = Σ_o W[o, k]·dYw[o, q]`, where `dYw` is `dY`
 //! in wide rows (zeros at `x ≥ OW`; built in scratch, or `dY` itself for `K = 1` with `OH·OW`
