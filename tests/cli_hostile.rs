@@ -492,6 +492,26 @@ fn wrong_files_and_paths_get_one_line_naming_them() {
     z.assert_no_temp_files();
 }
 
+#[test]
+fn a_bad_instruction_set_choice_is_one_line_not_a_panic() {
+    // `GRADSPEC_SIMD` names the kernels' path; an unknown name (or, on x86-64, `neon`) used to
+    // panic in the first convolution. Checked before any command runs.
+    let bad: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["portable", "AVX2", " ", "neon"]
+    } else {
+        &["portable", "AVX2", " ", "avx512"]
+    };
+    for v in bad {
+        let o = Command::new(env!("CARGO_BIN_EXE_gradspec"))
+            .args(["mnist", "bench", "--threads", "1", "--seconds", "1"])
+            .env("GRADSPEC_SIMD", v)
+            .output()
+            .expect("the binary runs");
+        let what = format!("GRADSPEC_SIMD={v:?}");
+        assert_rejected(&o, 2, &["GRADSPEC_SIMD"], &what);
+    }
+}
+
 /// Outputs get the permissions an ordinary `File::create` gives: 0666 less the umask.
 #[cfg(unix)]
 #[test]

@@ -172,6 +172,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A bad `GRADSPEC_SIMD` is a one-line error here, not a panic in the first kernel call.
+    if let Err(e) = crate::cnn::cpu::check_choice() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Stopped>().is_some() => {

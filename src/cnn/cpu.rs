@@ -235,30 +235,46 @@ pub fn isas_hardware() -> Vec<Isa> {
 ///   (an x86-64 without FMA, where `f32::mul_add` is a library call) the reference path.
 ///
 /// # Panics
-/// If `GRADSPEC_SIMD` names an unknown path or one this CPU cannot run.
+/// If `GRADSPEC_SIMD` names an unknown path or one this CPU cannot run ([`check_choice`] says
+/// so without panicking; the command-line tool asks it first).
 pub fn isa() -> Option<Isa> {
-    static CHOICE: OnceLock<Option<Isa>> = OnceLock::new();
-    *CHOICE.get_or_init(|| {
+    choice().clone().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `Err` with a one-line message when `GRADSPEC_SIMD` names an unknown path or one this CPU
+/// cannot run: what [`isa`] would panic with.
+pub fn check_choice() -> Result<(), String> {
+    choice().clone().map(|_| ())
+}
+
+/// [`isa`]'s choice, read once.
+fn choice() -> &'static Result<Option<Isa>, String> {
+    static CHOICE: OnceLock<Result<Option<Isa>, String>> = OnceLock::new();
+    CHOICE.get_or_init(|| {
         let no512 = std::env::var_os(NO_AVX512_VAR).is_some();
         match std::env::var(SIMD_VAR).ok().as_deref() {
             None | Some("") => {
                 let wide = if no512 { None } else { avx512_hardware() };
-                wide.map(Isa::from)
+                Ok(wide
+                    .map(Isa::from)
                     .or(avx2_hardware().map(Isa::from))
-                    .or(neon_hardware().map(Isa::from))
+                    .or(neon_hardware().map(Isa::from)))
             }
-            Some("reference") => None,
-            Some("scalar") => Some(Isa::Scalar),
+            Some("reference") => Ok(None),
+            Some("scalar") => Ok(Some(Isa::Scalar)),
             Some(name) => {
                 let isa = match name {
                     "avx512" => avx512_hardware().map(Isa::from),
                     "avx2" => avx2_hardware().map(Isa::from),
                     "neon" => neon_hardware().map(Isa::from),
-                    _ => panic!(
-                        "{SIMD_VAR}={name}: expected avx512, avx2, neon, scalar or reference"
-                    ),
+                    _ => {
+                        return Err(format!(
+                            "{SIMD_VAR}={name}: expected avx512, avx2, neon, scalar or reference"
+                        ));
+                    }
                 };
-                Some(isa.unwrap_or_else(|| panic!("{SIMD_VAR}={name}: this CPU lacks it")))
+                isa.map(Some)
+                    .ok_or_else(|| format!("{SIMD_VAR}={name}: this CPU lacks it"))
             }
         }
     })
