@@ -346,8 +346,9 @@ mod kernel {
     ) {
         debug_assert!(compact::<S>());
         let nv = g.oh * g.ow / L;
-        // Vector `v`: its dense start, the wide position of that output, and whether its
-        // lanes 8–15 start the next row.
+        // Vector `v`: the wide position of its first output, its slot (the dense index of
+        // that output; every lane loaded and stored), and whether its lanes 8–15 start the
+        // next row.
         let at = |v: usize| {
             let d = v * L;
             let (oy, ox) = (d / g.ow, d % g.ow);
