@@ -234,14 +234,23 @@ fn dropout_bits_are_the_decisions_of_dropout_mask() {
 /// Verifies r[cnn.dropout.mask] in the lockstep form training uses.
 #[test]
 fn lockstep_dropout_bits_equal_one_stream_per_image() {
-    use gradspec::cnn::dropout::{dropout_bits_lockstep, dropout_bits_lockstep_portable};
+    use gradspec::cnn::cpu::isas_hardware;
+    use gradspec::cnn::dropout::dropout_bits_lockstep_on;
     use rand_xoshiro::Xoshiro256PlusPlus;
     // The layers' sizes (whole 64-decision blocks), then sizes that end in a partial block
     // after whole ones (100 = 64 + 36, 130 = 2·64 + 2) and one shorter than a block.
     let sizes = [10816, 18432, 1600, 2048, 100, 130, 2];
-    type Fill = fn(&[u64], f64, &mut [(&mut [u8], usize)]);
-    let fills: [Fill; 2] = [dropout_bits_lockstep, dropout_bits_lockstep_portable];
-    for (n, fill) in [1, 3, 8].into_iter().flat_map(|n| fills.map(|f| (n, f))) {
+    // Every instruction set this CPU has (AVX-512 and AVX2 registers, else portable code), and
+    // the reference path's portable code, whichever path `GRADSPEC_SIMD` chose for training.
+    let isas: Vec<_> = isas_hardware()
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .collect();
+    for (n, &isa) in [1, 3, 8]
+        .into_iter()
+        .flat_map(|n| isas.iter().map(move |i| (n, i)))
+    {
         let seeds: Vec<u64> = (0..n as u64).map(|i| 0x9e37_79b9 * (i + 1)).collect();
         let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|s| vec![7u8; n * s]).collect();
         let mut parts: Vec<(&mut [u8], usize)> = bufs
@@ -249,13 +258,18 @@ fn lockstep_dropout_bits_equal_one_stream_per_image() {
             .zip(sizes)
             .map(|(b, s)| (&mut b[..], s))
             .collect();
-        fill(&seeds, 0.05, &mut parts);
+        dropout_bits_lockstep_on(isa, &seeds, 0.05, &mut parts);
         for (i, &seed) in seeds.iter().enumerate() {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             for (b, &size) in bufs.iter().zip(&sizes) {
                 let mut want = vec![0u8; size];
                 dropout_bits(&mut rng, 0.05, &mut want);
-                assert_eq!(&b[i * size..(i + 1) * size], &want[..], "image {i} of {n}");
+                let on = isa.map_or("reference", |i| i.name());
+                assert_eq!(
+                    &b[i * size..(i + 1) * size],
+                    &want[..],
+                    "image {i} of {n} on {on}"
+                );
             }
         }
     }

@@ -66,29 +66,40 @@ pub const LOCKSTEP: usize = 8;
 /// Same numbers, faster: one Xoshiro256++ stream is a chain of dependent operations, while
 /// eight independent streams advanced in lockstep fill the vector units. They run in AVX-512
 /// registers when [`super::cpu::avx512`] hands out its token, in AVX2 registers when
-/// [`super::cpu::avx2`] does, else in portable code ([`dropout_bits_lockstep_portable`]);
+/// [`super::cpu::avx2`] does, else in portable code (see [`dropout_bits_lockstep_on`]);
 /// `tests/cnn_fused.rs` checks that they give exactly the per-image streams.
 #[inline(never)]
 pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
+    dropout_bits_lockstep_on(super::cpu::isa(), seeds, p, parts);
+}
+
+/// [`dropout_bits_lockstep`] in the registers of `isa`: AVX-512 or AVX2 when it is one of
+/// them, else (NEON, scalar, the reference path `None`) portable code. Every choice gives the
+/// same bytes; the tests run each one this CPU has, whatever `GRADSPEC_SIMD` says.
+///
+/// # Panics
+/// As [`dropout_bits_lockstep`].
+pub fn dropout_bits_lockstep_on(
+    isa: Option<super::cpu::Isa>,
+    seeds: &[u64],
+    p: f64,
+    parts: &mut [(&mut [u8], usize)],
+) {
     assert!(
         (1..=LOCKSTEP).contains(&seeds.len()),
         "dropout_bits_lockstep: 1 to {LOCKSTEP} seeds"
     );
-    #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = super::cpu::avx512() {
-        // SAFETY: the token `cpu` exists only when the CPU has AVX-512F/BW/VL, the features
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the token exists only when the CPU has AVX-512F/BW/VL, the features
         // `lockstep_avx512` is compiled for.
-        unsafe { lockstep_avx512(cpu, seeds, p, parts) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(cpu) = super::cpu::avx2() {
-        // SAFETY: the token `cpu` exists only when the CPU has AVX2 and FMA, the features
+        Some(super::cpu::Isa::Avx512(cpu)) => unsafe { lockstep_avx512(cpu, seeds, p, parts) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the token exists only when the CPU has AVX2 and FMA, the features
         // `lockstep_avx2` is compiled for.
-        unsafe { lockstep_avx2(cpu, seeds, p, parts) };
-        return;
+        Some(super::cpu::Isa::Avx2(cpu)) => unsafe { lockstep_avx2(cpu, seeds, p, parts) },
+        _ => lockstep(seeds, p, parts),
     }
-    lockstep(seeds, p, parts);
 }
 
 /// [`lockstep`] with the eight streams in eight AVX2 registers (two per state word, lanes 0–3
@@ -277,13 +288,6 @@ fn lockstep_avx512(
             t += len;
         }
     }
-}
-
-/// The portable path of [`dropout_bits_lockstep`] (what runs without AVX-512), public so that
-/// the tests check it on every machine.
-#[doc(hidden)]
-pub fn dropout_bits_lockstep_portable(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usize)]) {
-    lockstep(seeds, p, parts);
 }
 
 #[inline(always)]
