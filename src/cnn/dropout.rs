@@ -78,7 +78,8 @@ pub fn dropout_bits_lockstep(seeds: &[u64], p: f64, parts: &mut [(&mut [u8], usi
 /// same bytes; the tests run each one this CPU has, whatever `GRADSPEC_SIMD` says.
 ///
 /// # Panics
-/// As [`dropout_bits_lockstep`].
+/// If there are no seeds or more than [`LOCKSTEP`], or a part's length is not
+/// `seeds.len()·size` with `size` even.
 pub fn dropout_bits_lockstep_on(
     isa: Option<super::cpu::Isa>,
     seeds: &[u64],

@@ -145,12 +145,11 @@ mod kernel {
         NPV
     }
 
-    /// All output channels of the `NPV` wide vectors from `v0`, in tiles; loads through the
-    /// load masks if `MASKED`, else whole vectors.
+    /// All output channels of the `NPV` vectors that `q` and `slots` describe (as in
+    /// [`forward_tile`]), in tiles of output channels.
     ///
     /// # Safety
-    /// As [`forward`], `v0 + NPV ≤ nv`, `slots[v] = slot(g, v0 + v)`, and every load mask
-    /// full unless `MASKED`.
+    /// The conditions of [`forward_tile`] on `q` and `slots`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn forward_tiles<
@@ -172,8 +171,8 @@ mod kernel {
     ) {
         let mut o0 = 0;
         while o0 < g.cout {
-            // SAFETY: preconditions of `forward_tile` hold: those of `forward`,
-            // `v0 + NPV ≤ nv`, and `o0 + NO ≤ cout` by the choice of `NO`.
+            // SAFETY: preconditions of `forward_tile` hold: those of this function, and
+            // `o0 + NO ≤ cout` by the choice of `NO`.
             unsafe {
                 o0 += match g.cout - o0 {
                     1 => forward_tile::<V, 1, NPV, MASKED, COMPACT, SPLIT, S>(
@@ -206,8 +205,9 @@ mod kernel {
 
     /// Output channels `o0..o0+NO` of `NPV` vectors of outputs; returns `NO`. A vector is 16
     /// wide positions from `q[v]` (its load mask and packed store in `slots[v]`), or, if
-    /// `COMPACT`, the 16 outputs from dense index `q[v]`'s wide position on: then bit `v` of
-    /// `SPLIT` says that its lanes 8–15 start the next output row (see [`forward_compact`]).
+    /// `COMPACT`, the 16 outputs from the dense index `slots[v].dense` on, whose first one
+    /// has the wide position `q[v]`: then bit `v` of `SPLIT` says that its lanes 8–15 start
+    /// the next output row (see [`forward_compact`]).
     ///
     /// # Safety
     /// As [`forward`], `o0 + NO ≤ cout`, and either (wide) `q[v] = 16·v'` of a wide vector
@@ -251,8 +251,9 @@ mod kernel {
         // vector is one of the `nv`), and every lane it enables (`slots[v].load`) has `q' <
         // total = (oh−1)·w + ow`, so `c·hw + ki·w + kj + q' ≤ c·hw + (h−1)·w + w − 1 < CIN·hw`:
         // in bounds. Masked-off lanes are not accessed (without `MASKED` every mask is full).
-        // Compact: the 8 positions from `q` (and from `q + hi` when split) are outputs of
-        // one row (`x < ow`, `y < oh`), so the same bound holds for each.
+        // Compact: the lanes loaded from `q` (16, or 8 when split) and from `q + hi` (8,
+        // when split) are outputs of one row each (`x < ow`, `y < oh`), so the same bound
+        // holds for each.
         unsafe {
             for c in 0..S::CIN {
                 let xc = xt.add(c * hw);
