@@ -638,3 +638,18 @@ proptest::proptest! {
         let _ = <gradspec::cli::Cli as clap::Parser>::try_parse_from(argv);
     }
 }
+
+/// Verifies that a `GRADSPEC_WINOGRAD` other than `0`, `1` or empty is a one-line error (exit 2)
+/// before any command runs, not a panic in the first convolution.
+#[test]
+fn a_bad_winograd_switch_is_one_line_not_a_panic() {
+    for v in ["yes", "2", " 1"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_gradspec"))
+            .args(["mnist", "bench", "--threads", "1", "--seconds", "1"])
+            .env("GRADSPEC_WINOGRAD", v)
+            .output()
+            .expect("the binary runs");
+        let what = format!("GRADSPEC_WINOGRAD={v:?}");
+        assert_rejected(&o, 2, &["GRADSPEC_WINOGRAD"], &what);
+    }
+}

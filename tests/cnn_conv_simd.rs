@@ -502,3 +502,210 @@ fn the_transpose_and_the_lane_sums_are_exact_on_every_instruction_set() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Winograd F(2×2, 3×3) (opt-in for conv2 with GRADSPEC_WINOGRAD=1; tested here always).
+//
+// # Tolerance
+// Winograd's sums are not sums of the products `W·X` but of transformed values, so the bound
+// of the module docs does not apply as it stands. The same argument does, on the algorithm's
+// own terms: every coefficient of `Bᵀ`, `G` and `Aᵀ` is 0, ±1 or ±½ (exact), and along the
+// longest path an output goes through 4 roundings in `G g Gᵀ`, 2 in `Bᵀ d B`, 1 product, a
+// chain of `CI` FMAs, 4 in `Aᵀ M A` and 1 for the bias: `N = CI + 12` roundings. So
+// `|computed − exact| ≤ γ_{N+1} · S`, where `S` is the same algorithm run in f64 on absolute
+// values (`|Aᵀ| [Σ_c (|G| |g| |G|ᵀ) ⊙ (|B|ᵀ |d| |B|)] |A| + |b|`), which `winograd_scale`
+// computes. `S` covers the whole 4×4 input patch of a tile, not only an output's 3×3 window:
+// Winograd mixes the neighbours' inputs into each output, and the bound says so.
+
+#[allow(clippy::needless_range_loop)]
+/// `S` of the note above for one correlation of `ci` channels of `hi × wi`, zero-padded by
+/// `p`, with the 3×3 kernels `kernel(i, o, r, c)` (absolute values) into `co` channels.
+#[allow(clippy::too_many_arguments)]
+fn winograd_scale(
+    (ci, co, hi, wi, p): (usize, usize, usize, usize, usize),
+    kernel: impl Fn(usize, usize, usize, usize) -> f64,
+    x: &[f64],
+    bias: &[f64],
+) -> Vec<f64> {
+    const BT: [[f64; 4]; 4] = [
+        [1., 0., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 0., 1.],
+    ];
+    const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0., 0., 1.]];
+    const AT: [[f64; 4]; 2] = [[1., 1., 1., 0.], [0., 1., 1., 1.]];
+    let (ho, wo) = (hi + 2 * p - 2, wi + 2 * p - 2);
+    let at = |c: usize, r: isize, s: isize| -> f64 {
+        let (r, s) = (r - p as isize, s - p as isize);
+        if r < 0 || s < 0 || r >= hi as isize || s >= wi as isize {
+            0.0
+        } else {
+            x[(c * hi + r as usize) * wi + s as usize]
+        }
+    };
+    let mut out = vec![0.0; co * ho * wo];
+    for o in 0..co {
+        for ty in 0..ho / 2 {
+            for tx in 0..wo / 2 {
+                let mut m = [[0.0f64; 4]; 4];
+                for c in 0..ci {
+                    let mut u = [[0.0f64; 4]; 4];
+                    let mut v = [[0.0f64; 4]; 4];
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            for r in 0..3 {
+                                for s in 0..3 {
+                                    u[a][b] += G[a][r] * kernel(c, o, r, s) * G[b][s];
+                                }
+                            }
+                            for r in 0..4 {
+                                for s in 0..4 {
+                                    let d = at(c, (2 * ty + r) as isize, (2 * tx + s) as isize);
+                                    v[a][b] += BT[a][r] * d * BT[b][s];
+                                }
+                            }
+                        }
+                    }
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            m[a][b] += u[a][b] * v[a][b];
+                        }
+                    }
+                }
+                for i in 0..2 {
+                    for j in 0..2 {
+                        let mut y = bias[o];
+                        for a in 0..4 {
+                            for b in 0..4 {
+                                y += AT[i][a] * m[a][b] * AT[j][b];
+                            }
+                        }
+                        out[(o * ho + 2 * ty + i) * wo + 2 * tx + j] = y;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The Winograd forward pass and input gradient of one image of shape `S` on `cpu`, against
+/// the f64 reference: the worst ratios (forward, input gradient) to the allowance of the note
+/// above, and the outputs.
+fn compare_winograd<S: ConvShape>(cpu: Isa, seed: u64, mutant: Mutant) -> ((f64, f64), Vec<f32>) {
+    let (cin, cout, h, w) = (S::CIN, S::COUT, S::H, S::W);
+    let (xi, yi) = (cin * h * w, cout * S::OH * S::OW);
+    let wt = seeded(S::KK * cout, seed);
+    let b = seeded(cout, seed + 1);
+    let x = seeded(xi, seed + 2);
+    let dy = seeded(yi, seed + 3);
+    let p64 = conv_of::<f64, S>(&f64s(&wt), &f64s(&b));
+    let mut col = vec![0.0f64; S::KK * S::OH * S::OW];
+    let mut y_ref = vec![0.0; yi];
+    conv_forward::<f64, S>(
+        &p64,
+        (&f64s(&x)[..]).into(),
+        (&mut y_ref[..]).into(),
+        &mut col,
+    );
+    let mut dx_ref = vec![0.0; xi];
+    conv_backward_input::<f64, S>(
+        &p64,
+        (&f64s(&dy)[..]).into(),
+        (&mut dx_ref[..]).into(),
+        &mut col,
+    );
+    let wa = abs(&f64s(&wt));
+    let k = |o: usize, c: usize, r: usize, s: usize| wa[((o * cin + c) * 3 + r) * 3 + s];
+    let y_scale = winograd_scale(
+        (cin, cout, h, w, 0),
+        |i, o, r, s| k(o, i, r, s),
+        &abs(&f64s(&x)),
+        &abs(&f64s(&b)),
+    );
+    let dx_scale = winograd_scale(
+        (cout, cin, S::OH, S::OW, 2),
+        |o, c, r, s| k(o, c, 2 - r, 2 - s),
+        &abs(&f64s(&dy)),
+        &vec![0.0; cin],
+    );
+
+    let (mut ws, mut xs, mut dys) = (wt.clone(), x.clone(), dy.clone());
+    match mutant {
+        Mutant::None => {}
+        Mutant::LastInput => {
+            *xs.last_mut().unwrap() += 1.0;
+            *dys.last_mut().unwrap() += 1.0;
+        }
+        Mutant::LastWeight => *ws.last_mut().unwrap() += 0.5,
+    }
+    let p = conv_of::<f32, S>(&ws, &b);
+    let mut y = vec![f32::NAN; yi];
+    conv_simd::winograd_forward_image::<S>(cpu, &p, &xs, &mut y);
+    let mut dx = vec![f32::NAN; xi];
+    conv_simd::winograd_backward_input_image::<S>(cpu, &p, &dys, &mut dx);
+    let ratios = (
+        worst_ratio(&y, &y_ref, &y_scale, cin + 12),
+        worst_ratio(&dx, &dx_ref, &dx_scale, cout + 12),
+    );
+    (ratios, [y, dx].concat())
+}
+
+/// On every instruction set: Winograd's forward pass and input gradient are within the
+/// allowance of the note above, a corrupted last input or weight is far outside it, and every
+/// instruction set gives the same bits.
+fn check_winograd<S: ConvShape>(name: &str, seed: u64) {
+    let mut first: Option<(Isa, Vec<f32>)> = None;
+    for cpu in isas() {
+        let name = format!("{name} winograd [{}]", cpu.name());
+        let (r, out) = compare_winograd::<S>(cpu, seed, Mutant::None);
+        println!("{name}: worst error / allowance (fwd, bwd_input) = {r:?}");
+        assert!(r.0 <= 1.0 && r.1 <= 1.0, "{name}: {r:?}");
+        for m in [Mutant::LastInput, Mutant::LastWeight] {
+            let (r, _) = compare_winograd::<S>(cpu, seed, m);
+            println!("{name}: mutant {m:?}: {r:?}");
+            assert!(
+                r.0 > 1.0 && r.1 > 1.0,
+                "{name}: mutant {m:?} went unnoticed: {r:?}"
+            );
+        }
+        match &first {
+            None => first = Some((cpu, out)),
+            Some((isa, want)) => assert!(
+                want.iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}: not bit-identical to {}",
+                isa.name()
+            ),
+        }
+    }
+}
+
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] by Winograd's F(2×2, 3×3) at conv2's
+/// shape (12 and 13 tiles a row: the full register tiles), on every instruction set.
+#[test]
+fn conv2_winograd_matches_generic() {
+    check_winograd::<Conv2>("conv2", 120);
+}
+
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] by Winograd at conv5's shape (4 and
+/// 5 tiles a row: the tile tails), on every instruction set.
+#[test]
+fn conv5_winograd_matches_generic() {
+    check_winograd::<Conv5>("conv5", 150);
+}
+
+/// A shape the Winograd kernels do not take is refused before any work.
+#[test]
+fn winograd_refuses_a_shape_it_does_not_take() {
+    let p = conv_of::<f32, Conv4>(&[0.0; 16 * 72], &[0.0; 16]);
+    let (x, mut y) = (vec![0.0; 8 * 144], vec![7.0; 16 * 100]);
+    let cpu = Isa::Scalar;
+    assert_panics("shape not taken", || {
+        let mut y = y.clone();
+        conv_simd::winograd_forward_image::<Conv4>(cpu, &p, &x, &mut y)
+    });
+    assert!(y.iter_mut().all(|v| *v == 7.0));
+}

@@ -242,9 +242,37 @@ pub fn isa() -> Option<Isa> {
 }
 
 /// `Err` with a one-line message when `GRADSPEC_SIMD` names an unknown path or one this CPU
-/// cannot run: what [`isa`] would panic with.
+/// cannot run, or `GRADSPEC_WINOGRAD` is neither `0` nor `1`: what [`isa`] or [`winograd`]
+/// would panic with.
 pub fn check_choice() -> Result<(), String> {
-    choice().clone().map(|_| ())
+    choice().clone().map(|_| ())?;
+    winograd_choice().clone().map(|_| ())
+}
+
+/// The variable that switches conv2's forward pass and input gradient to Winograd's
+/// `F(2×2, 3×3)` kernels (`1`) or leaves them direct (`0`, unset or empty: the default).
+pub const WINOGRAD_VAR: &str = "GRADSPEC_WINOGRAD";
+
+/// Whether the direct-kernel path runs conv2's forward pass and input gradient by Winograd
+/// (`GRADSPEC_WINOGRAD=1`; read once). Off by default: Winograd rounds differently from the
+/// direct sums, so a run with it on does not reproduce the bits of one without (the records,
+/// the pinned hashes); the speed it buys is in the README ("Winograd, opt-in").
+///
+/// # Panics
+/// If `GRADSPEC_WINOGRAD` is set to anything but `0`, `1` or nothing ([`check_choice`] says
+/// so without panicking).
+pub fn winograd() -> bool {
+    winograd_choice().clone().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`winograd`]'s choice, read once.
+fn winograd_choice() -> &'static Result<bool, String> {
+    static CHOICE: OnceLock<Result<bool, String>> = OnceLock::new();
+    CHOICE.get_or_init(|| match std::env::var(WINOGRAD_VAR).ok().as_deref() {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(v) => Err(format!("{WINOGRAD_VAR}={v}: expected 0 or 1")),
+    })
 }
 
 /// [`isa`]'s choice, read once.

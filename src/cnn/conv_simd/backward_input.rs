@@ -23,6 +23,12 @@ pub fn backward_input_image<S: ConvShape>(
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
+    if let Some(g) = super::winograd_backward_input::<S>() {
+        let mut work = super::winograd::Work::new();
+        work.set_backward_input(&g, p.weight());
+        super::winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
+        return;
+    }
     image::<S>(cpu.into(), p.weight(), dy, dx, scratch);
 }
 

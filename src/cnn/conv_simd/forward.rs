@@ -21,6 +21,12 @@ pub fn forward_image<S: ConvShape>(
     x: &[f32],
     y: &mut [f32],
 ) {
+    if let Some(g) = super::winograd_forward::<S>() {
+        let mut work = super::winograd::Work::new();
+        work.set_forward(&g, p.weight());
+        super::winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
+        return;
+    }
     image::<S>(cpu.into(), p.weight(), p.bias(), x, y);
 }
 

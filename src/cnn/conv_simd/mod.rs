@@ -117,6 +117,7 @@ mod backward_weight;
 mod forward;
 #[cfg(target_arch = "x86_64")]
 mod shuffle;
+mod winograd;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use shuffle::{reduce16 as shuffle_reduce16, transpose16 as shuffle_transpose16};
 
@@ -209,6 +210,76 @@ pub const fn scratch_len_of<S: ConvShape>() -> usize {
 /// [`image_scratch_len`] of the shape `S`.
 pub const fn image_scratch_len_of<S: ConvShape>() -> usize {
     image_scratch_len(S::COUT, S::OH, S::OW, S::W)
+}
+
+/// The Winograd geometry of the forward pass of `S` when the shape is one the Winograd
+/// kernels take (3×3 kernels, 16 → 32 or 32 → 16 channels, an even output).
+const fn winograd_geom_forward<S: ConvShape>() -> Option<winograd::WGeom> {
+    let g = winograd::WGeom::forward(S::CIN, S::COUT, S::H, S::W);
+    if S::K == 3 && g.takes() {
+        Some(g)
+    } else {
+        None
+    }
+}
+
+/// The Winograd geometry of the input gradient of `S`, as [`winograd_geom_forward`].
+const fn winograd_geom_backward_input<S: ConvShape>() -> Option<winograd::WGeom> {
+    let g = winograd::WGeom::backward_input(S::CIN, S::COUT, S::H, S::W);
+    if S::K == 3 && g.takes() {
+        Some(g)
+    } else {
+        None
+    }
+}
+
+/// The forward pass of `S` runs by Winograd when [`cpu::winograd`](super::cpu::winograd) is on
+/// and `S` is conv2's size or larger (an output of at least 16×16: on conv5's 8×8 the
+/// transposes cost what the products save).
+fn winograd_forward<S: ConvShape>() -> Option<winograd::WGeom> {
+    winograd_geom_forward::<S>().filter(|_| S::OH >= 16 && super::cpu::winograd())
+}
+
+/// The input gradient of `S` runs by Winograd, as [`winograd_forward`].
+fn winograd_backward_input<S: ConvShape>() -> Option<winograd::WGeom> {
+    winograd_geom_backward_input::<S>().filter(|_| S::OH >= 16 && super::cpu::winograd())
+}
+
+/// The forward pass of one image by Winograd's `F(2×2, 3×3)` whatever
+/// [`cpu::winograd`](super::cpu::winograd) says (for the kernels' tests): as
+/// [`forward_image`], rounded differently.
+///
+/// # Panics
+/// If `S` is not a shape the Winograd kernels take (3×3, 16 → 32 or 32 → 16 channels, an
+/// even output), or a slice length does not match its shape.
+pub fn winograd_forward_image<S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<f32>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let g = winograd_geom_forward::<S>().expect("winograd_forward_image: shape not taken");
+    let mut work = winograd::Work::new();
+    work.set_forward(&g, p.weight());
+    winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
+}
+
+/// The input gradient of one image by Winograd (`dY` zero-padded by 2, correlated with the
+/// flipped kernel), as [`winograd_forward_image`]; `dx` is overwritten.
+///
+/// # Panics
+/// As [`winograd_forward_image`].
+pub fn winograd_backward_input_image<S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<f32>,
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    let g = winograd_geom_backward_input::<S>()
+        .expect("winograd_backward_input_image: shape not taken");
+    let mut work = winograd::Work::new();
+    work.set_backward_input(&g, p.weight());
+    winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
 }
 
 /// Whether `dY` is already in wide rows: `W = OW` and `OH·OW` a multiple of 16.
@@ -306,6 +377,14 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
+    if let Some(g) = winograd_forward::<S>() {
+        let mut work = winograd::Work::new();
+        work.set_forward(&g, w);
+        for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+            winograd::image(cpu, &g, &mut work, Some(b), x, y);
+        }
+        return true;
+    }
     for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
         forward::image::<S>(cpu, w, b, x, y);
     }
@@ -344,6 +423,14 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
+    if let Some(g) = winograd_backward_input::<S>() {
+        let mut work = winograd::Work::new();
+        work.set_backward_input(&g, w);
+        for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+            winograd::image(cpu, &g, &mut work, None, dy, dx);
+        }
+        return true;
+    }
     for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
         backward_input::image::<S>(cpu, w, dy, dx, s);
     }

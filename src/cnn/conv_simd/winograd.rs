@@ -1,0 +1,518 @@
+//! Winograd's minimal filtering `F(2×2, 3×3)` for the 3×3 convolutions whose channel counts are
+//! multiples of 16 (conv2): the forward pass, and the input gradient as the correlation of
+//! `dY`, zero-padded by 2, with the flipped kernel. Each 2×2 block of outputs costs 16
+//! multiplications per channel pair instead of 36. It computes the sums of the forward pass
+//! and the input gradient of `spec/cnn.md` exactly in exact arithmetic, and rounds them
+//! differently in f32, so it is opt-in (`GRADSPEC_WINOGRAD=1`, see [`crate::cnn::cpu::winograd`]).
+//!
+//! For one output tile `Y = Aᵀ [Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B)] A`, with `d_c` the 4×4 input patch
+//! of channel `c`, `g_c` its 3×3 kernel and
+//!
+//! ```text
+//!      [1  0 -1  0]        [1    0    0 ]        [1  1  1  0]
+//! Bᵀ = [0  1  1  0]    G = [1/2  1/2  1/2]   Aᵀ = [0  1 -1 -1]
+//!      [0 -1  1  0]        [1/2 -1/2  1/2]
+//!      [0  1  0 -1]        [0    0    1 ]
+//! ```
+//!
+//! Layout: the vectors run across *channels*. The input is transposed per image to
+//! `[row][column][channel]` (16×16 shuffle blocks), so a pixel's 16 channels are one vector;
+//! the transformed input `V` and the products `M` of one row of tiles are `[ξ][tile][channel]`
+//! (`ξ = 4a + b`, the 16 positions of a transformed tile), and the 16 sums
+//! `M[ξ][t][o] = Σ_c V[ξ][t][c]·U[ξ][c][o]` are register tiles of broadcast `V` times vectors
+//! of `U`. The output tiles are transposed back to `[channel][row][column]`.
+//!
+//! Summation order: the transforms are fixed sequences of adds (below); each `M` element is one
+//! FMA chain over the input channels in order, from 0; the bias is added last. Tile sizes
+//! differ between instruction sets, the order does not, so every instruction set gives the
+//! same bits.
+use super::LANES as L;
+use crate::cnn::cpu::Isa;
+use crate::cnn::simd::{Kernel, Simd};
+
+/// A correlation of `ci` channels of `hi × wi`, zero-padded by `p` on every side, with 3×3
+/// kernels into `co` channels of `ho × wo`, `ho = hi + 2p − 2`, `wo = wi + 2p − 2`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WGeom {
+    ci: usize,
+    co: usize,
+    hi: usize,
+    wi: usize,
+    p: usize,
+    ho: usize,
+    wo: usize,
+}
+
+/// Largest buffers of [`Work`] (those of conv2's input gradient and forward).
+const XH_MAX: usize = 28 * 36 * 32;
+const V_MAX: usize = 16 * 13 * 32;
+const M_MAX: usize = 16 * 12 * 32;
+const Y_MAX: usize = 2 * 32 * 32;
+const U_MAX: usize = 16 * 16 * 32;
+
+impl WGeom {
+    /// The forward pass of a `cin → cout` convolution of `h × w` inputs.
+    pub(super) const fn forward(cin: usize, cout: usize, h: usize, w: usize) -> Self {
+        WGeom {
+            ci: cin,
+            co: cout,
+            hi: h,
+            wi: w,
+            p: 0,
+            ho: h - 2,
+            wo: w - 2,
+        }
+    }
+
+    /// The input gradient of a `cin → cout` convolution of `h × w` inputs: `dY` (`cout` channels
+    /// of `(h−2) × (w−2)`) padded by 2 → `dX` (`cin` of `h × w`).
+    pub(super) const fn backward_input(cin: usize, cout: usize, h: usize, w: usize) -> Self {
+        WGeom {
+            ci: cout,
+            co: cin,
+            hi: h - 2,
+            wi: w - 2,
+            p: 2,
+            ho: h,
+            wo: w,
+        }
+    }
+
+    /// Rows of the padded input.
+    const fn hp(&self) -> usize {
+        self.hi + 2 * self.p
+    }
+    /// Columns of a row of the transposed input: the input's columns rounded up to whole
+    /// vectors, and `p` zeros on either side.
+    const fn wpad(&self) -> usize {
+        self.wi.next_multiple_of(L) + 2 * self.p
+    }
+    /// Tiles per row of tiles.
+    const fn tw(&self) -> usize {
+        self.wo / 2
+    }
+    /// Columns of an output row, rounded up to whole vectors.
+    const fn wopad(&self) -> usize {
+        self.wo.next_multiple_of(L)
+    }
+
+    /// Whether these kernels take the geometry: 16 → 32 or 32 → 16 channels (the kernels are
+    /// compiled for those), an even output, and buffers within [`Work`]'s.
+    pub(super) const fn takes(&self) -> bool {
+        ((self.ci == 16 && self.co == 32) || (self.ci == 32 && self.co == 16))
+            && self.hi + 2 * self.p >= 4
+            && self.wi + 2 * self.p >= 4
+            && self.ho.is_multiple_of(2)
+            && self.wo.is_multiple_of(2)
+            && self.hp() * self.wpad() * self.ci <= XH_MAX
+            && 16 * self.tw() * self.ci <= V_MAX
+            && 16 * self.tw() * self.co <= M_MAX
+            && 2 * self.wopad() * self.co <= Y_MAX
+            && 16 * self.ci * self.co <= U_MAX
+    }
+}
+
+/// Buffers of one call: the transformed kernels and the per-image working set (about 225 KB,
+/// on the caller's stack; no allocation).
+pub(super) struct Work {
+    u: [f32; U_MAX],
+    xh: [f32; XH_MAX],
+    v: [f32; V_MAX],
+    m: [f32; M_MAX],
+    y: [f32; Y_MAX],
+}
+
+impl Work {
+    pub(super) fn new() -> Self {
+        Work {
+            u: [0.0; U_MAX],
+            xh: [0.0; XH_MAX],
+            v: [0.0; V_MAX],
+            m: [0.0; M_MAX],
+            y: [0.0; Y_MAX],
+        }
+    }
+
+    /// Transforms the kernels: `U[ξ][i][o] = (G g Gᵀ)[ξ]` with `g[r][c] = kernel(i, o, r, c)`.
+    fn set_kernels(&mut self, g: &WGeom, kernel: impl Fn(usize, usize, usize, usize) -> f32) {
+        for i in 0..g.ci {
+            for o in 0..g.co {
+                let k: [[f32; 3]; 3] =
+                    std::array::from_fn(|r| std::array::from_fn(|c| kernel(i, o, r, c)));
+                let t = kernel_transform(k);
+                for (xi, &v) in t.iter().enumerate() {
+                    self.u[(xi * g.ci + i) * g.co + o] = v;
+                }
+            }
+        }
+    }
+
+    /// The forward pass's kernels from PyTorch's `[cout, cin, 3, 3]` weights.
+    pub(super) fn set_forward(&mut self, g: &WGeom, w: &[f32]) {
+        let cin = g.ci;
+        self.set_kernels(g, |i, o, r, c| w[((o * cin + i) * 3 + r) * 3 + c]);
+    }
+
+    /// The input gradient's kernels: input channel `o` (of `dY`), output channel `c` (of `dX`),
+    /// the 3×3 kernel flipped.
+    pub(super) fn set_backward_input(&mut self, g: &WGeom, w: &[f32]) {
+        let cin = g.co;
+        self.set_kernels(g, |o, c, r, s| w[((o * cin + c) * 3 + 2 - r) * 3 + 2 - s]);
+    }
+}
+
+/// `G g Gᵀ` in a fixed order: `(g0 + g2 ± g1)/2` along the rows, then along the columns.
+fn kernel_transform(g: [[f32; 3]; 3]) -> [f32; 16] {
+    let half = |a: f32, b: f32, c: f32, plus: bool| {
+        let s = a + c;
+        (if plus { s + b } else { s - b }) * 0.5
+    };
+    let t: [[f32; 3]; 4] = [
+        g[0],
+        std::array::from_fn(|j| half(g[0][j], g[1][j], g[2][j], true)),
+        std::array::from_fn(|j| half(g[0][j], g[1][j], g[2][j], false)),
+        g[2],
+    ];
+    let mut u = [0.0; 16];
+    for a in 0..4 {
+        u[4 * a] = t[a][0];
+        u[4 * a + 1] = half(t[a][0], t[a][1], t[a][2], true);
+        u[4 * a + 2] = half(t[a][0], t[a][1], t[a][2], false);
+        u[4 * a + 3] = t[a][2];
+    }
+    u
+}
+
+/// Runs one image: `x` is `[ci, hi, wi]`, `y` is `[co, ho, wo]` (overwritten), the kernels are
+/// those last set in `work`, `bias` (`co` floats) is added when given.
+///
+/// # Panics
+/// If the geometry is not one [`WGeom::takes`], or a slice length does not match it.
+pub(super) fn image(
+    cpu: Isa,
+    g: &WGeom,
+    work: &mut Work,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    assert!(g.takes(), "winograd: geometry {g:?} not taken");
+    assert_eq!(x.len(), g.ci * g.hi * g.wi, "winograd: input length");
+    assert_eq!(y.len(), g.co * g.ho * g.wo, "winograd: output length");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.co, "winograd: bias length");
+    }
+    cpu.vectorize(Run {
+        g,
+        work,
+        bias,
+        x,
+        y,
+    });
+}
+
+struct Run<'a> {
+    g: &'a WGeom,
+    work: &'a mut Work,
+    bias: Option<&'a [f32]>,
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl Kernel for Run<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, s: V) {
+        // SAFETY: `image` checked the geometry against the buffers of `Work` (`takes`) and the
+        // lengths of `x`, `y` and `bias`.
+        unsafe {
+            if self.g.ci == 16 {
+                kernel::image::<V, 16, 32>(s, self.g, self.work, self.bias, self.x, self.y)
+            } else {
+                kernel::image::<V, 32, 16>(s, self.g, self.work, self.bias, self.x, self.y)
+            }
+        }
+    }
+}
+
+mod kernel {
+    use super::{L, WGeom, Work};
+    use crate::cnn::simd::Simd;
+
+    /// `a − b`, exactly rounded (one FMA: `b·(−1) + a`).
+    #[inline(always)]
+    fn sub<V: Simd>(s: V, a: V::V, b: V::V) -> V::V {
+        s.fma(b, s.splat(-1.0), a)
+    }
+
+    /// # Safety
+    /// `g.takes()`, `g.ci = CI`, `g.co = CO`, `x.len() = CI·hi·wi`, `y.len() = CO·ho·wo`,
+    /// `bias` is `CO` floats.
+    #[inline(always)]
+    pub(super) unsafe fn image<V: Simd, const CI: usize, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &mut Work,
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        // SAFETY: as this function.
+        unsafe {
+            transpose_in::<V, CI>(s, g, w, x);
+            for ty in 0..g.ho / 2 {
+                input_transform::<V, CI>(s, g, w, ty);
+                products::<V, CI, CO>(s, g, w);
+                output_transform::<V, CO>(s, g, w, bias);
+                transpose_out::<V, CO>(s, g, w, y, ty);
+            }
+        }
+    }
+
+    /// `xh[r][col][c]` = the input at channel `c`, row `r − p`, column `col − p`; 0 outside.
+    #[inline(always)]
+    unsafe fn transpose_in<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, x: &[f32]) {
+        let (wp, p, wi) = (g.wpad(), g.p, g.wi);
+        let xp = x.as_ptr();
+        for r in 0..g.hp() {
+            let row = &mut w.xh[r * wp * CI..(r + 1) * wp * CI];
+            if r < p || r >= p + g.hi {
+                row.fill(0.0);
+                continue;
+            }
+            // The left padding; the right is written as masked-off lanes below.
+            row[..p * CI].fill(0.0);
+            let src = r - p;
+            let rp = row.as_mut_ptr();
+            for pb in 0..wi.div_ceil(L) {
+                let lanes = (wi - pb * L).min(L);
+                let mask = if lanes == L {
+                    u16::MAX
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                for cb in 0..CI / L {
+                    let mut a = [s.zero(); L];
+                    for (k, a) in a.iter_mut().enumerate() {
+                        // SAFETY: the lanes of `mask` are columns `< wi` of row `src` of
+                        // channel `cb·16 + k < CI`.
+                        *a = unsafe {
+                            s.load_masked(mask, xp.add(((cb * L + k) * g.hi + src) * wi + pb * L))
+                        };
+                    }
+                    let t = s.transpose16(a);
+                    for (q, &v) in t.iter().enumerate() {
+                        // SAFETY: column `p + pb·16 + q < p + wpad − 2p + ... ≤ wpad`.
+                        unsafe { s.store(rp.add((p + pb * L + q) * CI + cb * L), v) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for the tiles `t` of tile row `ty`.
+    #[inline(always)]
+    unsafe fn input_transform<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, ty: usize) {
+        let (wp, tw) = (g.wpad(), g.tw());
+        let xh = w.xh.as_ptr();
+        let v = w.v.as_mut_ptr();
+        for t in 0..tw {
+            for cb in 0..CI / L {
+                // Along the rows, one column at a time: e[j][a] = (Bᵀ d)[a][j].
+                let mut e = [[s.zero(); 4]; 4];
+                for (j, e) in e.iter_mut().enumerate() {
+                    let mut d = [s.zero(); 4];
+                    for (i, d) in d.iter_mut().enumerate() {
+                        // SAFETY: rows `2ty .. 2ty+4 ≤ hp`, columns `2t .. 2t+4 ≤ wi + 2p ≤ wp`.
+                        *d = unsafe {
+                            s.load(xh.add(((2 * ty + i) * wp + 2 * t + j) * CI + cb * L))
+                        };
+                    }
+                    *e = bt(s, d);
+                }
+                #[allow(clippy::needless_range_loop)]
+                for a in 0..4 {
+                    let r = bt(s, [e[0][a], e[1][a], e[2][a], e[3][a]]);
+                    for (b, &val) in r.iter().enumerate() {
+                        // SAFETY: `(ξ·tw + t)·CI + cb·16 + 16 ≤ 16·tw·CI ≤ V_MAX`.
+                        unsafe { s.store(v.add(((4 * a + b) * tw + t) * CI + cb * L), val) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Bᵀ d` for one column `d` of four.
+    #[inline(always)]
+    fn bt<V: Simd>(s: V, d: [V::V; 4]) -> [V::V; 4] {
+        [
+            sub(s, d[0], d[2]),
+            s.add(d[1], d[2]),
+            sub(s, d[2], d[1]),
+            sub(s, d[1], d[3]),
+        ]
+    }
+
+    /// `M[ξ][t][o] = Σ_c V[ξ][t][c]·U[ξ][c][o]` for the tiles of the row.
+    #[inline(always)]
+    unsafe fn products<V: Simd, const CI: usize, const CO: usize>(s: V, g: &WGeom, w: &mut Work) {
+        let tw = g.tw();
+        for xi in 0..16 {
+            // SAFETY: the blocks of `ξ` inside `U`, `V`, `M` (`takes`).
+            let (u, v, m) = unsafe {
+                (
+                    w.u.as_ptr().add(xi * CI * CO),
+                    w.v.as_ptr().add(xi * tw * CI),
+                    w.m.as_mut_ptr().add(xi * tw * CO),
+                )
+            };
+            let mut o0 = 0;
+            while o0 < CO {
+                let two = V::WIDE && CO - o0 >= 2 * L;
+                let mut t0 = 0;
+                while t0 < tw {
+                    let r = tw - t0;
+                    // SAFETY: `t0 + NT ≤ tw`, `o0 + 16·NO ≤ CO`.
+                    unsafe {
+                        t0 += match (V::WIDE, two) {
+                            (true, true) if r >= 12 => tile::<V, 12, 2, CI, CO>(s, u, v, m, t0, o0),
+                            (true, true) if r >= 6 => tile::<V, 6, 2, CI, CO>(s, u, v, m, t0, o0),
+                            (true, true) if r >= 3 => tile::<V, 3, 2, CI, CO>(s, u, v, m, t0, o0),
+                            (true, true) => tile::<V, 1, 2, CI, CO>(s, u, v, m, t0, o0),
+                            (true, false) if r >= 13 => {
+                                tile::<V, 13, 1, CI, CO>(s, u, v, m, t0, o0)
+                            }
+                            (true, false) if r >= 8 => tile::<V, 8, 1, CI, CO>(s, u, v, m, t0, o0),
+                            _ if r >= 4 => tile::<V, 4, 1, CI, CO>(s, u, v, m, t0, o0),
+                            _ if r >= 2 => tile::<V, 2, 1, CI, CO>(s, u, v, m, t0, o0),
+                            _ => tile::<V, 1, 1, CI, CO>(s, u, v, m, t0, o0),
+                        };
+                    }
+                }
+                o0 += if two { 2 * L } else { L };
+            }
+        }
+    }
+
+    /// The `NT × NO` register tile of [`products`] at tile `t0`, output channel `o0`;
+    /// returns `NT`.
+    ///
+    /// # Safety
+    /// `u` is `[CI][CO]`, `v` holds tiles `t0 .. t0+NT` of `CI` floats, `m` tiles of `CO`,
+    /// `o0 + 16·NO ≤ CO`.
+    #[inline(always)]
+    unsafe fn tile<V: Simd, const NT: usize, const NO: usize, const CI: usize, const CO: usize>(
+        s: V,
+        u: *const f32,
+        v: *const f32,
+        m: *mut f32,
+        t0: usize,
+        o0: usize,
+    ) -> usize {
+        let mut acc = [[s.zero(); NO]; NT];
+        for c in 0..CI {
+            let mut uv = [s.zero(); NO];
+            for (k, uv) in uv.iter_mut().enumerate() {
+                // SAFETY: as this function.
+                *uv = unsafe { s.load(u.add(c * CO + o0 + k * L)) };
+            }
+            for (t, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as this function.
+                let b = s.splat(unsafe { *v.add((t0 + t) * CI + c) });
+                for k in 0..NO {
+                    acc[k] = s.fma(b, uv[k], acc[k]);
+                }
+            }
+        }
+        for (t, acc) in acc.iter().enumerate() {
+            for (k, &a) in acc.iter().enumerate() {
+                // SAFETY: as this function.
+                unsafe { s.store(m.add((t0 + t) * CO + o0 + k * L), a) };
+            }
+        }
+        NT
+    }
+
+    /// `Aᵀ M A` (+ bias) of every tile of the row into `y[i][2t + j][o]`.
+    #[inline(always)]
+    unsafe fn output_transform<V: Simd, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &mut Work,
+        bias: Option<&[f32]>,
+    ) {
+        let (tw, wo) = (g.tw(), g.wopad());
+        let m = w.m.as_ptr();
+        let y = w.y.as_mut_ptr();
+        for t in 0..tw {
+            for ob in 0..CO / L {
+                // Along the rows: f[i][b] = (Aᵀ M)[i][b].
+                let mut f = [[s.zero(); 4]; 2];
+                #[allow(clippy::needless_range_loop)]
+                for b in 0..4 {
+                    let mut mm = [s.zero(); 4];
+                    for (a, mm) in mm.iter_mut().enumerate() {
+                        // SAFETY: inside `M` (`takes`).
+                        *mm = unsafe { s.load(m.add(((4 * a + b) * tw + t) * CO + ob * L)) };
+                    }
+                    f[0][b] = s.add(s.add(mm[0], mm[1]), mm[2]);
+                    f[1][b] = sub(s, sub(s, mm[1], mm[2]), mm[3]);
+                }
+                for (i, f) in f.iter().enumerate() {
+                    let mut out = [
+                        s.add(s.add(f[0], f[1]), f[2]),
+                        sub(s, sub(s, f[1], f[2]), f[3]),
+                    ];
+                    if let Some(b) = bias {
+                        // SAFETY: `bias` holds `CO` floats.
+                        let bv = unsafe { s.load(b.as_ptr().add(ob * L)) };
+                        for o in out.iter_mut() {
+                            *o = s.add(*o, bv);
+                        }
+                    }
+                    for (j, &o) in out.iter().enumerate() {
+                        // SAFETY: column `2t + j < wo ≤ wopad`, inside `Y_MAX` (`takes`).
+                        unsafe { s.store(y.add((i * wo + 2 * t + j) * CO + ob * L), o) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The two output rows of tile row `ty` from `y[i][col][o]` to `out[o][2ty + i][col]`.
+    #[inline(always)]
+    unsafe fn transpose_out<V: Simd, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &Work,
+        out: &mut [f32],
+        ty: usize,
+    ) {
+        let (wo, wop) = (g.wo, g.wopad());
+        let y = w.y.as_ptr();
+        let o = out.as_mut_ptr();
+        for i in 0..2 {
+            for pb in 0..wop / L {
+                let lanes = (wo - pb * L).min(L);
+                let mask = if lanes == L {
+                    u16::MAX
+                } else {
+                    (1u16 << lanes) - 1
+                };
+                for ob in 0..CO / L {
+                    let mut a = [s.zero(); L];
+                    for (q, a) in a.iter_mut().enumerate() {
+                        // SAFETY: inside `Y_MAX` (`takes`).
+                        *a = unsafe { s.load(y.add((i * wop + pb * L + q) * CO + ob * L)) };
+                    }
+                    let t = s.transpose16(a);
+                    for (k, &v) in t.iter().enumerate() {
+                        let at = ((ob * L + k) * g.ho + 2 * ty + i) * wo + pb * L;
+                        // SAFETY: the lanes of `mask` are columns `< wo` of a row of `out`.
+                        unsafe { s.store_masked(o.add(at), mask, v) };
+                    }
+                }
+            }
+        }
+    }
+}
