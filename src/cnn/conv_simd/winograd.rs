@@ -112,7 +112,7 @@ impl WGeom {
     }
 }
 
-/// Buffers of one call: the transformed kernels and the per-image working set (about 225 KB,
+/// Buffers of one call: the transformed kernels and the per-image working set (221 KB,
 /// on the caller's stack; no allocation).
 pub(super) struct Work {
     u: [f32; U_MAX],
@@ -302,7 +302,8 @@ mod kernel {
                     }
                     let t = s.transpose16(a);
                     for (q, &v) in t.iter().enumerate() {
-                        // SAFETY: column `p + pb·16 + q < p + wpad − 2p + ... ≤ wpad`.
+                        // SAFETY: column `p + pb·16 + q < p + ⌈wi/16⌉·16 ≤ wpad`, channels
+                        // `cb·16 + 16 ≤ CI`.
                         unsafe { s.store(rp.add((p + pb * L + q) * CI + cb * L), v) };
                     }
                 }
