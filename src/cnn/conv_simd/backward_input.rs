@@ -24,7 +24,7 @@ pub fn backward_input_image<S: ConvShape>(
     scratch: &mut [f32],
 ) {
     if let Some(g) = super::winograd_backward_input::<S>() {
-        let mut work = super::winograd::Work::new();
+        let mut work = super::winograd::Work::new(g);
         work.set_backward_input(&g, p.weight());
         super::winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
         return;

@@ -22,7 +22,7 @@ pub fn forward_image<S: ConvShape>(
     y: &mut [f32],
 ) {
     if let Some(g) = super::winograd_forward::<S>() {
-        let mut work = super::winograd::Work::new();
+        let mut work = super::winograd::Work::new(g);
         work.set_forward(&g, p.weight());
         super::winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
         return;

@@ -259,7 +259,7 @@ pub fn winograd_forward_image<S: ConvShape>(
     y: &mut [f32],
 ) {
     let g = winograd_geom_forward::<S>().expect("winograd_forward_image: shape not taken");
-    let mut work = winograd::Work::new();
+    let mut work = winograd::Work::new(g);
     work.set_forward(&g, p.weight());
     winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
 }
@@ -277,7 +277,7 @@ pub fn winograd_backward_input_image<S: ConvShape>(
 ) {
     let g = winograd_geom_backward_input::<S>()
         .expect("winograd_backward_input_image: shape not taken");
-    let mut work = winograd::Work::new();
+    let mut work = winograd::Work::new(g);
     work.set_backward_input(&g, p.weight());
     winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
 }
@@ -378,7 +378,7 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
         return false;
     };
     if let Some(g) = winograd_forward::<S>() {
-        let mut work = winograd::Work::new();
+        let mut work = winograd::Work::new(g);
         work.set_forward(&g, w);
         for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
             winograd::image(cpu, &g, &mut work, Some(b), x, y);
@@ -424,7 +424,7 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
         return false;
     };
     if let Some(g) = winograd_backward_input::<S>() {
-        let mut work = winograd::Work::new();
+        let mut work = winograd::Work::new(g);
         work.set_backward_input(&g, w);
         for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
             winograd::image(cpu, &g, &mut work, None, dy, dx);

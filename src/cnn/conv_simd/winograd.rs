@@ -29,10 +29,11 @@
 use super::LANES as L;
 use crate::cnn::cpu::Isa;
 use crate::cnn::simd::{Kernel, Simd};
+use std::mem::MaybeUninit;
 
 /// A correlation of `ci` channels of `hi × wi`, zero-padded by `p` on every side, with 3×3
 /// kernels into `co` channels of `ho × wo`, `ho = hi + 2p − 2`, `wo = wi + 2p − 2`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct WGeom {
     ci: usize,
     co: usize,
@@ -82,18 +83,17 @@ impl WGeom {
     const fn hp(&self) -> usize {
         self.hi + 2 * self.p
     }
-    /// Columns of a row of the transposed input: the input's columns rounded up to whole
-    /// vectors, and `p` zeros on either side.
+    /// Columns of a row of the transposed input: the input's and `p` zeros on either side.
     const fn wpad(&self) -> usize {
-        self.wi.next_multiple_of(L) + 2 * self.p
+        self.wi + 2 * self.p
     }
     /// Tiles per row of tiles.
     const fn tw(&self) -> usize {
         self.wo / 2
     }
-    /// Columns of an output row, rounded up to whole vectors.
-    const fn wopad(&self) -> usize {
-        self.wo.next_multiple_of(L)
+    /// Positions of two output rows, rounded up to whole vectors.
+    const fn two_rows(&self) -> usize {
+        (2 * self.wo).next_multiple_of(L)
     }
 
     /// Whether these kernels take the geometry: 16 → 32 or 32 → 16 channels (the kernels are
@@ -107,30 +107,40 @@ impl WGeom {
             && self.hp() * self.wpad() * self.ci <= XH_MAX
             && 16 * self.tw() * self.ci <= V_MAX
             && 16 * self.tw() * self.co <= M_MAX
-            && 2 * self.wopad() * self.co <= Y_MAX
+            && self.two_rows() * self.co <= Y_MAX
             && 16 * self.ci * self.co <= U_MAX
     }
 }
 
-/// Buffers of one call: the transformed kernels and the per-image working set (221 KB,
-/// on the caller's stack; no allocation).
+/// Buffers of one call for one geometry: the transformed kernels and the per-image working
+/// set (221 KB, on the caller's stack; no allocation). Only what is read before it is written
+/// starts as zeros: the padding of the transposed input, never written after (so a `Work`
+/// serves one geometry only), and the output rows, whose lanes past `2·wo` are loaded and
+/// masked off. The rest is written before it is read, so it starts uninitialised.
 pub(super) struct Work {
-    u: [f32; U_MAX],
-    xh: [f32; XH_MAX],
-    v: [f32; V_MAX],
-    m: [f32; M_MAX],
+    g: WGeom,
+    u: [MaybeUninit<f32>; U_MAX],
+    xh: [MaybeUninit<f32>; XH_MAX],
+    v: [MaybeUninit<f32>; V_MAX],
+    m: [MaybeUninit<f32>; M_MAX],
     y: [f32; Y_MAX],
 }
 
 impl Work {
-    pub(super) fn new() -> Self {
-        Work {
-            u: [0.0; U_MAX],
-            xh: [0.0; XH_MAX],
-            v: [0.0; V_MAX],
-            m: [0.0; M_MAX],
+    pub(super) fn new(g: WGeom) -> Self {
+        let mut w = Work {
+            g,
+            u: [const { MaybeUninit::uninit() }; U_MAX],
+            xh: [const { MaybeUninit::uninit() }; XH_MAX],
+            v: [const { MaybeUninit::uninit() }; V_MAX],
+            m: [const { MaybeUninit::uninit() }; M_MAX],
             y: [0.0; Y_MAX],
+        };
+        if g.takes() && g.p > 0 {
+            // The padded rows in full; `transpose_in` writes the inside of every image.
+            w.xh[..g.hp() * g.wpad() * g.ci].fill(MaybeUninit::new(0.0));
         }
+        w
     }
 
     /// Transforms the kernels: `U[ξ][i][o] = (G g Gᵀ)[ξ]` with `g[r][c] = kernel(i, o, r, c)`.
@@ -141,7 +151,7 @@ impl Work {
                     std::array::from_fn(|r| std::array::from_fn(|c| kernel(i, o, r, c)));
                 let t = kernel_transform(k);
                 for (xi, &v) in t.iter().enumerate() {
-                    self.u[(xi * g.ci + i) * g.co + o] = v;
+                    self.u[(xi * g.ci + i) * g.co + o] = MaybeUninit::new(v);
                 }
             }
         }
@@ -197,6 +207,7 @@ pub(super) fn image(
     y: &mut [f32],
 ) {
     assert!(g.takes(), "winograd: geometry {g:?} not taken");
+    assert_eq!(work.g, *g, "winograd: a Work serves one geometry");
     assert_eq!(x.len(), g.ci * g.hi * g.wi, "winograd: input length");
     assert_eq!(y.len(), g.co * g.ho * g.wo, "winograd: output length");
     if let Some(b) = bias {
@@ -269,42 +280,38 @@ mod kernel {
         }
     }
 
-    /// `xh[r][col][c]` = the input at channel `c`, row `r − p`, column `col − p`; 0 outside.
+    /// `xh[r][col][c]` = the input at channel `c`, row `r − p`, column `col − p`. The plane is
+    /// transposed as one run of `hi·wi` positions (16 at a time, the last run masked), each
+    /// position stored where it lies in the padded rows; the padding is never written, so it
+    /// keeps the zeros [`Work::new`] gave it.
     #[inline(always)]
     unsafe fn transpose_in<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, x: &[f32]) {
-        let (wp, p, wi) = (g.wpad(), g.p, g.wi);
+        let (wp, p, wi, plane) = (g.wpad(), g.p, g.wi, g.hi * g.wi);
         let xp = x.as_ptr();
-        for r in 0..g.hp() {
-            let row = &mut w.xh[r * wp * CI..(r + 1) * wp * CI];
-            if r < p || r >= p + g.hi {
-                row.fill(0.0);
-                continue;
-            }
-            // The left padding; the right is written as masked-off lanes below.
-            row[..p * CI].fill(0.0);
-            let src = r - p;
-            let rp = row.as_mut_ptr();
-            for pb in 0..wi.div_ceil(L) {
-                let lanes = (wi - pb * L).min(L);
-                let mask = if lanes == L {
-                    u16::MAX
-                } else {
-                    (1u16 << lanes) - 1
-                };
-                for cb in 0..CI / L {
-                    let mut a = [s.zero(); L];
-                    for (k, a) in a.iter_mut().enumerate() {
-                        // SAFETY: the lanes of `mask` are columns `< wi` of row `src` of
-                        // channel `cb·16 + k < CI`.
-                        *a = unsafe {
-                            s.load_masked(mask, xp.add(((cb * L + k) * g.hi + src) * wi + pb * L))
-                        };
-                    }
-                    let t = s.transpose16(a);
-                    for (q, &v) in t.iter().enumerate() {
-                        // SAFETY: column `p + pb·16 + q < p + ⌈wi/16⌉·16 ≤ wpad`, channels
-                        // `cb·16 + 16 ≤ CI`.
-                        unsafe { s.store(rp.add((p + pb * L + q) * CI + cb * L), v) };
+        let xh = w.xh.as_mut_ptr().cast::<f32>();
+        for pb in 0..plane.div_ceil(L) {
+            let lanes = (plane - pb * L).min(L);
+            let mask = if lanes == L {
+                u16::MAX
+            } else {
+                (1u16 << lanes) - 1
+            };
+            for cb in 0..CI / L {
+                let mut a = [s.zero(); L];
+                for (k, a) in a.iter_mut().enumerate() {
+                    // SAFETY: the lanes of `mask` are positions `< hi·wi` of the plane of
+                    // channel `cb·16 + k < CI`.
+                    *a = unsafe { s.load_masked(mask, xp.add((cb * L + k) * plane + pb * L)) };
+                }
+                let t = s.transpose16(a);
+                let (mut r, mut col) = ((pb * L) / wi, (pb * L) % wi);
+                for &v in &t[..lanes] {
+                    // SAFETY: `r < hi`, `col < wi`: inside the padded rows, and channels
+                    // `cb·16 + 16 ≤ CI` (`takes` bounds `xh`).
+                    unsafe { s.store(xh.add(((r + p) * wp + col + p) * CI + cb * L), v) };
+                    col += 1;
+                    if col == wi {
+                        (r, col) = (r + 1, 0);
                     }
                 }
             }
@@ -315,8 +322,8 @@ mod kernel {
     #[inline(always)]
     unsafe fn input_transform<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, ty: usize) {
         let (wp, tw) = (g.wpad(), g.tw());
-        let xh = w.xh.as_ptr();
-        let v = w.v.as_mut_ptr();
+        let xh = w.xh.as_ptr().cast::<f32>();
+        let v = w.v.as_mut_ptr().cast::<f32>();
         for t in 0..tw {
             for cb in 0..CI / L {
                 // Along the rows, one column at a time: e[j][a] = (Bᵀ d)[a][j].
@@ -362,9 +369,9 @@ mod kernel {
             // SAFETY: the blocks of `ξ` inside `U`, `V`, `M` (`takes`).
             let (u, v, m) = unsafe {
                 (
-                    w.u.as_ptr().add(xi * CI * CO),
-                    w.v.as_ptr().add(xi * tw * CI),
-                    w.m.as_mut_ptr().add(xi * tw * CO),
+                    w.u.as_ptr().cast::<f32>().add(xi * CI * CO),
+                    w.v.as_ptr().cast::<f32>().add(xi * tw * CI),
+                    w.m.as_mut_ptr().cast::<f32>().add(xi * tw * CO),
                 )
             };
             let mut o0 = 0;
@@ -442,8 +449,8 @@ mod kernel {
         w: &mut Work,
         bias: Option<&[f32]>,
     ) {
-        let (tw, wo) = (g.tw(), g.wopad());
-        let m = w.m.as_ptr();
+        let (tw, wo) = (g.tw(), g.wo);
+        let m = w.m.as_ptr().cast::<f32>();
         let y = w.y.as_mut_ptr();
         for t in 0..tw {
             for ob in 0..CO / L {
@@ -472,7 +479,7 @@ mod kernel {
                         }
                     }
                     for (j, &o) in out.iter().enumerate() {
-                        // SAFETY: column `2t + j < wo ≤ wopad`, inside `Y_MAX` (`takes`).
+                        // SAFETY: column `2t + j < wo`, inside `Y_MAX` (`takes`).
                         unsafe { s.store(y.add((i * wo + 2 * t + j) * CO + ob * L), o) };
                     }
                 }
@@ -480,7 +487,9 @@ mod kernel {
         }
     }
 
-    /// The two output rows of tile row `ty` from `y[i][col][o]` to `out[o][2ty + i][col]`.
+    /// The two output rows of tile row `ty` from `y[i·wo + col][o]` to `out[o][2ty + i][col]`:
+    /// the two rows are one run of `2·wo` floats in `out`, transposed 16 positions at a time
+    /// (the last run masked).
     #[inline(always)]
     unsafe fn transpose_out<V: Simd, const CO: usize>(
         s: V,
@@ -489,29 +498,28 @@ mod kernel {
         out: &mut [f32],
         ty: usize,
     ) {
-        let (wo, wop) = (g.wo, g.wopad());
+        let (wo, n) = (g.wo, 2 * g.wo);
         let y = w.y.as_ptr();
         let o = out.as_mut_ptr();
-        for i in 0..2 {
-            for pb in 0..wop / L {
-                let lanes = (wo - pb * L).min(L);
-                let mask = if lanes == L {
-                    u16::MAX
-                } else {
-                    (1u16 << lanes) - 1
-                };
-                for ob in 0..CO / L {
-                    let mut a = [s.zero(); L];
-                    for (q, a) in a.iter_mut().enumerate() {
-                        // SAFETY: inside `Y_MAX` (`takes`).
-                        *a = unsafe { s.load(y.add((i * wop + pb * L + q) * CO + ob * L)) };
-                    }
-                    let t = s.transpose16(a);
-                    for (k, &v) in t.iter().enumerate() {
-                        let at = ((ob * L + k) * g.ho + 2 * ty + i) * wo + pb * L;
-                        // SAFETY: the lanes of `mask` are columns `< wo` of a row of `out`.
-                        unsafe { s.store_masked(o.add(at), mask, v) };
-                    }
+        for pb in 0..n.div_ceil(L) {
+            let lanes = (n - pb * L).min(L);
+            let mask = if lanes == L {
+                u16::MAX
+            } else {
+                (1u16 << lanes) - 1
+            };
+            for ob in 0..CO / L {
+                let mut a = [s.zero(); L];
+                for (q, a) in a.iter_mut().enumerate() {
+                    // SAFETY: position `pb·16 + q < ⌈2·wo/16⌉·16`, inside `Y_MAX` (`takes`).
+                    *a = unsafe { s.load(y.add((pb * L + q) * CO + ob * L)) };
+                }
+                let t = s.transpose16(a);
+                for (k, &v) in t.iter().enumerate() {
+                    let at = (ob * L + k) * g.ho * wo + 2 * ty * wo + pb * L;
+                    // SAFETY: the lanes of `mask` are positions `< 2·wo` of the two rows of
+                    // channel `ob·16 + k` of `out`.
+                    unsafe { s.store_masked(o.add(at), mask, v) };
                 }
             }
         }
