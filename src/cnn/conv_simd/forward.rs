@@ -13,6 +13,9 @@ use std::marker::PhantomData;
 /// `x: [CIN, H, W]` → `y: [COUT, OH, OW]` (overwritten). Same result as
 /// [`crate::cnn::conv::conv_forward`] on one image, up to f32 rounding.
 ///
+/// With [`crate::cnn::cpu::winograd`] on, conv2's shape runs by Winograd instead (as the batch
+/// function does; see [`super::winograd_forward_image`]).
+///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub fn forward_image<S: ConvShape>(

@@ -25,7 +25,9 @@
 //! # Files
 //! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
 //! kernels they call, generic over [`super::simd::Simd`]: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
-//! bias gradients); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
+//! bias gradients); `winograd.rs` holds Winograd's `F(2×2, 3×3)` for conv2's forward pass and
+//! input gradient, opt-in (`GRADSPEC_WINOGRAD=1`, [`super::cpu::winograd`]), and its tests'
+//! entry points [`winograd_forward_image`] and [`winograd_backward_input_image`]; `shuffle.rs` holds the 16×16 transposition and reduction trees that the
 //! weight gradient uses in its AVX-512 build. This file holds the batch functions, the scratch sizes, the shape
 //! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
 //!

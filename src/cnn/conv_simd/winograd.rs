@@ -1,6 +1,6 @@
-//! Winograd's minimal filtering `F(2×2, 3×3)` for the 3×3 convolutions whose channel counts are
-//! multiples of 16 (conv2): the forward pass, and the input gradient as the correlation of
-//! `dY`, zero-padded by 2, with the flipped kernel. Each 2×2 block of outputs costs 16
+//! Winograd's minimal filtering `F(2×2, 3×3)` for the 3×3 convolutions of 16 → 32 channels
+//! (conv2, and conv5's shape in the tests): the forward pass, and the input gradient as the
+//! correlation of `dY`, zero-padded by 2, with the flipped kernel. Each 2×2 block of outputs costs 16
 //! multiplications per channel pair instead of 36. It computes the sums of the forward pass
 //! and the input gradient of `spec/cnn.md` exactly in exact arithmetic, and rounds them
 //! differently in f32, so it is opt-in (`GRADSPEC_WINOGRAD=1`, see [`crate::cnn::cpu::winograd`]).
@@ -247,6 +247,7 @@ impl Kernel for Run<'_> {
 }
 
 mod kernel {
+    use super::super::mask_low;
     use super::{L, WGeom, Work};
     use crate::cnn::simd::Simd;
 
@@ -291,11 +292,7 @@ mod kernel {
         let xh = w.xh.as_mut_ptr().cast::<f32>();
         for pb in 0..plane.div_ceil(L) {
             let lanes = (plane - pb * L).min(L);
-            let mask = if lanes == L {
-                u16::MAX
-            } else {
-                (1u16 << lanes) - 1
-            };
+            let mask = mask_low(lanes as u32);
             for cb in 0..CI / L {
                 let mut a = [s.zero(); L];
                 for (k, a) in a.iter_mut().enumerate() {
@@ -503,11 +500,7 @@ mod kernel {
         let o = out.as_mut_ptr();
         for pb in 0..n.div_ceil(L) {
             let lanes = (n - pb * L).min(L);
-            let mask = if lanes == L {
-                u16::MAX
-            } else {
-                (1u16 << lanes) - 1
-            };
+            let mask = mask_low(lanes as u32);
             for ob in 0..CO / L {
                 let mut a = [s.zero(); L];
                 for (q, a) in a.iter_mut().enumerate() {
