@@ -26,11 +26,8 @@ pub fn backward_input_image<S: ConvShape>(
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    if let Some(g) = super::winograd_backward_input::<S>() {
-        let mut work = super::winograd::Work::new(g);
-        work.set_backward_input(&g, p.weight());
-        super::winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
-        return;
+    if super::winograd_backward_input::<S>().is_some() {
+        return super::winograd_backward_input_image::<S>(cpu, p, dy, dx);
     }
     image::<S>(cpu.into(), p.weight(), dy, dx, scratch);
 }

@@ -24,11 +24,8 @@ pub fn forward_image<S: ConvShape>(
     x: &[f32],
     y: &mut [f32],
 ) {
-    if let Some(g) = super::winograd_forward::<S>() {
-        let mut work = super::winograd::Work::new(g);
-        work.set_forward(&g, p.weight());
-        super::winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
-        return;
+    if super::winograd_forward::<S>().is_some() {
+        return super::winograd_forward_image::<S>(cpu, p, x, y);
     }
     image::<S>(cpu.into(), p.weight(), p.bias(), x, y);
 }
