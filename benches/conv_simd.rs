@@ -4,7 +4,9 @@
 //! time), seeded inputs, one thread. Names carry the pass, the implementation and the input
 //! shape: `conv2_fwd_avx512_f32_b128_16x26x26_k3` and `conv2_fwd_avx2_f32_b128_16x26x26_k3`
 //! against `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the
-//! weight and bias gradients.
+//! weight and bias gradients. Where the Winograd kernels run a shape (conv2), they are measured
+//! too, as `conv2_fwd_winograd_avx512_…` (`bwdw`: the weight gradient by Winograd, the bias
+//! gradient direct, as the network runs them).
 use criterion::Criterion;
 use gradspec::cnn::conv::{
     ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,
@@ -12,7 +14,8 @@ use gradspec::cnn::conv::{
 };
 use gradspec::cnn::conv_simd::{
     scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
-    try_conv_forward,
+    try_conv_forward, try_winograd_backward_input, try_winograd_backward_weight,
+    try_winograd_forward,
 };
 use gradspec::cnn::cpu;
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
@@ -63,7 +66,45 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
             })
         });
     }
+    for &cpu in &isas {
+        if !try_winograd_forward::<f32, S>(cpu, &p, (&x[..]).into(), (&mut y[..]).into()) {
+            break;
+        }
+        c.bench_function(
+            &format!("{name}_fwd_winograd_{}_{shape}", cpu.name()),
+            |b| {
+                b.iter(|| {
+                    try_winograd_forward::<f32, S>(cpu, &p, (&x[..]).into(), (&mut y[..]).into());
+                    black_box(&y);
+                })
+            },
+        );
+    }
     if with_dx {
+        for &cpu in &isas {
+            if !try_winograd_backward_input::<f32, S>(
+                cpu,
+                &p,
+                (&dy[..]).into(),
+                (&mut dx[..]).into(),
+            ) {
+                break;
+            }
+            c.bench_function(
+                &format!("{name}_bwdin_winograd_{}_{shape}", cpu.name()),
+                |b| {
+                    b.iter(|| {
+                        try_winograd_backward_input::<f32, S>(
+                            cpu,
+                            &p,
+                            (&dy[..]).into(),
+                            (&mut dx[..]).into(),
+                        );
+                        black_box(&dx);
+                    })
+                },
+            );
+        }
         c.bench_function(&format!("{name}_bwdin_generic_{shape}"), |b| {
             b.iter(|| {
                 conv_backward_input::<f32, S>(&p, (&dy[..]).into(), (&mut dx[..]).into(), &mut col);
@@ -110,6 +151,27 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
                 black_box(&dp);
             })
         });
+    }
+    for &cpu in &isas {
+        if !try_winograd_backward_weight::<f32, S>(cpu, (&dy[..]).into(), (&x[..]).into(), &mut dp)
+        {
+            break;
+        }
+        c.bench_function(
+            &format!("{name}_bwdw_winograd_{}_{shape}", cpu.name()),
+            |b| {
+                b.iter(|| {
+                    try_winograd_backward_weight::<f32, S>(
+                        cpu,
+                        (&dy[..]).into(),
+                        (&x[..]).into(),
+                        &mut dp,
+                    );
+                    try_conv_backward_bias::<f32, S>(cpu, (&dy[..]).into(), &mut dp);
+                    black_box(&dp);
+                })
+            },
+        );
     }
 }
 

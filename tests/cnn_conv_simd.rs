@@ -697,6 +697,181 @@ fn conv5_winograd_matches_generic() {
     check_winograd::<Conv5>("conv5", 150);
 }
 
+// The weight gradient by Winograd: `dU[ξ][c][o] = Σ_images Σ_tiles V[ξ][t][c]·M̄[ξ][t][o]`
+// with `V = Bᵀ d B`, `M̄ = A dY Aᵀ`, then `dW[o][c] += Gᵀ dU G`. Along the longest path a term
+// goes through 2 roundings in `V`, 2 in `M̄`, a chain of `K = images·tiles` FMAs, 4 in
+// `Gᵀ dU G` and 1 when added to the initial `dW`: `N = K + 9`, and `S` is the same algorithm on
+// absolute values, plus `|dW₀|`.
+
+/// `S` of the note above for `n` images of shape `S` (absolute values in, `[COUT, CIN, 3, 3]`
+/// out), `dw0` the initial gradient.
+#[allow(clippy::needless_range_loop)]
+fn winograd_weight_scale<S: ConvShape>(x: &[f64], dy: &[f64], dw0: &[f64]) -> Vec<f64> {
+    const BT: [[f64; 4]; 4] = [
+        [1., 0., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 1., 0.],
+        [0., 1., 0., 1.],
+    ];
+    const G: [[f64; 3]; 4] = [[1., 0., 0.], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0., 0., 1.]];
+    const A: [[f64; 2]; 4] = [[1., 0.], [1., 1.], [1., 1.], [0., 1.]];
+    let (ci, co, h, w, oh, ow) = (S::CIN, S::COUT, S::H, S::W, S::OH, S::OW);
+    let n = x.len() / (ci * h * w);
+    let mut du = vec![[[0.0f64; 4]; 4]; ci * co];
+    for img in 0..n {
+        let x = &x[img * ci * h * w..];
+        let dy = &dy[img * co * oh * ow..];
+        for ty in 0..oh / 2 {
+            for tx in 0..ow / 2 {
+                let v: Vec<[[f64; 4]; 4]> = (0..ci)
+                    .map(|c| {
+                        let mut v = [[0.0; 4]; 4];
+                        for a in 0..4 {
+                            for b in 0..4 {
+                                for r in 0..4 {
+                                    for s in 0..4 {
+                                        let d = x[(c * h + 2 * ty + r) * w + 2 * tx + s];
+                                        v[a][b] += BT[a][r] * d * BT[b][s];
+                                    }
+                                }
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                for o in 0..co {
+                    let mut m = [[0.0; 4]; 4];
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            for i in 0..2 {
+                                for j in 0..2 {
+                                    let d = dy[(o * oh + 2 * ty + i) * ow + 2 * tx + j];
+                                    m[a][b] += A[a][i] * d * A[b][j];
+                                }
+                            }
+                        }
+                    }
+                    for c in 0..ci {
+                        for a in 0..4 {
+                            for b in 0..4 {
+                                du[c * co + o][a][b] += v[c][a][b] * m[a][b];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = dw0.to_vec();
+    for o in 0..co {
+        for c in 0..ci {
+            for r in 0..3 {
+                for s in 0..3 {
+                    let mut k = 0.0;
+                    for a in 0..4 {
+                        for b in 0..4 {
+                            k += G[a][r] * du[c * co + o][a][b] * G[b][s];
+                        }
+                    }
+                    out[((o * ci + c) * 3 + r) * 3 + s] += k;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Winograd's weight gradient of `n` images of shape `S` on `cpu`, added into a nonzero
+/// initial gradient, against the f64 reference: the worst ratio to the allowance of the note
+/// above, and the gradient.
+fn compare_winograd_weight<S: ConvShape>(
+    cpu: Isa,
+    n: usize,
+    seed: u64,
+    mutant: WeightMutant,
+) -> (f64, Vec<f32>) {
+    let (xi, yi, wn) = (
+        S::CIN * S::H * S::W,
+        S::COUT * S::OH * S::OW,
+        S::COUT * S::KK,
+    );
+    let x = seeded(n * xi, seed);
+    let dy = seeded(n * yi, seed + 1);
+    let dw0 = seeded(wn, seed + 2);
+    let mut dw_ref = conv_of::<f64, S>(&f64s(&dw0), &vec![0.0; S::COUT]);
+    let mut col = vec![0.0f64; S::KK * S::OH * S::OW];
+    conv_backward_weight::<f64, S>(
+        (&f64s(&dy)[..]).into(),
+        (&f64s(&x)[..]).into(),
+        &mut dw_ref,
+        &mut col,
+    );
+    let scale = winograd_weight_scale::<S>(&abs(&f64s(&x)), &abs(&f64s(&dy)), &abs(&f64s(&dw0)));
+    let (mut xs, mut dys) = (x.clone(), dy.clone());
+    match mutant {
+        WeightMutant::None => {}
+        WeightMutant::LastInput => *xs.last_mut().unwrap() += 1.0,
+        WeightMutant::FirstDy => *dys.first_mut().unwrap() += 1.0,
+    }
+    let mut dw = conv_of::<f32, S>(&dw0, &vec![0.0; S::COUT]);
+    conv_simd::winograd_backward_weight_images::<S>(cpu, &dys, &xs, &mut dw);
+    let k = n * (S::OH / 2) * (S::OW / 2);
+    let r = worst_ratio(dw.weight(), dw_ref.weight(), &scale, k + 9);
+    (r, dw.weight().to_vec())
+}
+
+/// What to corrupt in the input of Winograd's weight gradient only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum WeightMutant {
+    None,
+    /// The last element of `x` += 1 (the bottom-right corner of the last image).
+    LastInput,
+    /// The first element of `dY` += 1 (the top-left corner of the first image).
+    FirstDy,
+}
+
+/// On every instruction set: Winograd's weight gradient is within the allowance, a corrupted
+/// last input or first `dY` element is far outside it, and every instruction set gives the
+/// same bits.
+fn check_winograd_weight<S: ConvShape>(name: &str, n: usize, seed: u64) {
+    let mut first: Option<(Isa, Vec<f32>)> = None;
+    for cpu in isas() {
+        let name = format!("{name} winograd weight [{}]", cpu.name());
+        let (r, out) = compare_winograd_weight::<S>(cpu, n, seed, WeightMutant::None);
+        println!("{name}: worst error / allowance = {r:.3e}");
+        assert!(r <= 1.0, "{name}: {r}");
+        for m in [WeightMutant::LastInput, WeightMutant::FirstDy] {
+            let (r, _) = compare_winograd_weight::<S>(cpu, n, seed, m);
+            println!("{name}: mutant {m:?}: {r:.3e}");
+            assert!(r > 1.0, "{name}: mutant {m:?} went unnoticed: {r}");
+        }
+        match &first {
+            None => first = Some((cpu, out)),
+            Some((isa, want)) => assert!(
+                want.iter()
+                    .zip(&out)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}: not bit-identical to {}",
+                isa.name()
+            ),
+        }
+    }
+}
+
+/// Verifies r[cnn.conv.backward_weight] by Winograd at conv2's shape over 3 images (the sums
+/// run across images), on every instruction set.
+#[test]
+fn conv2_winograd_weight_matches_generic() {
+    check_winograd_weight::<Conv2>("conv2", 3, 130);
+}
+
+/// Verifies r[cnn.conv.backward_weight] by Winograd at conv5's shape over 8 images (a chunk of
+/// the network), on every instruction set.
+#[test]
+fn conv5_winograd_weight_matches_generic() {
+    check_winograd_weight::<Conv5>("conv5", 8, 160);
+}
+
 /// A shape the Winograd kernels do not take is refused before any work.
 #[test]
 fn winograd_refuses_a_shape_it_does_not_take() {

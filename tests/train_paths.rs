@@ -172,12 +172,14 @@ fn short_run_hash() -> String {
         .collect::<String>()
 }
 
-/// The pinned hashes, per path: the direct kernels (`PINNED_AVX512`, the same bits on every
-/// instruction set they run on), and the reference path. The reference path's convolutions go through `matrixmultiply`,
+/// The pinned hashes, per path: the kernels with conv2 by Winograd (`PINNED_AVX512`, the
+/// default) and with every convolution direct (`PINNED_DIRECT`, `GRADSPEC_WINOGRAD=0`), each
+/// the same bits on every instruction set they run on, and the reference path. The reference path's convolutions go through `matrixmultiply`,
 /// whose kernel (and so its rounding) depends on the CPU's features, so the portable pin holds
 /// for x86_64 with AVX2 and FMA; on another CPU the test prints the hash and checks only that
 /// two runs agree.
-const PINNED_AVX512: &str = "a1ce3b0a868c3247565370ed340f2a53f282ed32ed541ae3e748fc474b20629d";
+const PINNED_AVX512: &str = "3761d0f666adf4372c301d1ecddba19f5a0403e88835ac58b06b44e6f82a2746";
+const PINNED_DIRECT: &str = "a1ce3b0a868c3247565370ed340f2a53f282ed32ed541ae3e748fc474b20629d";
 const PINNED_PORTABLE_X86_FMA: &str =
     "109c6d9bf2176559a504766cca26efcfd73605326862100275739f76e2226918";
 
@@ -196,12 +198,17 @@ fn a_short_run_gives_the_pinned_weights_on_this_path() {
     println!("path {}: weights sha256 {got}", cpu::path_name());
     assert_eq!(got, short_run_hash(), "two runs differ");
     if cpu::isa().is_some() {
-        // The direct kernels give the same bits on every instruction set (AVX-512, AVX2,
-        // NEON, scalar; see src/cnn/simd.rs), and so do the fused passes and dropout.
+        // The kernels give the same bits on every instruction set (AVX-512, AVX2, NEON,
+        // scalar; see src/cnn/simd.rs), and so do the fused passes and dropout.
+        let (pin, what) = if cpu::winograd() {
+            (PINNED_AVX512, "Winograd")
+        } else {
+            (PINNED_DIRECT, "direct")
+        };
         assert_eq!(
             got,
-            PINNED_AVX512,
-            "direct-kernel path {} changed its numbers",
+            pin,
+            "kernel path {} ({what} conv2) changed its numbers",
             cpu::path_name()
         );
     } else if portable_is_pinned_here() {

@@ -249,14 +249,15 @@ pub fn check_choice() -> Result<(), String> {
     winograd_choice().clone().map(|_| ())
 }
 
-/// The variable that switches conv2's forward pass and input gradient to Winograd's
-/// `F(2×2, 3×3)` kernels (`1`) or leaves them direct (`0`, unset or empty: the default).
+/// The variable that chooses how conv2 runs on the kernels' path: by Winograd's
+/// `F(2×2, 3×3)` (`1`, unset or empty: the default) or by direct sums (`0`).
 pub const WINOGRAD_VAR: &str = "GRADSPEC_WINOGRAD";
 
-/// Whether the direct-kernel path runs conv2's forward pass and input gradient by Winograd
-/// (`GRADSPEC_WINOGRAD=1`; read once). Off by default: Winograd rounds differently from the
-/// direct sums, so a run with it on does not reproduce the bits of one without (the records,
-/// the pinned hashes); the speed it buys is in the README ("Winograd, opt-in").
+/// Whether the kernels' path runs conv2's forward pass, input gradient and weight gradient by
+/// Winograd (the default; `GRADSPEC_WINOGRAD=0` keeps them direct; read once). The two round
+/// differently, so a run with `GRADSPEC_WINOGRAD=0` does not reproduce the bits of the
+/// default's records and pinned hashes (and the reverse); the speed it buys is in the README
+/// ("Winograd").
 ///
 /// # Panics
 /// If `GRADSPEC_WINOGRAD` is set to anything but `0`, `1` or nothing ([`check_choice`] says
@@ -269,8 +270,8 @@ pub fn winograd() -> bool {
 fn winograd_choice() -> &'static Result<bool, String> {
     static CHOICE: OnceLock<Result<bool, String>> = OnceLock::new();
     CHOICE.get_or_init(|| match std::env::var(WINOGRAD_VAR).ok().as_deref() {
-        None | Some("") | Some("0") => Ok(false),
-        Some("1") => Ok(true),
+        None | Some("") | Some("1") => Ok(true),
+        Some("0") => Ok(false),
         Some(v) => Err(format!("{WINOGRAD_VAR}={v}: expected 0 or 1")),
     })
 }

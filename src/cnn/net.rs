@@ -966,10 +966,11 @@ impl<T: Float> Net<T> {
     }
 }
 
-// The convolutions of the network: the direct kernels of `conv_simd` when `cpu::isa` chooses an
+// The convolutions of the network: the kernels of `conv_simd` when `cpu::isa` chooses an
 // instruction set for them (AVX-512, AVX2 or NEON by default; see `GRADSPEC_SIMD`) and the float
-// type is f32, else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks verify
-// the reference path; `tests/cnn_conv_simd.rs` ties the two together).
+// type is f32 (Winograd's for conv2 when `cpu::winograd` is on, the default; the direct ones
+// otherwise), else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks
+// verify the reference path; `tests/cnn_conv_simd.rs` ties the three together).
 
 fn conv_fwd<T: Float, S: ConvShape>(
     p: &S::Params<T>,
@@ -978,7 +979,10 @@ fn conv_fwd<T: Float, S: ConvShape>(
     col: &mut [T],
 ) {
     let y = y.data_mut();
-    let simd = |cpu| conv_simd::try_conv_forward::<T, S>(cpu, p, x, (&mut *y).into());
+    let simd = |cpu: cpu::Isa| {
+        (cpu::winograd() && conv_simd::try_winograd_forward::<T, S>(cpu, p, x, (&mut *y).into()))
+            || conv_simd::try_conv_forward::<T, S>(cpu, p, x, (&mut *y).into())
+    };
     if !cpu::isa().is_some_and(simd) {
         conv_forward::<T, S>(p, x, y.into(), col);
     }
@@ -991,7 +995,11 @@ fn conv_bwd_input<T: Float, S: ConvShape>(
     col: &mut [T],
 ) {
     let dx = dx.data_mut();
-    let simd = |cpu| conv_simd::try_conv_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into(), col);
+    let simd = |cpu: cpu::Isa| {
+        (cpu::winograd()
+            && conv_simd::try_winograd_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into()))
+            || conv_simd::try_conv_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into(), col)
+    };
     if !cpu::isa().is_some_and(simd) {
         conv_backward_input::<T, S>(p, dy, dx.into(), col);
     }
@@ -1003,7 +1011,10 @@ fn conv_bwd_weight<T: Float, S: ConvShape>(
     dw: &mut S::Params<T>,
     col: &mut [T],
 ) {
-    let simd = |cpu| conv_simd::try_conv_backward_weight::<T, S>(cpu, dy, x, dw, col);
+    let simd = |cpu: cpu::Isa| {
+        (cpu::winograd() && conv_simd::try_winograd_backward_weight::<T, S>(cpu, dy, x, dw))
+            || conv_simd::try_conv_backward_weight::<T, S>(cpu, dy, x, &mut *dw, col)
+    };
     if !cpu::isa().is_some_and(simd) {
         conv_backward_weight::<T, S>(dy, x, dw, col);
     }

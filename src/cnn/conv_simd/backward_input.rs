@@ -14,9 +14,6 @@ use std::marker::PhantomData;
 /// [`image_scratch_len`](super::image_scratch_len) floats (contents irrelevant, overwritten). The weights are
 /// used as they are.
 ///
-/// With [`crate::cnn::cpu::winograd`] on, conv2's shape runs by Winograd instead (as the batch
-/// function does; see [`super::winograd_backward_input_image`]).
-///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub fn backward_input_image<S: ConvShape>(
@@ -26,9 +23,6 @@ pub fn backward_input_image<S: ConvShape>(
     dx: &mut [f32],
     scratch: &mut [f32],
 ) {
-    if super::winograd_backward_input::<S>().is_some() {
-        return super::winograd_backward_input_image::<S>(cpu, p, dy, dx);
-    }
     image::<S>(cpu.into(), p.weight(), dy, dx, scratch);
 }
 

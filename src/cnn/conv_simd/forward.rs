@@ -13,9 +13,6 @@ use std::marker::PhantomData;
 /// `x: [CIN, H, W]` → `y: [COUT, OH, OW]` (overwritten). Same result as
 /// [`crate::cnn::conv::conv_forward`] on one image, up to f32 rounding.
 ///
-/// With [`crate::cnn::cpu::winograd`] on, conv2's shape runs by Winograd instead (as the batch
-/// function does; see [`super::winograd_forward_image`]).
-///
 /// # Panics
 /// If a slice length does not match its shape (checked before anything else).
 pub fn forward_image<S: ConvShape>(
@@ -24,9 +21,6 @@ pub fn forward_image<S: ConvShape>(
     x: &[f32],
     y: &mut [f32],
 ) {
-    if super::winograd_forward::<S>().is_some() {
-        return super::winograd_forward_image::<S>(cpu, p, x, y);
-    }
     image::<S>(cpu.into(), p.weight(), p.bias(), x, y);
 }
 

@@ -235,17 +235,15 @@ const fn winograd_geom_backward_input<S: ConvShape>() -> Option<winograd::WGeom>
     }
 }
 
-/// The forward pass of `S` runs by Winograd when [`cpu::winograd`](super::cpu::winograd) is on
-/// and `S` is conv2's size or larger (an output of at least 16×16). conv5 (8×8) stays direct:
-/// only conv2 was measured, and on 16 tiles a plane the transposes weigh more against the
-/// products.
-fn winograd_forward<S: ConvShape>() -> Option<winograd::WGeom> {
-    winograd_geom_forward::<S>().filter(|_| S::OH >= 16 && super::cpu::winograd())
-}
-
-/// The input gradient of `S` runs by Winograd, as [`winograd_forward`].
-fn winograd_backward_input<S: ConvShape>() -> Option<winograd::WGeom> {
-    winograd_geom_backward_input::<S>().filter(|_| S::OH >= 16 && super::cpu::winograd())
+/// The Winograd geometry of the weight gradient of `S` (that of its forward pass) when the
+/// weight-gradient kernels take it, as [`winograd_geom_forward`].
+const fn winograd_geom_backward_weight<S: ConvShape>() -> Option<winograd::WGeom> {
+    let g = winograd::WGeom::forward(S::CIN, S::COUT, S::H, S::W);
+    if S::K == 3 && g.takes_weight() {
+        Some(g)
+    } else {
+        None
+    }
 }
 
 /// The forward pass of one image by Winograd's `F(2×2, 3×3)` whatever
@@ -283,6 +281,26 @@ pub fn winograd_backward_input_image<S: ConvShape>(
     let mut work = winograd::Work::new(g);
     work.set_backward_input(&g, p.weight());
     winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
+}
+
+/// The weight gradient of `n ≥ 1` images by Winograd (`dy`, `x` hold exactly `n` each),
+/// **added** into `dw.weight` whatever [`cpu::winograd`](super::cpu::winograd) says (for the
+/// kernels' tests): as [`try_conv_backward_weight`], rounded differently, and summed over all
+/// `n` images before `dw` is touched.
+///
+/// # Panics
+/// As [`winograd_forward_image`], and if `dy` and `x` do not hold the same number of whole
+/// images.
+pub fn winograd_backward_weight_images<S: ConvShape>(
+    cpu: impl Into<Isa>,
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut S::Params<f32>,
+) {
+    let g = winograd_geom_backward_weight::<S>()
+        .expect("winograd_backward_weight_images: shape not taken");
+    let mut work = winograd::Work::new(g);
+    winograd::weight(cpu.into(), &g, &mut work, dy, x, dw.weight_mut());
 }
 
 /// Whether `dY` is already in wide rows: `W = OW` and `OH·OW` a multiple of 16.
@@ -380,14 +398,6 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
-    if let Some(g) = winograd_forward::<S>() {
-        let mut work = winograd::Work::new(g);
-        work.set_forward(&g, w);
-        for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
-            winograd::image(cpu, &g, &mut work, Some(b), x, y);
-        }
-        return true;
-    }
     for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
         forward::image::<S>(cpu, w, b, x, y);
     }
@@ -426,14 +436,6 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
-    if let Some(g) = winograd_backward_input::<S>() {
-        let mut work = winograd::Work::new(g);
-        work.set_backward_input(&g, w);
-        for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
-            winograd::image(cpu, &g, &mut work, None, dy, dx);
-        }
-        return true;
-    }
     for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
         backward_input::image::<S>(cpu, w, dy, dx, s);
     }
@@ -496,6 +498,110 @@ pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
     for dy in dys.chunks_exact(S::COUT * S::OH * S::OW) {
         backward_weight::bias_image::<S>(cpu, dy, db);
     }
+    true
+}
+
+// ------------------------------------------------------------------ Winograd batch functions
+
+/// Whether the network runs `S` by Winograd (when [`cpu::winograd`](super::cpu::winograd) says
+/// so): the shapes the kernels take with an output of at least 16×16, i.e. conv2. conv5 (8×8)
+/// stays direct: only conv2 was measured, and on 16 tiles a plane the transposes weigh more
+/// against the products.
+const fn winograd_runs<S: ConvShape>() -> bool {
+    S::OH >= 16
+}
+
+/// [`try_conv_forward`] by Winograd's `F(2×2, 3×3)` (one [`winograd_forward_image`] per image,
+/// the kernels transformed once per call), when `T` is `f32` and `S` is a shape it runs
+/// ([`winograd_runs`]: conv2); otherwise returns `false` having done nothing.
+#[inline(never)]
+pub fn try_winograd_forward<T: Float, S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<T>,
+    x: S::In<'_, T>,
+    y: S::OutMut<'_, T>,
+) -> bool {
+    let Some(g) = winograd_geom_forward::<S>().filter(|_| winograd_runs::<S>()) else {
+        return false;
+    };
+    let (x, y) = (x.data(), y.data_mut());
+    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    assert_eq!(
+        x.len() / xi,
+        y.len() / yi,
+        "try_winograd_forward: batch sizes differ"
+    );
+    let (Some(w), Some(b), Some(xs), Some(ys)) = (
+        T::as_f32(p.weight()),
+        T::as_f32(p.bias()),
+        T::as_f32(x),
+        T::as_f32_mut(y),
+    ) else {
+        return false;
+    };
+    let cpu = cpu.into();
+    let mut work = winograd::Work::new(g);
+    work.set_forward(&g, w);
+    for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+        winograd::image(cpu, &g, &mut work, Some(b), x, y);
+    }
+    true
+}
+
+/// [`try_conv_backward_input`] by Winograd (`dY` zero-padded by 2, correlated with the flipped
+/// kernel), as [`try_winograd_forward`]; needs no scratch.
+#[inline(never)]
+pub fn try_winograd_backward_input<T: Float, S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    dx: S::InMut<'_, T>,
+) -> bool {
+    let Some(g) = winograd_geom_backward_input::<S>().filter(|_| winograd_runs::<S>()) else {
+        return false;
+    };
+    let (dy, dx) = (dy.data(), dx.data_mut());
+    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
+    assert_eq!(
+        dx.len() / dxi,
+        dy.len() / dyi,
+        "try_winograd_backward_input: batch sizes differ"
+    );
+    let (Some(w), Some(dys), Some(dxs)) = (T::as_f32(p.weight()), T::as_f32(dy), T::as_f32_mut(dx))
+    else {
+        return false;
+    };
+    let cpu = cpu.into();
+    let mut work = winograd::Work::new(g);
+    work.set_backward_input(&g, w);
+    for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+        winograd::image(cpu, &g, &mut work, None, dy, dx);
+    }
+    true
+}
+
+/// [`try_conv_backward_weight`] by Winograd (**accumulates** into `dw.weight`): the sums of
+/// all the images of the call are formed before `dw` is touched (see
+/// [`winograd_backward_weight_images`]), as [`try_winograd_forward`]; needs no scratch.
+#[inline(never)]
+pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
+    cpu: impl Into<Isa>,
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
+) -> bool {
+    let Some(g) = winograd_geom_backward_weight::<S>().filter(|_| winograd_runs::<S>()) else {
+        return false;
+    };
+    let (Some(dw), Some(dys), Some(xs)) = (
+        T::as_f32_mut(dw.weight_mut()),
+        T::as_f32(dy.data()),
+        T::as_f32(x.data()),
+    ) else {
+        return false;
+    };
+    let mut work = winograd::Work::new(g);
+    winograd::weight(cpu.into(), &g, &mut work, dys, xs, dw);
     true
 }
 

@@ -112,6 +112,18 @@ impl WGeom {
     }
 }
 
+impl WGeom {
+    /// Whether the weight-gradient kernels take the geometry: a forward one (`p = 0`) that
+    /// [`takes`](Self::takes), whose transposed input and `dY` fit in `xh` side by side.
+    pub(super) const fn takes_weight(&self) -> bool {
+        self.takes() && self.p == 0 && self.dy_at() + self.ho * self.wo * self.co <= XH_MAX
+    }
+    /// Where the transposed `dY` starts in `xh` (the weight gradient): after the input.
+    const fn dy_at(&self) -> usize {
+        self.hp() * self.wpad() * self.ci
+    }
+}
+
 /// Buffers of one call for one geometry: the transformed kernels and the per-image working
 /// set (221 KB, on the caller's stack; no allocation). Only what is read before it is written
 /// starts as zeros: the padding of the transposed input, never written after (so a `Work`
@@ -191,6 +203,96 @@ fn kernel_transform(g: [[f32; 3]; 3]) -> [f32; 16] {
         u[4 * a + 3] = t[a][2];
     }
     u
+}
+
+/// `Gᵀ X G` of the weight gradient in a fixed order, where `X[a][b] = σ_a σ_b·du[4a + b]`,
+/// `σ = (1, 1, 1, −1)`: the kernels leave the sign of the last row and column of `A dY Aᵀ` to
+/// this step (negation is exact). Along the rows, then along the columns: `r₀ = X₀ + (X₁ + X₂)/2`,
+/// `r₁ = (X₁ − X₂)/2`, `r₂ = (X₁ + X₂)/2 − σ₃X₃`.
+fn weight_transform(du: [f32; 16]) -> [f32; 9] {
+    let three = |x0: f32, x1: f32, x2: f32, x3: f32| {
+        let h = (x1 + x2) * 0.5;
+        [x0 + h, (x1 - x2) * 0.5, h - x3]
+    };
+    let t: [[f32; 4]; 3] = {
+        let mut t = [[0.0; 4]; 3];
+        for b in 0..4 {
+            let r = three(du[b], du[4 + b], du[8 + b], du[12 + b]);
+            for (i, r) in r.into_iter().enumerate() {
+                t[i][b] = r;
+            }
+        }
+        t
+    };
+    let mut k = [0.0; 9];
+    for (i, t) in t.iter().enumerate() {
+        let r = three(t[0], t[1], t[2], t[3]);
+        k[3 * i..3 * i + 3].copy_from_slice(&r);
+    }
+    k
+}
+
+/// The weight gradient of `n ≥ 1` images (`x`: `n × [ci, hi, wi]`, `dy`: `n × [co, ho, wo]`),
+/// **added** into `dw` (`[co, ci, 3, 3]`): `dU[ξ][c][o] = Σ_images Σ_tiles V[ξ][t][c]·M̄[ξ][t][o]`
+/// with `V = Bᵀ d B` and `M̄ = A dY Aᵀ` (the adjoint of `Aᵀ M A`), then `dw[o][c] += Gᵀ dU G`
+/// (the adjoint of `G g Gᵀ`). Each `dU` element is one FMA chain over the images, tile rows
+/// and tiles in order, from zero, so every instruction set gives the same bits.
+///
+/// # Panics
+/// If the geometry is not one [`WGeom::takes_weight`], or a slice length does not match it.
+pub(super) fn weight(cpu: Isa, g: &WGeom, work: &mut Work, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+    assert!(g.takes_weight(), "winograd: geometry {g:?} not taken");
+    assert_eq!(work.g, *g, "winograd: a Work serves one geometry");
+    let (xi, dyi) = (g.ci * g.hi * g.wi, g.co * g.ho * g.wo);
+    let n = x.len() / xi;
+    assert!(
+        n >= 1 && x.len() == n * xi && dy.len() == n * dyi,
+        "winograd: dy and x must hold the same number of whole images"
+    );
+    assert_eq!(dw.len(), g.co * g.ci * 9, "winograd: dw length");
+    let nu = 16 * g.ci * g.co;
+    work.u[..nu].fill(MaybeUninit::new(0.0));
+    cpu.vectorize(WeightRun { g, work, dy, x });
+    for c in 0..g.ci {
+        for o in 0..g.co {
+            // SAFETY: `u[..nu]` was filled above (and the kernels write only there).
+            let du = std::array::from_fn(|xi| unsafe {
+                work.u[(xi * g.ci + c) * g.co + o].assume_init()
+            });
+            let k = weight_transform(du);
+            for (d, k) in dw[(o * g.ci + c) * 9..][..9].iter_mut().zip(k) {
+                *d += k;
+            }
+        }
+    }
+}
+
+struct WeightRun<'a> {
+    g: &'a WGeom,
+    work: &'a mut Work,
+    dy: &'a [f32],
+    x: &'a [f32],
+}
+
+impl Kernel for WeightRun<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, s: V) {
+        let (xi, dyi) = (
+            self.g.ci * self.g.hi * self.g.wi,
+            self.g.co * self.g.ho * self.g.wo,
+        );
+        for (x, dy) in self.x.chunks_exact(xi).zip(self.dy.chunks_exact(dyi)) {
+            // SAFETY: `weight` checked the geometry (`takes_weight`) and the lengths.
+            unsafe {
+                if self.g.ci == 16 {
+                    kernel::weight_image::<V, 16, 32>(s, self.g, self.work, x, dy)
+                } else {
+                    kernel::weight_image::<V, 32, 16>(s, self.g, self.work, x, dy)
+                }
+            }
+        }
+    }
 }
 
 /// Runs one image: `x` is `[ci, hi, wi]`, `y` is `[co, ho, wo]` (overwritten), the kernels are
@@ -281,33 +383,47 @@ mod kernel {
         }
     }
 
-    /// `xh[r][col][c]` = the input at channel `c`, row `r − p`, column `col − p`. The plane is
-    /// transposed as one run of `hi·wi` positions (16 at a time, the last run masked), each
-    /// position stored where it lies in the padded rows; the padding is never written, so it
-    /// keeps the zeros [`Work::new`] gave it.
+    /// `xh[r][col][c]` = the input at channel `c`, row `r − p`, column `col − p`; the
+    /// padding is never written, so it keeps the zeros [`Work::new`] gave it.
     #[inline(always)]
     unsafe fn transpose_in<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, x: &[f32]) {
-        let (wp, p, wi, plane) = (g.wpad(), g.p, g.wi, g.hi * g.wi);
-        let xp = x.as_ptr();
         let xh = w.xh.as_mut_ptr().cast::<f32>();
+        // SAFETY: `x` is `CI·hi·wi` floats, `xh` holds `hp·wpad·CI` (`takes`).
+        unsafe { transpose::<V, CI>(s, x.as_ptr(), (g.hi, g.wi, g.p, g.wpad()), xh) }
+    }
+
+    /// `dst[r + p][col + p][c]` (rows of `wp` positions) = `src[c][r][col]` for the `C`
+    /// channels of `h × w`: the plane is transposed as one run of `h·w` positions (16 at a
+    /// time, the last run masked), each position stored where it lies in the padded rows.
+    ///
+    /// # Safety
+    /// `src` holds `C·h·w` floats, `dst` `(h + 2p)·wp·C`, `w + 2p ≤ wp`, `C` a multiple of 16.
+    #[inline(always)]
+    unsafe fn transpose<V: Simd, const C: usize>(
+        s: V,
+        src: *const f32,
+        (h, w, p, wp): (usize, usize, usize, usize),
+        dst: *mut f32,
+    ) {
+        let plane = h * w;
         for pb in 0..plane.div_ceil(L) {
             let lanes = (plane - pb * L).min(L);
             let mask = mask_low(lanes as u32);
-            for cb in 0..CI / L {
+            for cb in 0..C / L {
                 let mut a = [s.zero(); L];
                 for (k, a) in a.iter_mut().enumerate() {
-                    // SAFETY: the lanes of `mask` are positions `< hi·wi` of the plane of
-                    // channel `cb·16 + k < CI`.
-                    *a = unsafe { s.load_masked(mask, xp.add((cb * L + k) * plane + pb * L)) };
+                    // SAFETY: the lanes of `mask` are positions `< h·w` of the plane of
+                    // channel `cb·16 + k < C`.
+                    *a = unsafe { s.load_masked(mask, src.add((cb * L + k) * plane + pb * L)) };
                 }
                 let t = s.transpose16(a);
-                let (mut r, mut col) = ((pb * L) / wi, (pb * L) % wi);
+                let (mut r, mut col) = ((pb * L) / w, (pb * L) % w);
                 for &v in &t[..lanes] {
-                    // SAFETY: `r < hi`, `col < wi`: inside the padded rows, and channels
-                    // `cb·16 + 16 ≤ CI` (`takes` bounds `xh`).
-                    unsafe { s.store(xh.add(((r + p) * wp + col + p) * CI + cb * L), v) };
+                    // SAFETY: `r < h`, `col < w`: inside the padded rows, channels
+                    // `cb·16 + 16 ≤ C`.
+                    unsafe { s.store(dst.add(((r + p) * wp + col + p) * C + cb * L), v) };
                     col += 1;
-                    if col == wi {
+                    if col == w {
                         (r, col) = (r + 1, 0);
                     }
                 }
@@ -516,5 +632,152 @@ mod kernel {
                 }
             }
         }
+    }
+
+    /// # Safety
+    /// `g.takes_weight()`, `g.ci = CI`, `g.co = CO`, `x.len() = CI·hi·wi`,
+    /// `dy.len() = CO·ho·wo`, `U[..16·CI·CO]` initialised.
+    #[inline(always)]
+    pub(super) unsafe fn weight_image<V: Simd, const CI: usize, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &mut Work,
+        x: &[f32],
+        dy: &[f32],
+    ) {
+        // SAFETY: as this function; `dY` lies after the input in `xh` (`takes_weight`).
+        unsafe {
+            transpose_in::<V, CI>(s, g, w, x);
+            let dyh = w.xh.as_mut_ptr().cast::<f32>().add(g.dy_at());
+            transpose::<V, CO>(s, dy.as_ptr(), (g.ho, g.wo, 0, g.wo), dyh);
+            for ty in 0..g.ho / 2 {
+                input_transform::<V, CI>(s, g, w, ty);
+                dy_transform::<V, CO>(s, g, w, ty);
+                weight_products::<V, CI, CO>(s, g, w);
+            }
+        }
+    }
+
+    /// `M̄[ξ][t][o] = (A dY Aᵀ)[ξ]` for the tiles `t` of tile row `ty`, but for the sign of
+    /// row and column 3 (`A = [1 0; 1 1; 1 −1; 0 −1]`; the last row is stored as `+dY₁`,
+    /// [`super::weight_transform`] applies the sign).
+    #[inline(always)]
+    unsafe fn dy_transform<V: Simd, const CO: usize>(s: V, g: &WGeom, w: &mut Work, ty: usize) {
+        let (wo, tw) = (g.wo, g.tw());
+        // SAFETY: `dY` lies after the input in `xh` (`takes_weight`).
+        let dyh = unsafe { w.xh.as_ptr().cast::<f32>().add(g.dy_at()) };
+        let m = w.m.as_mut_ptr().cast::<f32>();
+        for t in 0..tw {
+            for ob in 0..CO / L {
+                let mut d = [[s.zero(); 2]; 2];
+                for (i, d) in d.iter_mut().enumerate() {
+                    for (j, d) in d.iter_mut().enumerate() {
+                        // SAFETY: row `2ty + i < ho`, column `2t + j < wo`, channels
+                        // `ob·16 + 16 ≤ CO`.
+                        *d = unsafe {
+                            s.load(dyh.add(((2 * ty + i) * wo + 2 * t + j) * CO + ob * L))
+                        };
+                    }
+                }
+                // Along the rows (e[a][j]), then along the columns.
+                let e0 = a_col(s, d[0][0], d[1][0]);
+                let e1 = a_col(s, d[0][1], d[1][1]);
+                for ra in 0..4 {
+                    let r = a_col(s, e0[ra], e1[ra]);
+                    for (b, &val) in r.iter().enumerate() {
+                        // SAFETY: `(ξ·tw + t)·CO + ob·16 + 16 ≤ 16·tw·CO ≤ M_MAX`.
+                        unsafe { s.store(m.add(((4 * ra + b) * tw + t) * CO + ob * L), val) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// `A d` for one column `d` of two, the last row's sign left out: `(d₀, d₀ + d₁, d₀ − d₁, d₁)`.
+    #[inline(always)]
+    fn a_col<V: Simd>(s: V, d0: V::V, d1: V::V) -> [V::V; 4] {
+        [d0, s.add(d0, d1), sub(s, d0, d1), d1]
+    }
+
+    /// `dU[ξ][c][o] += Σ_t V[ξ][t][c]·M̄[ξ][t][o]` over the tiles of the row, in register
+    /// tiles of `NC` input channels × `NO` vectors of output channels.
+    #[inline(always)]
+    unsafe fn weight_products<V: Simd, const CI: usize, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &mut Work,
+    ) {
+        let tw = g.tw();
+        for xi in 0..16 {
+            // SAFETY: the blocks of `ξ` inside `U`, `V`, `M` (`takes`).
+            let (u, v, m) = unsafe {
+                (
+                    w.u.as_mut_ptr().cast::<f32>().add(xi * CI * CO),
+                    w.v.as_ptr().cast::<f32>().add(xi * tw * CI),
+                    w.m.as_ptr().cast::<f32>().add(xi * tw * CO),
+                )
+            };
+            let mut c0 = 0;
+            while c0 < CI {
+                let mut o0 = 0;
+                while o0 < CO {
+                    // SAFETY: `c0 + NC ≤ CI`, `o0 + 16·NO ≤ CO` (`CI` is 16 or 32).
+                    unsafe {
+                        o0 += match (V::WIDE, CO - o0 >= 2 * L) {
+                            (true, true) => wtile::<V, 8, 2, CI, CO>(s, u, v, m, tw, c0, o0),
+                            (true, false) => wtile::<V, 8, 1, CI, CO>(s, u, v, m, tw, c0, o0),
+                            _ => wtile::<V, 4, 1, CI, CO>(s, u, v, m, tw, c0, o0),
+                        };
+                    }
+                }
+                c0 += if V::WIDE { 8 } else { 4 };
+            }
+        }
+    }
+
+    /// The `NC × NO` register tile of [`weight_products`] at input channel `c0`, output
+    /// channel `o0`; returns `16·NO`.
+    ///
+    /// # Safety
+    /// `u` is `[CI][CO]`, `v` holds `tw` tiles of `CI` floats, `m` `tw` tiles of `CO`,
+    /// `c0 + NC ≤ CI`, `o0 + 16·NO ≤ CO`.
+    #[inline(always)]
+    unsafe fn wtile<V: Simd, const NC: usize, const NO: usize, const CI: usize, const CO: usize>(
+        s: V,
+        u: *mut f32,
+        v: *const f32,
+        m: *const f32,
+        tw: usize,
+        c0: usize,
+        o0: usize,
+    ) -> usize {
+        let mut acc = [[s.zero(); NO]; NC];
+        for (c, acc) in acc.iter_mut().enumerate() {
+            for (k, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as this function.
+                *acc = unsafe { s.load(u.add((c0 + c) * CO + o0 + k * L)) };
+            }
+        }
+        for t in 0..tw {
+            let mut mv = [s.zero(); NO];
+            for (k, mv) in mv.iter_mut().enumerate() {
+                // SAFETY: as this function.
+                *mv = unsafe { s.load(m.add(t * CO + o0 + k * L)) };
+            }
+            for (c, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as this function.
+                let b = s.splat(unsafe { *v.add(t * CI + c0 + c) });
+                for k in 0..NO {
+                    acc[k] = s.fma(b, mv[k], acc[k]);
+                }
+            }
+        }
+        for (c, acc) in acc.iter().enumerate() {
+            for (k, &a) in acc.iter().enumerate() {
+                // SAFETY: as this function.
+                unsafe { s.store(u.add((c0 + c) * CO + o0 + k * L), a) };
+            }
+        }
+        16 * NO
     }
 }
