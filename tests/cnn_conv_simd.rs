@@ -504,7 +504,8 @@ fn the_transpose_and_the_lane_sums_are_exact_on_every_instruction_set() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Winograd F(2×2, 3×3) (opt-in for conv2 with GRADSPEC_WINOGRAD=1; tested here always).
+// Winograd F(2×2, 3×3) (the network's default for conv2, conv5 and conv7; GRADSPEC_WINOGRAD=0
+// keeps them direct; tested here always, whatever the variable says).
 //
 // # Tolerance
 // Winograd's sums are not sums of the products `W·X` but of transformed values, so the bound
@@ -870,6 +871,20 @@ fn conv2_winograd_weight_matches_generic() {
 #[test]
 fn conv5_winograd_weight_matches_generic() {
     check_winograd_weight::<Conv5>("conv5", 8, 160);
+}
+
+/// Verifies r[cnn.conv.forward] r[cnn.conv.backward_input] by Winograd at conv7's shape (one
+/// tile per plane), on every instruction set.
+#[test]
+fn conv7_winograd_matches_generic() {
+    check_winograd::<Conv7>("conv7", 170);
+}
+
+/// Verifies r[cnn.conv.backward_weight] by Winograd at conv7's shape over 8 images, on every
+/// instruction set.
+#[test]
+fn conv7_winograd_weight_matches_generic() {
+    check_winograd_weight::<Conv7>("conv7", 8, 180);
 }
 
 /// A shape the Winograd kernels do not take is refused before any work.

@@ -25,9 +25,12 @@
 //! # Files
 //! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
 //! kernels they call, generic over [`super::simd::Simd`]: `forward.rs`, `backward_input.rs`, `backward_weight.rs` (weight and
-//! bias gradients); `winograd.rs` holds Winograd's `F(2×2, 3×3)` for conv2's forward pass and
-//! input gradient, opt-in (`GRADSPEC_WINOGRAD=1`, [`super::cpu::winograd`]), and its tests'
-//! entry points [`winograd_forward_image`] and [`winograd_backward_input_image`]; `shuffle.rs` holds the 16×16 transposition and reduction trees that the
+//! bias gradients); `winograd.rs` holds Winograd's `F(2×2, 3×3)` for the 16 → 32-channel 3×3
+//! shapes (conv2, conv5, conv7): forward pass, input gradient and weight gradient, which the
+//! network runs by default ([`super::cpu::winograd`]; batch functions [`try_winograd_forward`],
+//! [`try_winograd_backward_input`], [`try_winograd_backward_weight`]; the tests' entry points
+//! [`winograd_forward_image`], [`winograd_backward_input_image`],
+//! [`winograd_backward_weight_images`]); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
 //! weight gradient uses in its AVX-512 build. This file holds the batch functions, the scratch sizes, the shape
 //! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
 //!
@@ -503,17 +506,11 @@ pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
 
 // ------------------------------------------------------------------ Winograd batch functions
 
-/// Whether the network runs `S` by Winograd (when [`cpu::winograd`](super::cpu::winograd) says
-/// so): the shapes the kernels take with an output of at least 16×16, i.e. conv2. conv5 (8×8)
-/// stays direct: only conv2 was measured, and on 16 tiles a plane the transposes weigh more
-/// against the products.
-const fn winograd_runs<S: ConvShape>() -> bool {
-    S::OH >= 16
-}
-
 /// [`try_conv_forward`] by Winograd's `F(2×2, 3×3)` (one [`winograd_forward_image`] per image,
-/// the kernels transformed once per call), when `T` is `f32` and `S` is a shape it runs
-/// ([`winograd_runs`]: conv2); otherwise returns `false` having done nothing.
+/// the kernels transformed once per call), when `T` is `f32` and `S` is a shape the Winograd
+/// kernels take (3×3, 16 → 32 or 32 → 16 channels, an even output: conv2, conv5 and conv7);
+/// otherwise returns `false` having done nothing. On each of the three, each pass measured
+/// faster by Winograd than direct (criterion, `benches/conv_simd.rs`; figures in the README).
 #[inline(never)]
 pub fn try_winograd_forward<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
@@ -521,7 +518,7 @@ pub fn try_winograd_forward<T: Float, S: ConvShape>(
     x: S::In<'_, T>,
     y: S::OutMut<'_, T>,
 ) -> bool {
-    let Some(g) = winograd_geom_forward::<S>().filter(|_| winograd_runs::<S>()) else {
+    let Some(g) = winograd_geom_forward::<S>() else {
         return false;
     };
     let (x, y) = (x.data(), y.data_mut());
@@ -557,7 +554,7 @@ pub fn try_winograd_backward_input<T: Float, S: ConvShape>(
     dy: S::Out<'_, T>,
     dx: S::InMut<'_, T>,
 ) -> bool {
-    let Some(g) = winograd_geom_backward_input::<S>().filter(|_| winograd_runs::<S>()) else {
+    let Some(g) = winograd_geom_backward_input::<S>() else {
         return false;
     };
     let (dy, dx) = (dy.data(), dx.data_mut());
@@ -590,7 +587,7 @@ pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
     x: S::In<'_, T>,
     dw: &mut S::Params<T>,
 ) -> bool {
-    let Some(g) = winograd_geom_backward_weight::<S>().filter(|_| winograd_runs::<S>()) else {
+    let Some(g) = winograd_geom_backward_weight::<S>() else {
         return false;
     };
     let (Some(dw), Some(dys), Some(xs)) = (

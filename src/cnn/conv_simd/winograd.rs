@@ -1,9 +1,10 @@
 //! Winograd's minimal filtering `F(2×2, 3×3)` for the 3×3 convolutions of 16 → 32 channels
-//! (conv2, and conv5's shape in the tests): the forward pass, and the input gradient as the
-//! correlation of `dY`, zero-padded by 2, with the flipped kernel. Each 2×2 block of outputs costs 16
-//! multiplications per channel pair instead of 36. It computes the sums of the forward pass
-//! and the input gradient of `spec/cnn.md` exactly in exact arithmetic, and rounds them
-//! differently in f32, so it is opt-in (`GRADSPEC_WINOGRAD=1`, see [`crate::cnn::cpu::winograd`]).
+//! (conv2, conv5 and conv7): the forward pass, the input gradient as the correlation of `dY`,
+//! zero-padded by 2, with the flipped kernel, and the weight gradient as the adjoint of the
+//! forward pass. Each 2×2 block of outputs costs 16 multiplications per channel pair instead
+//! of 36. It computes the sums of `spec/cnn.md` exactly in exact arithmetic and rounds them
+//! differently from the direct kernels in f32; the network runs it by default
+//! (`GRADSPEC_WINOGRAD=0` keeps the direct kernels, see [`crate::cnn::cpu::winograd`]).
 //!
 //! For one output tile `Y = Aᵀ [Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B)] A`, with `d_c` the 4×4 input patch
 //! of channel `c`, `g_c` its 3×3 kernel and
@@ -22,8 +23,15 @@
 //! `M[ξ][t][o] = Σ_c V[ξ][t][c]·U[ξ][c][o]` are register tiles of broadcast `V` times vectors
 //! of `U`. The output tiles are transposed back to `[channel][row][column]`.
 //!
+//! The weight gradient, `dW[o][c] += Gᵀ dU G` with `dU[ξ][c][o] = Σ_images Σ_tiles
+//! V[ξ][t][c]·M̄[ξ][t][o]` and `M̄ = A dY Aᵀ`: `dY` is transposed like the input, `M̄` of a row
+//! of tiles is `[ξ][tile][channel]`, and `dU` (16·CI·CO floats) is accumulated in register
+//! tiles of broadcast `V` times vectors of `M̄`, over every image of the call, before `dW` is
+//! touched.
+//!
 //! Summation order: the transforms are fixed sequences of adds (below); each `M` element is one
-//! FMA chain over the input channels in order, from 0; the bias is added last. Tile sizes
+//! FMA chain over the input channels in order, from 0; the bias is added last; each `dU`
+//! element is one FMA chain over the images, tile rows and tiles in order, from 0. Tile sizes
 //! differ between instruction sets, the order does not, so every instruction set gives the
 //! same bits.
 use super::LANES as L;
