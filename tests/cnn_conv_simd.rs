@@ -887,6 +887,55 @@ fn conv7_winograd_weight_matches_generic() {
     check_winograd_weight::<Conv7>("conv7", 8, 180);
 }
 
+/// `try_winograd_backward` (input and weight gradient in one pass over the images, `dY`
+/// transposed once) gives the bits of the two passes run apart, on every instruction set.
+fn fused_backward_equals_the_two_passes<S: ConvShape>(n: usize, seed: u64) {
+    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    let p = conv_of::<f32, S>(&seeded(S::KK * S::COUT, seed), &seeded(S::COUT, seed + 1));
+    let (x, dy) = (seeded(n * xi, seed + 2), seeded(n * yi, seed + 3));
+    let (w0, b0) = (seeded(S::KK * S::COUT, seed + 4), vec![0.0; S::COUT]);
+    let dw0 = conv_of::<f32, S>(&w0, &b0);
+    for cpu in isas() {
+        let (mut dw_apart, mut dx_apart) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
+        assert!(conv_simd::try_winograd_backward_weight::<f32, S>(
+            cpu,
+            (&dy[..]).into(),
+            (&x[..]).into(),
+            &mut dw_apart
+        ));
+        assert!(conv_simd::try_winograd_backward_input::<f32, S>(
+            cpu,
+            &p,
+            (&dy[..]).into(),
+            (&mut dx_apart[..]).into()
+        ));
+        let (mut dw, mut dx) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
+        assert!(conv_simd::try_winograd_backward::<f32, S>(
+            cpu,
+            &p,
+            (&dy[..]).into(),
+            (&x[..]).into(),
+            &mut dw,
+            (&mut dx[..]).into()
+        ));
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same(&dx, &dx_apart), "{}: input gradients differ", cpu.name());
+        assert!(
+            same(dw.weight(), dw_apart.weight()),
+            "{}: weight gradients differ",
+            cpu.name()
+        );
+        assert_ne!(dw.weight(), dw0.weight(), "{}: nothing added", cpu.name());
+    }
+}
+
+#[test]
+fn winograd_fused_backward_equals_the_two_passes() {
+    fused_backward_equals_the_two_passes::<Conv2>(3, 190);
+    fused_backward_equals_the_two_passes::<Conv5>(8, 200);
+    fused_backward_equals_the_two_passes::<Conv7>(8, 210);
+}
+
 /// A shape the Winograd kernels do not take is refused before any work.
 #[test]
 fn winograd_refuses_a_shape_it_does_not_take() {

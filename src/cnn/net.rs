@@ -304,9 +304,10 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
             g,
             dconv.bias_vector_mut(),
         );
-        conv_bwd_weight::<T, S>(self.g.as_slice().into(), x, dconv, col);
-        if let Some(dx) = dx {
-            conv_bwd_input::<T, S>(conv, self.g.as_slice().into(), dx, col);
+        let g = self.g.as_slice();
+        match dx {
+            Some(dx) => conv_bwd_weight_input::<T, S>(conv, g.into(), x, dconv, dx, col),
+            None => conv_bwd_weight::<T, S>(g.into(), x, dconv, col),
         }
     }
 }
@@ -1017,6 +1018,26 @@ fn conv_bwd_weight<T: Float, S: ConvShape>(
     };
     if !cpu::isa().is_some_and(simd) {
         conv_backward_weight::<T, S>(dy, x, dw, col);
+    }
+}
+
+/// [`conv_bwd_weight`] then [`conv_bwd_input`], as one pass when Winograd runs both.
+fn conv_bwd_weight_input<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
+    dx: S::InMut<'_, T>,
+    col: &mut [T],
+) {
+    let dx = dx.data_mut();
+    let fused = |cpu: cpu::Isa| {
+        cpu::winograd()
+            && conv_simd::try_winograd_backward::<T, S>(cpu, p, dy, x, &mut *dw, (&mut *dx).into())
+    };
+    if !cpu::isa().is_some_and(fused) {
+        conv_bwd_weight::<T, S>(dy, x, dw, col);
+        conv_bwd_input::<T, S>(p, dy, dx.into(), col);
     }
 }
 

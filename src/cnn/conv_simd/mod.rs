@@ -602,6 +602,40 @@ pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
     true
 }
 
+/// [`try_winograd_backward_weight`] (**accumulates** into `dw.weight`) and
+/// [`try_winograd_backward_input`] (`dx` overwritten) in one pass over the images, which
+/// transposes each image's `dY` once for both: the same bits as the two calls. Returns `false`,
+/// having done nothing, when they would.
+#[inline(never)]
+pub fn try_winograd_backward<T: Float, S: ConvShape>(
+    cpu: impl Into<Isa>,
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
+    dx: S::InMut<'_, T>,
+) -> bool {
+    let (Some(gw), Some(gi)) = (
+        winograd_geom_backward_weight::<S>(),
+        winograd_geom_backward_input::<S>(),
+    ) else {
+        return false;
+    };
+    let (Some(w), Some(dw), Some(dys), Some(xs), Some(dxs)) = (
+        T::as_f32(p.weight()),
+        T::as_f32_mut(dw.weight_mut()),
+        T::as_f32(dy.data()),
+        T::as_f32(x.data()),
+        T::as_f32_mut(dx.data_mut()),
+    ) else {
+        return false;
+    };
+    let mut work = winograd::Work::new(gi);
+    work.set_backward_input(&gi, w);
+    winograd::backward(cpu.into(), &gw, &mut work, dys, xs, dxs, dw);
+    true
+}
+
 // ------------------------------------------------------------------ shared by the kernels
 
 /// The geometry of one valid convolution as the kernels see it: `cout` output channels,

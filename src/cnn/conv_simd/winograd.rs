@@ -52,8 +52,10 @@ pub(super) struct WGeom {
     wo: usize,
 }
 
-/// Largest buffers of [`Work`] (those of conv2's input gradient and forward).
-const XH_MAX: usize = 28 * 36 * 32;
+/// Largest buffers of [`Work`] (those of conv2's input gradient and forward; `xh` holds the
+/// padded `dY` of conv2's input gradient and conv2's transposed input side by side, for
+/// [`backward`]).
+const XH_MAX: usize = 28 * 28 * 32 + 26 * 26 * 16;
 const V_MAX: usize = 16 * 13 * 32;
 const M_MAX: usize = 16 * 12 * 32;
 const Y_MAX: usize = 2 * 32 * 32;
@@ -126,6 +128,11 @@ impl WGeom {
     pub(super) const fn takes_weight(&self) -> bool {
         self.takes() && self.p == 0 && self.dy_at() + self.ho * self.wo * self.co <= XH_MAX
     }
+    /// Where [`backward`] puts the transposed input in `xh`: after this (input-gradient)
+    /// geometry's padded `dY`.
+    const fn x_at(&self) -> usize {
+        self.hp() * self.wpad() * self.ci
+    }
     /// Where the transposed `dY` starts in `xh` (the weight gradient): after the input.
     const fn dy_at(&self) -> usize {
         self.hp() * self.wpad() * self.ci
@@ -133,13 +140,15 @@ impl WGeom {
 }
 
 /// Buffers of one call for one geometry: the transformed kernels and the per-image working
-/// set (221 KB, on the caller's stack; no allocation). Only what is read before it is written
+/// set (about 290 KB, on the caller's stack; no allocation). Only what is read before it is written
 /// starts as zeros: the padding of the transposed input, never written after (so a `Work`
 /// serves one geometry only), and the output rows, whose lanes past `2·wo` are loaded and
 /// masked off. The rest is written before it is read, so it starts uninitialised.
 pub(super) struct Work {
     g: WGeom,
     u: [MaybeUninit<f32>; U_MAX],
+    /// The weight gradient's sums `dU[ξ][c][o]`.
+    du: [MaybeUninit<f32>; U_MAX],
     xh: [MaybeUninit<f32>; XH_MAX],
     v: [MaybeUninit<f32>; V_MAX],
     m: [MaybeUninit<f32>; M_MAX],
@@ -151,6 +160,7 @@ impl Work {
         let mut w = Work {
             g,
             u: [const { MaybeUninit::uninit() }; U_MAX],
+            du: [const { MaybeUninit::uninit() }; U_MAX],
             xh: [const { MaybeUninit::uninit() }; XH_MAX],
             v: [const { MaybeUninit::uninit() }; V_MAX],
             m: [const { MaybeUninit::uninit() }; M_MAX],
@@ -258,18 +268,94 @@ pub(super) fn weight(cpu: Isa, g: &WGeom, work: &mut Work, dy: &[f32], x: &[f32]
         "winograd: dy and x must hold the same number of whole images"
     );
     assert_eq!(dw.len(), g.co * g.ci * 9, "winograd: dw length");
-    let nu = 16 * g.ci * g.co;
-    work.u[..nu].fill(MaybeUninit::new(0.0));
+    work.du[..16 * g.ci * g.co].fill(MaybeUninit::new(0.0));
     cpu.vectorize(WeightRun { g, work, dy, x });
+    add_weight_gradient(g, work, dw);
+}
+
+/// `dw[o][c] += Gᵀ dU[·][c][o] G` ([`weight_transform`]) from the sums in `work.du`.
+fn add_weight_gradient(g: &WGeom, work: &Work, dw: &mut [f32]) {
     for c in 0..g.ci {
         for o in 0..g.co {
-            // SAFETY: `u[..nu]` was filled above (and the kernels write only there).
+            // SAFETY: `du[..16·ci·co]` was filled with zeros before the kernels added into it.
             let du = std::array::from_fn(|xi| unsafe {
-                work.u[(xi * g.ci + c) * g.co + o].assume_init()
+                work.du[(xi * g.ci + c) * g.co + o].assume_init()
             });
             let k = weight_transform(du);
             for (d, k) in dw[(o * g.ci + c) * 9..][..9].iter_mut().zip(k) {
                 *d += k;
+            }
+        }
+    }
+}
+
+/// The input gradient and the weight gradient of `n ≥ 1` images in one pass over them, which
+/// transposes each image's `dY` once for both: `dx` (`n × [ci, hi, wi]`) is overwritten as by
+/// [`image`] with the geometry [`WGeom::backward_input`] of `gw`, whose kernels `work` holds
+/// ([`Work::set_backward_input`]), and `dw` gets what [`weight`] would add. The same
+/// operations in the same order as those two, so the same bits.
+///
+/// # Panics
+/// If `gw` is not a geometry [`WGeom::takes_weight`] (or `xh` cannot hold the padded `dY` and
+/// the input side by side), `work` is not for its input gradient, or a length does not match.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward(
+    cpu: Isa,
+    gw: &WGeom,
+    work: &mut Work,
+    dy: &[f32],
+    x: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+) {
+    let gi = WGeom::backward_input(gw.ci, gw.co, gw.hi, gw.wi);
+    assert!(
+        gw.takes_weight() && gi.takes() && gi.x_at() + gw.ci * gw.hi * gw.wi <= XH_MAX,
+        "winograd: geometry {gw:?} not taken"
+    );
+    assert_eq!(work.g, gi, "winograd: a Work serves one geometry");
+    let (xi, dyi) = (gw.ci * gw.hi * gw.wi, gw.co * gw.ho * gw.wo);
+    let n = x.len() / xi;
+    assert!(
+        n >= 1 && x.len() == n * xi && dy.len() == n * dyi && dx.len() == n * xi,
+        "winograd: dy, x and dx must hold the same number of whole images"
+    );
+    assert_eq!(dw.len(), gw.co * gw.ci * 9, "winograd: dw length");
+    work.du[..16 * gw.ci * gw.co].fill(MaybeUninit::new(0.0));
+    cpu.vectorize(BackwardRun {
+        gw,
+        gi: &gi,
+        work,
+        dy,
+        x,
+        dx,
+    });
+    add_weight_gradient(gw, work, dw);
+}
+
+struct BackwardRun<'a> {
+    gw: &'a WGeom,
+    gi: &'a WGeom,
+    work: &'a mut Work,
+    dy: &'a [f32],
+    x: &'a [f32],
+    dx: &'a mut [f32],
+}
+
+impl Kernel for BackwardRun<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<V: Simd>(self, s: V) {
+        let (xi, dyi) = (self.gw.ci * self.gw.hi * self.gw.wi, self.gw.co * self.gw.ho * self.gw.wo);
+        let images = self.x.chunks_exact(xi).zip(self.dy.chunks_exact(dyi));
+        for ((x, dy), dx) in images.zip(self.dx.chunks_exact_mut(xi)) {
+            // SAFETY: `backward` checked both geometries, the room in `xh` and the lengths.
+            unsafe {
+                if self.gw.ci == 16 {
+                    kernel::backward_image::<V, 16, 32>(s, self.gw, self.gi, self.work, x, dy, dx)
+                } else {
+                    kernel::backward_image::<V, 32, 16>(s, self.gw, self.gi, self.work, x, dy, dx)
+                }
             }
         }
     }
@@ -442,9 +528,25 @@ mod kernel {
     /// `V[ξ][t][c] = (Bᵀ d B)[ξ]` for the tiles `t` of tile row `ty`.
     #[inline(always)]
     unsafe fn input_transform<V: Simd, const CI: usize>(s: V, g: &WGeom, w: &mut Work, ty: usize) {
-        let (wp, tw) = (g.wpad(), g.tw());
-        let xh = w.xh.as_ptr().cast::<f32>();
-        let v = w.v.as_mut_ptr().cast::<f32>();
+        let (xh, v) = (w.xh.as_ptr().cast::<f32>(), w.v.as_mut_ptr().cast::<f32>());
+        // SAFETY: `xh` holds the padded rows of `g`, `V` its `16·tw·CI` floats (`takes`).
+        unsafe { input_transform_at::<V, CI>(s, xh, g.wpad(), g.tw(), ty, v) }
+    }
+
+    /// [`input_transform`] from the transposed rows at `xh` (`wp` positions of `CI` floats a
+    /// row) into `v` (`[16][tw][CI]`).
+    ///
+    /// # Safety
+    /// `xh` holds rows `2ty .. 2ty + 4` of `wp ≥ 2tw + 2` positions, `v` `16·tw·CI` floats.
+    #[inline(always)]
+    unsafe fn input_transform_at<V: Simd, const CI: usize>(
+        s: V,
+        xh: *const f32,
+        wp: usize,
+        tw: usize,
+        ty: usize,
+        v: *mut f32,
+    ) {
         for t in 0..tw {
             for cb in 0..CI / L {
                 // Along the rows, one column at a time: e[j][a] = (Bᵀ d)[a][j].
@@ -452,7 +554,7 @@ mod kernel {
                 for (j, e) in e.iter_mut().enumerate() {
                     let mut d = [s.zero(); 4];
                     for (i, d) in d.iter_mut().enumerate() {
-                        // SAFETY: rows `2ty .. 2ty+4 ≤ hp`, columns `2t .. 2t+4 ≤ wi + 2p ≤ wp`.
+                        // SAFETY: rows `2ty .. 2ty+4`, columns `2t .. 2t+4 ≤ wp`.
                         *d = unsafe {
                             s.load(xh.add(((2 * ty + i) * wp + 2 * t + j) * CI + cb * L))
                         };
@@ -463,7 +565,7 @@ mod kernel {
                 for a in 0..4 {
                     let r = bt(s, [e[0][a], e[1][a], e[2][a], e[3][a]]);
                     for (b, &val) in r.iter().enumerate() {
-                        // SAFETY: `(ξ·tw + t)·CI + cb·16 + 16 ≤ 16·tw·CI ≤ V_MAX`.
+                        // SAFETY: `(ξ·tw + t)·CI + cb·16 + 16 ≤ 16·tw·CI`.
                         unsafe { s.store(v.add(((4 * a + b) * tw + t) * CI + cb * L), val) };
                     }
                 }
@@ -644,7 +746,7 @@ mod kernel {
 
     /// # Safety
     /// `g.takes_weight()`, `g.ci = CI`, `g.co = CO`, `x.len() = CI·hi·wi`,
-    /// `dy.len() = CO·ho·wo`, `U[..16·CI·CO]` initialised.
+    /// `dy.len() = CO·ho·wo`, `dU[..16·CI·CO]` initialised.
     #[inline(always)]
     pub(super) unsafe fn weight_image<V: Simd, const CI: usize, const CO: usize>(
         s: V,
@@ -658,32 +760,89 @@ mod kernel {
             transpose_in::<V, CI>(s, g, w, x);
             let dyh = w.xh.as_mut_ptr().cast::<f32>().add(g.dy_at());
             transpose::<V, CO>(s, dy.as_ptr(), (g.ho, g.wo, 0, g.wo), dyh);
-            for ty in 0..g.ho / 2 {
-                input_transform::<V, CI>(s, g, w, ty);
-                dy_transform::<V, CO>(s, g, w, ty);
+            weight_rows::<V, CI, CO>(s, g, w, (0, g.wi), (g.dy_at(), g.wo));
+        }
+    }
+
+    /// One image of [`super::backward`]: its input gradient by [`image`] (geometry `gi`, which
+    /// leaves `dY` transposed and padded by 2 at the start of `xh`), then its weight gradient
+    /// (geometry `gw`) from that same `dY` and the input transposed after it.
+    ///
+    /// # Safety
+    /// `gw.takes_weight()`, `gi = WGeom::backward_input(gw…)`, `gi.takes()`, `gw.ci = CI`,
+    /// `gw.co = CO`, `gi.x_at() + CI·hi·wi ≤ XH_MAX`, `x` and `dx` hold `CI·hi·wi` floats, `dy`
+    /// `CO·ho·wo`, the kernels of `gi` set in `w`, `dU[..16·CI·CO]` initialised.
+    #[inline(always)]
+    pub(super) unsafe fn backward_image<V: Simd, const CI: usize, const CO: usize>(
+        s: V,
+        gw: &WGeom,
+        gi: &WGeom,
+        w: &mut Work,
+        x: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        // SAFETY: as this function.
+        unsafe {
+            image::<V, CO, CI>(s, gi, w, None, dy, dx);
+            let xh = w.xh.as_mut_ptr().cast::<f32>().add(gi.x_at());
+            transpose::<V, CI>(s, x.as_ptr(), (gw.hi, gw.wi, 0, gw.wi), xh);
+            let dy_at = (gi.p * gi.wpad() + gi.p) * CO;
+            weight_rows::<V, CI, CO>(s, gw, w, (gi.x_at(), gw.wi), (dy_at, gi.wpad()));
+        }
+    }
+
+    /// The weight gradient's tile rows of one image: `dU += Σ_tiles V ⊙ M̄` with the input
+    /// transposed at `xh[x.0]` (rows of `x.1` positions) and `dY` at `xh[dy.0]` (rows of
+    /// `dy.1`).
+    ///
+    /// # Safety
+    /// Both lie inside `xh` with `g`'s rows, `dU[..16·CI·CO]` initialised.
+    #[inline(always)]
+    unsafe fn weight_rows<V: Simd, const CI: usize, const CO: usize>(
+        s: V,
+        g: &WGeom,
+        w: &mut Work,
+        x: (usize, usize),
+        dy: (usize, usize),
+    ) {
+        let tw = g.tw();
+        for ty in 0..g.ho / 2 {
+            // SAFETY: as this function; `V` and `M` hold a row of tiles (`takes`).
+            unsafe {
+                let xh = w.xh.as_ptr().cast::<f32>();
+                input_transform_at::<V, CI>(s, xh.add(x.0), x.1, tw, ty, w.v.as_mut_ptr().cast());
+                dy_transform::<V, CO>(s, xh.add(dy.0), dy.1, tw, ty, w.m.as_mut_ptr().cast());
                 weight_products::<V, CI, CO>(s, g, w);
             }
         }
     }
 
-    /// `M̄[ξ][t][o] = (A dY Aᵀ)[ξ]` for the tiles `t` of tile row `ty`, but for the sign of
-    /// row and column 3 (`A = [1 0; 1 1; 1 −1; 0 −1]`; the last row is stored as `+dY₁`,
-    /// [`super::weight_transform`] applies the sign).
+    /// `M̄[ξ][t][o] = (A dY Aᵀ)[ξ]` for the tiles `t` of tile row `ty` from the transposed
+    /// `dY` at `dyh` (rows of `wp` positions of `CO` floats), into `m` (`[16][tw][CO]`), but
+    /// for the sign of row and column 3 (`A = [1 0; 1 1; 1 −1; 0 −1]`; the last row is stored
+    /// as `+dY₁`, [`super::weight_transform`] applies the sign).
+    ///
+    /// # Safety
+    /// `dyh` holds rows `2ty, 2ty + 1` of `wp ≥ 2tw` positions, `m` `16·tw·CO` floats.
     #[inline(always)]
-    unsafe fn dy_transform<V: Simd, const CO: usize>(s: V, g: &WGeom, w: &mut Work, ty: usize) {
-        let (wo, tw) = (g.wo, g.tw());
-        // SAFETY: `dY` lies after the input in `xh` (`takes_weight`).
-        let dyh = unsafe { w.xh.as_ptr().cast::<f32>().add(g.dy_at()) };
-        let m = w.m.as_mut_ptr().cast::<f32>();
+    unsafe fn dy_transform<V: Simd, const CO: usize>(
+        s: V,
+        dyh: *const f32,
+        wp: usize,
+        tw: usize,
+        ty: usize,
+        m: *mut f32,
+    ) {
         for t in 0..tw {
             for ob in 0..CO / L {
                 let mut d = [[s.zero(); 2]; 2];
                 for (i, d) in d.iter_mut().enumerate() {
                     for (j, d) in d.iter_mut().enumerate() {
-                        // SAFETY: row `2ty + i < ho`, column `2t + j < wo`, channels
+                        // SAFETY: row `2ty + i`, column `2t + j < wp`, channels
                         // `ob·16 + 16 ≤ CO`.
                         *d = unsafe {
-                            s.load(dyh.add(((2 * ty + i) * wo + 2 * t + j) * CO + ob * L))
+                            s.load(dyh.add(((2 * ty + i) * wp + 2 * t + j) * CO + ob * L))
                         };
                     }
                 }
@@ -693,7 +852,7 @@ mod kernel {
                 for ra in 0..4 {
                     let r = a_col(s, e0[ra], e1[ra]);
                     for (b, &val) in r.iter().enumerate() {
-                        // SAFETY: `(ξ·tw + t)·CO + ob·16 + 16 ≤ 16·tw·CO ≤ M_MAX`.
+                        // SAFETY: `(ξ·tw + t)·CO + ob·16 + 16 ≤ 16·tw·CO`.
                         unsafe { s.store(m.add(((4 * ra + b) * tw + t) * CO + ob * L), val) };
                     }
                 }
@@ -720,7 +879,7 @@ mod kernel {
             // SAFETY: the blocks of `ξ` inside `U`, `V`, `M` (`takes`).
             let (u, v, m) = unsafe {
                 (
-                    w.u.as_mut_ptr().cast::<f32>().add(xi * CI * CO),
+                    w.du.as_mut_ptr().cast::<f32>().add(xi * CI * CO),
                     w.v.as_ptr().cast::<f32>().add(xi * tw * CI),
                     w.m.as_ptr().cast::<f32>().add(xi * tw * CO),
                 )
