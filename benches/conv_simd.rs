@@ -14,8 +14,8 @@ use gradspec::cnn::conv::{
 };
 use gradspec::cnn::conv_simd::{
     scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
-    try_conv_forward, try_winograd_backward_input, try_winograd_backward_weight,
-    try_winograd_forward,
+    try_conv_forward, try_winograd_backward, try_winograd_backward_input,
+    try_winograd_backward_weight, try_winograd_forward,
 };
 use gradspec::cnn::cpu;
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
@@ -169,6 +169,41 @@ fn conv<S: ConvShape>(c: &mut Criterion, name: &str, with_dx: bool) {
                     );
                     try_conv_backward_bias::<f32, S>(cpu, (&dy[..]).into(), &mut dp);
                     black_box(&dp);
+                })
+            },
+        );
+    }
+    // Both gradients in one pass (`bwd`: the input gradient, and the weight and bias gradients,
+    // as the network runs a block's backward pass): to set against `bwdin` + `bwdw`.
+    for &cpu in &isas {
+        if !with_dx {
+            break;
+        }
+        let mut dxv = dx.clone();
+        if !try_winograd_backward::<f32, S>(
+            cpu,
+            &p,
+            (&dy[..]).into(),
+            (&x[..]).into(),
+            &mut dp,
+            (&mut dxv[..]).into(),
+        ) {
+            break;
+        }
+        c.bench_function(
+            &format!("{name}_bwd_winograd_{}_{shape}", cpu.name()),
+            |b| {
+                b.iter(|| {
+                    try_winograd_backward::<f32, S>(
+                        cpu,
+                        &p,
+                        (&dy[..]).into(),
+                        (&x[..]).into(),
+                        &mut dp,
+                        (&mut dxv[..]).into(),
+                    );
+                    try_conv_backward_bias::<f32, S>(cpu, (&dy[..]).into(), &mut dp);
+                    black_box((&dp, &dxv));
                 })
             },
         );

@@ -919,7 +919,11 @@ fn fused_backward_equals_the_two_passes<S: ConvShape>(n: usize, seed: u64) {
             (&mut dx[..]).into()
         ));
         let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same(&dx, &dx_apart), "{}: input gradients differ", cpu.name());
+        assert!(
+            same(&dx, &dx_apart),
+            "{}: input gradients differ",
+            cpu.name()
+        );
         assert!(
             same(dw.weight(), dw_apart.weight()),
             "{}: weight gradients differ",

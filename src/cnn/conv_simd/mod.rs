@@ -263,9 +263,10 @@ pub fn winograd_forward_image<S: ConvShape>(
     y: &mut [f32],
 ) {
     let g = winograd_geom_forward::<S>().expect("winograd_forward_image: shape not taken");
-    let mut work = winograd::Work::new(g);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
     work.set_forward(&g, p.weight());
-    winograd::image(cpu.into(), &g, &mut work, Some(p.bias()), x, y);
+    winograd::image(cpu.into(), &g, work, Some(p.bias()), x, y);
 }
 
 /// The input gradient of one image by Winograd (`dY` zero-padded by 2, correlated with the
@@ -281,9 +282,10 @@ pub fn winograd_backward_input_image<S: ConvShape>(
 ) {
     let g = winograd_geom_backward_input::<S>()
         .expect("winograd_backward_input_image: shape not taken");
-    let mut work = winograd::Work::new(g);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
     work.set_backward_input(&g, p.weight());
-    winograd::image(cpu.into(), &g, &mut work, None, dy, dx);
+    winograd::image(cpu.into(), &g, work, None, dy, dx);
 }
 
 /// The weight gradient of `n ≥ 1` images by Winograd (`dy`, `x` hold exactly `n` each),
@@ -302,8 +304,9 @@ pub fn winograd_backward_weight_images<S: ConvShape>(
 ) {
     let g = winograd_geom_backward_weight::<S>()
         .expect("winograd_backward_weight_images: shape not taken");
-    let mut work = winograd::Work::new(g);
-    winograd::weight(cpu.into(), &g, &mut work, dy, x, dw.weight_mut());
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
+    winograd::weight(cpu.into(), &g, work, dy, x, dw.weight_mut());
 }
 
 /// Whether `dY` is already in wide rows: `W = OW` and `OH·OW` a multiple of 16.
@@ -537,10 +540,11 @@ pub fn try_winograd_forward<T: Float, S: ConvShape>(
         return false;
     };
     let cpu = cpu.into();
-    let mut work = winograd::Work::new(g);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
     work.set_forward(&g, w);
     for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
-        winograd::image(cpu, &g, &mut work, Some(b), x, y);
+        winograd::image(cpu, &g, work, Some(b), x, y);
     }
     true
 }
@@ -569,10 +573,11 @@ pub fn try_winograd_backward_input<T: Float, S: ConvShape>(
         return false;
     };
     let cpu = cpu.into();
-    let mut work = winograd::Work::new(g);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
     work.set_backward_input(&g, w);
     for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
-        winograd::image(cpu, &g, &mut work, None, dy, dx);
+        winograd::image(cpu, &g, work, None, dy, dx);
     }
     true
 }
@@ -597,8 +602,9 @@ pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
-    let mut work = winograd::Work::new(g);
-    winograd::weight(cpu.into(), &g, &mut work, dys, xs, dw);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, g);
+    winograd::weight(cpu.into(), &g, work, dys, xs, dw);
     true
 }
 
@@ -630,9 +636,10 @@ pub fn try_winograd_backward<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
-    let mut work = winograd::Work::new(gi);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let work = winograd::Work::init(&mut slot, gi);
     work.set_backward_input(&gi, w);
-    winograd::backward(cpu.into(), &gw, &mut work, dys, xs, dxs, dw);
+    winograd::backward(cpu.into(), &gw, work, dys, xs, dxs, dw);
     true
 }
 

@@ -140,10 +140,11 @@ impl WGeom {
 }
 
 /// Buffers of one call for one geometry: the transformed kernels and the per-image working
-/// set (about 290 KB, on the caller's stack; no allocation). Only what is read before it is written
-/// starts as zeros: the padding of the transposed input, never written after (so a `Work`
-/// serves one geometry only), and the output rows, whose lanes past `2·wo` are loaded and
-/// masked off. The rest is written before it is read, so it starts uninitialised.
+/// set (about 290 KB, on the caller's stack, made by [`Work::init`]; no allocation). Only what
+/// is read before it is written starts as zeros: the padding of the transposed input, never
+/// written after (so a `Work` serves one geometry only), and the output rows, whose lanes past
+/// `2·wo` are loaded and masked off. The rest is written before it is read, so it starts
+/// uninitialised.
 pub(super) struct Work {
     g: WGeom,
     u: [MaybeUninit<f32>; U_MAX],
@@ -156,19 +157,30 @@ pub(super) struct Work {
 }
 
 impl Work {
-    pub(super) fn new(g: WGeom) -> Self {
-        let mut w = Work {
-            g,
-            u: [const { MaybeUninit::uninit() }; U_MAX],
-            du: [const { MaybeUninit::uninit() }; U_MAX],
-            xh: [const { MaybeUninit::uninit() }; XH_MAX],
-            v: [const { MaybeUninit::uninit() }; V_MAX],
-            m: [const { MaybeUninit::uninit() }; M_MAX],
-            y: [0.0; Y_MAX],
+    /// A `Work` for `g`, initialised in place in `slot` (the caller's stack: a `Work` is never
+    /// moved, which would copy its 290 KB). Only `g`, the output rows and the padding of the
+    /// transposed input are written; everything else is written before it is read.
+    pub(super) fn init(slot: &mut MaybeUninit<Work>, g: WGeom) -> &mut Work {
+        let p = slot.as_mut_ptr();
+        // SAFETY: `g` and `y` are written here; every other field is an array of
+        // `MaybeUninit`, for which any contents are valid, so the whole `Work` is initialised.
+        let w = unsafe {
+            std::ptr::addr_of_mut!((*p).g).write(g);
+            std::ptr::addr_of_mut!((*p).y)
+                .cast::<f32>()
+                .write_bytes(0, Y_MAX);
+            slot.assume_init_mut()
         };
         if g.takes() && g.p > 0 {
-            // The padded rows in full; `transpose_in` writes the inside of every image.
-            w.xh[..g.hp() * g.wpad() * g.ci].fill(MaybeUninit::new(0.0));
+            // The border of the padded rows: `transpose_in` writes the inside of every image.
+            let (row, pad, inner) = (g.wpad() * g.ci, g.p * g.ci, g.wi * g.ci);
+            let zero = MaybeUninit::new(0.0);
+            w.xh[..g.p * row].fill(zero);
+            w.xh[(g.p + g.hi) * row..g.hp() * row].fill(zero);
+            for r in g.p..g.p + g.hi {
+                w.xh[r * row..][..pad].fill(zero);
+                w.xh[r * row + pad + inner..][..pad].fill(zero);
+            }
         }
         w
     }
@@ -346,7 +358,10 @@ impl Kernel for BackwardRun<'_> {
     type Out = ();
     #[inline(always)]
     fn run<V: Simd>(self, s: V) {
-        let (xi, dyi) = (self.gw.ci * self.gw.hi * self.gw.wi, self.gw.co * self.gw.ho * self.gw.wo);
+        let (xi, dyi) = (
+            self.gw.ci * self.gw.hi * self.gw.wi,
+            self.gw.co * self.gw.ho * self.gw.wo,
+        );
         let images = self.x.chunks_exact(xi).zip(self.dy.chunks_exact(dyi));
         for ((x, dy), dx) in images.zip(self.dx.chunks_exact_mut(xi)) {
             // SAFETY: `backward` checked both geometries, the room in `xh` and the lengths.
