@@ -135,7 +135,7 @@ fn the_seed_recipe_is_the_source_notebooks() {
     assert_eq!((r.max_lr(), Recipe::Onecycle.max_lr()), (0.01, 0.08));
     assert_eq!(
         (r.default_epochs(), Recipe::Onecycle.default_epochs()),
-        (20, 7)
+        (20, 8)
     );
     // The seed recipe augments exactly as the source; the default only more lightly.
     assert_eq!(r.strength(), gradspec::data::Strength::SOURCE);

@@ -3,8 +3,9 @@
 //! `GRADSPEC_SIMD=reference` or on a CPU with none of them — against the f64 reference, and a
 //! pinned hash of the weights after a short run on each path.
 //!
-//! `.ci/run` runs these tests normally (AVX-512), with `GRADSPEC_NO_AVX512=1` (AVX2), with
-//! `GRADSPEC_SIMD=reference`, and for aarch64 under qemu (NEON), so every path passes through
+//! `.ci/run` runs these tests normally (AVX-512, Winograd for conv2, conv5 and conv7), with
+//! `GRADSPEC_NO_AVX512=1` (AVX2), with `GRADSPEC_SIMD=reference`, with `GRADSPEC_WINOGRAD=0`
+//! (every convolution direct), and for aarch64 under qemu (NEON), so every path passes through
 //! them on every submission.
 //!
 //! # The bound
@@ -16,9 +17,9 @@
 //! worst-case bound (γ_N·Σ|terms| per layer, compounded) is far too loose to catch anything;
 //! instead the bound is stated against the tensor's own scale: for every parameter tensor,
 //! `max_i |g32_i − g64_i| ≤ 10⁻⁴ · max_i |g64_i|`, and the losses agree to `10⁻⁶` relative.
-//! Observed on the reference machine (12 images, seed 1): worst gradient ratio 1.6·10⁻⁶
-//! (direct kernels, conv1.weight) and 1.4·10⁻⁶ (reference, conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸
-//! relative. That is ~1,000 f32 ulps of the largest entry, and a margin of ~60 for other CPUs.
+//! Observed on the reference machine (12 images, seed 1): worst gradient ratio 1.7·10⁻⁶
+//! (Winograd, conv1.weight; 1.6·10⁻⁶ with every convolution direct) and 1.4·10⁻⁶ (reference,
+//! conv1.bias); loss 1.7·10⁻⁹ and 6.7·10⁻⁸ relative. That is ~1,000 f32 ulps of the largest entry, and a margin of ~60 for other CPUs.
 //! A real defect on either path — a wrong tap, a missing image, a lost tail lane — moves some
 //! entry by a sizeable fraction of the tensor's scale; the twin test shows that one entry of
 //! conv2's 4,608 weight gradients moved by 1% of the tensor's scale is caught.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Training recipe: `onecycle` (default, 7 epochs) or `seed` (the source notebook).
+    /// Training recipe: `onecycle` (default, 8 epochs) or `seed` (the source notebook).
     #[arg(long, value_parser = recipe)]
     pub recipe: Option<Recipe>,
     /// Number of epochs, 1 to 1000 (default: the recipe's; 7 for onecycle, 20 for seed).

@@ -10,7 +10,7 @@ use crate::data::Strength;
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// Default: SGD momentum 0.9, one-cycle learning rate (linear warm-up from 0.008 to 0.08
-    /// over the first 25% of steps, then cosine annealing to 0.08/1000), 7 epochs, the
+    /// over the first 25% of steps, then cosine annealing to 0.08/1000), 8 epochs, the
     /// source's augmentations at a lighter strength (rotation within ±8°, crop p = 0.1).
     Onecycle,
     /// The source notebook exactly: SGD lr 0.01 constant, momentum 0.9, 20 epochs.
@@ -40,7 +40,7 @@ impl Recipe {
     /// Epochs when `--epochs` is not given.
     pub fn default_epochs(self) -> usize {
         match self {
-            Recipe::Onecycle => 7,
+            Recipe::Onecycle => 8,
             Recipe::Seed => 20,
         }
     }
