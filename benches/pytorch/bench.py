@@ -4,7 +4,7 @@
 Not a test dependency: run it by hand, in the same session as `gradspec mnist bench`, so that
 both see the same machine.
 
-    python3 -m venv torchenv && torchenv/bin/pip install torch torchvision
+    python3 -m venv torchenv && torchenv/bin/pip install torch torchvision safetensors
     torchenv/bin/python benches/pytorch/bench.py --threads 2 --data-dir data/mnist
 
 Three figures, images per second, each the median of --repeats timed runs of --seconds:
