@@ -249,12 +249,12 @@ pub fn check_choice() -> Result<(), String> {
     winograd_choice().clone().map(|_| ())
 }
 
-/// The variable that chooses how conv2 runs on the kernels' path: by Winograd's
-/// `F(2×2, 3×3)` (`1`, unset or empty: the default) or by direct sums (`0`).
+/// The variable that chooses how conv2, conv5 and conv7 run on the kernels' path: by
+/// Winograd's `F(2×2, 3×3)` (`1`, unset or empty: the default) or by direct sums (`0`).
 pub const WINOGRAD_VAR: &str = "GRADSPEC_WINOGRAD";
 
-/// Whether the kernels' path runs conv2's forward pass, input gradient and weight gradient by
-/// Winograd (the default; `GRADSPEC_WINOGRAD=0` keeps them direct; read once). The two round
+/// Whether the kernels' path runs the forward pass, input gradient and weight gradient of
+/// conv2, conv5 and conv7 (the shapes the Winograd kernels take) by Winograd (the default; `GRADSPEC_WINOGRAD=0` keeps them direct; read once). The two round
 /// differently, so a run with `GRADSPEC_WINOGRAD=0` does not reproduce the bits of the
 /// default's records and pinned hashes (and the reverse); the speed it buys is in the README
 /// ("Winograd").

@@ -969,8 +969,8 @@ impl<T: Float> Net<T> {
 
 // The convolutions of the network: the kernels of `conv_simd` when `cpu::isa` chooses an
 // instruction set for them (AVX-512, AVX2 or NEON by default; see `GRADSPEC_SIMD`) and the float
-// type is f32 (Winograd's for conv2 when `cpu::winograd` is on, the default; the direct ones
-// otherwise), else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks
+// type is f32 (Winograd's for conv2, conv5 and conv7 when `cpu::winograd` is on, the default;
+// the direct ones otherwise), else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks
 // verify the reference path; `tests/cnn_conv_simd.rs` ties the three together).
 
 fn conv_fwd<T: Float, S: ConvShape>(
