@@ -455,24 +455,59 @@ fn a_short_scratch_panics_before_any_work() {
 }
 
 /// The shuffles of the weight gradient, [`Simd::transpose16`] and [`Simd::reduce16`], run on one
-/// instruction set: the 16 rows `a`, their transpose and their lane sums, as plain floats.
+/// instruction set: the 16 rows `a`, their transpose and their lane sums, as plain floats; and
+/// [`Simd::transpose16_mem`] of `a` for each `(lm, sm, rows)` of [`MEM_CASES`], into a
+/// `NaN`-filled 16×16.
 struct Shuffles(Vec<f32>);
 
+/// Load masks, store masks and row counts of [`Simd::transpose16_mem`] as the kernels use them
+/// (full; a plane's last run of positions; the Winograd output's last run) and mixed ones.
+const MEM_CASES: [(u16, u16, usize); 8] = [
+    (0xFFFF, 0xFFFF, 16),
+    (0x0FFF, 0xFFFF, 12),
+    (0x001F, 0xFFFF, 5),
+    (0x01FF, 0xFFFF, 9),
+    (0xFFFF, 0x00FF, 16),
+    (0xFFFF, 0x3FFF, 16),
+    (0xFFFF, 0x8421, 16),
+    (0x7FFE, 0xF00D, 15),
+];
+
 impl Kernel for Shuffles {
-    type Out = (Vec<f32>, Vec<f32>);
+    type Out = (Vec<f32>, Vec<f32>, Vec<Vec<f32>>);
     fn run<V: Simd>(self, s: V) -> Self::Out {
         let a: [V::V; 16] =
             std::array::from_fn(|i| s.array_to_vec(std::array::from_fn(|j| self.0[i * 16 + j])));
         let t = s.transpose16(a);
         let r = s.reduce16(a);
+        let mem = MEM_CASES
+            .iter()
+            .map(|&(lm, sm, rows)| {
+                let mut out = vec![f32::NAN; 256];
+                let o = out.as_mut_ptr();
+                // SAFETY: rows of 16 floats inside `self.0` (256) and `out` (256), `rows ≤ 16`.
+                unsafe {
+                    s.transpose16_mem(
+                        |i| self.0.as_ptr().add(16 * i),
+                        lm,
+                        |j| o.add(16 * j),
+                        sm,
+                        rows,
+                    )
+                };
+                out
+            })
+            .collect();
         (
             t.iter().flat_map(|v| s.to_array(*v)).collect(),
             s.to_array(r).to_vec(),
+            mem,
         )
     }
 }
 
-/// Every instruction set's 16×16 transpose moves each float to its mirrored place, and its
+/// Every instruction set's 16×16 transpose moves each float to its mirrored place (in registers,
+/// and from memory to memory through any masks), and its
 /// `reduce16` gives each row's sum in the order of [`simd::hsum16_tree`], bit for bit (the
 /// values span 12 binary orders of magnitude, so another order would round differently).
 #[test]
@@ -482,7 +517,24 @@ fn the_transpose_and_the_lane_sums_are_exact_on_every_instruction_set() {
         .map(|_| rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-6..6)))
         .collect();
     for cpu in isas() {
-        let (t, r) = cpu.vectorize(Shuffles(a.clone()));
+        let (t, r, mem) = cpu.vectorize(Shuffles(a.clone()));
+        for (&(lm, sm, rows), out) in MEM_CASES.iter().zip(&mem) {
+            for j in 0..16 {
+                for i in 0..16 {
+                    let got = out[j * 16 + i];
+                    let want = match (j < rows && sm >> i & 1 != 0, lm >> j & 1 != 0) {
+                        (false, _) => f32::NAN,
+                        (true, true) => a[i * 16 + j],
+                        (true, false) => 0.0,
+                    };
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{}: transpose16_mem {lm:#06x} {sm:#06x} {rows}: ({j}, {i}) = {got}",
+                        cpu.name()
+                    );
+                }
+            }
+        }
         for i in 0..16 {
             for j in 0..16 {
                 assert_eq!(
@@ -499,6 +551,63 @@ fn the_transpose_and_the_lane_sums_are_exact_on_every_instruction_set() {
                 "{}: reduce16 row {i}",
                 cpu.name()
             );
+        }
+    }
+}
+
+/// Every mask's [`Simd::load_masked`] and [`Simd::store_masked`] on one instruction set: for
+/// mask `m`, the 16 lanes loaded from `a` (`NaN` where `m` is clear, to be read as 0) and the
+/// 16 floats of a `NaN`-filled window after `b` is stored through `m`.
+struct Masked(Vec<f32>);
+
+impl Kernel for Masked {
+    type Out = Vec<([f32; 16], [f32; 16])>;
+    fn run<V: Simd>(self, s: V) -> Self::Out {
+        (0..=u16::MAX)
+            .map(|m| {
+                let src: Vec<f32> = (0..16)
+                    .map(|i| if m >> i & 1 != 0 { self.0[i] } else { f32::NAN })
+                    .collect();
+                // SAFETY: `src` holds 16 floats.
+                let loaded = s.to_array(unsafe { s.load_masked(m, src.as_ptr()) });
+                let mut dst = [f32::NAN; 16];
+                let v = s.array_to_vec(std::array::from_fn(|i| self.0[16 + i]));
+                // SAFETY: `dst` holds 16 floats.
+                unsafe { s.store_masked(dst.as_mut_ptr(), m, v) };
+                (loaded, dst)
+            })
+            .collect()
+    }
+}
+
+/// Every instruction set's masked load reads exactly the lanes of its mask (0 elsewhere) and
+/// its masked store writes exactly them (the rest of the window keeps its `NaN`), for all
+/// 65,536 masks: the kernels' partial vectors at the end of a plane or a row of positions.
+#[test]
+fn masked_loads_and_stores_touch_exactly_their_lanes_on_every_instruction_set() {
+    let ab: Vec<f32> = (0..32).map(|i| i as f32 + 1.0).collect();
+    for cpu in isas() {
+        for (m, (loaded, stored)) in cpu.vectorize(Masked(ab.clone())).into_iter().enumerate() {
+            for i in 0..16 {
+                let on = m >> i & 1 != 0;
+                let (want_l, want_s) = if on {
+                    (ab[i], ab[16 + i])
+                } else {
+                    (0.0, f32::NAN)
+                };
+                assert_eq!(
+                    loaded[i],
+                    want_l,
+                    "{}: load_masked {m:#06x} lane {i}",
+                    cpu.name()
+                );
+                assert!(
+                    stored[i] == want_s || (want_s.is_nan() && stored[i].is_nan()),
+                    "{}: store_masked {m:#06x} lane {i}: {}",
+                    cpu.name(),
+                    stored[i]
+                );
+            }
         }
     }
 }

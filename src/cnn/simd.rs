@@ -103,6 +103,13 @@ pub unsafe trait Simd: Copy {
         self.array_to_vec(a)
     }
 
+    /// A hint to bring the cache line holding `p` into the L1 cache; it never faults, so `p`
+    /// may point anywhere. Nothing in the scalar and NEON builds.
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        let _ = p;
+    }
+
     /// Writes the 16 lanes to `p`.
     ///
     /// # Safety
@@ -193,6 +200,34 @@ pub unsafe trait Simd: Copy {
             *r = self.array_to_vec(*m);
         }
         r
+    }
+
+    /// [`Simd::transpose16`] from memory to memory: for each row `j < rows` of the result, lane
+    /// `i` of the 16 floats at `dst(j)` (written only for the lanes `i` of `sm`) = lane `j` of
+    /// the 16 at `src(i)` (read only for the lanes `j` of `lm`, 0 elsewhere).
+    ///
+    /// The AVX2 build moves one 8×8 block at a time through registers, never the whole
+    /// 16×16 (32 `ymm`, twice its register file), and skips the blocks that nothing reads.
+    ///
+    /// # Safety
+    /// `src(i) + j` is readable for every `i < 16` and lane `j` of `lm`, `dst(j) + i` writable
+    /// for every `j < rows` and lane `i` of `sm`; `rows ≤ 16`.
+    #[inline(always)]
+    unsafe fn transpose16_mem(
+        self,
+        src: impl Fn(usize) -> *const f32,
+        lm: u16,
+        dst: impl Fn(usize) -> *mut f32,
+        sm: u16,
+        rows: usize,
+    ) {
+        // SAFETY: the lanes of `lm` at `src(i)` are readable (the caller).
+        let a = std::array::from_fn(|i| unsafe { self.load_masked(lm, src(i)) });
+        let t = self.transpose16(a);
+        for (j, &v) in t[..rows].iter().enumerate() {
+            // SAFETY: the lanes of `sm` at `dst(j)` are writable, `j < rows` (the caller).
+            unsafe { self.store_masked(dst(j), sm, v) };
+        }
     }
 }
 
@@ -377,6 +412,11 @@ mod x86 {
             unsafe { _mm512_loadu_ps(p) }
         }
         #[inline(always)]
+        fn prefetch(self, p: *const f32) {
+            // SAFETY: SSE (the token); a prefetch never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        #[inline(always)]
         unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> __m512 {
             // SAFETY: AVX-512F (the token); 8 readable floats at `lo` and at `hi` (the caller).
             // The upper 256 bits are replaced as four f64 lanes, which moves the bits unchanged.
@@ -467,6 +507,11 @@ mod x86 {
             unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))] }
         }
         #[inline(always)]
+        fn prefetch(self, p: *const f32) {
+            // SAFETY: SSE (the token); a prefetch never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        #[inline(always)]
         unsafe fn load_halves(self, lo: *const f32, hi: *const f32) -> Self::V {
             // SAFETY: AVX (the token); 8 readable floats at `lo` and at `hi` (the caller).
             unsafe { [_mm256_loadu_ps(lo), _mm256_loadu_ps(hi)] }
@@ -493,12 +538,28 @@ mod x86 {
             // readable; `wrapping_add` computes the address of the upper half without
             // claiming it is in bounds.
             unsafe {
-                let half = |m: u8, p: *const f32| match m {
-                    0 => _mm256_setzero_ps(),
-                    0xFF => _mm256_loadu_ps(p),
-                    _ => _mm256_maskload_ps(p, lane_mask(m)),
-                };
-                [half(m as u8, p), half((m >> 8) as u8, p.wrapping_add(8))]
+                [
+                    load_half(m as u8, p),
+                    load_half((m >> 8) as u8, p.wrapping_add(8)),
+                ]
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_masked(self, p: *mut f32, m: u16, v: Self::V) {
+            if m == u16::MAX {
+                // SAFETY: every lane is in the mask, so `p .. p+16` is writable.
+                return unsafe { self.store(p, v) };
+            }
+            // As `load_masked`: a full half is one store, an empty one none, and only a mixed
+            // half needs `vmaskmovps` (the Winograd output's last run of positions is
+            // usually a full or an empty half).
+            // SAFETY: AVX2 (the token). A half with all 8 lanes in the mask is writable (the
+            // caller), a half with none is not written, and `vmaskmovps` writes only the lanes
+            // whose mask element is set, which are writable; `wrapping_add` as in
+            // `load_masked`.
+            unsafe {
+                store_half(m as u8, p, v[0]);
+                store_half((m >> 8) as u8, p.wrapping_add(8), v[1]);
             }
         }
         #[inline(always)]
@@ -545,6 +606,97 @@ mod x86 {
                     [b01[j - 8], b11[j - 8]]
                 }
             })
+        }
+        #[inline(always)]
+        unsafe fn transpose16_mem(
+            self,
+            src: impl Fn(usize) -> *const f32,
+            lm: u16,
+            dst: impl Fn(usize) -> *mut f32,
+            sm: u16,
+            rows: usize,
+        ) {
+            // Block (b, h): lane half `h` of the rows read `8b .. 8b+8` becomes lane half `b`
+            // of the rows written `8h .. 8h+8`; 8 loads, 24 shuffles and 8 stores in 16
+            // registers.
+            for h in 0..2 {
+                if 8 * h >= rows {
+                    break;
+                }
+                let (lmh, n) = ((lm >> (8 * h)) as u8, (rows - 8 * h).min(8));
+                for b in 0..2 {
+                    let smb = (sm >> (8 * b)) as u8;
+                    if smb == 0 {
+                        continue;
+                    }
+                    // SAFETY: half `h` of the row at `src(8b + i)` is readable for the lanes
+                    // of `lmh`, half `b` of the row at `dst(8h + j)`, `j < n`, writable for
+                    // the lanes of `smb` (the caller; `wrapping_add` as in `load_masked`).
+                    unsafe {
+                        let row = |i| src(8 * b + i).wrapping_add(8 * h);
+                        let t = if lmh == 0xFF {
+                            transpose8_load(row)
+                        } else {
+                            transpose8(std::array::from_fn(|i| load_half(lmh, row(i))))
+                        };
+                        for (j, &t) in t[..n].iter().enumerate() {
+                            store_half(smb, dst(8 * h + j).wrapping_add(8 * b), t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lanes of the 8-bit mask `m` from `p`, 0 elsewhere: a full mask is one load, an
+    /// empty one none, and only a mixed one needs `vmaskmovps`.
+    ///
+    /// # Safety
+    /// `p + i` is readable for every lane `i` of `m` (`vmaskmovps` reads only those lanes, and
+    /// does not fault on the others).
+    #[inline(always)]
+    unsafe fn load_half(m: u8, p: *const f32) -> __m256 {
+        // SAFETY: AVX2, which every caller is compiled for; the lanes read are readable.
+        unsafe {
+            match m {
+                0 => _mm256_setzero_ps(),
+                0xFF => _mm256_loadu_ps(p),
+                _ => _mm256_maskload_ps(p, lane_mask(m)),
+            }
+        }
+    }
+
+    /// The lanes of the 8-bit mask `m` of `v` to `p`, nothing else written ([`load_half`]'s
+    /// store). The lowest `n` lanes (the end of a run of positions, the usual partial mask)
+    /// are stored 4, 2 and 1 at a time: `vmaskmovps` to memory is microcoded on AMD's cores
+    /// (Zen 4 too) and far slower than its load.
+    ///
+    /// # Safety
+    /// `p + i` is writable for every lane `i` of `m`.
+    #[inline(always)]
+    unsafe fn store_half(m: u8, p: *mut f32, v: __m256) {
+        // SAFETY: AVX2, which every caller is compiled for; the lanes written are writable
+        // (for the lowest `n` lanes: `p .. p + n`, stored in pieces that stay inside it).
+        unsafe {
+            match m {
+                0 => {}
+                0xFF => _mm256_storeu_ps(p, v),
+                _ if m & m.wrapping_add(1) == 0 => {
+                    let (mut n, mut p, mut x) = (m.trailing_ones(), p, _mm256_castps256_ps128(v));
+                    if n >= 4 {
+                        _mm_storeu_ps(p, x);
+                        (n, p, x) = (n - 4, p.add(4), _mm256_extractf128_ps::<1>(v));
+                    }
+                    if n >= 2 {
+                        _mm_storel_epi64(p.cast(), _mm_castps_si128(x));
+                        (n, p, x) = (n - 2, p.add(2), _mm_movehl_ps(x, x));
+                    }
+                    if n == 1 {
+                        _mm_store_ss(p, x);
+                    }
+                }
+                _ => _mm256_maskstore_ps(p, lane_mask(m), v),
+            }
         }
     }
 
@@ -600,6 +752,40 @@ mod x86 {
                     _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
                 }
             })
+        }
+    }
+
+    /// [`transpose8`] of the eight rows of 8 floats at `p(i)`, with its 128-bit stage done by
+    /// the loads: `x[r]` = columns `0..4` of rows `r` and `r + 4` (`vinsertf128` from memory),
+    /// `x[4 + r]` their columns `4..8`, so two in-lane 4×4 transposes finish it (16 shuffles,
+    /// not 24).
+    ///
+    /// # Safety
+    /// `p(i) .. p(i) + 8` is readable for every `i < 8`.
+    #[inline(always)]
+    unsafe fn transpose8_load(p: impl Fn(usize) -> *const f32) -> [__m256; 8] {
+        // SAFETY: AVX, which every caller is compiled for; the reads are inside the rows.
+        unsafe {
+            let x: [__m256; 8] = std::array::from_fn(|i| {
+                let (r, h) = (i % 4, 4 * (i / 4));
+                let lo = _mm256_castps128_ps256(_mm_loadu_ps(p(r).add(h)));
+                _mm256_insertf128_ps::<1>(lo, _mm_loadu_ps(p(r + 4).add(h)))
+            });
+            let mut out = [_mm256_setzero_ps(); 8];
+            for q in 0..2 {
+                let x = &x[4 * q..4 * q + 4];
+                let t = [
+                    _mm256_unpacklo_ps(x[0], x[1]),
+                    _mm256_unpackhi_ps(x[0], x[1]),
+                    _mm256_unpacklo_ps(x[2], x[3]),
+                    _mm256_unpackhi_ps(x[2], x[3]),
+                ];
+                out[4 * q] = _mm256_shuffle_ps::<0x44>(t[0], t[2]);
+                out[4 * q + 1] = _mm256_shuffle_ps::<0xEE>(t[0], t[2]);
+                out[4 * q + 2] = _mm256_shuffle_ps::<0x44>(t[1], t[3]);
+                out[4 * q + 3] = _mm256_shuffle_ps::<0xEE>(t[1], t[3]);
+            }
+            out
         }
     }
 

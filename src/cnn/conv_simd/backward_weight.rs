@@ -214,20 +214,20 @@ mod kernel {
             t.len()
         );
         let (cb, pb) = (c / L, p_len / L);
+        let tp = t.as_mut_ptr();
         for ob in 0..cb {
             for qb in 0..pb {
                 // SAFETY: rows `16·ob + r < c` of `s` from column `16·qb`, 16 floats each
                 // (`16·qb + 16 ≤ p_len`); rows `ob·p_len + 16·qb + r < cb·p_len` of `t`, 16
                 // floats each: all inside the `c·p_len` slices.
                 unsafe {
-                    let mut r = [v.zero(); 16];
-                    for (i, r) in r.iter_mut().enumerate() {
-                        *r = v.load(s.as_ptr().add((ob * L + i) * p_len + qb * L));
-                    }
-                    let r = v.transpose16(r);
-                    for (i, x) in r.iter().enumerate() {
-                        v.store(t.as_mut_ptr().add((ob * p_len + qb * L + i) * L), *x);
-                    }
+                    v.transpose16_mem(
+                        |i| s.as_ptr().add((ob * L + i) * p_len + qb * L),
+                        u16::MAX,
+                        |i| tp.add((ob * p_len + qb * L + i) * L),
+                        u16::MAX,
+                        L,
+                    )
                 }
             }
         }

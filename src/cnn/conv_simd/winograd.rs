@@ -518,24 +518,34 @@ mod kernel {
         for pb in 0..plane.div_ceil(L) {
             let lanes = (plane - pb * L).min(L);
             let mask = mask_low(lanes as u32);
+            // Where position `pb·16 + j` lies in the padded rows.
+            let mut at = [0; L];
+            let (mut r, mut col) = ((pb * L) / w, (pb * L) % w);
+            for at in &mut at[..lanes] {
+                *at = ((r + p) * wp + col + p) * C;
+                col += 1;
+                if col == w {
+                    (r, col) = (r + 1, 0);
+                }
+            }
+            for k in 0..C {
+                // Four runs ahead: one stream per channel is more than the hardware
+                // prefetchers follow.
+                s.prefetch(src.wrapping_add(k * plane + (pb + 4) * L));
+            }
             for cb in 0..C / L {
-                let mut a = [s.zero(); L];
-                for (k, a) in a.iter_mut().enumerate() {
-                    // SAFETY: the lanes of `mask` are positions `< h·w` of the plane of
-                    // channel `cb·16 + k < C`.
-                    *a = unsafe { s.load_masked(mask, src.add((cb * L + k) * plane + pb * L)) };
-                }
-                let t = s.transpose16(a);
-                let (mut r, mut col) = ((pb * L) / w, (pb * L) % w);
-                for &v in &t[..lanes] {
-                    // SAFETY: `r < h`, `col < w`: inside the padded rows, channels
-                    // `cb·16 + 16 ≤ C`.
-                    unsafe { s.store(dst.add(((r + p) * wp + col + p) * C + cb * L), v) };
-                    col += 1;
-                    if col == w {
-                        (r, col) = (r + 1, 0);
-                    }
-                }
+                // SAFETY: the lanes of `mask` are positions `< h·w` of the planes of channels
+                // `cb·16 + k < C`; position `j < lanes` lies at `r < h`, `col < w`, inside the
+                // padded rows, channels `cb·16 + 16 ≤ C`.
+                unsafe {
+                    s.transpose16_mem(
+                        |k| src.add((cb * L + k) * plane + pb * L),
+                        mask,
+                        |j| dst.add(at[j] + cb * L),
+                        u16::MAX,
+                        lanes,
+                    )
+                };
             }
         }
     }
@@ -564,22 +574,18 @@ mod kernel {
     ) {
         for t in 0..tw {
             for cb in 0..CI / L {
-                // Along the rows, one column at a time: e[j][a] = (Bᵀ d)[a][j].
-                let mut e = [[s.zero(); 4]; 4];
-                for (j, e) in e.iter_mut().enumerate() {
-                    let mut d = [s.zero(); 4];
-                    for (i, d) in d.iter_mut().enumerate() {
-                        // SAFETY: rows `2ty .. 2ty+4`, columns `2t .. 2t+4 ≤ wp`.
-                        *d = unsafe {
-                            s.load(xh.add(((2 * ty + i) * wp + 2 * t + j) * CI + cb * L))
-                        };
-                    }
-                    *e = bt(s, d);
-                }
-                #[allow(clippy::needless_range_loop)]
+                // SAFETY: rows `2ty .. 2ty+4`, columns `2t .. 2t+4 ≤ wp`.
+                let d = unsafe { xh.add(((2 * ty) * wp + 2 * t) * CI + cb * L) };
+                // One row `a` of `Bᵀ d` at a time (each from two rows of `d`, loaded again
+                // from L1 rather than all 16 held: AVX2's 16 registers hold 8 vectors), then
+                // along it. (Holding all 16 made no measurable difference to AVX-512.)
                 for a in 0..4 {
-                    let r = bt(s, [e[0][a], e[1][a], e[2][a], e[3][a]]);
-                    for (b, &val) in r.iter().enumerate() {
+                    let mut e = [s.zero(); 4];
+                    for (j, e) in e.iter_mut().enumerate() {
+                        // SAFETY: as above.
+                        *e = unsafe { bt_row(s, a, d.add(j * CI), wp * CI) };
+                    }
+                    for (b, &val) in bt(s, e).iter().enumerate() {
                         // SAFETY: `(ξ·tw + t)·CI + cb·16 + 16 ≤ 16·tw·CI`.
                         unsafe { s.store(v.add(((4 * a + b) * tw + t) * CI + cb * L), val) };
                     }
@@ -588,7 +594,7 @@ mod kernel {
         }
     }
 
-    /// `Bᵀ d` for one column `d` of four.
+    /// `Bᵀ d` for one column `d` of four, `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
     #[inline(always)]
     fn bt<V: Simd>(s: V, d: [V::V; 4]) -> [V::V; 4] {
         [
@@ -597,6 +603,26 @@ mod kernel {
             sub(s, d[2], d[1]),
             sub(s, d[1], d[3]),
         ]
+    }
+
+    /// Row `a` of [`bt`] for the column of four vectors at `d`, `d + stride`, …, loading only
+    /// the two it needs. (Written out, not through closures: a closure is compiled without
+    /// the instruction set's features, so the intrinsics inside it would not inline.)
+    ///
+    /// # Safety
+    /// The vectors at `d + i·stride` it reads are readable.
+    #[inline(always)]
+    unsafe fn bt_row<V: Simd>(s: V, a: usize, d: *const f32, stride: usize) -> V::V {
+        // SAFETY: as this function.
+        unsafe {
+            let at = |i: usize| d.add(i * stride);
+            match a {
+                0 => sub(s, s.load(at(0)), s.load(at(2))),
+                1 => s.add(s.load(at(1)), s.load(at(2))),
+                2 => sub(s, s.load(at(2)), s.load(at(1))),
+                _ => sub(s, s.load(at(1)), s.load(at(3))),
+            }
+        }
     }
 
     /// `M[ξ][t][o] = Σ_c V[ξ][t][c]·U[ξ][c][o]` for the tiles of the row.
@@ -692,19 +718,22 @@ mod kernel {
         let y = w.y.as_mut_ptr();
         for t in 0..tw {
             for ob in 0..CO / L {
-                // Along the rows: f[i][b] = (Aᵀ M)[i][b].
-                let mut f = [[s.zero(); 4]; 2];
-                #[allow(clippy::needless_range_loop)]
-                for b in 0..4 {
-                    let mut mm = [s.zero(); 4];
-                    for (a, mm) in mm.iter_mut().enumerate() {
+                // One output row `i` at a time (as in `input_transform_at`): along the rows,
+                // f[b] = (Aᵀ M)[i][b], then along f.
+                for i in 0..2 {
+                    let mut f = [s.zero(); 4];
+                    for (b, f) in f.iter_mut().enumerate() {
                         // SAFETY: inside `M` (`takes`).
-                        *mm = unsafe { s.load(m.add(((4 * a + b) * tw + t) * CO + ob * L)) };
+                        *f = unsafe {
+                            let p = m.add((b * tw + t) * CO + ob * L);
+                            let mm = |a: usize| p.add(a * 4 * tw * CO);
+                            if i == 0 {
+                                s.add(s.add(s.load(mm(0)), s.load(mm(1))), s.load(mm(2)))
+                            } else {
+                                sub(s, sub(s, s.load(mm(1)), s.load(mm(2))), s.load(mm(3)))
+                            }
+                        };
                     }
-                    f[0][b] = s.add(s.add(mm[0], mm[1]), mm[2]);
-                    f[1][b] = sub(s, sub(s, mm[1], mm[2]), mm[3]);
-                }
-                for (i, f) in f.iter().enumerate() {
                     let mut out = [
                         s.add(s.add(f[0], f[1]), f[2]),
                         sub(s, sub(s, f[1], f[2]), f[3]),
@@ -743,18 +772,18 @@ mod kernel {
             let lanes = (n - pb * L).min(L);
             let mask = mask_low(lanes as u32);
             for ob in 0..CO / L {
-                let mut a = [s.zero(); L];
-                for (q, a) in a.iter_mut().enumerate() {
-                    // SAFETY: position `pb·16 + q < ⌈2·wo/16⌉·16`, inside `Y_MAX` (`takes`).
-                    *a = unsafe { s.load(y.add((pb * L + q) * CO + ob * L)) };
-                }
-                let t = s.transpose16(a);
-                for (k, &v) in t.iter().enumerate() {
-                    let at = (ob * L + k) * g.ho * wo + 2 * ty * wo + pb * L;
-                    // SAFETY: the lanes of `mask` are positions `< 2·wo` of the two rows of
-                    // channel `ob·16 + k` of `out`.
-                    unsafe { s.store_masked(o.add(at), mask, v) };
-                }
+                // SAFETY: position `pb·16 + q < ⌈2·wo/16⌉·16` is inside `Y_MAX` (`takes`); the
+                // lanes of `mask` are positions `< 2·wo` of the two rows of channel
+                // `ob·16 + k` of `out`.
+                unsafe {
+                    s.transpose16_mem(
+                        |q| y.add((pb * L + q) * CO + ob * L),
+                        u16::MAX,
+                        |k| o.add((ob * L + k) * g.ho * wo + 2 * ty * wo + pb * L),
+                        mask,
+                        L,
+                    )
+                };
             }
         }
     }
@@ -851,21 +880,18 @@ mod kernel {
     ) {
         for t in 0..tw {
             for ob in 0..CO / L {
-                let mut d = [[s.zero(); 2]; 2];
-                for (i, d) in d.iter_mut().enumerate() {
-                    for (j, d) in d.iter_mut().enumerate() {
-                        // SAFETY: row `2ty + i`, column `2t + j < wp`, channels
-                        // `ob·16 + 16 ≤ CO`.
-                        *d = unsafe {
-                            s.load(dyh.add(((2 * ty + i) * wp + 2 * t + j) * CO + ob * L))
-                        };
-                    }
-                }
-                // Along the rows (e[a][j]), then along the columns.
-                let e0 = a_col(s, d[0][0], d[1][0]);
-                let e1 = a_col(s, d[0][1], d[1][1]);
+                // SAFETY: row `2ty`, column `2t`, channels `ob·16 + 16 ≤ CO`.
+                let d = unsafe { dyh.add(((2 * ty) * wp + 2 * t) * CO + ob * L) };
+                // One row `ra` of `A d` at a time (as in `input_transform_at`), then along it.
                 for ra in 0..4 {
-                    let r = a_col(s, e0[ra], e1[ra]);
+                    // SAFETY: rows `2ty, 2ty + 1`, columns `2t, 2t + 1 < wp`.
+                    let r = unsafe {
+                        a_col(
+                            s,
+                            a_row(s, ra, d, wp * CO),
+                            a_row(s, ra, d.add(CO), wp * CO),
+                        )
+                    };
                     for (b, &val) in r.iter().enumerate() {
                         // SAFETY: `(ξ·tw + t)·CO + ob·16 + 16 ≤ 16·tw·CO`.
                         unsafe { s.store(m.add(((4 * ra + b) * tw + t) * CO + ob * L), val) };
@@ -879,6 +905,24 @@ mod kernel {
     #[inline(always)]
     fn a_col<V: Simd>(s: V, d0: V::V, d1: V::V) -> [V::V; 4] {
         [d0, s.add(d0, d1), sub(s, d0, d1), d1]
+    }
+
+    /// Row `r` of [`a_col`] for the column of two vectors at `d` and `d + stride`, loading
+    /// only what it needs (no closures: see [`bt_row`]).
+    ///
+    /// # Safety
+    /// Both vectors are readable.
+    #[inline(always)]
+    unsafe fn a_row<V: Simd>(s: V, r: usize, d: *const f32, stride: usize) -> V::V {
+        // SAFETY: as this function.
+        unsafe {
+            match r {
+                0 => s.load(d),
+                1 => s.add(s.load(d), s.load(d.add(stride))),
+                2 => sub(s, s.load(d), s.load(d.add(stride))),
+                _ => s.load(d.add(stride)),
+            }
+        }
     }
 
     /// `dU[ξ][c][o] += Σ_t V[ξ][t][c]·M̄[ξ][t][o]` over the tiles of the row, in register
