@@ -528,10 +528,12 @@ mod kernel {
                     (r, col) = (r + 1, 0);
                 }
             }
-            for k in 0..C {
-                // Four runs ahead: one stream per channel is more than the hardware
-                // prefetchers follow.
-                s.prefetch(src.wrapping_add(k * plane + (pb + 4) * L));
+            if (pb + 4) * L < plane {
+                for k in 0..C {
+                    // Four runs ahead: one stream per channel is more than the hardware
+                    // prefetchers follow.
+                    s.prefetch(src.wrapping_add(k * plane + (pb + 4) * L));
+                }
             }
             for cb in 0..C / L {
                 // SAFETY: the lanes of `mask` are positions `< h·w` of the planes of channels
