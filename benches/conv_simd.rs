@@ -4,9 +4,10 @@
 //! time), seeded inputs, one thread. Names carry the pass, the implementation and the input
 //! shape: `conv2_fwd_avx512_f32_b128_16x26x26_k3` and `conv2_fwd_avx2_f32_b128_16x26x26_k3`
 //! against `conv2_fwd_generic_f32_b128_16x26x26_k3`. `bwdin` is the input gradient, `bwdw` the
-//! weight and bias gradients. Where the Winograd kernels run a shape (conv2), they are measured
-//! too, as `conv2_fwd_winograd_avx512_…` (`bwdw`: the weight gradient by Winograd, the bias
-//! gradient direct, as the network runs them).
+//! weight and bias gradients. Where the Winograd kernels run a shape (conv2, conv5, conv7), they
+//! are measured too, as `conv2_fwd_winograd_avx512_…` (`bwdw`: the weight gradient by Winograd,
+//! the bias gradient direct, as the network runs them; `bwd`: the input and weight gradients as
+//! the one pass the network runs).
 use criterion::Criterion;
 use gradspec::cnn::conv::{
     ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,

@@ -17,7 +17,7 @@ pub struct TrainArgs {
     /// Training recipe: `onecycle` (default, 8 epochs) or `seed` (the source notebook).
     #[arg(long, value_parser = recipe)]
     pub recipe: Option<Recipe>,
-    /// Number of epochs, 1 to 1000 (default: the recipe's; 7 for onecycle, 20 for seed).
+    /// Number of epochs, 1 to 1000 (default: the recipe's; 8 for onecycle, 20 for seed).
     #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Seed of the initialisation, shuffle, augmentation and dropout [default: 1].
