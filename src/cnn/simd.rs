@@ -18,8 +18,10 @@
 //!
 //! Masks are `u16`, bit `i` for lane `i`. The non-AVX-512 builds take a fast path for the
 //! full mask and go through a stack array for a partial one (only the last wide vector of an
-//! image has one), except AVX2's masked load (`vmaskmovps`) and its packed store into a
-//! 16-float window ([`Simd::store_compressed_window`]: `vpermps` per half).
+//! image has one), except AVX2's masked load (`vmaskmovps`), its masked store (whole halves,
+//! and the lowest lanes of a half in pieces of 4, 2 and 1: AMD's `vmaskmovps` to memory is
+//! slow) and its packed store into a 16-float window ([`Simd::store_compressed_window`]:
+//! `vpermps` per half).
 use super::cpu::Isa;
 
 /// Floats per vector.
@@ -550,9 +552,9 @@ mod x86 {
                 // SAFETY: every lane is in the mask, so `p .. p+16` is writable.
                 return unsafe { self.store(p, v) };
             }
-            // As `load_masked`: a full half is one store, an empty one none, and only a mixed
-            // half needs `vmaskmovps` (the Winograd output's last run of positions is
-            // usually a full or an empty half).
+            // As `load_masked`: a full half is one store, an empty one none, the lowest `n`
+            // lanes a few narrower stores (`store_half`), and only another mask needs
+            // `vmaskmovps`.
             // SAFETY: AVX2 (the token). A half with all 8 lanes in the mask is writable (the
             // caller), a half with none is not written, and `vmaskmovps` writes only the lanes
             // whose mask element is set, which are writable; `wrapping_add` as in
@@ -617,8 +619,9 @@ mod x86 {
             rows: usize,
         ) {
             // Block (b, h): lane half `h` of the rows read `8b .. 8b+8` becomes lane half `b`
-            // of the rows written `8h .. 8h+8`; 8 loads, 24 shuffles and 8 stores in 16
-            // registers.
+            // of the rows written `8h .. 8h+8`, in 16 registers: 16 loads of 4 floats and 16
+            // shuffles (`transpose8_load`) when the half is read whole, else 8 masked loads and
+            // 24 shuffles; 8 stores.
             for h in 0..2 {
                 if 8 * h >= rows {
                     break;
