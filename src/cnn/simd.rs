@@ -223,8 +223,11 @@ pub unsafe trait Simd: Copy {
         sm: u16,
         rows: usize,
     ) {
-        // SAFETY: the lanes of `lm` at `src(i)` are readable (the caller).
-        let a = std::array::from_fn(|i| unsafe { self.load_masked(lm, src(i)) });
+        let mut a = [self.zero(); LANES];
+        for (i, a) in a.iter_mut().enumerate() {
+            // SAFETY: the lanes of `lm` at `src(i)` are readable (the caller).
+            *a = unsafe { self.load_masked(lm, src(i)) };
+        }
         let t = self.transpose16(a);
         for (j, &v) in t[..rows].iter().enumerate() {
             // SAFETY: the lanes of `sm` at `dst(j)` are writable, `j < rows` (the caller).
@@ -640,7 +643,11 @@ mod x86 {
                         let t = if lmh == 0xFF {
                             transpose8_load(row)
                         } else {
-                            transpose8(std::array::from_fn(|i| load_half(lmh, row(i))))
+                            let mut a = [_mm256_setzero_ps(); 8];
+                            for (i, a) in a.iter_mut().enumerate() {
+                                *a = load_half(lmh, row(i));
+                            }
+                            transpose8(a)
                         };
                         for (j, &t) in t[..n].iter().enumerate() {
                             store_half(smb, dst(8 * h + j).wrapping_add(8 * b), t);
@@ -769,11 +776,12 @@ mod x86 {
     unsafe fn transpose8_load(p: impl Fn(usize) -> *const f32) -> [__m256; 8] {
         // SAFETY: AVX, which every caller is compiled for; the reads are inside the rows.
         unsafe {
-            let x: [__m256; 8] = std::array::from_fn(|i| {
+            let mut x = [_mm256_setzero_ps(); 8];
+            for (i, x) in x.iter_mut().enumerate() {
                 let (r, h) = (i % 4, 4 * (i / 4));
                 let lo = _mm256_castps128_ps256(_mm_loadu_ps(p(r).add(h)));
-                _mm256_insertf128_ps::<1>(lo, _mm_loadu_ps(p(r + 4).add(h)))
-            });
+                *x = _mm256_insertf128_ps::<1>(lo, _mm_loadu_ps(p(r + 4).add(h)));
+            }
             let mut out = [_mm256_setzero_ps(); 8];
             for q in 0..2 {
                 let x = &x[4 * q..4 * q + 4];
