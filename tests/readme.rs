@@ -37,14 +37,22 @@ struct Row {
 /// The rows of the table under `## What you get`, by their first cell.
 fn headline(readme: &str) -> BTreeMap<String, Row> {
     let mut lines = readme.lines().skip_while(|l| l.trim() != "## What you get");
-    assert!(lines.next().is_some(), "README.md has no '## What you get' section");
+    assert!(
+        lines.next().is_some(),
+        "README.md has no '## What you get' section"
+    );
     let mut rows = BTreeMap::new();
     for line in lines
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
         .skip(2)
     {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         assert_eq!(cells.len(), 3, "headline row without three cells: {line}");
         let row = Row {
             value: cells[1].to_string(),
@@ -162,8 +170,17 @@ fn epoch_figures_are_the_records_and_the_default_recipe() {
     let cited = cited_metrics(r, key);
     for file in cited.iter().chain(&cited_metrics(seeds, "seeds 1 to 5")) {
         let m = metrics(file);
-        assert_eq!(m.len(), epochs, "row '{key}': {file} has {} epochs", m.len());
-        assert_eq!(m.last().map(|e| e.0 as usize), Some(epochs), "{file}: last epoch");
+        assert_eq!(
+            m.len(),
+            epochs,
+            "row '{key}': {file} has {} epochs",
+            m.len()
+        );
+        assert_eq!(
+            m.last().map(|e| e.0 as usize),
+            Some(epochs),
+            "{file}: last epoch"
+        );
     }
 
     let key = "first epoch at ≥ 99.40 % (seed 1)";
@@ -176,7 +193,12 @@ fn epoch_figures_are_the_records_and_the_default_recipe() {
         .find(|(_, acc)| *acc >= 99.40)
         .map(|(e, _)| *e)
         .expect("the run reaches 99.40 %");
-    assert_eq!(r.value, first.to_string(), "row '{key}' against {}", files[0]);
+    assert_eq!(
+        r.value,
+        first.to_string(),
+        "row '{key}' against {}",
+        files[0]
+    );
 }
 
 #[test]
@@ -196,7 +218,10 @@ fn label_counts_are_the_registrys() {
                 .trim()
                 .split_once(" in ")
                 .unwrap_or_else(|| panic!("row '{key}': expected 'N in FILE', got '{p}'"));
-            (file.trim().to_string(), n.trim().parse().expect("a whole number"))
+            (
+                file.trim().to_string(),
+                n.trim().parse().expect("a whole number"),
+            )
         })
         .collect();
 
@@ -215,7 +240,10 @@ fn label_counts_are_the_registrys() {
 fn readme_states_each_headline_figure_once_and_stays_short() {
     let text = readme();
     let lines = text.lines().count();
-    assert!(lines <= 320, "README.md has {lines} lines; keep it a guide of about 300");
+    assert!(
+        lines <= 320,
+        "README.md has {lines} lines; keep it a guide of about 300"
+    );
 
     let tokens: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || "()[]|:;*`".contains(c))
@@ -231,7 +259,10 @@ fn readme_states_each_headline_figure_once_and_stays_short() {
             continue; // a single digit (epochs, an epoch number) is too common a token to count
         }
         let n = tokens.iter().filter(|t| **t == figure).count();
-        assert_eq!(n, 1, "'{figure}' (row '{key}') appears {n} times in README.md");
+        assert_eq!(
+            n, 1,
+            "'{figure}' (row '{key}') appears {n} times in README.md"
+        );
     }
 }
 
@@ -312,7 +343,10 @@ fn slugs_are_githubs() {
         slug("Tests, snapshots, CI and mutation testing"),
         "tests-snapshots-ci-and-mutation-testing"
     );
-    assert_eq!(slug("Part 1: backpropagation by hand"), "part-1-backpropagation-by-hand");
+    assert_eq!(
+        slug("Part 1: backpropagation by hand"),
+        "part-1-backpropagation-by-hand"
+    );
 }
 
 /// Every tracked file, from `git ls-files` (or, without git, every file outside `target/` and

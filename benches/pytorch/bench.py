@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch's figures for the README's performance table, measured like `gradspec mnist bench`.
+"""PyTorch's figures for the performance tables (README.md and docs/performance.md),
+measured like `gradspec mnist bench`.
 
 Not a test dependency: run it by hand, right after `gradspec mnist bench`, in the same hour, so that
 both see the same machine.
