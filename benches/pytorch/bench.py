@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch's figures for the README's performance table, measured like `gradspec mnist bench`.
+"""PyTorch's figures for the performance tables (README.md and docs/performance.md),
+measured like `gradspec mnist bench`.
 
-Not a test dependency: run it by hand, in the same session as `gradspec mnist bench`, so that
+Not a test dependency: run it by hand, right after `gradspec mnist bench`, in the same hour, so that
 both see the same machine.
 
     python3 -m venv torchenv && torchenv/bin/pip install torch torchvision safetensors
