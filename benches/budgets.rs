@@ -15,8 +15,8 @@
 //! (`cargo bench --bench budgets -- --measurement-time 2`); a filter that skips a measurement
 //! skips the budget check.
 use criterion::{Criterion, Throughput};
-use gradspec::train::bench::{BenchReport, Calibration, Workload, check_budgets, parse_budgets};
 use gradspec::data::{self, Split};
+use gradspec::train::bench::{BenchReport, Calibration, Workload, check_budgets, parse_budgets};
 use gradspec::train::recipe::BATCH;
 use std::cell::Cell;
 use std::path::PathBuf;

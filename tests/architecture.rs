@@ -85,7 +85,12 @@ fn references(text: &str, prefix: &str) -> BTreeSet<String> {
 /// `src/a/b.rs` → `a`, `src/a.rs` → `a`.
 fn top_module(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -213,7 +218,10 @@ fn only_the_command_line_and_main_import_the_command_line() {
             );
         }
     }
-    assert!(g["main"].contains_key("cli"), "the reader missed main → cli");
+    assert!(
+        g["main"].contains_key("cli"),
+        "the reader missed main → cli"
+    );
 }
 
 #[test]

@@ -151,9 +151,12 @@ fn a_checkpoint_of_the_previous_release_loads_and_resumes() {
     let bytes = std::fs::read(part.path().join("checkpoint.safetensors")).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let state: serde_json::Value =
-        serde_json::from_str(header["__metadata__"]["gradspec.run_state"].as_str().unwrap())
-            .unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        header["__metadata__"]["gradspec.run_state"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     for (key, value) in [
         ("recipe", serde_json::json!("onecycle")),
         ("epochs", serde_json::json!(3)),

@@ -87,7 +87,10 @@ pub struct SpecCoverageArgs {
 /// (`resume`, when the run kept a checkpoint) or starts it again (`restart`); other errors pass
 /// through. The stop stays under the added line, so that [`exit_code`] still sees it.
 pub fn explain_interruption(e: anyhow::Error, resume: &str, restart: &str) -> anyhow::Error {
-    let line = match e.downcast_ref::<crate::Error>().and_then(crate::Error::stopped) {
+    let line = match e
+        .downcast_ref::<crate::Error>()
+        .and_then(crate::Error::stopped)
+    {
         Some(s) if s.completed_epochs > 0 => format!("{s}; resume with: {resume}"),
         Some(s) => format!("{s}; start again with: {restart}"),
         None => return e,
@@ -111,7 +114,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(crate::Error::Stopped(_)) => 130,
         Some(crate::Error::Failed(_)) => 1,
         // `backprop explain` hands its `Diverged` on as it is, not as a library error.
-        _ if e.downcast_ref::<crate::backprop::train::Diverged>().is_some() => 1,
+        _ if e
+            .downcast_ref::<crate::backprop::train::Diverged>()
+            .is_some() =>
+        {
+            1
+        }
         _ => 2,
     }
 }
@@ -255,4 +263,3 @@ pub fn check_out_file(path: &std::path::Path, flag: &str) -> anyhow::Result<()> 
     }
     Ok(())
 }
-

@@ -3,12 +3,12 @@ use super::args::DataDirArg;
 use crate::data::{self, Split};
 use crate::progress::bar;
 use crate::train::{
-    self, BatchReport, Control, EpochReport, Observer, Observers, RunOptions, TrainConfig,
-    Trainer, artifacts, recipe::Recipe,
+    self, BatchReport, Control, EpochReport, Observer, Observers, RunOptions, TrainConfig, Trainer,
+    artifacts, recipe::Recipe,
 };
-use indicatif::ProgressBar;
 use anyhow::{Result, bail};
 use clap::Args;
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 
 // No `///` doc here: clap would turn it into --help text.

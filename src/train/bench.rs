@@ -389,4 +389,3 @@ pub fn parse_budgets(path: &Path, text: &str) -> Result<Vec<(String, f64)>> {
     }
     Ok(out)
 }
-

@@ -13,11 +13,9 @@ pub mod recipe;
 pub mod sgd;
 mod trainer;
 
-pub use observe::{Control, Observer, Observers, RunFolder, StopFlag};
-pub use trainer::{
-    BatchReport, EpochReport, NonFiniteLoss, RunOptions, Trainer, train_step,
-};
 pub use crate::error::{RunFailed, Stopped};
+pub use observe::{Control, Observer, Observers, RunFolder, StopFlag};
+pub use trainer::{BatchReport, EpochReport, NonFiniteLoss, RunOptions, Trainer, train_step};
 
 use crate::cnn::{Mode, Net, Workspace};
 use crate::data::{self, Dataset};

@@ -41,7 +41,11 @@ pub fn write_all(out: &Path, state: &RunState, eval: &Evaluation, test: &Dataset
     curves_png(
         &out.join("curves.png"),
         &state.metrics,
-        &format!("{} seed {}", state.options.recipe.name(), state.options.seed),
+        &format!(
+            "{} seed {}",
+            state.options.recipe.name(),
+            state.options.seed
+        ),
     )?;
     let m = confusion(&test.labels, &eval.predictions);
     confusion_csv(&out.join("confusion.csv"), &m)?;
