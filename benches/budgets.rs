@@ -5,7 +5,7 @@
 //! * `calibration_sgemm_512` — one 512³ single-precision product per worker thread
 //!   (matrixmultiply, the kernel the model's GEMMs use);
 //! * `end_to_end_b128`, `train_step_b128`, `inference_b128` — the [`Workload`] that
-//!   `mnist bench` measures too: a trainer step (augmentation, batching, the training step), the
+//!   `mnist bench` measures too (both from `gradspec::train::bench`): a trainer step (augmentation, batching, the training step), the
 //!   bare training step on a loaded batch of 128, and the eval-mode forward pass of it.
 //!
 //! Each throughput is divided by the calibration's GFLOP/s from the same run and compared with
@@ -15,11 +15,9 @@
 //! (`cargo bench --bench budgets -- --measurement-time 2`); a filter that skips a measurement
 //! skips the budget check.
 use criterion::{Criterion, Throughput};
-use gradspec::cli::bench::{BenchReport, Workload, check_budgets, parse_budgets};
-use gradspec::cnn::Float;
 use gradspec::data::{self, Split};
+use gradspec::train::bench::{BenchReport, Calibration, Workload, check_budgets, parse_budgets};
 use gradspec::train::recipe::BATCH;
-use rand::{Rng, SeedableRng};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,22 +93,11 @@ fn main() -> ExitCode {
     // its warm-up included (the warm-up runs the same routine at growing iteration counts).
     let mut g = c.benchmark_group("budgets");
 
-    const N: usize = 512;
     let threads = gradspec::par::threads();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let a: Vec<f32> = (0..N * N).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let mut cs = vec![vec![0f32; N * N]; threads];
-    let flop = (threads * 2 * N * N * N) as f64;
-    g.throughput(Throughput::Elements(flop as u64));
+    let mut cal = Calibration::new();
+    g.throughput(Throughput::Elements((cal.gflop() * 1e9) as u64));
     g.bench_function("calibration_sgemm_512", |b| {
-        b.iter_custom(|iters| {
-            timed(&gemm, iters, || {
-                gradspec::par::for_each_mut(&mut cs, 1, |c| {
-                    f32::gemm(N, N, N, 1.0, &a, (N, 1), &a, (N, 1), 0.0, c, (N, 1));
-                });
-                flop / 1e9
-            })
-        })
+        b.iter_custom(|iters| timed(&gemm, iters, || cal.gemm()))
     });
 
     g.throughput(Throughput::Elements(BATCH as u64));

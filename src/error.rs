@@ -1,7 +1,67 @@
 //! The library's error type. Every fallible function of the library returns [`Result`]; the
-//! message is one line that names the file, flag or quantity and says what is wrong. The command
-//! line maps [`Error::exit_code`] to its exit status.
+//! message is one line that names the file, flag or quantity and says what is wrong.
+//!
+//! An error says what happened, nothing more: bad input ([`Error::Invalid`], [`Error::Input`], …),
+//! a run that was asked to stop ([`Error::Stopped`], [`Stopped`]) or a run that failed on its own
+//! ([`Error::Failed`], [`RunFailed`]). Which exit code each gets is the command line's choice
+//! (`cli::exit_code`), made there once. This module imports nothing of the rest of the library.
 use std::fmt::Display;
+use std::path::PathBuf;
+
+/// A run that stopped because it was asked to (an observer's `Control::Stop`, the command
+/// line's Ctrl-C), after a complete batch. The checkpoint of the last completed epoch (if any)
+/// is untouched, so the run resumes from it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}",
+    match checkpoint {
+        None => format!("stopped during epoch {epoch} after batch {batch}"),
+        Some(path) => format!(
+            "interrupted during epoch {epoch} after batch {batch}; {}",
+            match completed_epochs {
+                0 => "no epoch was complete, so there is no checkpoint".to_string(),
+                n => format!("the checkpoint of epoch {n} is kept in '{}'", path.display()),
+            }
+        ),
+    }
+)]
+pub struct Stopped {
+    /// The 1-based epoch that was running.
+    pub epoch: usize,
+    /// The last batch of that epoch that was completed (1-based).
+    pub batch: usize,
+    /// Epochs the kept checkpoint holds (0: none).
+    pub completed_epochs: usize,
+    /// The run's checkpoint file, to resume from (`None`: the run had no run folder).
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// A run that failed on its own, as opposed to bad input: its numbers stopped being finite
+/// (a non-finite training loss, a diverging Part 1 table), or it missed its performance budgets.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{reason}{}",
+    match checkpoint {
+        None => String::new(),
+        Some(p) => format!("; the last good checkpoint is kept at '{}'", p.display()),
+    }
+)]
+pub struct RunFailed {
+    /// What went wrong (a `NonFiniteLoss`, a `Diverged`, a message).
+    pub reason: Box<dyn std::error::Error + Send + Sync + 'static>,
+    /// The last good checkpoint of the run, if it kept one.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl RunFailed {
+    /// A failure for `reason`, with no checkpoint.
+    pub fn new(reason: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        RunFailed {
+            reason: reason.into(),
+            checkpoint: None,
+        }
+    }
+}
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -20,21 +80,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
-    /// A malformed MNIST IDX file.
+    /// A file whose contents are not what they must be, as the reader's own error says (a
+    /// malformed MNIST IDX file, say).
     #[error(transparent)]
-    Idx(#[from] crate::data::IdxError),
-    /// Part 1 diverged: an equation's value stopped being finite.
+    Input(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A run that failed on its own (a non-finite loss, Part 1 diverging, a missed budget).
     #[error(transparent)]
-    Diverged(#[from] crate::backprop::train::Diverged),
-    /// A training run failed on its own (its loss stopped being finite).
+    Failed(#[from] RunFailed),
+    /// A run that was asked to stop, after a complete batch.
     #[error(transparent)]
-    RunFailed(#[from] crate::train::RunFailed),
-    /// A training run was stopped after a complete batch.
-    #[error(transparent)]
-    Interrupted(#[from] crate::train::Interrupted),
-    /// A [`Trainer`](crate::train::Trainer) epoch that ended early.
-    #[error(transparent)]
-    Train(#[from] crate::train::TrainError),
+    Stopped(#[from] Stopped),
     /// An I/O error with nothing more to say about it.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -53,19 +108,6 @@ impl Error {
     /// A bad-input error with `message`.
     pub fn msg(message: impl Display) -> Self {
         Error::Invalid(message.to_string())
-    }
-
-    /// The exit code the command line gives this error: 1 for a run that failed on its own
-    /// (divergence, a non-finite training loss), 130 for a stopped run, 2 for everything else
-    /// (bad input).
-    pub fn exit_code(&self) -> u8 {
-        match self.root() {
-            Error::RunFailed(_)
-            | Error::Diverged(_)
-            | Error::Train(crate::train::TrainError::NonFinite(_)) => 1,
-            Error::Interrupted(_) | Error::Train(crate::train::TrainError::Stopped { .. }) => 130,
-            _ => 2,
-        }
     }
 
     /// The error under any [`Error::Context`] layers that wrap another [`Error`].
@@ -95,10 +137,10 @@ impl Error {
         out
     }
 
-    /// The interruption this error reports, if it is one.
-    pub fn interrupted(&self) -> Option<&crate::train::Interrupted> {
+    /// The stop this error reports, if it is one.
+    pub fn stopped(&self) -> Option<&Stopped> {
         match self.root() {
-            Error::Interrupted(i) => Some(i),
+            Error::Stopped(s) => Some(s),
             _ => None,
         }
     }

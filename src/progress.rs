@@ -1,7 +1,8 @@
 //! Progress of long work. The library reports it through [`Progress`] (downloads,
-//! extraction) and [`Observer`](crate::train::Observer) (training) and draws nothing; with the
-//! `progress` feature, [`Bars`] and [`TrainBars`] draw indicatif bars on stderr, hidden
-//! automatically when stderr is not a terminal.
+//! extraction) and the trainer's observers (training) and draws nothing; with the `progress`
+//! feature, [`Bars`] draws indicatif bars on stderr, hidden automatically when stderr is not a
+//! terminal (the training bars, an observer, are the command line's: `cli::train::TrainBars`).
+//! This module imports nothing of the trainer, so that `data` (downloads) can use it.
 use std::io::Read;
 
 /// Receives the progress of one piece of long work at a time.
@@ -43,12 +44,11 @@ impl<R: Read> Read for ProgressRead<'_, R> {
 }
 
 #[cfg(feature = "progress")]
-pub use bars::{Bars, TrainBars, bar, bytes_bar};
+pub use bars::{Bars, bar, bytes_bar};
 
 #[cfg(feature = "progress")]
 mod bars {
     use super::Progress;
-    use crate::train::{BatchReport, Control, EpochReport, Observer, Trainer};
     use indicatif::{ProgressBar, ProgressStyle};
 
     /// A bar over `len` items with a message slot, ETA and per-second rate.
@@ -106,48 +106,6 @@ mod bars {
         fn finish(&mut self) {
             if let Some(pb) = self.current.take() {
                 pb.finish_and_clear();
-            }
-        }
-    }
-
-    /// A training run's progress: one bar per epoch with the running loss, accuracy and
-    /// images per second.
-    #[derive(Default)]
-    pub struct TrainBars {
-        current: Option<ProgressBar>,
-    }
-
-    impl Observer for TrainBars {
-        fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
-            self.current = Some(bar(batches as u64, &format!("epoch {epoch}/{epochs}")));
-        }
-
-        fn batch_end(&mut self, b: &BatchReport) -> Control {
-            if let Some(pb) = &self.current {
-                pb.inc(1);
-                if (b.batch - 1).is_multiple_of(8) {
-                    let rate = pb.per_sec() * b.images as f64;
-                    pb.set_message(format!(
-                        "loss {:.4} acc {:.2}% {:.0} img/s",
-                        b.epoch_loss, b.epoch_acc, rate
-                    ));
-                }
-            }
-            Control::Continue
-        }
-
-        fn epoch_end(&mut self, _: &Trainer<'_>, _: &EpochReport) -> crate::error::Result<()> {
-            if let Some(pb) = self.current.take() {
-                pb.finish_and_clear();
-            }
-            Ok(())
-        }
-    }
-
-    impl Drop for TrainBars {
-        fn drop(&mut self) {
-            if let Some(pb) = self.current.take() {
-                pb.abandon();
             }
         }
     }

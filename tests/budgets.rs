@@ -2,7 +2,7 @@
 //! below its minimum fails, an impossible minimum always fails, an unknown name is an error.
 //! (.ci/run also runs the criterion target against an impossible budget file and requires its
 //! exit status 1.)
-use gradspec::cli::bench::{BenchReport, check_budgets, parse_budgets};
+use gradspec::train::bench::{BenchReport, check_budgets, parse_budgets};
 use std::path::Path;
 
 fn report() -> BenchReport {
@@ -53,8 +53,8 @@ fn an_unknown_budget_is_an_error_naming_it() {
     assert!(e.to_string().contains("unknown budget 'warp_speed'"), "{e}");
 }
 
-fn run(before: f64, after: f64, e2e: Vec<f64>) -> gradspec::cli::bench::ThreadRun {
-    gradspec::cli::bench::ThreadRun {
+fn run(before: f64, after: f64, e2e: Vec<f64>) -> gradspec::train::bench::ThreadRun {
+    gradspec::train::bench::ThreadRun {
         threads: 2,
         calibration_before: before,
         calibration_after: after,

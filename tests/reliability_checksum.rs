@@ -13,7 +13,7 @@ use gradspec::cnn::safetensors_io::{
 };
 use gradspec::cnn::{Mode, Net, Params, Workspace};
 use gradspec::train::checkpoint::{self, RunState};
-use gradspec::train::{EpochMetrics, recipe::Recipe};
+use gradspec::train::{EpochMetrics, RunOptions, recipe::Recipe};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
@@ -42,10 +42,12 @@ fn random_params(seed: u64) -> Params<f64> {
 
 fn run_state() -> RunState {
     RunState {
-        recipe: Recipe::Onecycle,
-        epochs: 12,
-        seed: 7,
-        train_limit: Some(4096),
+        options: RunOptions {
+            recipe: Recipe::Onecycle,
+            epochs: 12,
+            seed: 7,
+            train_limit: Some(4096),
+        },
         completed_epochs: 2,
         step: 938,
         best_acc: 0.9871,

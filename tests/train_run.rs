@@ -2,7 +2,7 @@
 //! training set): determinism across thread counts, bit-identical resume (in-process and after
 //! SIGKILL), divergence handling and bad flags.
 use gradspec::data::{self, Split};
-use gradspec::train::{self, TrainConfig, recipe::Recipe};
+use gradspec::train::{self, RunOptions, TrainConfig, recipe::Recipe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,12 +39,14 @@ fn fixture_as_full_dir(tmp: &Path) -> PathBuf {
 
 fn cfg(out: &Path, epochs: usize) -> TrainConfig {
     TrainConfig {
-        recipe: Recipe::Onecycle,
-        epochs,
-        seed: 7,
+        options: RunOptions {
+            recipe: Recipe::Onecycle,
+            epochs,
+            seed: 7,
+            train_limit: None,
+        },
         out: out.to_path_buf(),
         stop_after: None,
-        train_limit: None,
     }
 }
 
@@ -105,6 +107,66 @@ fn resume_after_interruption_is_bit_identical() {
     let acc =
         |s: &train::checkpoint::RunState| s.metrics.iter().map(|m| m.test_acc).collect::<Vec<_>>();
     assert_eq!(acc(&a.state), acc(&b.state));
+}
+
+/// A checkpoint written by the release before the run options were nested in `RunState`
+/// (tests/fixtures/checkpoint_v1/README.md says how it was made): it loads with the current
+/// code, its options read back as they were written, and resuming it gives the bits of an
+/// uninterrupted run of the same options. The run took images 0..256 of the fixture to train
+/// and 384..512 to test.
+#[test]
+fn a_checkpoint_of_the_previous_release_loads_and_resumes() {
+    let ds = fixture();
+    let (train_ds, test_ds) = (ds.slice(0..256), ds.slice(384..512));
+    let old = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/checkpoint_v1/checkpoint.safetensors");
+    let stored = RunOptions {
+        recipe: Recipe::Onecycle,
+        epochs: 3,
+        seed: 11,
+        train_limit: Some(256),
+    };
+    let (_, _, st) = train::checkpoint::load(&old).expect("the old checkpoint loads");
+    assert_eq!(st.options, stored);
+    assert_eq!((st.completed_epochs, st.step), (1, 2));
+
+    let part = tempfile::tempdir().unwrap();
+    std::fs::copy(&old, part.path().join("checkpoint.safetensors")).unwrap();
+    // The options given here are not the stored ones: a resumed run must take the stored ones.
+    let resumed = train::run(&cfg(part.path(), 5), &train_ds, &test_ds, true, &mut ()).unwrap();
+    assert_eq!(resumed.state.options, stored);
+    assert_eq!(resumed.state.completed_epochs, 3);
+
+    let full = tempfile::tempdir().unwrap();
+    let c = TrainConfig {
+        options: stored,
+        ..cfg(full.path(), 3)
+    };
+    let clean = train::run(&c, &train_ds, &test_ds, false, &mut ()).unwrap();
+    assert_eq!(weight_bits(&resumed.net), weight_bits(&clean.net));
+    assert_eq!(resumed.state.step, clean.state.step);
+
+    // What the new code writes, the old reader's layout still holds: the options stand flat in
+    // the run state's JSON, as before.
+    let bytes = std::fs::read(part.path().join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        header["__metadata__"]["gradspec.run_state"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    for (key, value) in [
+        ("recipe", serde_json::json!("onecycle")),
+        ("epochs", serde_json::json!(3)),
+        ("seed", serde_json::json!(11)),
+        ("train_limit", serde_json::json!(256)),
+        ("completed_epochs", serde_json::json!(3)),
+    ] {
+        assert_eq!(state[key], value, "{key} in {state}");
+    }
+    assert!(state.get("options").is_none(), "{state}");
 }
 
 #[test]

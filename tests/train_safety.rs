@@ -84,7 +84,7 @@ fn resume_restores_the_options_and_refuses_flags_that_disagree() {
         .unwrap()
         .2;
     assert_eq!(
-        st.train_limit,
+        st.options.train_limit,
         Some(200),
         "the checkpoint records --train-limit"
     );

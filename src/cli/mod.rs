@@ -1,11 +1,13 @@
 //! Command-line interface (clap). Each command group lives in its own file; this file only
 //! wires them together and turns every error into one line on stderr plus an exit code.
 //!
-//! Exit codes: 0 success; 2 bad input (flags, files, data); 1 a run that failed on its own
-//! (for example a training loss that became NaN).
+//! Exit codes ([`exit_code`], the one place they are chosen): 0 success; 2 bad input (flags,
+//! files, data); 1 a run that failed on its own (for example a training loss that became NaN);
+//! 130 a run stopped by Ctrl-C.
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod args;
 pub mod backprop;
 pub mod bench;
 pub mod book;
@@ -81,27 +83,44 @@ pub struct SpecCoverageArgs {
     pub json: bool,
 }
 
-/// An error that should exit with code 1 (the run failed) rather than 2 (bad input).
-pub use crate::train::RunFailed;
-
-/// A run ended by Ctrl-C (exit code 130, as a shell reports a SIGINT), with the line that says
-/// what was kept and how to go on.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Stopped(pub String);
-
-/// Turns an [`Interrupted`](crate::train::Interrupted) run into [`Stopped`], adding the exact
-/// command that continues it (`resume`, when the run kept a checkpoint) or starts it again
-/// (`restart`); other errors pass through.
+/// Adds to a run's [`Stopped`](crate::error::Stopped) error the exact command that continues it
+/// (`resume`, when the run kept a checkpoint) or starts it again (`restart`); other errors pass
+/// through. The stop stays under the added line, so that [`exit_code`] still sees it.
 pub fn explain_interruption(e: anyhow::Error, resume: &str, restart: &str) -> anyhow::Error {
-    let interrupted = e.downcast_ref::<crate::train::Interrupted>().or_else(|| {
-        e.downcast_ref::<crate::Error>()
-            .and_then(crate::Error::interrupted)
-    });
-    match interrupted {
-        Some(i) if i.completed_epochs > 0 => Stopped(format!("{i}; resume with: {resume}")).into(),
-        Some(i) => Stopped(format!("{i}; start again with: {restart}")).into(),
-        None => e,
+    let line = match e
+        .downcast_ref::<crate::Error>()
+        .and_then(crate::Error::stopped)
+    {
+        Some(s) if s.completed_epochs > 0 => format!("{s}; resume with: {resume}"),
+        Some(s) => format!("{s}; start again with: {restart}"),
+        None => return e,
+    };
+    e.context(line)
+}
+
+/// The library error under an error of the command line (and under the library's own
+/// [`Context`](crate::Error::Context) layers), if there is one.
+fn library_error(e: &anyhow::Error) -> Option<&crate::Error> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::Error>())
+        .map(crate::Error::root)
+}
+
+/// The exit code of an error, chosen here and nowhere else: 130 for a run that was asked to
+/// stop (as a shell reports a SIGINT), 1 for a run that failed on its own (a non-finite loss,
+/// Part 1 diverging, a missed performance budget), 2 for everything else (bad input).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match library_error(e) {
+        Some(crate::Error::Stopped(_)) => 130,
+        Some(crate::Error::Failed(_)) => 1,
+        // `backprop explain` hands its `Diverged` on as it is, not as a library error.
+        _ if e
+            .downcast_ref::<crate::backprop::train::Diverged>()
+            .is_some() =>
+        {
+            1
+        }
+        _ => 2,
     }
 }
 
@@ -179,23 +198,16 @@ pub fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<Stopped>().is_some() => {
-            eprintln!("{}", format!("{e:#}").replace('\n', " "));
-            ExitCode::from(130)
-        }
         Err(e) => {
-            let line = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {line}");
-            if e.downcast_ref::<RunFailed>().is_some()
-                || e.downcast_ref::<crate::backprop::train::Diverged>()
-                    .is_some()
-                || e.downcast_ref::<crate::Error>()
-                    .is_some_and(|l| l.exit_code() == 1)
-            {
-                ExitCode::from(1)
+            let code = exit_code(&e);
+            if code == 130 {
+                // A stop is not an error: its line (and how to go on) without the `error:`.
+                eprintln!("{}", e.to_string().replace('\n', " "));
             } else {
-                ExitCode::from(2)
+                let line = format!("{e:#}").replace('\n', " ");
+                eprintln!("error: {line}");
             }
+            ExitCode::from(code)
         }
     }
 }
@@ -242,43 +254,6 @@ fn spec_coverage(a: SpecCoverageArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// clap value parser: a finite, strictly positive f64.
-pub fn positive_f64(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("must be a finite number greater than 0, got {s}"));
-    }
-    Ok(v)
-}
-
-/// clap value parser: an integer from 1 to `MAX`, the limit stated in the message.
-pub fn up_to<const MAX: usize>(s: &str) -> Result<usize, String> {
-    let v = positive_usize(s)?;
-    if v > MAX {
-        return Err(format!("must be at most {MAX}, got {v}"));
-    }
-    Ok(v)
-}
-
-/// clap value parser: a seed, any whole number from 0 to 2⁶⁴ − 1.
-pub fn seed(s: &str) -> Result<u64, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number from 0 to {}", u64::MAX))
-}
-
-/// clap value parser: a finite number of seconds, more than 0 and at most `MAX`.
-pub fn seconds_up_to<const MAX: u32>(s: &str) -> Result<f64, String> {
-    let v = positive_f64(s)?;
-    if v > f64::from(MAX) {
-        return Err(format!("must be at most {MAX} seconds, got {s}"));
-    }
-    Ok(v)
-}
-
 /// Checks an output file path before any work: it must not be an existing directory or special
 /// file, and its folder is created (and probed for writability) now.
 pub fn check_out_file(path: &std::path::Path, flag: &str) -> anyhow::Result<()> {
@@ -287,24 +262,4 @@ pub fn check_out_file(path: &std::path::Path, flag: &str) -> anyhow::Result<()> 
         crate::fsutil::ensure_dir(p, flag)?;
     }
     Ok(())
-}
-
-/// The most worker threads `--threads` accepts.
-pub const MAX_THREADS: usize = 256;
-/// The most epochs `--epochs` accepts.
-pub const MAX_EPOCHS: usize = 1000;
-
-/// clap value parser: an integer of at least 1.
-pub fn positive_usize(s: &str) -> Result<usize, String> {
-    let v: usize = s.trim().parse().map_err(|_| {
-        if s.trim().starts_with('-') {
-            format!("must be a whole number ≥ 1, got {s}")
-        } else {
-            format!("'{s}' is not a whole number ≥ 1")
-        }
-    })?;
-    if v == 0 {
-        return Err("must be at least 1, got 0".into());
-    }
-    Ok(v)
 }

@@ -5,9 +5,9 @@
 //! 3. trains the CNN with the default recipe (out/mnist/; resumes if interrupted);
 //! 4. evaluates it and draws the charts, and writes the report;
 //! 5. builds the web book (out/book/index.html) with this run's weights and charts.
-use super::data::DataDirArg;
+use super::args::DataDirArg;
 use crate::data::{self, Split};
-use crate::train::{self, TrainConfig, recipe::Recipe};
+use crate::train::{self, RunOptions, TrainConfig, recipe::Recipe};
 use anyhow::Result;
 use clap::Args;
 use std::fmt::Write as _;
@@ -22,13 +22,13 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
     /// Seed of the CNN run.
-    #[arg(long, default_value_t = 1, value_parser = super::seed, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1, value_parser = super::args::seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Epochs of the CNN run (default: the recipe's).
-    #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::up_to::<{ super::args::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Worker threads (default: all cores).
-    #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::up_to::<{ super::args::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub data: DataDirArg,
@@ -57,7 +57,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     println!("{sweep_table}");
 
     eprintln!("[2/5] MNIST data");
-    let dir = super::data::ensure_mnist(&a.data)?;
+    let dir = super::args::ensure_mnist(&a.data)?;
     let train_ds = data::load_split(&dir, Split::Train)?;
     let test_ds = data::load_split(&dir, Split::Test)?;
 
@@ -65,20 +65,17 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     crate::fsutil::ensure_dir(&mnist_dir, "--out")?;
     let recipe = Recipe::Onecycle;
     let cfg = TrainConfig {
-        recipe,
-        epochs: a.epochs.unwrap_or(recipe.default_epochs()),
-        seed: a.seed,
+        options: RunOptions {
+            recipe,
+            epochs: a.epochs.unwrap_or(recipe.default_epochs()),
+            seed: a.seed,
+            train_limit: None,
+        },
         out: mnist_dir.clone(),
         stop_after: None,
-        train_limit: None,
     };
     let resume = match train::checkpoint::load(&mnist_dir.join("checkpoint.safetensors")) {
-        Ok((_, _, st))
-            if st.recipe == cfg.recipe
-                && st.seed == cfg.seed
-                && st.epochs == cfg.epochs
-                && st.train_limit.is_none() =>
-        {
+        Ok((_, _, st)) if st.options == cfg.options => {
             eprintln!(
                 "      resuming the run in {} after epoch {}",
                 mnist_dir.display(),
@@ -92,8 +89,8 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     eprintln!(
         "[3/5] Part 2: training the 16,562-parameter CNN ({} recipe, {} epochs, seed {}) → {}",
         recipe.name(),
-        cfg.epochs,
-        cfg.seed,
+        cfg.options.epochs,
+        cfg.options.seed,
         mnist_dir.display()
     );
     let mut again = format!(
@@ -146,13 +143,13 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         r,
         "Recipe `{}`: SGD, momentum {}, batch {}, {} epochs, seed {}; the source notebook's \
          augmentation at crop probability {} and rotation within ±{}°.\n",
-        st.recipe.name(),
-        st.recipe.momentum(),
+        st.options.recipe.name(),
+        st.options.recipe.momentum(),
         train::recipe::BATCH,
-        st.epochs,
-        st.seed,
-        st.recipe.strength().crop_prob,
-        st.recipe.strength().max_angle_deg
+        st.options.epochs,
+        st.options.seed,
+        st.options.recipe.strength().crop_prob,
+        st.options.recipe.strength().max_angle_deg
     );
     let _ = writeln!(
         r,
@@ -162,7 +159,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         ev.line(),
         st.best_acc,
         st.best_epoch,
-        if ev.accuracy() >= 99.4 && st.epochs < 20 {
+        if ev.accuracy() >= 99.4 && st.options.epochs < 20 {
             "met"
         } else {
             "not met"

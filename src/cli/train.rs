@@ -1,13 +1,14 @@
-//! `gradspec mnist train|bench`.
-use super::data::DataDirArg;
+//! `gradspec mnist train`, and the observers that show a run on the terminal.
+use super::args::DataDirArg;
 use crate::data::{self, Split};
-use crate::progress::TrainBars;
+use crate::progress::bar;
 use crate::train::{
-    self, Observer, Observers, RunOptions, TrainConfig, artifacts, checkpoint::RunState,
-    recipe::Recipe,
+    self, BatchReport, Control, EpochReport, Observer, Observers, RunOptions, TrainConfig, Trainer,
+    artifacts, recipe::Recipe,
 };
 use anyhow::{Result, bail};
 use clap::Args;
+use indicatif::ProgressBar;
 use std::path::PathBuf;
 
 // No `///` doc here: clap would turn it into --help text.
@@ -15,13 +16,13 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// Training recipe: `onecycle` (default, 8 epochs) or `seed` (the source notebook).
-    #[arg(long, value_parser = recipe)]
+    #[arg(long, value_parser = super::args::recipe)]
     pub recipe: Option<Recipe>,
     /// Number of epochs, 1 to 1000 (default: the recipe's; 8 for onecycle, 20 for seed).
-    #[arg(long, value_parser = super::up_to::<{ super::MAX_EPOCHS }>, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::up_to::<{ super::args::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Seed of the initialisation, shuffle, augmentation and dropout [default: 1].
-    #[arg(long, value_parser = super::seed, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::seed, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Output directory (metrics, charts, checkpoints); must not hold a run already.
     #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
@@ -31,31 +32,62 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Worker threads, 1 to 256 (default: all cores). Results do not depend on it.
-    #[arg(long, value_parser = super::up_to::<{ super::MAX_THREADS }>, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::up_to::<{ super::args::MAX_THREADS }>, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Train on the first N training images only (quick experiments).
-    #[arg(long, value_parser = super::positive_usize, allow_negative_numbers = true)]
+    #[arg(long, value_parser = super::args::positive_usize, allow_negative_numbers = true)]
     pub train_limit: Option<usize>,
     #[command(flatten)]
     pub data: DataDirArg,
 }
 
-/// clap value parser: a recipe by name.
-pub fn recipe(s: &str) -> Result<Recipe, String> {
-    Recipe::from_name(s.trim()).ok_or_else(|| {
-        let names: Vec<&str> = Recipe::ALL.iter().map(|r| r.name()).collect();
-        format!(
-            "'{s}' is not a recipe (choose one of: {})",
-            names.join(", ")
-        )
-    })
+/// A training run's progress: one bar per epoch with the running loss, accuracy and
+/// images per second.
+#[derive(Default)]
+pub struct TrainBars {
+    current: Option<ProgressBar>,
+}
+
+impl Observer for TrainBars {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.current = Some(bar(batches as u64, &format!("epoch {epoch}/{epochs}")));
+    }
+
+    fn batch_end(&mut self, b: &BatchReport) -> Control {
+        if let Some(pb) = &self.current {
+            pb.inc(1);
+            if (b.batch - 1).is_multiple_of(8) {
+                let rate = pb.per_sec() * b.images as f64;
+                pb.set_message(format!(
+                    "loss {:.4} acc {:.2}% {:.0} img/s",
+                    b.epoch_loss, b.epoch_acc, rate
+                ));
+            }
+        }
+        Control::Continue
+    }
+
+    fn epoch_end(&mut self, _: &Trainer<'_>, _: &EpochReport) -> crate::Result<()> {
+        if let Some(pb) = self.current.take() {
+            pb.finish_and_clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TrainBars {
+    fn drop(&mut self) {
+        if let Some(pb) = self.current.take() {
+            pb.abandon();
+        }
+    }
 }
 
 /// Prints the source notebook's test-set line after every epoch.
 pub struct EpochLines;
 
 impl Observer for EpochLines {
-    fn epoch_end(&mut self, _: &train::Trainer<'_>, r: &train::EpochReport) -> crate::Result<()> {
+    fn epoch_end(&mut self, _: &Trainer<'_>, r: &EpochReport) -> crate::Result<()> {
         println!("Epoch {}: {}", r.metrics.epoch, r.eval.line());
         Ok(())
     }
@@ -93,7 +125,7 @@ pub fn run_with_observers(
 }
 
 /// A resumed run's options: the saved ones. A flag that was given must agree with them.
-fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: &RunState) -> Result<RunOptions> {
+fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: RunOptions) -> Result<RunOptions> {
     let clash = |flag: &str, given: String, saved: String| -> Result<()> {
         bail!(
             "{flag} {given}: conflicts with the run being resumed in '{}', which has {flag} {saved}; leave the flag out to resume, or start a new run with --out",
@@ -115,12 +147,7 @@ fn resumed_options(a: &TrainArgs, dir: &std::path::Path, st: &RunState) -> Resul
             .map_or("(none: all images)".into(), |n| n.to_string());
         clash("--train-limit", n.to_string(), saved)?;
     }
-    Ok(RunOptions {
-        recipe: st.recipe,
-        epochs: st.epochs,
-        seed: st.seed,
-        train_limit: st.train_limit,
-    })
+    Ok(st)
 }
 
 /// `gradspec mnist train`: trains the CNN (a new run into `--out`, or `--resume`s one).
@@ -140,7 +167,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
         let (_, _, st) = train::checkpoint::load(&ck)?;
-        resumed_options(&a, &out, &st)?
+        resumed_options(&a, &out, st.options)?
     } else {
         if ck.exists() {
             bail!(
@@ -158,28 +185,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     };
     crate::fsutil::ensure_dir(&out, if resume { "--resume" } else { "--out" })?;
-    let dir = super::data::ensure_mnist(&a.data)?;
+    let dir = super::args::ensure_mnist(&a.data)?;
     let mut train_ds = data::load_split(&dir, Split::Train)?;
     if let Some(n) = opts.train_limit {
         train_ds = train_ds.slice(0..n.min(train_ds.len()));
     }
     let test_ds = data::load_split(&dir, Split::Test)?;
     let cfg = TrainConfig {
-        recipe: opts.recipe,
-        epochs: opts.epochs,
-        seed: opts.seed,
+        options: opts,
         out: out.clone(),
         stop_after: None,
-        train_limit: opts.train_limit,
     };
     // Ctrl-C is handled from here on: a test (and a user) may interrupt as soon as this line
     // below appears.
     let stop = super::stop_on_ctrl_c()?;
     eprintln!(
         "training: recipe {}, {} epochs, seed {}, {} training / {} test images, {} threads → '{}'",
-        cfg.recipe.name(),
-        cfg.epochs,
-        cfg.seed,
+        opts.recipe.name(),
+        opts.epochs,
+        opts.seed,
         train_ds.len(),
         test_ds.len(),
         crate::par::threads(),
@@ -196,10 +220,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let restart_cmd = format!(
         "gradspec mnist train --out {} --recipe {} --epochs {} --seed {}{}{data_flag}",
         super::shell_quote(&out),
-        cfg.recipe.name(),
-        cfg.epochs,
-        cfg.seed,
-        cfg.train_limit
+        opts.recipe.name(),
+        opts.epochs,
+        opts.seed,
+        opts.train_limit
             .map_or(String::new(), |n| format!(" --train-limit {n}"))
     );
     let res = run_with_observers(&cfg, &train_ds, &test_ds, resume, stop)

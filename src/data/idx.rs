@@ -168,6 +168,13 @@ pub struct IdxError {
     pub problem: IdxProblem,
 }
 
+/// A malformed IDX file is bad input.
+impl From<IdxError> for crate::Error {
+    fn from(e: IdxError) -> Self {
+        crate::Error::Input(Box::new(e))
+    }
+}
+
 /// Reads and validates one IDX file (raw or gzip, see the module doc). Returns the body:
 /// `count × 784` pixels for [`IdxKind::Images`], `count` labels for [`IdxKind::Labels`].
 pub fn read_file(path: &Path, kind: IdxKind) -> Result<Vec<u8>, IdxError> {

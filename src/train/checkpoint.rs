@@ -10,21 +10,19 @@ use crate::error::{Context, Result, err};
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::EpochMetrics;
-use super::recipe::Recipe;
+use super::{EpochMetrics, RunOptions};
 
 /// Everything about a run besides its tensors.
+///
+/// The JSON is the one written before the options were nested: `options` is flattened, so its
+/// fields stand beside the others (`{"recipe":…,"epochs":…,"seed":…,"train_limit":…,
+/// "completed_epochs":…}`), and checkpoints of either layout read with either reader
+/// (`tests/fixtures/checkpoint_v1`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunState {
-    /// The recipe (schedule and momentum).
-    pub recipe: Recipe,
-    /// Epochs of the whole run.
-    pub epochs: usize,
-    /// Seed of the initialisation, shuffle, augmentation and dropout.
-    pub seed: u64,
-    /// `--train-limit`: trained on the first N training images only (`None`: all of them).
-    #[serde(default)]
-    pub train_limit: Option<usize>,
+    /// The options the run was started with.
+    #[serde(flatten)]
+    pub options: RunOptions,
     /// Epochs finished; the next epoch to run is `completed_epochs + 1` (1-based).
     pub completed_epochs: usize,
     /// Optimiser steps taken.

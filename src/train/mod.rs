@@ -5,48 +5,22 @@
 //! every reduction has a fixed order (see `cnn::net`). Same seed, same bits — with 1 thread or
 //! 2, uninterrupted or resumed.
 pub mod artifacts;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod checkpoint;
 pub mod observe;
 pub mod recipe;
 pub mod sgd;
 mod trainer;
 
+pub use crate::error::{RunFailed, Stopped};
 pub use observe::{Control, Observer, Observers, RunFolder, StopFlag};
-pub use trainer::{
-    BatchReport, EpochReport, NonFiniteLoss, RunOptions, TrainError, Trainer, train_step,
-};
+pub use trainer::{BatchReport, EpochReport, NonFiniteLoss, RunOptions, Trainer, train_step};
 
 use crate::cnn::{Mode, Net, Workspace};
 use crate::data::{self, Dataset};
 use crate::error::Result;
-use recipe::Recipe;
 use std::path::{Path, PathBuf};
-
-/// A run that failed on its own (its loss stopped being finite), as opposed to bad input.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunFailed(pub String);
-
-/// A run stopped by an observer (the CLI's Ctrl-C [`StopFlag`]), after a complete batch. The
-/// checkpoint of the last completed epoch (if any) is untouched, so the run resumes from it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "interrupted during epoch {epoch} after batch {batch}; {}",
-    match completed_epochs {
-        0 => "no epoch was complete, so there is no checkpoint".to_string(),
-        n => format!("the checkpoint of epoch {n} is kept in '{}'", checkpoint.display()),
-    }
-)]
-pub struct Interrupted {
-    /// The 1-based epoch that was running.
-    pub epoch: usize,
-    /// The last batch of that epoch that was completed (1-based).
-    pub batch: usize,
-    /// Epochs the kept checkpoint holds (0: none).
-    pub completed_epochs: usize,
-    /// The run's checkpoint file.
-    pub checkpoint: PathBuf,
-}
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,31 +44,12 @@ pub struct EpochMetrics {
 /// What to train, and where: the options of [`run`].
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
-    /// Recipe (schedule and momentum).
-    pub recipe: Recipe,
-    /// Epochs of the whole run.
-    pub epochs: usize,
-    /// Seed of the initialisation, shuffle, augmentation and dropout.
-    pub seed: u64,
+    /// The options that change the run's numbers. A resumed run takes the checkpoint's.
+    pub options: RunOptions,
     /// The run folder (metrics, checkpoints, weights).
     pub out: PathBuf,
     /// Stop after this many epochs of this invocation (simulates an interruption in tests).
     pub stop_after: Option<usize>,
-    /// Training on the first N training images only; recorded in the checkpoint so that a
-    /// resumed run uses the same images. The caller passes the data already cut to it.
-    pub train_limit: Option<usize>,
-}
-
-impl TrainConfig {
-    /// The options that change the run's numbers.
-    pub fn options(&self) -> RunOptions {
-        RunOptions {
-            recipe: self.recipe,
-            epochs: self.epochs,
-            seed: self.seed,
-            train_limit: self.train_limit,
-        }
-    }
 }
 
 /// Loss, accuracy and per-image predictions over a dataset.
@@ -214,7 +169,8 @@ pub fn write_metrics(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     })
 }
 
-/// Trains from scratch (`resume = false`) or from `cfg.out/checkpoint.safetensors`, in the run
+/// Trains from scratch (`resume = false`) or from `cfg.out/checkpoint.safetensors` (with the
+/// checkpoint's options, not `cfg.options`), in the run
 /// folder `cfg.out`: a [`RunFolder`] observer locks the folder and writes the checkpoint,
 /// `best`/`last` weights and `metrics.csv` after every epoch; `observer` sees every batch and
 /// epoch after it (progress bars, Ctrl-C, charts). Nothing is printed.
@@ -230,7 +186,7 @@ pub fn run(
         let (net, velocity, state) = checkpoint::load(&folder.checkpoint())?;
         Trainer::resume(net, velocity, state, train)
     } else {
-        Trainer::new(cfg.options(), train)
+        Trainer::new(cfg.options, train)
     };
     let mut last_eval = None;
     let mut ran = 0;

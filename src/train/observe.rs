@@ -1,10 +1,10 @@
 //! Observers of a [`Trainer`]: whatever happens around training — the run folder's files,
 //! progress bars, Ctrl-C, charts — sees each batch and epoch through [`Observer`], and the
 //! trainer itself stays pure.
-use super::trainer::{BatchReport, EpochReport, TrainError, Trainer};
-use super::{Interrupted, RunFailed, RunFiles, checkpoint, write_metrics};
+use super::trainer::{BatchReport, EpochReport, Trainer};
+use super::{RunFiles, checkpoint, write_metrics};
 use crate::cnn::safetensors_io;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Control {
     /// Train the next batch.
     Continue,
-    /// Stop the run after this batch ([`TrainError::Stopped`]).
+    /// Stop the run after this batch ([`Error::Stopped`]).
     Stop,
 }
 
@@ -109,24 +109,15 @@ impl RunFolder {
         self.files.checkpoint()
     }
 
-    /// Turns a [`TrainError`] into the error a caller reports, naming what this folder kept:
-    /// a non-finite loss becomes [`RunFailed`], a stop becomes [`Interrupted`].
-    pub fn explain(&self, e: TrainError) -> crate::error::Error {
-        match e {
-            TrainError::NonFinite(n) => RunFailed(format!(
-                "{n}; the last good checkpoint is kept at '{}'",
-                self.checkpoint().display()
-            ))
-            .into(),
-            TrainError::Stopped { epoch, batch } => Interrupted {
-                epoch,
-                batch,
-                completed_epochs: epoch - 1,
-                checkpoint: self.checkpoint(),
-            }
-            .into(),
-            TrainError::Observer(e) => *e,
+    /// Names this folder's checkpoint in a run's [`Error::Stopped`] (the one to resume from)
+    /// or [`Error::Failed`] (the last good one); other errors pass through.
+    pub fn explain(&self, mut e: Error) -> Error {
+        match &mut e {
+            Error::Stopped(s) => s.checkpoint = Some(self.checkpoint()),
+            Error::Failed(f) => f.checkpoint = Some(self.checkpoint()),
+            _ => {}
         }
+        e
     }
 }
 

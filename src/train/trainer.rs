@@ -11,9 +11,12 @@ use super::{EpochMetrics, Evaluation, evaluate, sgd};
 use crate::cnn::net::DropoutKey;
 use crate::cnn::{Mode, Net, Outcome, Params, Workspace};
 use crate::data::{self, Dataset};
+use crate::error::{Error, Result, RunFailed, Stopped};
 
-/// The options of a run that change its numbers (the thread count does not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The options of a run that change its numbers (the thread count does not): defined here once,
+/// nested in the checkpoint's [`RunState`] (flattened, so the checkpoint's JSON is the same as
+/// before they were nested) and in the trainer's [`TrainConfig`](super::TrainConfig).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunOptions {
     /// Recipe (schedule and momentum).
     pub recipe: Recipe,
@@ -21,8 +24,9 @@ pub struct RunOptions {
     pub epochs: usize,
     /// Seed of the initialisation, shuffle, augmentation and dropout.
     pub seed: u64,
-    /// Trains on the first N images of the training set it is given (`None`: all of them).
-    /// Recorded so that a resumed run can be handed the same images.
+    /// `--train-limit`: trains on the first N images of the training set it is given (`None`:
+    /// all of them). Recorded so that a resumed run can be handed the same images.
+    #[serde(default)]
     pub train_limit: Option<usize>,
 }
 
@@ -99,24 +103,11 @@ pub struct NonFiniteLoss {
     pub step: u64,
 }
 
-/// Why [`Trainer::run_epoch`] ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The loss stopped being finite; the parameters of the last complete epoch are gone from
-    /// the trainer, so go back to the last checkpoint.
-    #[error(transparent)]
-    NonFinite(#[from] NonFiniteLoss),
-    /// An observer asked to stop ([`Control::Stop`]) after a complete batch.
-    #[error("stopped during epoch {epoch} after batch {batch}")]
-    Stopped {
-        /// 1-based epoch.
-        epoch: usize,
-        /// 1-based batch, the last one completed.
-        batch: usize,
-    },
-    /// An observer failed (a file it writes, say).
-    #[error(transparent)]
-    Observer(Box<crate::error::Error>),
+impl From<NonFiniteLoss> for crate::Error {
+    /// A non-finite loss is a run that failed on its own.
+    fn from(n: NonFiniteLoss) -> Self {
+        RunFailed::new(n).into()
+    }
 }
 
 /// Wall-clock seconds since a start, or 0 where the platform has no clock
@@ -189,10 +180,7 @@ impl<'d> Trainer<'d> {
     /// A new run: the network initialised from `options.seed`, momentum zero.
     pub fn new(options: RunOptions, train: &'d Dataset) -> Self {
         let state = RunState {
-            recipe: options.recipe,
-            epochs: options.epochs,
-            seed: options.seed,
-            train_limit: options.train_limit,
+            options,
             completed_epochs: 0,
             step: 0,
             best_acc: -1.0,
@@ -255,7 +243,7 @@ impl<'d> Trainer<'d> {
 
     /// Whether every epoch of the run is complete.
     pub fn is_finished(&self) -> bool {
-        self.state.completed_epochs >= self.state.epochs
+        self.state.completed_epochs >= self.state.options.epochs
     }
 
     /// Trains on the next batch of the current epoch (starting the next epoch when none is in
@@ -266,7 +254,7 @@ impl<'d> Trainer<'d> {
             return Ok(None);
         }
         let batches = self.batches_per_epoch();
-        let (seed, total_steps) = (self.state.seed, batches * self.state.epochs);
+        let (seed, total_steps) = (self.state.options.seed, batches * self.state.options.epochs);
         let train = self.train;
         let ep = self.epoch.get_or_insert_with(|| {
             let number = self.state.completed_epochs + 1;
@@ -278,7 +266,7 @@ impl<'d> Trainer<'d> {
         let lo = ep.next * BATCH;
         let idx = &ep.order[lo..(lo + BATCH).min(ep.order.len())];
         let m = idx.len();
-        let recipe = self.state.recipe;
+        let recipe = self.state.options.recipe;
         let augmentation = data::Augmentation {
             seed,
             epoch: ep.number as u64,
@@ -374,28 +362,32 @@ impl<'d> Trainer<'d> {
 
     /// Runs the next epoch to its end, evaluating on `test`; `observer` sees its start, every
     /// batch (and may stop the run after it) and its end.
+    ///
+    /// Ends early with [`Error::Stopped`] when an observer stops the run (no checkpoint named:
+    /// the trainer keeps none), [`Error::Failed`] when the loss stops being finite, or an
+    /// observer's own error.
     pub fn run_epoch(
         &mut self,
         test: &Dataset,
         observer: &mut dyn Observer,
-    ) -> Result<EpochReport, TrainError> {
+    ) -> Result<EpochReport> {
         observer.epoch_start(
             self.state.completed_epochs + 1,
-            self.state.epochs,
+            self.state.options.epochs,
             self.batches_per_epoch(),
         );
         while let Some(b) = self.step()? {
             if observer.batch_end(&b) == Control::Stop {
-                return Err(TrainError::Stopped {
+                return Err(Error::Stopped(Stopped {
                     epoch: b.epoch,
                     batch: b.batch,
-                });
+                    completed_epochs: b.epoch - 1,
+                    checkpoint: None,
+                }));
             }
         }
         let report = self.end_epoch(test);
-        observer
-            .epoch_end(self, &report)
-            .map_err(|e| TrainError::Observer(Box::new(e)))?;
+        observer.epoch_end(self, &report)?;
         Ok(report)
     }
 
@@ -405,7 +397,7 @@ impl<'d> Trainer<'d> {
         &mut self,
         test: &Dataset,
         observer: &mut dyn Observer,
-    ) -> Result<Option<EpochReport>, TrainError> {
+    ) -> Result<Option<EpochReport>> {
         let mut last = None;
         while !self.is_finished() {
             last = Some(self.run_epoch(test, observer)?);

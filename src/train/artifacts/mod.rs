@@ -41,7 +41,11 @@ pub fn write_all(out: &Path, state: &RunState, eval: &Evaluation, test: &Dataset
     curves_png(
         &out.join("curves.png"),
         &state.metrics,
-        &format!("{} seed {}", state.recipe.name(), state.seed),
+        &format!(
+            "{} seed {}",
+            state.options.recipe.name(),
+            state.options.seed
+        ),
     )?;
     let m = confusion(&test.labels, &eval.predictions);
     confusion_csv(&out.join("confusion.csv"), &m)?;
@@ -74,7 +78,7 @@ impl Observer for Artifacts<'_> {
             curves_png(
                 &self.out.join("curves.png"),
                 &st.metrics,
-                &format!("{} seed {}", st.recipe.name(), st.seed),
+                &format!("{} seed {}", st.options.recipe.name(), st.options.seed),
             )?;
             Ok(())
         }

@@ -1,0 +1,242 @@
+//! The import graph of the crate's top-level modules, read from the sources: every
+//! `crate::name` (and `use crate::{a, b}`) in a file under `src/` is an edge from the file's
+//! top-level module (`src/train/observe.rs` → `train`) to `name`. The rules:
+//!
+//! - the graph has no cycle;
+//! - `error.rs` imports none of `train`, `data`, `backprop` (errors say what happened; the
+//!   command line chooses the exit codes);
+//! - nothing outside `src/cli` and `src/main.rs` imports `cli`;
+//! - benches and tests import nothing from `gradspec::cli`, except `tests/cli_hostile.rs`, whose
+//!   subject is the command line's parser itself (clap's own consistency check and parsing
+//!   arbitrary argument lists).
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The source without `//` comments (doc links name modules without importing them).
+fn code(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The top-level modules `text` names after `prefix` (`crate::` or `gradspec::`), including
+/// every member of a `prefix{a, b::c}` group.
+fn references(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let text = code(text);
+    for (i, _) in text.match_indices(prefix) {
+        // `$crate::` (a macro's own crate) counts; `foo_crate::` does not.
+        let before = text[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[i + prefix.len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if start && !c.is_whitespace() => {
+                        start = false;
+                        let name = ident(&group[j..]);
+                        if !name.is_empty() && name != "self" {
+                            out.insert(name);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let name = ident(rest);
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// `src/a/b.rs` → `a`, `src/a.rs` → `a`.
+fn top_module(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+/// Edges between top-level modules, and which files make each edge.
+type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+fn graph(src: &Path) -> Graph {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut g = Graph::new();
+    for f in files {
+        let from = top_module(src, &f);
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut refs = references(&text, "crate::");
+        if from == "main" {
+            refs.extend(references(&text, "gradspec::"));
+        }
+        let rel = f.strip_prefix(src).unwrap().display().to_string();
+        for to in refs {
+            if to != from {
+                g.entry(from.clone())
+                    .or_default()
+                    .entry(to)
+                    .or_default()
+                    .insert(rel.clone());
+            }
+        }
+    }
+    g
+}
+
+/// A cycle of the graph, as the list of its modules, if there is one.
+fn cycle(g: &Graph) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &Graph,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut c = path[i..].to_vec();
+            c.push(n.to_string());
+            return Some(c);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for next in g.get(n).into_iter().flat_map(|m| m.keys()) {
+            if let Some(c) = visit(next, g, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|n| visit(n, g, &mut Vec::new(), &mut done))
+}
+
+fn describe(g: &Graph, c: &[String]) -> String {
+    c.windows(2)
+        .map(|w| {
+            let files: Vec<&String> = g[&w[0]][&w[1]].iter().collect();
+            format!("{} → {} ({files:?})", w[0], w[1])
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn the_top_level_modules_import_each_other_without_a_cycle() {
+    let g = graph(&root().join("src"));
+    assert!(g.len() > 5, "the reader found too few modules: {g:?}");
+    if let Some(c) = cycle(&g) {
+        panic!("import cycle: {}", describe(&g, &c));
+    }
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle_it_is_given() {
+    let mut g = Graph::new();
+    for (a, b) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")] {
+        g.entry(a.into())
+            .or_default()
+            .entry(b.into())
+            .or_default()
+            .insert("x.rs".into());
+    }
+    assert_eq!(cycle(&g).map(|c| c.len()), Some(4));
+    g.get_mut("c").unwrap().remove("a");
+    assert_eq!(cycle(&g), None);
+}
+
+#[test]
+fn the_reader_sees_paths_groups_and_macros_but_not_comments() {
+    let text = "use crate::{a::X, b, self};\n// crate::c\nlet y = crate::d::f();\n$crate::e::m!();\nmy_crate::f;";
+    let want: BTreeSet<String> = ["a", "b", "d", "e"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(references(text, "crate::"), want);
+}
+
+#[test]
+fn the_error_type_imports_nothing_of_what_it_reports_on() {
+    let g = graph(&root().join("src"));
+    let imports: BTreeSet<&String> = g.get("error").into_iter().flat_map(|m| m.keys()).collect();
+    for forbidden in ["train", "data", "backprop", "cli"] {
+        assert!(
+            !imports.contains(&forbidden.to_string()),
+            "error.rs imports {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn only_the_command_line_and_main_import_the_command_line() {
+    let g = graph(&root().join("src"));
+    for (from, tos) in &g {
+        if from != "cli" && from != "main" {
+            assert!(
+                !tos.contains_key("cli"),
+                "{from} imports cli in {:?}",
+                tos["cli"]
+            );
+        }
+    }
+    assert!(
+        g["main"].contains_key("cli"),
+        "the reader missed main → cli"
+    );
+}
+
+#[test]
+fn benches_and_tests_import_nothing_from_the_command_line() {
+    let mut files = Vec::new();
+    rust_files(&root().join("benches"), &mut files);
+    rust_files(&root().join("tests"), &mut files);
+    let allowed = root().join("tests/cli_hostile.rs");
+    let this = root().join("tests/architecture.rs");
+    for f in files.into_iter().filter(|f| *f != allowed && *f != this) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !references(&text, "gradspec::").contains("cli"),
+            "'{}' imports gradspec::cli",
+            f.display()
+        );
+    }
+}
