@@ -85,12 +85,7 @@ pub(super) fn lex(text: &str) -> Vec<LexLine> {
                     i += 1 + hashes;
                     break;
                 }
-                if s[i] == '\n' {
-                    newline(&mut lines, &mut clean);
-                    clean = false;
-                } else {
-                    lines.last_mut().unwrap().code.push(' ');
-                }
+                blank(&mut lines, &mut clean, s[i]);
                 i += 1;
             }
         } else if c == '"' {
@@ -103,12 +98,7 @@ pub(super) fn lex(text: &str) -> Vec<LexLine> {
                     i += 1;
                 }
                 if i < s.len() {
-                    if s[i] == '\n' {
-                        newline(&mut lines, &mut clean);
-                        clean = false;
-                    } else {
-                        lines.last_mut().unwrap().code.push(' ');
-                    }
+                    blank(&mut lines, &mut clean, s[i]);
                     i += 1;
                 }
             }
@@ -155,6 +145,17 @@ pub(super) fn lex(text: &str) -> Vec<LexLine> {
         lines.pop();
     }
     lines
+}
+
+/// One character inside a literal: a newline starts a new line (not clean: the literal goes
+/// on), anything else becomes a blank.
+fn blank(lines: &mut Vec<LexLine>, clean: &mut bool, c: char) {
+    if c == '\n' {
+        lines.push(LexLine::default());
+        *clean = false;
+    } else if let Some(l) = lines.last_mut() {
+        l.code.push(' ');
+    }
 }
 
 /// At `s[i]`, the start of a raw string literal? Returns (number of `#`, index after the

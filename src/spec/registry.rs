@@ -61,9 +61,7 @@ impl Registry {
                     "{} is outside the module tree (no `mod` path from src/lib.rs reaches it)",
                     rel(&f).display()
                 );
-                for e in entries.iter_mut().filter(|e| e.not_compiled.is_none()) {
-                    e.not_compiled = Some(why.clone());
-                }
+                mark(entries.iter_mut().map(|e| &mut e.not_compiled), &why);
             }
             reg.functions.extend(entries);
         }
@@ -78,9 +76,7 @@ impl Registry {
                     "cargo never compiles {} (not a test target, nor reached from one by `mod`)",
                     rel(&f).display()
                 );
-                for c in cits.iter_mut().filter(|c| c.not_a_test.is_none()) {
-                    c.not_a_test = Some(why.clone());
-                }
+                mark(cits.iter_mut().map(|c| &mut c.not_a_test), &why);
             }
             reg.tests.extend(cits);
         }
@@ -274,7 +270,11 @@ fn test_binary_name(tests_dir: &Path, f: &Path) -> String {
 /// Every file under `dir` (recursively) ending in `.ext`, sorted; none when `dir` does not exist.
 pub(super) fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = dir.is_dir().then(|| dir.to_path_buf()).into_iter().collect();
+    let mut stack: Vec<PathBuf> = dir
+        .is_dir()
+        .then(|| dir.to_path_buf())
+        .into_iter()
+        .collect();
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
             let p = entry?.path();
@@ -287,6 +287,13 @@ pub(super) fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathB
     }
     out.sort();
     Ok(out)
+}
+
+/// Gives `why` to every slot that has no reason yet.
+fn mark<'a>(slots: impl Iterator<Item = &'a mut Option<String>>, why: &str) {
+    for slot in slots.filter(|s| s.is_none()) {
+        *slot = Some(why.to_string());
+    }
 }
 
 /// The files a set of crate roots reaches through `mod` declarations.
