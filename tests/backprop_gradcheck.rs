@@ -34,6 +34,7 @@
 //!
 //! The tests at the bottom feed deliberately wrong derivatives to the same checker and
 //! require it to reject them.
+mod proptest_cases;
 use gradspec::backprop::chain::*;
 use gradspec::backprop::forward::*;
 use gradspec::backprop::grad::*;
@@ -41,6 +42,7 @@ use gradspec::backprop::{Backward, Forward, State, Weights};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
+use proptest_cases::fixed_cases;
 
 /// Relative tolerance (see the module doc).
 const RTOL: f64 = 1e-6;
@@ -325,7 +327,7 @@ fn assembled_checks(s: &State<f64>) -> Vec<Check> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::default())]
+    #![proptest_config(fixed_cases(256))]
 
     /// Each local derivative against a central difference of the forward function it
     /// differentiates.

@@ -8,6 +8,8 @@
 //! MNIST comes from the committed fixture (its 512 test images serve as both splits), so
 //! nothing here downloads anything.
 mod common;
+mod proptest_cases;
+use proptest_cases::fixed_cases;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -607,7 +609,7 @@ fn the_command_line_definition_is_consistent() {
 use proptest::strategy::Strategy as _;
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+    #![proptest_config(fixed_cases(3000))]
 
     /// Parsing any command line made of real subcommands, real flags and hostile values
     /// never panics: it is either a command or a clap error.

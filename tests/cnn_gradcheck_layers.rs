@@ -3,6 +3,7 @@
 //! random upstream gradient `g`, tiny const-generic shapes, and inputs kept away from kinks by
 //! construction: ReLU inputs are `±(0.1 + |u|)`, max-pool inputs are distinct values 0.1 apart.
 mod cnn_common;
+mod proptest_cases;
 
 use cnn_common::{LAYER, Report, Tol, check, dot, shifted};
 use gradspec::cnn::avgpool::{avgpool_backward, avgpool_forward};
@@ -23,6 +24,7 @@ use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use rand::{Rng, SeedableRng};
 
 fn all(n: usize) -> std::ops::Range<usize> {
@@ -35,14 +37,13 @@ fn vals(n: usize) -> impl Strategy<Value = Vec<f64>> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 24,
         // Integration tests have no lib.rs beside them; persist failures explicitly.
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::Direct(
                 "proptest-regressions/cnn_gradcheck_layers.txt",
             ),
         )),
-        ..ProptestConfig::default()
+        ..fixed_cases(24)
     }
 }
 

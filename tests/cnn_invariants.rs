@@ -24,6 +24,7 @@
 //! (about 6·10⁴ at conv2 in f64, so ≈ 1.3·10⁻¹¹ relative), plus, for f32, `γ_N` of the f32
 //! sums (`u = 2⁻²⁴`). Every property has a twin: a wrong backward pass fed to the same
 //! predicate is rejected.
+mod proptest_cases;
 use gradspec::cnn::batchnorm::{
     BatchNorm, EPS, bn_backward_input, bn_backward_params, bn_batch_stats, bn_forward_train,
     bn_partial_sums,
@@ -41,17 +42,17 @@ use gradspec::cnn::net::{CLASSES, Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv
 use gradspec::cnn::tensor::{View, ViewMut};
 use nalgebra::SVector;
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use rand::{Rng, SeedableRng};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::Direct(
                 "proptest-regressions/cnn_invariants.txt",
             ),
         )),
-        ..ProptestConfig::default()
+        ..fixed_cases(cases)
     }
 }
 

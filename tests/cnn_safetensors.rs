@@ -1,11 +1,13 @@
 //! `.safetensors` interchange with PyTorch: round trips, a file written by hand in PyTorch's
 //! layout (independently of our writer), every error case, and random corruptions that must
 //! give errors, never panics.
+mod proptest_cases;
 use gradspec::cnn::safetensors_io::{
     from_bytes, load, save, save_params_f32, state_dict_names, to_bytes,
 };
 use gradspec::cnn::{Mode, Net, Params, Workspace};
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use rand::{Rng, SeedableRng};
 
 /// A net whose buffers are not the initial ones (one train-mode step).
@@ -383,11 +385,10 @@ fn a_missing_file_is_named() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
         failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
             "proptest-regressions/cnn_safetensors.txt",
         ))),
-        ..ProptestConfig::default()
+        ..fixed_cases(256)
     })]
 
     /// Random byte changes (biased towards the JSON header) and truncations of a valid file

@@ -1,9 +1,11 @@
 //! IDX parsing: the fixture (gz and raw), and one test per kind of broken file. Every error
 //! must name the file and the problem; no input may panic.
+mod proptest_cases;
 use flate2::{Compression, write::GzEncoder};
 use gradspec::data::idx::{self, IdxKind, IdxProblem, MAGIC_IMAGES, MAGIC_LABELS};
 use gradspec::data::{Dataset, Split, TEST_IMAGES, TEST_LABELS, load_split};
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -258,7 +260,7 @@ fn missing_file_says_how_to_fetch() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+    #![proptest_config(fixed_cases(3000))]
 
     /// Arbitrary bytes never panic, for either kind.
     #[test]

@@ -10,9 +10,11 @@
 //!   with a printed `SKIPPED` when it is absent, a failure when `GRADSPEC_REQUIRE_MNIST` is set).
 //! * The drawn digits of `tests/fixtures/digits/` must all be read correctly.
 //! * Every bad file ends the command with one `error:` line naming it, and no `--show` file.
+mod proptest_cases;
 use gradspec::data::digit::{BOX, FIELD, Gray, MAX_SIDE, gray_from_rgba, preprocess};
 use gradspec::data::{self, Split};
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,7 +75,7 @@ fn digit_like() -> impl Strategy<Value = (usize, usize, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(fixed_cases(500))]
 
     /// Any size (including 0) and any bytes, with the right length or one byte off: a result
     /// or an error, never a panic; a result is always an image whose ink fits the 20×20 box.

@@ -1,0 +1,76 @@
+//! The markdown reader: labels defined in `spec/*.md`.
+//!
+//! A label is a line consisting of exactly `r[label]`, outside fenced code blocks (``` or
+//! `~~~`, any length, with or without an info string) and indented by at most three spaces
+//! (deeper lines are indented code or continuation lines).
+use super::{Site, parse_label};
+use std::path::Path;
+
+/// Leading indentation in columns (a tab advances to the next multiple of 4).
+fn indent_columns(line: &str) -> usize {
+    let mut col = 0;
+    for c in line.chars() {
+        match c {
+            ' ' => col += 1,
+            '\t' => col += 4 - col % 4,
+            _ => break,
+        }
+    }
+    col
+}
+
+/// A CommonMark fence line: (fence char, run length, rest of the line after the run).
+fn fence(line: &str) -> Option<(char, usize, &str)> {
+    if indent_columns(line) > 3 {
+        return None;
+    }
+    let t = line.trim_start_matches([' ', '\t']);
+    let c = t.chars().next().filter(|c| matches!(c, '`' | '~'))?;
+    let n = t.chars().take_while(|&x| x == c).count();
+    if n < 3 {
+        return None;
+    }
+    let rest = &t[n..];
+    // A backtick fence's info string may not contain a backtick (else it is inline code).
+    if c == '`' && rest.contains('`') {
+        return None;
+    }
+    Some((c, n, rest))
+}
+
+/// Labels defined in one markdown text: a line consisting of exactly `r[label]`, indented by
+/// at most three spaces, outside fenced code blocks. (A line indented by four or more is
+/// indented code, or a paragraph's continuation, never a label.)
+pub fn spec_labels(file: &Path, text: &str) -> Vec<(String, Site)> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        if let Some((c, n)) = open {
+            if let Some((c2, n2, rest)) = fence(line)
+                && c2 == c
+                && n2 >= n
+                && rest.trim().is_empty()
+            {
+                open = None;
+            }
+            continue;
+        }
+        if let Some((c, n, _)) = fence(line) {
+            open = Some((c, n));
+            continue;
+        }
+        if indent_columns(line) > 3 {
+            continue;
+        }
+        if let Some(l) = parse_label(line.trim()) {
+            out.push((
+                l.to_string(),
+                Site {
+                    file: file.to_path_buf(),
+                    line: i + 1,
+                },
+            ));
+        }
+    }
+    out
+}
