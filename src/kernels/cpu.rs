@@ -21,9 +21,9 @@
 //!   [`isas_hardware`]): what makes running an instruction *sound*. The kernels' own tests ask
 //!   this, so that they test every instruction set the machine has, whatever path the trainer
 //!   takes.
-//! - *What the trainer chooses* ([`isa`], and [`avx512`], [`avx2`] for the fused passes and
-//!   the dropout lockstep): by default the widest instruction set the CPU has (AVX-512, then
-//!   AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
+//! - *What the trainer chooses* ([`isa`], which every dispatcher of [`super`] asks; [`avx512`]
+//!   and [`avx2`] answer the same question for one instruction set): by default the widest
+//!   instruction set the CPU has (AVX-512, then AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
 //!   build). `GRADSPEC_NO_AVX512` (set to anything) makes it choose as a CPU without AVX-512
 //!   would (AVX2+FMA on x86-64). `GRADSPEC_SIMD=avx512|avx2|neon|scalar|reference` picks a path
 //!   explicitly, for benchmarks and tests. The choice is read once and cached for the life of

@@ -8,19 +8,24 @@
 //! thread-independent) order, so results agree to f32 rounding, not bit for bit.
 //!
 //! # Dispatch
-//! Every function here takes an [`Isa`] (or a token that converts into one, such as
+//! The network calls one function per pass: [`forward`], [`backward_input`],
+//! [`backward_weight`], [`backward`] (weight and input gradients in one pass) and
+//! [`backward_bias`]. Each asks [`cpu::isa`] (which honours `GRADSPEC_SIMD` and
+//! `GRADSPEC_NO_AVX512`) and [`cpu::winograd`], and alone chooses Winograd, direct or the
+//! reference path (see [`crate::kernels`]).
+//!
+//! Below them, every function takes an [`Isa`] (or a token that converts into one, such as
 //! [`super::cpu::Avx512`]), which only [`super::cpu`] can make for an instruction set the CPU
 //! has: holding one is the proof that the kernels may run, so nothing here detects features
-//! itself. The network asks [`super::cpu::isa`] (which honours `GRADSPEC_SIMD` and
-//! `GRADSPEC_NO_AVX512`); the kernels' tests ask [`super::cpu::isas_hardware`]. The register
-//! tiles below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at
-//! most 6 vectors, chosen so that every sum keeps its order.
+//! itself; the kernels' tests pass each of [`super::cpu::isas_hardware`]. The register tiles
+//! below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at most
+//! 6 vectors, chosen so that every sum keeps its order.
 //!
 //! The batch functions (`try_*`) are generic over the float type, with the signatures of
 //! [`crate::cnn::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
-//! [`Float::as_f32_mut`], and return `false`, having done nothing, when the float type is not
-//! `f32` (f64 always takes [`crate::cnn::conv`]), so that the caller falls back to the generic
-//! path.
+//! [`Float::as_f32_mut`] (one helper, `f32_images`, for the per-image loop), and return
+//! `false`, having done nothing, when the float type is not `f32` (f64 always takes
+//! [`crate::cnn::conv`]), so that the dispatcher falls back to the reference path.
 //!
 //! # Files
 //! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
@@ -469,6 +474,16 @@ pub fn backward_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Para
 
 // ------------------------------------------------------------------ batch functions
 
+/// Floats of one input image of `S`, `CIN·H·W`.
+const fn in_len<S: ConvShape>() -> usize {
+    S::CIN * S::H * S::W
+}
+
+/// Floats of one output image of `S`, `COUT·OH·OW`.
+const fn out_len<S: ConvShape>() -> usize {
+    S::COUT * S::OH * S::OW
+}
+
 /// The image pairs of `a` (`ai` floats each) and `b` (`bi` floats each) as f32 slices when
 /// `T` is `f32`; `None` otherwise (f64 takes the reference path). The one per-image loop of
 /// the batch functions.
@@ -512,7 +527,7 @@ fn f32_dy_x<'a, T: Float, S: ConvShape>(
     dy: &'a [T],
     x: &'a [T],
 ) -> Option<(&'a [f32], &'a [f32])> {
-    let (dyi, xi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
+    let (dyi, xi) = (out_len::<S>(), in_len::<S>());
     assert_eq!(x.len() / xi, dy.len() / dyi, "{what}: batch sizes differ");
     Some((T::as_f32(dy)?, T::as_f32(x)?))
 }
@@ -528,7 +543,7 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
     y: S::OutMut<'_, T>,
 ) -> bool {
     check_geometry::<S>();
-    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    let (xi, yi) = (in_len::<S>(), out_len::<S>());
     let images = f32_images("try_conv_forward", x.data(), xi, y.data_mut(), yi);
     let (Some(images), Some(w), Some(b)) = (images, T::as_f32(p.weight()), T::as_f32(p.bias()))
     else {
@@ -552,7 +567,7 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     scratch: &mut [T],
 ) -> bool {
     check_geometry::<S>();
-    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
+    let (dyi, dxi) = (out_len::<S>(), in_len::<S>());
     let what = "try_conv_backward_input";
     let images = f32_images(what, dy.data(), dyi, dx.data_mut(), dxi);
     let s = f32_scratch(what, scratch, image_scratch_len_of::<S>());
@@ -586,7 +601,7 @@ pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
     let (Some((dys, xs)), Some(s), Some(dw)) = (data, s, T::as_f32_mut(dw.weight_mut())) else {
         return false;
     };
-    let (dyi, xi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
+    let (dyi, xi) = (out_len::<S>(), in_len::<S>());
     let gl = weight_group_len(S::COUT, S::OH, S::OW, S::W);
     let cpu = cpu.into();
     for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
@@ -607,7 +622,7 @@ pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
         return false;
     };
     let cpu = cpu.into();
-    for dy in dys.chunks_exact(S::COUT * S::OH * S::OW) {
+    for dy in dys.chunks_exact(out_len::<S>()) {
         backward_weight::bias_image::<S>(cpu, dy, db);
     }
     true
@@ -630,7 +645,7 @@ pub fn try_winograd_forward<T: Float, S: ConvShape>(
     let Some(g) = winograd_geom_forward::<S>() else {
         return false;
     };
-    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    let (xi, yi) = (in_len::<S>(), out_len::<S>());
     let images = f32_images("try_winograd_forward", x.data(), xi, y.data_mut(), yi);
     let (Some(images), Some(w), Some(b)) = (images, T::as_f32(p.weight()), T::as_f32(p.bias()))
     else {
@@ -658,7 +673,7 @@ pub fn try_winograd_backward_input<T: Float, S: ConvShape>(
     let Some(g) = winograd_geom_backward_input::<S>() else {
         return false;
     };
-    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
+    let (dyi, dxi) = (out_len::<S>(), in_len::<S>());
     let what = "try_winograd_backward_input";
     let images = f32_images(what, dy.data(), dyi, dx.data_mut(), dxi);
     let (Some(images), Some(w)) = (images, T::as_f32(p.weight())) else {

@@ -1,7 +1,9 @@
-//! The portable SIMD layer of the direct convolutions ([`super::conv`]): a 16-lane f32
-//! vector and the handful of operations the kernels need, implemented once per instruction set
-//! — AVX-512 as one `__m512`, AVX2+FMA as two `__m256`, NEON as four `float32x4_t`, and plain
-//! Rust as `[f32; 16]` — so that the kernels are written once, generically over [`Simd`].
+//! The portable SIMD layer of every kernel in [`super`]: a 16-lane f32 vector (and eight u64
+//! lanes for the dropout lockstep's generator) and the handful of operations the kernels need,
+//! implemented once per instruction set, one file each — AVX-512 as one `__m512`
+//! (`avx512.rs`, with its shuffle trees), AVX2+FMA as two `__m256` (`avx2.rs`), NEON as four
+//! `float32x4_t` (`neon.rs`), and plain Rust as `[f32; 16]` (`scalar.rs`) — so that the kernels
+//! are written once, generically over [`Simd`].
 //!
 //! # Dispatch
 //! A value of a [`Simd`] type is a token: it exists only when the CPU has the features its
@@ -94,12 +96,12 @@ pub unsafe trait Simd: Copy {
     /// immediate shift).
     #[inline(always)]
     fn u64_shl(self, a: Self::U, n: u32) -> Self::U {
-        self.u64_from_array(self.u64_to_array(a).map(|a| a << n))
+        self.u64_zip(a, a, |a, _| a << n)
     }
     /// `a >> n` per lane (logical), `n < 64`, as [`Simd::u64_shl`].
     #[inline(always)]
     fn u64_shr(self, a: Self::U, n: u32) -> Self::U {
-        self.u64_from_array(self.u64_to_array(a).map(|a| a >> n))
+        self.u64_zip(a, a, |a, _| a >> n)
     }
     /// `a` rotated left by `n` per lane, `0 < n < 64`: two shifts and an `or`, which the
     /// compiler turns into one rotate where the instruction set has it (AVX-512's `vprolq`).
