@@ -11,12 +11,7 @@ use gradspec::cnn::conv::{
     ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
     conv_forward,
 };
-use gradspec::cnn::dropout::{
-    dropout_backward, dropout_bits_lockstep, dropout_forward, dropout_mask, keep_scale,
-};
-use gradspec::cnn::fused::{
-    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_sums,
-};
+use gradspec::cnn::dropout::{dropout_backward, dropout_forward, dropout_mask, keep_scale};
 use gradspec::cnn::linear::{
     Linear, linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
 };
@@ -26,6 +21,10 @@ use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7, Dropou
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Mode, Net, Params, Workspace};
+use gradspec::kernels::dropout::dropout_bits_lockstep;
+use gradspec::kernels::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_sums,
+};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 

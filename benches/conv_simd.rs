@@ -1,4 +1,4 @@
-//! The direct convolution kernels (`cnn::conv_simd`) on every instruction set this CPU has
+//! The direct convolution kernels (`kernels::conv`) on every instruction set this CPU has
 //! (AVX-512, AVX2, NEON; not the scalar build) against the generic im2col + GEMM convolution
 //! (`cnn::conv`), pass by pass, f32, batch 128 (the kernels loop over the images one at a
 //! time), seeded inputs, one thread. Names carry the pass, the implementation and the input
@@ -13,13 +13,13 @@ use gradspec::cnn::conv::{
     ConvParams, ConvShape, col_len_of, conv_backward_bias, conv_backward_input,
     conv_backward_weight, conv_forward,
 };
-use gradspec::cnn::conv_simd::{
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::kernels::conv::{
     scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
     try_conv_forward, try_winograd_backward, try_winograd_backward_input,
     try_winograd_backward_weight, try_winograd_forward,
 };
-use gradspec::cnn::cpu;
-use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::kernels::cpu;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 

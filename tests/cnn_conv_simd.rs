@@ -1,4 +1,4 @@
-//! The direct convolution kernels of `cnn::conv_simd` against the generic im2col + GEMM
+//! The direct convolution kernels of `kernels::conv` against the generic im2col + GEMM
 //! convolution of `cnn::conv`, run in f64 as the reference, at every shape of the network and
 //! at odd shapes that exercise the tile tails (channel counts not a multiple of 8, widths that
 //! leave a partial last vector, K = 1, 2, 5).
@@ -17,7 +17,7 @@
 //! the spot most likely to be mishandled) is far outside it.
 //!
 //! # Every instruction set
-//! The kernels are written once over the 16-lane vectors of `cnn::simd` and run on an
+//! The kernels are written once over the 16-lane vectors of `kernels::simd` and run on an
 //! `cpu::Isa`: AVX-512, AVX2+FMA, NEON or plain Rust (`Scalar`). Every test runs on every
 //! instruction set this CPU has (`cpu::isas_hardware`, whatever `GRADSPEC_SIMD` or
 //! `GRADSPEC_NO_AVX512` choose for the network), so the scalar build runs everywhere, and each
@@ -31,14 +31,15 @@ use gradspec::cnn::conv::{
     Conv, ConvParams, ConvShape, Shape, conv_backward_bias, conv_backward_input,
     conv_backward_weight, conv_forward,
 };
-use gradspec::cnn::conv_simd::{
-    self, image_scratch_len, scratch_len, scratch_len_of, try_conv_backward_bias,
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::kernels;
+use gradspec::kernels::conv::{
+    image_scratch_len, scratch_len, scratch_len_of, try_conv_backward_bias,
     try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
 };
-use gradspec::cnn::cpu::{self, Isa};
-use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
-use gradspec::cnn::simd::{self, Kernel, Simd};
-use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::kernels::cpu::{self, Isa};
+use gradspec::kernels::simd::{self, Kernel, Simd};
 use rand::{Rng, SeedableRng};
 
 /// Every instruction set the kernels can run on here, widest first, `Scalar` last. With
@@ -394,12 +395,12 @@ fn per_image_functions_agree_on(cpu: Isa) {
         let xi = &x[i * CIN * 676..(i + 1) * CIN * 676];
         let dyi = &dy[i * COUT * 576..(i + 1) * COUT * 576];
         let mut y = vec![0.0f32; COUT * 576];
-        conv_simd::forward_image::<Conv2>(cpu, &p, xi, &mut y);
+        kernels::conv::forward_image::<Conv2>(cpu, &p, xi, &mut y);
         assert_eq!(y, y_batch[i * COUT * 576..(i + 1) * COUT * 576]);
         let mut dx = vec![0.0f32; CIN * 676];
-        conv_simd::backward_input_image::<Conv2>(cpu, &p, dyi, &mut dx, &mut wide);
+        kernels::conv::backward_input_image::<Conv2>(cpu, &p, dyi, &mut dx, &mut wide);
         assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
-        conv_simd::backward_weight_image::<Conv2>(cpu, dyi, xi, &mut dw, &mut wide);
+        kernels::conv::backward_weight_image::<Conv2>(cpu, dyi, xi, &mut dw, &mut wide);
     }
     assert_eq!(dw.weight, dw_batch.weight, "same order, so bit-identical");
 }
@@ -436,7 +437,7 @@ fn a_short_output_slice_panics_before_any_work() {
             let p = Conv::<f32, 1, 16, 3, 9>::zeros();
             let x = vec![0.0f32; 28 * 28];
             let mut y = vec![0.0f32; 16 * 26 * 26 - 1];
-            conv_simd::forward_image::<Conv1>(cpu, &p, &x, &mut y);
+            kernels::conv::forward_image::<Conv1>(cpu, &p, &x, &mut y);
         });
     }
 }
@@ -449,7 +450,7 @@ fn a_short_scratch_panics_before_any_work() {
             let x = vec![0.0f32; 16 * 26 * 26];
             let mut dw = Conv::<f32, 16, 32, 3, 144>::zeros();
             let mut scratch = vec![0.0f32; image_scratch_len(32, 24, 24, 26) - 1];
-            conv_simd::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
+            kernels::conv::backward_weight_image::<Conv2>(cpu, &dy, &x, &mut dw, &mut scratch);
         });
     }
 }
@@ -752,9 +753,9 @@ fn compare_winograd<S: ConvShape>(cpu: Isa, seed: u64, mutant: Mutant) -> ((f64,
     }
     let p = conv_of::<f32, S>(&ws, &b);
     let mut y = vec![f32::NAN; yi];
-    conv_simd::winograd_forward_image::<S>(cpu, &p, &xs, &mut y);
+    kernels::conv::winograd_forward_image::<S>(cpu, &p, &xs, &mut y);
     let mut dx = vec![f32::NAN; xi];
-    conv_simd::winograd_backward_input_image::<S>(cpu, &p, &dys, &mut dx);
+    kernels::conv::winograd_backward_input_image::<S>(cpu, &p, &dys, &mut dx);
     let ratios = (
         worst_ratio(&y, &y_ref, &y_scale, cin + 12),
         worst_ratio(&dx, &dx_ref, &dx_scale, cout + 12),
@@ -924,7 +925,7 @@ fn compare_winograd_weight<S: ConvShape>(
         WeightMutant::FirstDy => *dys.first_mut().unwrap() += 1.0,
     }
     let mut dw = conv_of::<f32, S>(&dw0, &vec![0.0; S::COUT]);
-    conv_simd::winograd_backward_weight_images::<S>(cpu, &dys, &xs, &mut dw);
+    kernels::conv::winograd_backward_weight_images::<S>(cpu, &dys, &xs, &mut dw);
     let k = n * (S::OH / 2) * (S::OW / 2);
     let r = worst_ratio(dw.weight(), dw_ref.weight(), &scale, k + 9);
     (r, dw.weight().to_vec())
@@ -1006,20 +1007,20 @@ fn fused_backward_equals_the_two_passes<S: ConvShape>(n: usize, seed: u64) {
     let dw0 = conv_of::<f32, S>(&w0, &b0);
     for cpu in isas() {
         let (mut dw_apart, mut dx_apart) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
-        assert!(conv_simd::try_winograd_backward_weight::<f32, S>(
+        assert!(kernels::conv::try_winograd_backward_weight::<f32, S>(
             cpu,
             (&dy[..]).into(),
             (&x[..]).into(),
             &mut dw_apart
         ));
-        assert!(conv_simd::try_winograd_backward_input::<f32, S>(
+        assert!(kernels::conv::try_winograd_backward_input::<f32, S>(
             cpu,
             &p,
             (&dy[..]).into(),
             (&mut dx_apart[..]).into()
         ));
         let (mut dw, mut dx) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
-        assert!(conv_simd::try_winograd_backward::<f32, S>(
+        assert!(kernels::conv::try_winograd_backward::<f32, S>(
             cpu,
             &p,
             (&dy[..]).into(),
@@ -1057,7 +1058,7 @@ fn winograd_refuses_a_shape_it_does_not_take() {
     let cpu = Isa::Scalar;
     assert_panics("shape not taken", || {
         let mut y = y.clone();
-        conv_simd::winograd_forward_image::<Conv4>(cpu, &p, &x, &mut y)
+        kernels::conv::winograd_forward_image::<Conv4>(cpu, &p, &x, &mut y)
     });
     assert!(y.iter_mut().all(|v| *v == 7.0));
 }

@@ -1,4 +1,4 @@
-//! The fused passes of `src/cnn/fused.rs` against the per-operation functions they replace.
+//! The fused passes of `src/kernels/fused.rs` against the per-operation functions they replace.
 //!
 //! The claim is bit-identity, so the comparisons are exact (`to_bits` equality, no tolerance):
 //! a fused pass that computed the same maths in another order would fail here. Shapes include
@@ -14,11 +14,11 @@ use gradspec::cnn::conv::{Conv, Shape, conv_backward_bias};
 use gradspec::cnn::dropout::{
     dropout_backward, dropout_bits, dropout_forward, dropout_mask, keep_scale,
 };
-use gradspec::cnn::fused::{
-    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
-};
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::kernels::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
+};
 use nalgebra::SVector;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -234,8 +234,8 @@ fn dropout_bits_are_the_decisions_of_dropout_mask() {
 /// Verifies r[cnn.dropout.mask] in the lockstep form training uses.
 #[test]
 fn lockstep_dropout_bits_equal_one_stream_per_image() {
-    use gradspec::cnn::cpu::isas_hardware;
-    use gradspec::cnn::dropout::dropout_bits_lockstep_on;
+    use gradspec::kernels::cpu::isas_hardware;
+    use gradspec::kernels::dropout::dropout_bits_lockstep_on;
     use rand_xoshiro::Xoshiro256PlusPlus;
     // The layers' sizes (whole 64-decision blocks), then sizes that end in a partial block
     // after whole ones (100 = 64 + 36, 130 = 2·64 + 2) and one shorter than a block.

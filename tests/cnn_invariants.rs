@@ -10,7 +10,7 @@
 //!   of the bias-free forward map, `⟨conv(x; W, 0), y⟩ = ⟨x, dX(W; y)⟩`; the weight and bias
 //!   gradients are the adjoints of the forward map's linear dependence on `W` and `b`,
 //!   `⟨dW(y, x), W'⟩ = ⟨conv(x; W', 0), y⟩` and `⟨db(y), b'⟩ = ⟨conv(0; 0, b'), y⟩` — in f64
-//!   for the generic functions, and in f32 for the AVX-512 kernels of `cnn::conv_simd` when
+//!   for the generic functions, and in f32 for the AVX-512 kernels of `kernels::conv` when
 //!   the CPU has them.
 //!
 //! # Tolerances
@@ -33,13 +33,13 @@ use gradspec::cnn::conv::{
     ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
     conv_forward,
 };
-use gradspec::cnn::conv_simd::{
-    scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
-    try_conv_forward,
-};
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward};
 use gradspec::cnn::net::{CLASSES, Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
 use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::kernels::conv::{
+    scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
+    try_conv_forward,
+};
 use nalgebra::SVector;
 use proptest::prelude::*;
 use proptest_cases::fixed_cases;
@@ -482,7 +482,7 @@ fn conv_adjoints_simd<S: ConvShape>(
 ) -> Option<Result<f64, String>> {
     // The kernels run whether or not GRADSPEC_NO_AVX512 switches the network off them; with
     // GRADSPEC_REQUIRE_AVX512 set, a CPU without AVX-512 fails here instead of skipping.
-    let cpu = gradspec::cnn::cpu::require_avx512_if_asked()?;
+    let cpu = gradspec::kernels::cpu::require_avx512_if_asked()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (xl, yl) = (n * S::CIN * S::H * S::W, n * S::COUT * S::OH * S::OW);
     let r32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|a| a as f32).collect() };

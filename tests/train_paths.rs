@@ -24,8 +24,9 @@
 //! entry by a sizeable fraction of the tensor's scale; the twin test shows that one entry of
 //! conv2's 4,608 weight gradients moved by 1% of the tensor's scale is caught.
 use gradspec::cnn::net::DropoutKey;
-use gradspec::cnn::{Mode, Net, Params, Workspace, cpu};
+use gradspec::cnn::{Mode, Net, Params, Workspace};
 use gradspec::data::{self, Split};
+use gradspec::kernels::cpu;
 use gradspec::train::sgd::sgd_momentum;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -200,7 +201,7 @@ fn a_short_run_gives_the_pinned_weights_on_this_path() {
     assert_eq!(got, short_run_hash(), "two runs differ");
     if cpu::isa().is_some() {
         // The kernels give the same bits on every instruction set (AVX-512, AVX2, NEON,
-        // scalar; see src/cnn/simd.rs), and so do the fused passes and dropout.
+        // scalar; see src/kernels/simd/), and so do the fused passes and dropout.
         let (pin, what) = if cpu::winograd() {
             (PINNED_AVX512, "Winograd")
         } else {

@@ -192,7 +192,7 @@ pub fn main() -> ExitCode {
         }
     };
     // A bad `GRADSPEC_SIMD` is a one-line error here, not a panic in the first kernel call.
-    if let Err(e) = crate::cnn::cpu::check_choice() {
+    if let Err(e) = crate::kernels::cpu::check_choice() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }

@@ -15,7 +15,7 @@ use nalgebra::{SMatrix, SVector};
 
 /// The shape of one convolution layer, `nn.Conv2d(CIN, COUT, K)` (stride 1, no padding) on
 /// `[n, CIN, H, W]` batches, giving `[n, COUT, OH, OW]`: the one type parameter of every
-/// convolution function (here and in [`super::conv_simd`]).
+/// convolution function (here and in [`crate::kernels::conv`]).
 ///
 /// Implemented by [`Shape`]; the network names one per layer (`net::Conv1` …). Stable Rust
 /// cannot use an associated const of a generic parameter as a const generic argument, so the

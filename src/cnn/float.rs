@@ -2,7 +2,7 @@
 //! run the very same layer code. Matrix products go through [`Float::gemm`], which dispatches
 //! to `matrixmultiply`'s `sgemm`/`dgemm` (runtime-detected AVX2/FMA kernels).
 //!
-//! Code that has an f32-only fast path (the AVX-512 convolutions of [`super::conv_simd`])
+//! Code that has an f32-only fast path (the AVX-512 convolutions of [`crate::kernels::conv`])
 //! asks the float type for its data as `f32` through [`Float::as_f32`] and
 //! [`Float::as_f32_mut`]: `Some` for `f32`, `None` for `f64`. That is the whole of the f32
 //! specialisation; there are no type-id checks, downcasts or pointer casts.

@@ -16,17 +16,9 @@
 //! BatchNorm needs a batch-wide sum.
 use super::avgpool::{avgpool_backward, avgpool_forward};
 use super::batchnorm::{BatchNorm, Running, bn_batch_stats, bn_running_update};
-use super::conv::{
-    ConvBias, ConvShape, Shape, col_len_of, conv_backward_bias, conv_backward_input,
-    conv_backward_weight, conv_forward,
-};
-use super::conv_simd;
-use super::cpu;
-use super::dropout::{LOCKSTEP, dropout_bits_lockstep, keep_scale};
+use super::conv::{ConvBias, ConvShape, Shape, col_len_of};
+use super::dropout::keep_scale;
 use super::float::Float;
-use super::fused::{
-    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
-};
 use super::linear::{
     linear_backward_bias, linear_backward_input, linear_backward_weight, linear_forward,
 };
@@ -34,7 +26,12 @@ use super::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_for
 use super::maxpool::{maxpool_backward, maxpool_forward};
 use super::params::{Buffers, Params};
 use super::relu::{relu_backward, relu_forward};
-use super::tensor::{Act, DataMut};
+use super::tensor::Act;
+use crate::kernels::conv as conv_pass;
+use crate::kernels::dropout::{LOCKSTEP, dropout_bits_lockstep};
+use crate::kernels::fused::{
+    bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_bn_eval, relu_sums,
+};
 use nalgebra::SVector;
 
 /// Images per parallel work item. Part of the numerics (it fixes the summation order), so it
@@ -65,7 +62,7 @@ pub type Conv7 = Shape<16, 32, 3, 144, 4, 4, 2, 2>;
 /// Scratch floats one convolution of shape `S` borrows: its im2col matrix, or what the
 /// AVX-512 kernels need.
 const fn scratch_of<S: ConvShape>() -> usize {
-    let (a, b) = (col_len_of::<S>(), conv_simd::scratch_len_of::<S>());
+    let (a, b) = (col_len_of::<S>(), conv_pass::scratch_len_of::<S>());
     if a > b { a } else { b }
 }
 
@@ -221,7 +218,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         col: &mut [T],
     ) {
         check_shapes::<S, C, H, W>();
-        conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
+        conv_pass::forward::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
         relu_bn_eval(bn, running, self.r.view_mut());
     }
 
@@ -233,7 +230,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         col: &mut [T],
     ) {
         check_shapes::<S, C, H, W>();
-        conv_fwd::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
+        conv_pass::forward::<T, S>(conv, x, self.r.as_mut_slice().into(), col);
         self.sums = Sums::new();
         relu_sums(self.r.view_mut(), &mut self.sums.s1, &mut self.sums.s2);
     }
@@ -306,8 +303,8 @@ impl<T: Float, const C: usize, const H: usize, const W: usize> Block<T, C, H, W>
         );
         let g = self.g.as_slice();
         match dx {
-            Some(dx) => conv_bwd_weight_input::<T, S>(conv, g.into(), x, dconv, dx, col),
-            None => conv_bwd_weight::<T, S>(g.into(), x, dconv, col),
+            Some(dx) => conv_pass::backward::<T, S>(conv, g.into(), x, dconv, dx, col),
+            None => conv_pass::backward_weight::<T, S>(g.into(), x, dconv, col),
         }
     }
 }
@@ -358,7 +355,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
     /// Conv, then max-pool.
     fn forward<S: ConvShape>(&mut self, conv: &S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
         check_shapes::<S, C, H, W>();
-        conv_fwd::<T, S>(conv, x, self.z.as_mut_slice().into(), col);
+        conv_pass::forward::<T, S>(conv, x, self.z.as_mut_slice().into(), col);
         let arg = &mut self.arg[..self.p.as_slice().len()];
         maxpool_forward(self.z.view(), self.p.view_mut(), arg);
     }
@@ -369,8 +366,8 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
         check_shapes::<S, C, H, W>();
         let arg = &self.arg[..self.p.as_slice().len()];
         maxpool_backward(self.gp.view(), arg, self.gz.view_mut());
-        conv_bwd_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
-        conv_bwd_bias::<T, S>(self.gz.as_slice().into(), dconv);
+        conv_pass::backward_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
+        conv_pass::backward_bias::<T, S>(self.gz.as_slice().into(), dconv);
     }
 }
 
@@ -422,7 +419,7 @@ impl<T: Float> Head<T> {
         labels: &[u8],
         col: &mut [T],
     ) -> (f64, usize) {
-        conv_fwd::<T, Conv7>(&p.conv7, x, self.r7.view_mut(), col);
+        conv_pass::forward::<T, Conv7>(&p.conv7, x, self.r7.view_mut(), col);
         relu_forward(self.r7.as_mut_slice());
         avgpool_forward(self.r7.view(), self.v7.view_mut());
         linear_forward(&p.fc1, self.v7.view(), self.logits.view_mut());
@@ -464,9 +461,9 @@ impl<T: Float> Head<T> {
         linear_backward_input(&p.fc1, self.g_logits.view(), self.g_v7.view_mut());
         avgpool_backward(self.g_v7.view(), self.g_r7.view_mut());
         relu_backward(self.r7.as_slice(), self.g_r7.as_mut_slice());
-        conv_bwd_weight::<T, Conv7>(self.g_r7.view(), x, &mut g.conv7, col);
-        conv_bwd_bias::<T, Conv7>(self.g_r7.view(), &mut g.conv7);
-        conv_bwd_input::<T, Conv7>(&p.conv7, self.g_r7.view(), dx, col);
+        conv_pass::backward_weight::<T, Conv7>(self.g_r7.view(), x, &mut g.conv7, col);
+        conv_pass::backward_bias::<T, Conv7>(self.g_r7.view(), &mut g.conv7);
+        conv_pass::backward_input::<T, Conv7>(&p.conv7, self.g_r7.view(), dx, col);
     }
 }
 
@@ -923,7 +920,7 @@ impl<T: Float> Net<T> {
             c.head
                 .backward(p, g, labels, n, c.c6.p.view(), c.c6.gp.view_mut(), col);
             c.c6.backward::<Conv6>(&mut g.conv6, c.b5.d.view(), col);
-            conv_bwd_input::<T, Conv6>(&p.conv6, c.c6.gz.view(), c.b5.g.view_mut(), col);
+            conv_pass::backward_input::<T, Conv6>(&p.conv6, c.c6.gz.view(), c.b5.g.view_mut(), col);
             c.b5.params_backward(c.dropout, keep, &st.bn5, &mut g.bn5);
         });
         let d5 = reduce_bn_grads(ws.active(), |g| &g.bn5);
@@ -941,9 +938,7 @@ impl<T: Float> Net<T> {
             let dx = Some(c.c3.gp.view_mut());
             c.b4.backward::<Conv4>(bn, &d4, n, conv, c.c3.p.view(), dx, col);
             c.c3.backward::<Conv3>(&mut g.conv3, c.b2.d.view(), col);
-            // conv3's input gradient (1×1, 8 → 32 channels) is the one pass where the direct
-            // kernel measured slower than GEMM (k = 8 is too short to amortise its scatter).
-            conv_backward_input::<T, Conv3>(&p.conv3, c.c3.gz.view(), c.b2.g.view_mut(), col);
+            conv_pass::backward_input::<T, Conv3>(&p.conv3, c.c3.gz.view(), c.b2.g.view_mut(), col);
             c.b2.params_backward(c.dropout, keep, &st.bn2, &mut g.bn2);
         });
         let d2 = reduce_bn_grads(ws.active(), |g| &g.bn2);
@@ -964,85 +959,5 @@ impl<T: Float> Net<T> {
         for c in ws.active().iter() {
             grads.add_assign(&c.grad);
         }
-    }
-}
-
-// The convolutions of the network: the kernels of `conv_simd` when `cpu::isa` chooses an
-// instruction set for them (AVX-512, AVX2 or NEON by default; see `GRADSPEC_SIMD`) and the float
-// type is f32 (Winograd's for conv2, conv5 and conv7 when `cpu::winograd` is on, the default;
-// the direct ones otherwise), else the im2col + GEMM functions of `conv` (always for f64, so the gradient checks
-// verify the reference path; `tests/cnn_conv_simd.rs` ties the three together).
-
-fn conv_fwd<T: Float, S: ConvShape>(
-    p: &S::Params<T>,
-    x: S::In<'_, T>,
-    y: S::OutMut<'_, T>,
-    col: &mut [T],
-) {
-    let y = y.data_mut();
-    let simd = |cpu: cpu::Isa| {
-        (cpu::winograd() && conv_simd::try_winograd_forward::<T, S>(cpu, p, x, (&mut *y).into()))
-            || conv_simd::try_conv_forward::<T, S>(cpu, p, x, (&mut *y).into())
-    };
-    if !cpu::isa().is_some_and(simd) {
-        conv_forward::<T, S>(p, x, y.into(), col);
-    }
-}
-
-fn conv_bwd_input<T: Float, S: ConvShape>(
-    p: &S::Params<T>,
-    dy: S::Out<'_, T>,
-    dx: S::InMut<'_, T>,
-    col: &mut [T],
-) {
-    let dx = dx.data_mut();
-    let simd = |cpu: cpu::Isa| {
-        (cpu::winograd()
-            && conv_simd::try_winograd_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into()))
-            || conv_simd::try_conv_backward_input::<T, S>(cpu, p, dy, (&mut *dx).into(), col)
-    };
-    if !cpu::isa().is_some_and(simd) {
-        conv_backward_input::<T, S>(p, dy, dx.into(), col);
-    }
-}
-
-fn conv_bwd_weight<T: Float, S: ConvShape>(
-    dy: S::Out<'_, T>,
-    x: S::In<'_, T>,
-    dw: &mut S::Params<T>,
-    col: &mut [T],
-) {
-    let simd = |cpu: cpu::Isa| {
-        (cpu::winograd() && conv_simd::try_winograd_backward_weight::<T, S>(cpu, dy, x, dw))
-            || conv_simd::try_conv_backward_weight::<T, S>(cpu, dy, x, &mut *dw, col)
-    };
-    if !cpu::isa().is_some_and(simd) {
-        conv_backward_weight::<T, S>(dy, x, dw, col);
-    }
-}
-
-/// [`conv_bwd_weight`] then [`conv_bwd_input`], as one pass when Winograd runs both.
-fn conv_bwd_weight_input<T: Float, S: ConvShape>(
-    p: &S::Params<T>,
-    dy: S::Out<'_, T>,
-    x: S::In<'_, T>,
-    dw: &mut S::Params<T>,
-    dx: S::InMut<'_, T>,
-    col: &mut [T],
-) {
-    let dx = dx.data_mut();
-    let fused = |cpu: cpu::Isa| {
-        cpu::winograd()
-            && conv_simd::try_winograd_backward::<T, S>(cpu, p, dy, x, &mut *dw, (&mut *dx).into())
-    };
-    if !cpu::isa().is_some_and(fused) {
-        conv_bwd_weight::<T, S>(dy, x, dw, col);
-        conv_bwd_input::<T, S>(p, dy, dx.into(), col);
-    }
-}
-
-fn conv_bwd_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
-    if !cpu::isa().is_some_and(|cpu| conv_simd::try_conv_backward_bias::<T, S>(cpu, dy, db)) {
-        conv_backward_bias::<T, S>(dy, db);
     }
 }

@@ -7,7 +7,7 @@
 //! result is the same bits on every machine and for every vector width.
 //!
 //! The per-operation functions (`bn_partial_sums`, `bn_backward_params`, `conv_backward_bias`)
-//! and the fused passes of [`super::fused`] all use it, which is what makes a fused pass
+//! and the fused passes of [`crate::kernels::fused`] all use it, which is what makes a fused pass
 //! bit-identical to the composition of the functions it replaces.
 use super::float::Float;
 

@@ -8,11 +8,11 @@
 //! - [`Avx2`]: AVX2 and FMA;
 //! - [`Neon`]: NEON (every aarch64 CPU).
 //!
-//! [`Isa`] names the instruction set the direct convolutions of [`super::conv_simd`] run on,
+//! [`Isa`] names the instruction set the direct convolutions of [`super::conv`] run on,
 //! one of these tokens or `Scalar` (plain Rust, runs anywhere); [`super::simd`] turns it into a
 //! 16-lane vector type and compiles the kernels for it. Code that runs AVX-512 instructions
 //! either takes a token or is an `unsafe fn` whose caller holds one. (Small private helpers
-//! compiled with `#[target_feature]`, such as the shuffle trees of [`super::conv_simd`], take
+//! compiled with `#[target_feature]`, such as the shuffle trees of the AVX-512 build of [`super::simd`], take
 //! no token: Rust lets them be called without `unsafe` only from code that is itself compiled
 //! for AVX-512, which sits behind a token.)
 //!
@@ -21,9 +21,9 @@
 //!   [`isas_hardware`]): what makes running an instruction *sound*. The kernels' own tests ask
 //!   this, so that they test every instruction set the machine has, whatever path the trainer
 //!   takes.
-//! - *What the trainer chooses* ([`isa`], and [`avx512`], [`avx2`] for the fused passes and
-//!   the dropout lockstep): by default the widest instruction set the CPU has (AVX-512, then
-//!   AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
+//! - *What the trainer chooses* ([`isa`], which every dispatcher of [`super`] asks; [`avx512`]
+//!   and [`avx2`] answer the same question for one instruction set): by default the widest
+//!   instruction set the CPU has (AVX-512, then AVX2+FMA, then NEON, else the reference path: im2col + GEMM and the fused passes' baseline
 //!   build). `GRADSPEC_NO_AVX512` (set to anything) makes it choose as a CPU without AVX-512
 //!   would (AVX2+FMA on x86-64). `GRADSPEC_SIMD=avx512|avx2|neon|scalar|reference` picks a path
 //!   explicitly, for benchmarks and tests. The choice is read once and cached for the life of
@@ -168,7 +168,7 @@ pub fn neon_hardware() -> Option<Neon> {
     None
 }
 
-/// An instruction set the direct convolution kernels of [`super::conv_simd`] run on: a token
+/// An instruction set the direct convolution kernels of [`super::conv`] run on: a token
 /// of [`super::simd`]'s 16-lane vector layer. `Scalar` (plain Rust, one `f32::mul_add` per
 /// lane) runs anywhere; the others carry the proof that the CPU has their features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -225,7 +225,7 @@ pub fn isas_hardware() -> Vec<Isa> {
 }
 
 /// The path the trainer takes, read once: `Some(isa)` runs the direct kernels of
-/// [`super::conv_simd`] on `isa` (and the fused passes compiled for it), `None` the reference
+/// [`super::conv`] on `isa` (and the fused passes compiled for it), `None` the reference
 /// path (im2col + GEMM, the fused passes' baseline build).
 ///
 /// - `GRADSPEC_SIMD=avx512|avx2|neon|scalar` picks that instruction set (the process panics

@@ -1,26 +1,31 @@
-//! Hand-vectorised f32 kernels for the convolution of [`super::conv`] (stride 1, no padding,
+//! Hand-vectorised f32 kernels for the convolution of [`crate::cnn::conv`] (stride 1, no padding,
 //! bias): forward, input gradient, weight gradient and bias gradient, one image at a time, by
 //! direct convolution (no im2col, no packing of the input). They are written once over the
 //! 16-lane vectors of [`super::simd`] and run on AVX-512, AVX2+FMA, NEON or plain Rust, with
 //! the same bits on every one of them (see [`super::simd`]).
 //!
-//! They compute the same sums as the generic GEMM path of [`super::conv`] in another (fixed,
+//! They compute the same sums as the generic GEMM path of [`crate::cnn::conv`] in another (fixed,
 //! thread-independent) order, so results agree to f32 rounding, not bit for bit.
 //!
 //! # Dispatch
-//! Every function here takes an [`Isa`] (or a token that converts into one, such as
+//! The network calls one function per pass: [`forward`], [`backward_input`],
+//! [`backward_weight`], [`backward`] (weight and input gradients in one pass) and
+//! [`backward_bias`]. Each asks [`cpu::isa`] (which honours `GRADSPEC_SIMD` and
+//! `GRADSPEC_NO_AVX512`) and [`cpu::winograd`], and alone chooses Winograd, direct or the
+//! reference path (see [`crate::kernels`]).
+//!
+//! Below them, every function takes an [`Isa`] (or a token that converts into one, such as
 //! [`super::cpu::Avx512`]), which only [`super::cpu`] can make for an instruction set the CPU
 //! has: holding one is the proof that the kernels may run, so nothing here detects features
-//! itself. The network asks [`super::cpu::isa`] (which honours `GRADSPEC_SIMD` and
-//! `GRADSPEC_NO_AVX512`); the kernels' tests ask [`super::cpu::isas_hardware`]. The register
-//! tiles below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at
-//! most 6 vectors, chosen so that every sum keeps its order.
+//! itself; the kernels' tests pass each of [`super::cpu::isas_hardware`]. The register tiles
+//! below are those of AVX-512 (32 registers of one vector); AVX2 and NEON use tiles of at most
+//! 6 vectors, chosen so that every sum keeps its order.
 //!
 //! The batch functions (`try_*`) are generic over the float type, with the signatures of
-//! [`super::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
-//! [`Float::as_f32_mut`], and return `false`, having done nothing, when the float type is not
-//! `f32` (f64 always takes [`super::conv`]), so that the caller falls back to the generic
-//! path.
+//! [`crate::cnn::conv`] plus the token. They reach the f32 data through [`Float::as_f32`] and
+//! [`Float::as_f32_mut`] (one helper, `f32_images`, for the per-image loop), and return
+//! `false`, having done nothing, when the float type is not `f32` (f64 always takes
+//! [`crate::cnn::conv`]), so that the dispatcher falls back to the reference path.
 //!
 //! # Files
 //! One per pass, each holding its safe entry points and, in a `mod kernel`, the `unsafe`
@@ -30,14 +35,13 @@
 //! network runs by default ([`super::cpu::winograd`]; batch functions [`try_winograd_forward`],
 //! [`try_winograd_backward_input`], [`try_winograd_backward_weight`]; the tests' entry points
 //! [`winograd_forward_image`], [`winograd_backward_input_image`],
-//! [`winograd_backward_weight_images`]); `shuffle.rs` holds the 16×16 transposition and reduction trees that the
-//! weight gradient uses in its AVX-512 build. This file holds the batch functions, the scratch sizes, the shape
+//! [`winograd_backward_weight_images`]); This file holds the batch functions, the scratch sizes, the shape
 //! checks and what the passes share (the wide rows of `dY`, the geometry of a wide vector).
 //!
 //! # API
 //! Per image (f32 slices, `[C, H, W]` row-major): [`forward_image`], [`backward_input_image`],
 //! [`backward_weight_image`] (adds into `dw.weight`), [`backward_bias_image`] (adds into
-//! `db`). Per batch, with the signatures of [`super::conv`] and generic over the float type:
+//! `db`). Per batch, with the signatures of [`crate::cnn::conv`] and generic over the float type:
 //! [`try_conv_forward`], [`try_conv_backward_input`], [`try_conv_backward_weight`],
 //! [`try_conv_backward_bias`]. The weights are used in their own layout (PyTorch's
 //! `[COUT, CIN, K, K]`, `Conv::weight`): there is no preparation step. Scratch, caller-owned,
@@ -112,19 +116,18 @@
 //! Zeros stand in for the discarded lanes (`x ≥ OW`), so an infinite or NaN weight or input
 //! can leak into outputs the generic path would compute from finite values only; the network
 //! never feeds those.
-use super::conv::{ConvParams, ConvShape};
-use super::cpu::Isa;
-use super::float::Float;
-use super::tensor::{Data, DataMut};
+use super::cpu::{self, Isa};
+use crate::cnn::conv::{
+    ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
+    conv_forward,
+};
+use crate::cnn::float::Float;
+use crate::cnn::tensor::{Data, DataMut};
 
 mod backward_input;
 mod backward_weight;
 mod forward;
-#[cfg(target_arch = "x86_64")]
-mod shuffle;
 mod winograd;
-#[cfg(target_arch = "x86_64")]
-pub(crate) use shuffle::{reduce16 as shuffle_reduce16, transpose16 as shuffle_transpose16};
 
 pub use backward_input::backward_input_image;
 pub use backward_weight::{backward_bias_image, backward_weight_image};
@@ -318,13 +321,13 @@ const fn dy_is_wide(oh: usize, ow: usize, w: usize) -> bool {
 const MAX_FLOATS: usize = isize::MAX as usize / size_of::<f32>();
 
 /// The compile-time checks of a convolution shape as the kernels see it: those of
-/// [`super::conv::check_shapes`] (`KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1`), nothing empty, and
+/// [`crate::cnn::conv::check_shapes`] (`KK = CIN·K·K`, `OH = H−K+1`, `OW = W−K+1`), nothing empty, and
 /// every size the kernels index with (an image of `x` and of `y`, the weights, the scratch)
 /// at most [`MAX_FLOATS`]. Const evaluation rejects an overflowing product, so these sizes,
 /// and every index below them, are computed at run time without overflow: the pointer
 /// arithmetic of the kernels needs no further checks.
 fn check_geometry<S: ConvShape>() {
-    super::conv::check_shapes::<S>();
+    crate::cnn::conv::check_shapes::<S>();
     const {
         assert!(S::CIN > 0 && S::COUT > 0 && S::K > 0 && S::OH > 0 && S::OW > 0);
         assert!(
@@ -375,11 +378,163 @@ fn wide_dy<'a, S: ConvShape>(dy: &'a [f32], scratch: &'a mut [f32]) -> (&'a [f32
     (s, len)
 }
 
+// ------------------------------------------------------------------ the dispatchers
+
+/// The convolution's forward pass, as [`conv_forward`]: Winograd's kernels, else the direct
+/// kernels, else the reference path (see the [module docs](crate::kernels)). The one function
+/// the network calls for it; `col` is the reference path's scratch ([`crate::cnn::conv::col_len_of`]).
+#[inline(never)]
+pub fn forward<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    x: S::In<'_, T>,
+    y: S::OutMut<'_, T>,
+    col: &mut [T],
+) {
+    let y = y.data_mut();
+    let done = cpu::isa().is_some_and(|isa| {
+        (cpu::winograd() && try_winograd_forward::<T, S>(isa, p, x, (&mut *y).into()))
+            || try_conv_forward::<T, S>(isa, p, x, (&mut *y).into())
+    });
+    if !done {
+        conv_forward::<T, S>(p, x, y.into(), col);
+    }
+}
+
+/// The input gradient, as [`conv_backward_input`] (`dx` overwritten), chosen as [`forward`]
+/// is, except that a convolution with fewer than 16 output channels takes the reference path:
+/// the direct kernel sums over the output channels in registers, and 8 (conv3) are too few to
+/// pay for its scatter into `dx` (measured slower than GEMM). `scratch` needs the larger of
+/// [`crate::cnn::conv::col_len_of`] and [`scratch_len_of`] floats.
+#[inline(never)]
+pub fn backward_input<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    dx: S::InMut<'_, T>,
+    scratch: &mut [T],
+) {
+    let dx = dx.data_mut();
+    let done = S::COUT >= LANES
+        && cpu::isa().is_some_and(|isa| {
+            (cpu::winograd() && try_winograd_backward_input::<T, S>(isa, p, dy, (&mut *dx).into()))
+                || try_conv_backward_input::<T, S>(isa, p, dy, (&mut *dx).into(), scratch)
+        });
+    if !done {
+        conv_backward_input::<T, S>(p, dy, dx.into(), scratch);
+    }
+}
+
+/// The weight gradient, as [`conv_backward_weight`] (**accumulates** into `dw.weight`), chosen
+/// as [`forward`] is; `scratch` as [`backward_input`].
+#[inline(never)]
+pub fn backward_weight<T: Float, S: ConvShape>(
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
+    scratch: &mut [T],
+) {
+    let done = cpu::isa().is_some_and(|isa| {
+        (cpu::winograd() && try_winograd_backward_weight::<T, S>(isa, dy, x, dw))
+            || try_conv_backward_weight::<T, S>(isa, dy, x, &mut *dw, scratch)
+    });
+    if !done {
+        conv_backward_weight::<T, S>(dy, x, dw, scratch);
+    }
+}
+
+/// [`backward_weight`] then [`backward_input`], as one pass over the images when Winograd's
+/// kernels take both (they then transpose each image's `dY` once for the two): the same bits
+/// as the two calls.
+#[inline(never)]
+pub fn backward<T: Float, S: ConvShape>(
+    p: &S::Params<T>,
+    dy: S::Out<'_, T>,
+    x: S::In<'_, T>,
+    dw: &mut S::Params<T>,
+    dx: S::InMut<'_, T>,
+    scratch: &mut [T],
+) {
+    let dx = dx.data_mut();
+    let done = cpu::isa().is_some_and(|isa| {
+        cpu::winograd() && try_winograd_backward::<T, S>(isa, p, dy, x, &mut *dw, (&mut *dx).into())
+    });
+    if !done {
+        backward_weight::<T, S>(dy, x, dw, scratch);
+        backward_input::<T, S>(p, dy, dx.into(), scratch);
+    }
+}
+
+/// The bias gradient, as [`conv_backward_bias`] (accumulates into `db.bias`): the direct
+/// kernel when the float type is f32 and an instruction set is chosen, else the reference.
+#[inline(never)]
+pub fn backward_bias<T: Float, S: ConvShape>(dy: S::Out<'_, T>, db: &mut S::Params<T>) {
+    if !cpu::isa().is_some_and(|isa| try_conv_backward_bias::<T, S>(isa, dy, db)) {
+        conv_backward_bias::<T, S>(dy, db);
+    }
+}
+
 // ------------------------------------------------------------------ batch functions
 
-/// [`super::conv::conv_forward`] over a batch, image by image with [`forward_image`], when
-/// `T` is `f32`; otherwise returns `false` having done nothing (fall back to the generic
-/// function). Needs no scratch.
+/// Floats of one input image of `S`, `CIN·H·W`.
+const fn in_len<S: ConvShape>() -> usize {
+    S::CIN * S::H * S::W
+}
+
+/// Floats of one output image of `S`, `COUT·OH·OW`.
+const fn out_len<S: ConvShape>() -> usize {
+    S::COUT * S::OH * S::OW
+}
+
+/// The image pairs of `a` (`ai` floats each) and `b` (`bi` floats each) as f32 slices when
+/// `T` is `f32`; `None` otherwise (f64 takes the reference path). The one per-image loop of
+/// the batch functions.
+///
+/// # Panics
+/// If `a` and `b` hold different numbers of images.
+fn f32_images<'a, T: Float>(
+    what: &str,
+    a: &'a [T],
+    ai: usize,
+    b: &'a mut [T],
+    bi: usize,
+) -> Option<impl Iterator<Item = (&'a [f32], &'a mut [f32])>> {
+    assert_eq!(a.len() / ai, b.len() / bi, "{what}: batch sizes differ");
+    let (a, b) = (T::as_f32(a)?, T::as_f32_mut(b)?);
+    Some(a.chunks_exact(ai).zip(b.chunks_exact_mut(bi)))
+}
+
+/// `scratch` as f32 when `T` is `f32`, once checked to hold `len` floats.
+///
+/// # Panics
+/// If it is shorter.
+fn f32_scratch<'a, T: Float>(
+    what: &str,
+    scratch: &'a mut [T],
+    len: usize,
+) -> Option<&'a mut [f32]> {
+    assert!(
+        scratch.len() >= len,
+        "{what}: scratch shorter than scratch_len"
+    );
+    T::as_f32_mut(scratch)
+}
+
+/// `dy` and `x` of a weight gradient as f32 when `T` is `f32`.
+///
+/// # Panics
+/// If they hold different numbers of images.
+fn f32_dy_x<'a, T: Float, S: ConvShape>(
+    what: &str,
+    dy: &'a [T],
+    x: &'a [T],
+) -> Option<(&'a [f32], &'a [f32])> {
+    let (dyi, xi) = (out_len::<S>(), in_len::<S>());
+    assert_eq!(x.len() / xi, dy.len() / dyi, "{what}: batch sizes differ");
+    Some((T::as_f32(dy)?, T::as_f32(x)?))
+}
+
+/// [`conv_forward`] over a batch, image by image with [`forward_image`], on `cpu` whatever
+/// [`cpu::isa`] says, when `T` is `f32`; otherwise returns `false` having done nothing (the
+/// dispatcher [`forward`] then takes the reference path). Needs no scratch.
 #[inline(never)]
 pub fn try_conv_forward<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
@@ -387,32 +542,22 @@ pub fn try_conv_forward<T: Float, S: ConvShape>(
     x: S::In<'_, T>,
     y: S::OutMut<'_, T>,
 ) -> bool {
-    let cpu: Isa = cpu.into();
     check_geometry::<S>();
-    let (x, y) = (x.data(), y.data_mut());
-    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(
-        x.len() / xi,
-        y.len() / yi,
-        "try_conv_forward: batch sizes differ"
-    );
-    let (Some(w), Some(b), Some(xs), Some(ys)) = (
-        T::as_f32(p.weight()),
-        T::as_f32(p.bias()),
-        T::as_f32(x),
-        T::as_f32_mut(y),
-    ) else {
+    let (xi, yi) = (in_len::<S>(), out_len::<S>());
+    let images = f32_images("try_conv_forward", x.data(), xi, y.data_mut(), yi);
+    let (Some(images), Some(w), Some(b)) = (images, T::as_f32(p.weight()), T::as_f32(p.bias()))
+    else {
         return false;
     };
-    for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+    let cpu = cpu.into();
+    for (x, y) in images {
         forward::image::<S>(cpu, w, b, x, y);
     }
     true
 }
 
-/// [`super::conv::conv_backward_input`] over a batch (`dx` overwritten), image by image with
-/// [`backward_input_image`], when `T` is `f32`; otherwise returns `false` having done
-/// nothing. `scratch` needs [`scratch_len`] floats.
+/// [`conv_backward_input`] over a batch (`dx` overwritten), image by image with
+/// [`backward_input_image`], as [`try_conv_forward`]. `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
@@ -421,38 +566,26 @@ pub fn try_conv_backward_input<T: Float, S: ConvShape>(
     dx: S::InMut<'_, T>,
     scratch: &mut [T],
 ) -> bool {
-    let cpu: Isa = cpu.into();
     check_geometry::<S>();
-    let (dy, dx) = (dy.data(), dx.data_mut());
-    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
-    assert_eq!(
-        dx.len() / dxi,
-        dy.len() / dyi,
-        "try_conv_backward_input: batch sizes differ"
-    );
-    assert!(
-        scratch.len() >= image_scratch_len_of::<S>(),
-        "try_conv_backward_input: scratch shorter than scratch_len"
-    );
-    let (Some(w), Some(dys), Some(dxs), Some(s)) = (
-        T::as_f32(p.weight()),
-        T::as_f32(dy),
-        T::as_f32_mut(dx),
-        T::as_f32_mut(scratch),
-    ) else {
+    let (dyi, dxi) = (out_len::<S>(), in_len::<S>());
+    let what = "try_conv_backward_input";
+    let images = f32_images(what, dy.data(), dyi, dx.data_mut(), dxi);
+    let s = f32_scratch(what, scratch, image_scratch_len_of::<S>());
+    let (Some(images), Some(s), Some(w)) = (images, s, T::as_f32(p.weight())) else {
         return false;
     };
-    for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+    let cpu = cpu.into();
+    for (dy, dx) in images {
         backward_input::image::<S>(cpu, w, dy, dx, s);
     }
     true
 }
 
-/// [`super::conv::conv_backward_weight`] over a batch (**accumulates** into `dw.weight`),
-/// when `T` is `f32`; otherwise returns `false` having done nothing. Images are taken in
-/// order, in groups of [`weight_group_len`] whose sums are formed in registers before being
-/// added into `dw` (so a batch passed in one call is summed in a different, equally fixed,
-/// order from the same images passed one by one). `scratch` needs [`scratch_len`] floats.
+/// [`conv_backward_weight`] over a batch (**accumulates** into `dw.weight`), as
+/// [`try_conv_forward`]. Images are taken in order, in groups of [`weight_group_len`] whose
+/// sums are formed in registers before being added into `dw` (so a batch passed in one call
+/// is summed in a different, equally fixed, order from the same images passed one by one).
+/// `scratch` needs [`scratch_len`] floats.
 #[inline(never)]
 pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
@@ -461,47 +594,35 @@ pub fn try_conv_backward_weight<T: Float, S: ConvShape>(
     dw: &mut S::Params<T>,
     scratch: &mut [T],
 ) -> bool {
-    let cpu: Isa = cpu.into();
     check_geometry::<S>();
-    let (dy, x) = (dy.data(), x.data());
-    let (dyi, xi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
-    assert_eq!(
-        x.len() / xi,
-        dy.len() / dyi,
-        "try_conv_backward_weight: batch sizes differ"
-    );
-    assert!(
-        scratch.len() >= scratch_len_of::<S>(),
-        "try_conv_backward_weight: scratch shorter than scratch_len"
-    );
-    let (Some(dw), Some(dys), Some(xs), Some(s)) = (
-        T::as_f32_mut(dw.weight_mut()),
-        T::as_f32(dy),
-        T::as_f32(x),
-        T::as_f32_mut(scratch),
-    ) else {
+    let what = "try_conv_backward_weight";
+    let data = f32_dy_x::<T, S>(what, dy.data(), x.data());
+    let s = f32_scratch(what, scratch, scratch_len_of::<S>());
+    let (Some((dys, xs)), Some(s), Some(dw)) = (data, s, T::as_f32_mut(dw.weight_mut())) else {
         return false;
     };
+    let (dyi, xi) = (out_len::<S>(), in_len::<S>());
     let gl = weight_group_len(S::COUT, S::OH, S::OW, S::W);
+    let cpu = cpu.into();
     for (dy, x) in dys.chunks(gl * dyi).zip(xs.chunks(gl * xi)) {
         backward_weight::group::<S>(cpu, dy, x, dw, s);
     }
     true
 }
 
-/// [`super::conv::conv_backward_bias`] over a batch (accumulates into `db.bias`), with
-/// [`backward_bias_image`], when `T` is `f32`; otherwise returns `false` having done nothing.
+/// [`conv_backward_bias`] over a batch (accumulates into `db.bias`), with
+/// [`backward_bias_image`], as [`try_conv_forward`].
 #[inline(never)]
 pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
     dy: S::Out<'_, T>,
     db: &mut S::Params<T>,
 ) -> bool {
-    let cpu: Isa = cpu.into();
     let (Some(db), Some(dys)) = (T::as_f32_mut(db.bias_mut()), T::as_f32(dy.data())) else {
         return false;
     };
-    for dy in dys.chunks_exact(S::COUT * S::OH * S::OW) {
+    let cpu = cpu.into();
+    for dy in dys.chunks_exact(out_len::<S>()) {
         backward_weight::bias_image::<S>(cpu, dy, db);
     }
     true
@@ -524,26 +645,17 @@ pub fn try_winograd_forward<T: Float, S: ConvShape>(
     let Some(g) = winograd_geom_forward::<S>() else {
         return false;
     };
-    let (x, y) = (x.data(), y.data_mut());
-    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
-    assert_eq!(
-        x.len() / xi,
-        y.len() / yi,
-        "try_winograd_forward: batch sizes differ"
-    );
-    let (Some(w), Some(b), Some(xs), Some(ys)) = (
-        T::as_f32(p.weight()),
-        T::as_f32(p.bias()),
-        T::as_f32(x),
-        T::as_f32_mut(y),
-    ) else {
+    let (xi, yi) = (in_len::<S>(), out_len::<S>());
+    let images = f32_images("try_winograd_forward", x.data(), xi, y.data_mut(), yi);
+    let (Some(images), Some(w), Some(b)) = (images, T::as_f32(p.weight()), T::as_f32(p.bias()))
+    else {
         return false;
     };
     let cpu = cpu.into();
     let mut slot = std::mem::MaybeUninit::uninit();
     let work = winograd::Work::init(&mut slot, g);
     work.set_forward(&g, w);
-    for (x, y) in xs.chunks_exact(xi).zip(ys.chunks_exact_mut(yi)) {
+    for (x, y) in images {
         winograd::image(cpu, &g, work, Some(b), x, y);
     }
     true
@@ -561,22 +673,17 @@ pub fn try_winograd_backward_input<T: Float, S: ConvShape>(
     let Some(g) = winograd_geom_backward_input::<S>() else {
         return false;
     };
-    let (dy, dx) = (dy.data(), dx.data_mut());
-    let (dyi, dxi) = (S::COUT * S::OH * S::OW, S::CIN * S::H * S::W);
-    assert_eq!(
-        dx.len() / dxi,
-        dy.len() / dyi,
-        "try_winograd_backward_input: batch sizes differ"
-    );
-    let (Some(w), Some(dys), Some(dxs)) = (T::as_f32(p.weight()), T::as_f32(dy), T::as_f32_mut(dx))
-    else {
+    let (dyi, dxi) = (out_len::<S>(), in_len::<S>());
+    let what = "try_winograd_backward_input";
+    let images = f32_images(what, dy.data(), dyi, dx.data_mut(), dxi);
+    let (Some(images), Some(w)) = (images, T::as_f32(p.weight())) else {
         return false;
     };
     let cpu = cpu.into();
     let mut slot = std::mem::MaybeUninit::uninit();
     let work = winograd::Work::init(&mut slot, g);
     work.set_backward_input(&g, w);
-    for (dy, dx) in dys.chunks_exact(dyi).zip(dxs.chunks_exact_mut(dxi)) {
+    for (dy, dx) in images {
         winograd::image(cpu, &g, work, None, dy, dx);
     }
     true
@@ -595,11 +702,8 @@ pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
     let Some(g) = winograd_geom_backward_weight::<S>() else {
         return false;
     };
-    let (Some(dw), Some(dys), Some(xs)) = (
-        T::as_f32_mut(dw.weight_mut()),
-        T::as_f32(dy.data()),
-        T::as_f32(x.data()),
-    ) else {
+    let data = f32_dy_x::<T, S>("try_winograd_backward_weight", dy.data(), x.data());
+    let (Some((dys, xs)), Some(dw)) = (data, T::as_f32_mut(dw.weight_mut())) else {
         return false;
     };
     let mut slot = std::mem::MaybeUninit::uninit();
@@ -627,11 +731,11 @@ pub fn try_winograd_backward<T: Float, S: ConvShape>(
     ) else {
         return false;
     };
-    let (Some(w), Some(dw), Some(dys), Some(xs), Some(dxs)) = (
+    let data = f32_dy_x::<T, S>("try_winograd_backward", dy.data(), x.data());
+    let (Some((dys, xs)), Some(w), Some(dw), Some(dxs)) = (
+        data,
         T::as_f32(p.weight()),
         T::as_f32_mut(dw.weight_mut()),
-        T::as_f32(dy.data()),
-        T::as_f32(x.data()),
         T::as_f32_mut(dx.data_mut()),
     ) else {
         return false;

@@ -4,7 +4,7 @@
 //! forward pass. Each 2×2 block of outputs costs 16 multiplications per channel pair instead
 //! of 36. It computes the sums of `spec/cnn.md` exactly in exact arithmetic and rounds them
 //! differently from the direct kernels in f32; the network runs it by default
-//! (`GRADSPEC_WINOGRAD=0` keeps the direct kernels, see [`crate::cnn::cpu::winograd`]).
+//! (`GRADSPEC_WINOGRAD=0` keeps the direct kernels, see [`crate::kernels::cpu::winograd`]).
 //!
 //! For one output tile `Y = Aᵀ [Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B)] A`, with `d_c` the 4×4 input patch
 //! of channel `c`, `g_c` its 3×3 kernel and
@@ -35,8 +35,8 @@
 //! differ between instruction sets, the order does not, so every instruction set gives the
 //! same bits.
 use super::LANES as L;
-use crate::cnn::cpu::Isa;
-use crate::cnn::simd::{Kernel, Simd};
+use crate::kernels::cpu::Isa;
+use crate::kernels::simd::{Kernel, Simd};
 use std::mem::MaybeUninit;
 
 /// A correlation of `ci` channels of `hi × wi`, zero-padded by `p` on every side, with 3×3
@@ -460,7 +460,7 @@ impl Kernel for Run<'_> {
 mod kernel {
     use super::super::mask_low;
     use super::{L, WGeom, Work};
-    use crate::cnn::simd::Simd;
+    use crate::kernels::simd::Simd;
 
     /// `a − b`, exactly rounded (one FMA: `b·(−1) + a`).
     #[inline(always)]

@@ -3,8 +3,8 @@
 //! and take an [`Isa`] token, and the `unsafe` kernel they call, generic over [`Simd`].
 use super::check_geometry;
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Isa;
-use crate::cnn::simd::{Kernel, Simd};
+use crate::kernels::cpu::Isa;
+use crate::kernels::simd::{Kernel, Simd};
 use std::marker::PhantomData;
 
 /// Forward of one image: `y[o, oy, ox] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj]·x[c, oy+ki, ox+kj]`.
@@ -68,8 +68,8 @@ impl<S: ConvShape> Kernel for Fwd<'_, S> {
 
 mod kernel {
     use crate::cnn::conv::ConvShape;
-    use crate::cnn::conv_simd::{Geom, LANES as L, Slot, slot};
-    use crate::cnn::simd::Simd;
+    use crate::kernels::conv::{Geom, LANES as L, Slot, slot};
+    use crate::kernels::simd::Simd;
 
     /// The forward pass of one image.
     ///

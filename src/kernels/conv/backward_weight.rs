@@ -6,8 +6,8 @@
 use super::{LANES, wide_dy, wide_vectors};
 use super::{check_geometry, image_scratch_len_of};
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Isa;
-use crate::cnn::simd::{Kernel, Simd};
+use crate::kernels::cpu::Isa;
+use crate::kernels::simd::{Kernel, Simd};
 use std::marker::PhantomData;
 
 /// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
@@ -194,8 +194,8 @@ impl Kernel for Bias<'_> {
 
 mod kernel {
     use crate::cnn::conv::ConvShape;
-    use crate::cnn::conv_simd::{Geom, LANES as L, mask_low, slot};
-    use crate::cnn::simd::Simd;
+    use crate::kernels::conv::{Geom, LANES as L, mask_low, slot};
+    use crate::kernels::simd::Simd;
 
     /// `t[(b·p_len + p)·16 + r] = s[(16b + r)·p_len + p]`: the `[c, p_len]` matrix `s`
     /// transposed into blocks of 16 rows, `[c/16, p_len, 16]`, by 16×16 shuffles where they
@@ -384,7 +384,7 @@ mod kernel {
     /// finally added to its own `dw` element.
     ///
     /// # Safety
-    /// The shape is one that [`check_geometry`](crate::cnn::conv_simd) accepts (so the
+    /// The shape is one that [`check_geometry`](crate::kernels::conv) accepts (so the
     /// sizes below do not overflow). The other preconditions are asserted here: `COUT % 16 =
     /// 0`, `OH = H−K+1`, `OW = W−K+1`, `dyt.len() = n·OH·OW·COUT` (`[COUT/16, OH·OW, 16]` per
     /// image), `x.len() = n·CIN·H·W` and `dw.len() = COUT·CIN·K·K`. (The token `s` proves the

@@ -3,8 +3,8 @@
 //! take an [`Isa`] token, and the `unsafe` kernel they call, generic over [`Simd`].
 use super::{LANES, check_geometry, image_scratch_len_of, wide_dy, wide_vectors};
 use crate::cnn::conv::{ConvParams, ConvShape};
-use crate::cnn::cpu::Isa;
-use crate::cnn::simd::{Kernel, Simd};
+use crate::kernels::cpu::Isa;
+use crate::kernels::simd::{Kernel, Simd};
 use std::marker::PhantomData;
 
 /// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
@@ -84,8 +84,8 @@ impl<S: ConvShape> Kernel for Bwi<'_, S> {
 
 mod kernel {
     use crate::cnn::conv::ConvShape;
-    use crate::cnn::conv_simd::{Geom, LANES as L, slot};
-    use crate::cnn::simd::Simd;
+    use crate::kernels::conv::{Geom, LANES as L, slot};
+    use crate::kernels::simd::Simd;
 
     /// The input gradient of one image: `dx` is zeroed, then
     /// `dx[off(k) + q] += Σ_o W[o, k]·dyw[o, q]` for every tap `k` and wide position `q`. With
