@@ -77,7 +77,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn gradspec(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the binary runs")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn ok(o: &Output) -> String {
@@ -213,7 +216,11 @@ fn parse(cell: &str, at: &str) -> f64 {
 /// returns the largest relative deviation seen.
 fn assert_sheet_matches_table(name: &str, s: &Sheet, table: &str) -> f64 {
     let (labels, _titles, data) = table_part(s);
-    assert_eq!(labels, column_labels(), "{name}: the spec-label header line");
+    assert_eq!(
+        labels,
+        column_labels(),
+        "{name}: the spec-label header line"
+    );
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header, HEADER.split(',').collect::<Vec<_>>());
@@ -276,10 +283,7 @@ fn libreoffice_recalculates_every_cell_of_the_six_rate_workbook_to_the_spec() {
 
     // Every spec label of the header is an equation of spec/backprop.md.
     let reg = Registry::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    for l in column_labels()
-        .into_iter()
-        .filter(|l| l.starts_with("bp."))
-    {
+    for l in column_labels().into_iter().filter(|l| l.starts_with("bp.")) {
         assert!(
             reg.equations.iter().any(|(label, _)| label == l),
             "header label {l} is not in the spec"
@@ -388,7 +392,10 @@ fn without_recalculation_libreoffice_shows_the_cached_results() {
     let (_, _, data) = table_part(sheet(&bare, "lr_0.5"));
     for row in data {
         for cell in &row[1..] {
-            assert_eq!(cell, "0", "a formula's stored result without --cached-results");
+            assert_eq!(
+                cell, "0",
+                "a formula's stored result without --cached-results"
+            );
         }
     }
 }

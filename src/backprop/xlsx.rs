@@ -501,6 +501,7 @@ fn write_rate_sheet(
     ws.set_column_range_width(1, COLUMNS.len() as u16, 13)
         .map_err(e)?;
     ws.set_freeze_panes(FIRST_ROW, 1).map_err(e)?;
+    ws.set_landscape();
 
     // The loss curve, right of the table.
     let last = FIRST_ROW + rows.len() as u32 - 1;
@@ -609,5 +610,7 @@ fn write_overview(
     ws.set_column_range_width(1, 3, 16).map_err(e)?;
     ws.insert_chart(4 + lrs.len() as u32 + 2, 0, &chart)
         .map_err(e)?;
+    // Printed (or exported as PDF), the table and the whole chart fit on one landscape page.
+    ws.set_landscape().set_print_fit_to_pages(1, 1);
     Ok(())
 }

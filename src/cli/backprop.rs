@@ -271,7 +271,9 @@ pub fn run(c: BackpropCmd) -> Result<()> {
                 "--iterations: at most {MAX_XLSX_ITERATIONS} rows per sheet in a workbook, got {}",
                 a.iterations
             );
-            let out = a.out.context("--out FILE is required: the .xlsx file to write")?;
+            let out = a
+                .out
+                .context("--out FILE is required: the .xlsx file to write")?;
             crate::fsutil::refuse_non_regular(&out, "--out")?;
             let opts = XlsxOptions {
                 cached_results: !a.no_cached_results,
