@@ -17,7 +17,8 @@
 //! [`Backward`] (every chain-rule piece and the eight gradients) → [`State::step`].
 //! [`train`] turns that into the per-iteration rows of the spreadsheet, [`table`] writes them
 //! as CSV, [`sweep`] compares learning rates and [`explain`] prints the derivation with one
-//! iteration's numbers substituted.
+//! iteration's numbers substituted; `xlsx` (feature `xlsx`) writes the spreadsheet as an
+//! `.xlsx` workbook of live formulas.
 //!
 //! Everything is generic over [`num_traits::Float`]: it trains in `f32` and is checked in
 //! `f64`.
@@ -38,6 +39,8 @@ pub mod grad;
 pub mod sweep;
 pub mod table;
 pub mod train;
+#[cfg(feature = "xlsx")]
+pub mod xlsx;
 
 use chain::*;
 use forward::*;

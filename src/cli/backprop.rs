@@ -1,7 +1,8 @@
-//! `gradspec backprop …` (Part 1): the spreadsheet as CSV, the learning-rate sweep, and the
-//! derivation with numbers.
+//! `gradspec backprop …` (Part 1): the spreadsheet as CSV and as an `.xlsx` workbook of live
+//! formulas, the learning-rate sweep, and the derivation with numbers.
 use super::args::positive_f64;
 use crate::backprop::sweep::{DEFAULT_ITERATIONS, MAX_ITERATIONS, run_sweep_with};
+use crate::backprop::xlsx::{MAX_XLSX_ITERATIONS, XlsxOptions, write_xlsx};
 use crate::backprop::{State, Weights, explain, table, train::train_checked};
 use anyhow::{Context, Result, ensure};
 use clap::{Args, Subcommand};
@@ -18,6 +19,9 @@ pub enum BackpropCmd {
     Sweep(SweepArgs),
     /// Print the derivation (spec/backprop.md) with one iteration's numbers substituted.
     Explain(ExplainArgs),
+    /// Write the spreadsheet as an .xlsx workbook: input cells, live formulas, one sheet and one
+    /// chart per learning rate.
+    Xlsx(XlsxArgs),
 }
 
 /// Inputs, targets and weights; the defaults are the source spreadsheet's.
@@ -139,6 +143,35 @@ pub struct ExplainArgs {
     pub state: StateArgs,
 }
 
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct XlsxArgs {
+    /// Comma-separated learning rates η, one sheet each (each finite, > 0, no repeats).
+    #[arg(
+        long,
+        visible_alias = "lr",
+        value_delimiter = ',',
+        value_parser = positive_f64,
+        allow_hyphen_values = true,
+        default_value = "0.1,0.2,0.5,0.8,1.0,2.0"
+    )]
+    pub lrs: Vec<f64>,
+    /// Rows per sheet: iterations 0 … N−1 (at most 10000).
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
+    pub iterations: usize,
+    /// The .xlsx file to write (required; replaced atomically).
+    // Checked in `run` rather than by clap, as `sweep --out`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Store no computed results beside the formulas: only a spreadsheet that recalculates on
+    /// opening shows numbers.
+    #[arg(long)]
+    pub no_cached_results: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 /// The most rates one sweep may compare.
 const MAX_RATES: usize = 64;
 
@@ -175,7 +208,7 @@ pub fn finite_f64(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Runs one `gradspec backprop` subcommand (`table`, `sweep` or `explain`).
+/// Runs one `gradspec backprop` subcommand (`table`, `sweep`, `explain` or `xlsx`).
 pub fn run(c: BackpropCmd) -> Result<()> {
     match c {
         BackpropCmd::Table(a) => {
@@ -219,6 +252,40 @@ pub fn run(c: BackpropCmd) -> Result<()> {
             let rows = train_checked(a.state.state(), a.lr, a.iteration + 1)?;
             let row = rows.last().context("at least one row")?;
             let text = explain::explain(row, a.lr)?;
+            stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
+        }
+        BackpropCmd::Xlsx(a) => {
+            ensure!(
+                a.lrs.len() <= MAX_RATES,
+                "--lrs: at most {MAX_RATES} rates (one sheet each), got {}",
+                a.lrs.len()
+            );
+            for (j, lr) in a.lrs.iter().enumerate() {
+                ensure!(
+                    !a.lrs[..j].contains(lr),
+                    "--lrs: {lr:?} is given twice (its sheets would collide)"
+                );
+            }
+            ensure!(
+                a.iterations <= MAX_XLSX_ITERATIONS,
+                "--iterations: at most {MAX_XLSX_ITERATIONS} rows per sheet in a workbook, got {}",
+                a.iterations
+            );
+            let out = a
+                .out
+                .context("--out FILE is required: the .xlsx file to write")?;
+            crate::fsutil::refuse_non_regular(&out, "--out")?;
+            let opts = XlsxOptions {
+                cached_results: !a.no_cached_results,
+            };
+            write_xlsx(&out, a.state.state(), &a.lrs, a.iterations, opts)
+                .with_context(|| format!("--out '{}'", out.display()))?;
+            let text = format!(
+                "wrote {} ({} sheets of {} rows, and the E_total overview)\n",
+                out.display(),
+                a.lrs.len(),
+                a.iterations
+            );
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }
     }

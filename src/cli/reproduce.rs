@@ -1,6 +1,7 @@
 //! `gradspec reproduce`: the README's main job. Runs the whole mission and writes
 //! `out/REPORT.md`:
-//! 1. the Part 1 learning-rate sweep (out/part1/);
+//! 1. the Part 1 learning-rate sweep and the spreadsheet as an `.xlsx` of live formulas
+//!    (out/part1/);
 //! 2. fetches MNIST if it is missing;
 //! 3. trains the CNN with the default recipe (out/mnist/; resumes if interrupted);
 //! 4. evaluates it and draws the charts, and writes the report;
@@ -13,6 +14,9 @@ use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The Part 1 workbook's file name inside `out/part1/` (`gradspec backprop xlsx`, default rates).
+pub const PART1_XLSX: &str = "backprop.xlsx";
 
 // No `///` doc here: clap would turn it into --help text.
 #[allow(missing_docs)]
@@ -43,18 +47,32 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let _lock = crate::fsutil::DirLock::acquire(&a.out, "--out")?;
     let t0 = Instant::now();
 
-    eprintln!(
-        "[1/5] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1",
-        a.out.display()
-    );
     let part1_dir = a.out.join("part1");
+    let workbook = part1_dir.join(PART1_XLSX);
+    eprintln!(
+        "[1/5] Part 1: learning-rate sweep of the 2-2-2 network → {}/part1 \
+         (loss_curves.csv, charts, and the spreadsheet with live formulas: {})",
+        a.out.display(),
+        workbook.display()
+    );
     let sweep = crate::backprop::sweep::run_sweep(
         &crate::backprop::sweep::DEFAULT_LRS,
         crate::backprop::sweep::DEFAULT_ITERATIONS,
         &part1_dir,
     )?;
+    crate::backprop::xlsx::write_xlsx(
+        &workbook,
+        crate::backprop::State::spreadsheet(),
+        &crate::backprop::sweep::DEFAULT_LRS,
+        crate::backprop::sweep::DEFAULT_ITERATIONS,
+        crate::backprop::xlsx::XlsxOptions::default(),
+    )?;
     let sweep_table = sweep.summary_table();
     println!("{sweep_table}");
+    println!(
+        "Part 1 spreadsheet (one sheet per rate, live formulas): {}",
+        workbook.display()
+    );
 
     eprintln!("[2/5] MNIST data");
     let dir = super::args::ensure_mnist(&a.data)?;
@@ -136,7 +154,12 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     );
     let _ = writeln!(r, "```text\n{}```\n", sweep_table);
     let _ = writeln!(r, "![E_total by learning rate](part1/loss_all.png)\n");
-    let _ = writeln!(r, "Data: [part1/loss_curves.csv](part1/loss_curves.csv).\n");
+    let _ = writeln!(
+        r,
+        "Data: [part1/loss_curves.csv](part1/loss_curves.csv). The spreadsheet itself, one sheet \
+         per learning rate with every derived cell a live formula (change η or a weight and it \
+         recalculates): [part1/{PART1_XLSX}](part1/{PART1_XLSX}).\n"
+    );
     let _ = writeln!(r, "## Part 2: the MNIST CNN\n");
     let _ = writeln!(r, "```text\n{}```\n", crate::cnn::summary::summary());
     let _ = writeln!(
