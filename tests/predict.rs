@@ -531,8 +531,14 @@ fn bad_files_get_one_error_line_and_the_good_ones_are_still_read() {
         let out = String::from_utf8_lossy(&o.stdout);
         let printed: Vec<&str> = out.lines().collect();
         assert_eq!(printed.len(), 2, "{name}: {out}");
-        assert!(printed[0].starts_with(&format!("{g1}: 3  ")), "{name}: {out}");
-        assert!(printed[1].starts_with(&format!("{g2}: 7  ")), "{name}: {out}");
+        assert!(
+            printed[0].starts_with(&format!("{g1}: 3  ")),
+            "{name}: {out}"
+        );
+        assert!(
+            printed[1].starts_with(&format!("{g2}: 7  ")),
+            "{name}: {out}"
+        );
         let drawn = image::open(&show).unwrap();
         assert_eq!(drawn.height(), 8 + 2 * (112 + 8), "{name}: two rows");
         let left: Vec<_> = std::fs::read_dir(tmp.path())
@@ -596,7 +602,12 @@ fn photo(digits: &[&[u8]], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<u8> {
     for (i, d) in digits.iter().enumerate() {
         let g = image::GrayImage::from_raw(28, 28, d.to_vec()).unwrap();
         let big = image::imageops::resize(&g, side, side, image::imageops::FilterType::Triangle);
-        image::imageops::replace(&mut cover, &big, i64::from(x0 + side * i as u32), i64::from(y0));
+        image::imageops::replace(
+            &mut cover,
+            &big,
+            i64::from(x0 + side * i as u32),
+            i64::from(y0),
+        );
     }
     let paper: [f64; 3] = std::array::from_fn(|_| rng.random_range(185.0..235.0));
     let ink: f64 = rng.random_range(25.0..70.0);
@@ -605,9 +616,20 @@ fn photo(digits: &[&[u8]], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<u8> {
     let (dx, dy) = (angle.cos(), angle.sin());
     // Projections of the corners on the light's direction, to scale the fall-off to 0..1.
     let proj = |x: f64, y: f64| x * dx + y * dy;
-    let corners = [(0.0, 0.0), (w as f64, 0.0), (0.0, h as f64), (w as f64, h as f64)];
-    let lo = corners.iter().map(|&(x, y)| proj(x, y)).fold(f64::MAX, f64::min);
-    let hi = corners.iter().map(|&(x, y)| proj(x, y)).fold(f64::MIN, f64::max);
+    let corners = [
+        (0.0, 0.0),
+        (w as f64, 0.0),
+        (0.0, h as f64),
+        (w as f64, h as f64),
+    ];
+    let lo = corners
+        .iter()
+        .map(|&(x, y)| proj(x, y))
+        .fold(f64::MAX, f64::min);
+    let hi = corners
+        .iter()
+        .map(|&(x, y)| proj(x, y))
+        .fold(f64::MIN, f64::max);
     let clean = image::RgbImage::from_fn(w, h, |x, y| {
         let a = f64::from(cover.get_pixel(x, y).0[0]) / 255.0;
         let light = 1.0 - depth * (proj(x as f64, y as f64) - lo) / (hi - lo);
@@ -740,7 +762,10 @@ fn a_two_digit_picture_gets_a_warning_and_a_one_digit_picture_none() {
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains(&files[0]) && lines[0].contains("2 digits"), "{err}");
+    assert!(
+        lines[0].contains(&files[0]) && lines[0].contains("2 digits"),
+        "{err}"
+    );
 }
 
 /// Without `--weights`, predict uses the built-in copy of records/onecycle8-seed1 from any
@@ -792,5 +817,8 @@ fn default_weights_are_built_in_and_named() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains(&e) && err.contains("without best.safetensors"), "{err}");
+    assert!(
+        err.contains(&e) && err.contains("without best.safetensors"),
+        "{err}"
+    );
 }

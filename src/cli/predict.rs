@@ -256,11 +256,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     }
     let (mut net, weights) = load_weights(a.weights.as_deref())?;
     eprintln!("weights: {weights}");
-    let loaded: Vec<Result<Input>> = a
-        .images
-        .iter()
-        .map(|p| load(p, a.show.is_some()))
-        .collect();
+    let loaded: Vec<Result<Input>> = a.images.iter().map(|p| load(p, a.show.is_some())).collect();
     let inputs: Vec<&Input> = loaded.iter().filter_map(|r| r.as_ref().ok()).collect();
 
     let mut ws = Workspace::<f32>::new(inputs.len().clamp(1, crate::train::recipe::BATCH));

@@ -212,8 +212,9 @@ fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
         b.swap(col, piv);
         for r in col + 1..6 {
             let f = a[r][col] / a[col][col];
-            for k in col..6 {
-                a[r][k] -= f * a[col][k];
+            let pivot_row = a[col];
+            for (v, p) in a[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                *v -= f * p;
             }
             b[r] -= f * b[col];
         }
@@ -292,7 +293,11 @@ fn eval(bg: Background, x: usize, y: usize, w: usize, h: usize) -> f64 {
 /// variance of `{v < t}` and `{v ≥ t}`. `None` when every count sits in one bin.
 fn otsu(hist: &[u64; 256]) -> Option<u8> {
     let n: u64 = hist.iter().sum();
-    let total: f64 = hist.iter().enumerate().map(|(v, &c)| v as f64 * c as f64).sum();
+    let total: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| v as f64 * c as f64)
+        .sum();
     let (mut n0, mut s0) = (0u64, 0f64);
     let mut best: Option<(f64, u8)> = None;
     for t in 1..256 {
