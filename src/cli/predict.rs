@@ -7,9 +7,20 @@
 //! as in training, and classified by the network in eval mode (BatchNorm running statistics,
 //! no dropout).
 //!
-//! **All or nothing.** Every file is read, decoded and preprocessed before the model runs; the
-//! first one that fails (unreadable, empty, not a PNG or JPEG, corrupt, blank) ends the command
-//! with one error line naming it, before anything is printed or any `--show` file is written.
+//! **One bad file does not stop the others.** Every file is read, decoded and preprocessed;
+//! one that fails (unreadable, empty, not a PNG or JPEG, corrupt, blank) gets one `error:`
+//! line on stderr naming it, the others are classified and printed (and drawn by `--show`),
+//! and the command then ends with a last error line counting the failures (exit code 2).
+//!
+//! **Which weights.** Without `--weights` the default recipe's committed run,
+//! records/onecycle8-seed1/best.safetensors, built into the binary, so `predict` works from any
+//! folder. `--weights` takes a `.safetensors` file or a run folder (its `best.safetensors`).
+//! The first line on stderr names the weights used (with the SHA-256 of the built-in ones),
+//! and `--json` has them as `"weights"`.
+//!
+//! **More than one digit.** When the ink falls into several blobs of similar size side by side
+//! ([`Reading::digits`](crate::data::digit::Reading::digits) > 1), a `warning:` line on stderr
+//! says the picture seems to hold more than one digit, and `--json` has it as `"warning"`.
 use crate::cnn::{Mode, Workspace, safetensors_io};
 use crate::data::digit::{self, FIELD, Gray, MAX_SIDE};
 use crate::data::{self, CLASSES, PIXELS};
@@ -17,8 +28,15 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-/// The weights `predict` uses when `--weights` is not given, relative to the project root.
-pub const DEFAULT_WEIGHTS: &str = "records/onecycle-seed1/best.safetensors";
+/// The weights `predict` uses when `--weights` is not given, relative to the project root: the
+/// default recipe's (`onecycle`, 8 epochs) committed run with seed 1. The binary holds a copy,
+/// [`BUILT_IN_WEIGHTS`].
+pub const DEFAULT_WEIGHTS: &str = "records/onecycle8-seed1/best.safetensors";
+/// The name `predict` reports for [`BUILT_IN_WEIGHTS`].
+pub const BUILT_IN_NAME: &str = "onecycle8-seed1";
+/// [`DEFAULT_WEIGHTS`], built into the binary (about 67 kB).
+pub static BUILT_IN_WEIGHTS: &[u8] =
+    include_bytes!("../../records/onecycle8-seed1/best.safetensors");
 /// Height of one row of the `--show` picture: the input scaled to this height (at most twice
 /// as wide), beside the 28×28 preprocessed image enlarged ×4 (nearest neighbour).
 pub const SHOW_ROW: u32 = (FIELD * 4) as u32;
@@ -31,12 +49,13 @@ const SHOW_PAD: u32 = 8;
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Model weights (`.safetensors`) [default: records/onecycle-seed1/best.safetensors in the
-    /// project].
-    #[arg(long, value_name = "FILE")]
+    /// Model weights: a `.safetensors` file, or a run folder (its best.safetensors) [default:
+    /// records/onecycle8-seed1, built in].
+    #[arg(long, value_name = "FILE|DIR")]
     pub weights: Option<PathBuf>,
-    /// Print one JSON object (per image: file, prediction, the ten probabilities) instead of
-    /// one line per image.
+    /// Print one JSON object (the weights; per image: file, prediction, the ten
+    /// probabilities, the digit-count warning; the files that failed) instead of one line per
+    /// image.
     #[arg(long)]
     pub json: bool,
     /// Also write a PNG showing, for each image, the input beside the 28×28 image the model saw.
@@ -47,9 +66,11 @@ pub struct PredictArgs {
     pub images: Vec<PathBuf>,
 }
 
-/// One decoded input: the 28×28 bytes the model sees, and a thumbnail for `--show`.
+/// One decoded input: the 28×28 bytes the model sees, how many digits its ink seems to hold,
+/// and a thumbnail for `--show`.
 struct Input {
     field: [u8; FIELD * FIELD],
+    digits: usize,
     thumb: Option<image::GrayImage>,
 }
 
@@ -100,7 +121,7 @@ fn load(path: &Path, want_thumb: bool) -> Result<Input> {
     let (w, h) = (rgba.width() as usize, rgba.height() as usize);
     let gray = digit::gray_from_rgba(rgba.as_raw(), w, h).with_context(|| format!("'{shown}'"))?;
     drop(rgba);
-    let field = digit::preprocess(Gray {
+    let reading = digit::read(Gray {
         width: w,
         height: h,
         pixels: &gray,
@@ -113,7 +134,11 @@ fn load(path: &Path, want_thumb: bool) -> Result<Input> {
     } else {
         None
     };
-    Ok(Input { field, thumb })
+    Ok(Input {
+        field: reading.field,
+        digits: reading.digits,
+        thumb,
+    })
 }
 
 /// The input scaled to [`SHOW_ROW`] pixels tall (narrower if it would be wider than
@@ -134,7 +159,7 @@ fn thumbnail(g: &image::GrayImage) -> image::GrayImage {
 
 /// The `--show` picture: one row per input, its thumbnail on the left (centred in a
 /// [`SHOW_MAX_W`]-wide slot) and the preprocessed image ×4 on the right, on mid grey.
-fn show_png(inputs: &[Input]) -> image::GrayImage {
+fn show_png(inputs: &[&Input]) -> image::GrayImage {
     let w = SHOW_PAD * 3 + SHOW_MAX_W + SHOW_ROW;
     let h = SHOW_PAD + inputs.len() as u32 * (SHOW_ROW + SHOW_PAD);
     let mut out = image::GrayImage::from_pixel(w, h, image::Luma([128]));
@@ -157,7 +182,8 @@ fn show_png(inputs: &[Input]) -> image::GrayImage {
 }
 
 /// The committed trained weights: [`DEFAULT_WEIGHTS`] in the current folder, else in the
-/// project folder this binary was built from.
+/// project folder this binary was built from (what `gradspec book` shows; `predict` itself uses
+/// the built-in copy).
 pub fn default_weights() -> PathBuf {
     if Path::new(DEFAULT_WEIGHTS).is_file() {
         PathBuf::from(DEFAULT_WEIGHTS)
@@ -166,20 +192,74 @@ pub fn default_weights() -> PathBuf {
     }
 }
 
+/// The warning for a picture whose ink seems to hold `digits` > 1 digits side by side.
+fn digits_warning(digits: usize) -> Option<String> {
+    (digits > 1).then(|| {
+        format!(
+            "the picture seems to hold {digits} digits side by side, not one; the prediction \
+             reads them as one (crop each digit into its own picture)"
+        )
+    })
+}
+
+/// Loads `--weights` (a file, or a run folder's best.safetensors) or the built-in weights, and
+/// says which: the path, or `built-in onecycle8-seed1 (sha256 …)`.
+fn load_weights(arg: Option<&Path>) -> Result<(crate::cnn::Net<f32>, String)> {
+    use sha2::Digest;
+    match arg {
+        None => {
+            let hash: String = sha2::Sha256::digest(BUILT_IN_WEIGHTS)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let net = safetensors_io::from_bytes(BUILT_IN_WEIGHTS, BUILT_IN_NAME)?;
+            Ok((net, format!("built-in {BUILT_IN_NAME} (sha256 {hash})")))
+        }
+        Some(p) if p.is_dir() => {
+            let f = p.join("best.safetensors");
+            if !f.is_file() {
+                bail!(
+                    "--weights '{}': a folder without best.safetensors (give a .safetensors \
+                     file or a training run's folder)",
+                    p.display()
+                );
+            }
+            Ok((safetensors_io::load(&f)?, f.display().to_string()))
+        }
+        Some(p) => Ok((safetensors_io::load(p)?, p.display().to_string())),
+    }
+}
+
+/// Some of the files could not be read; each already has its error line.
+#[derive(Debug)]
+struct Unread {
+    failed: usize,
+    total: usize,
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} images could not be read (see above)",
+            self.failed, self.total
+        )
+    }
+}
+
+impl std::error::Error for Unread {}
+
 /// `gradspec mnist predict`.
 pub fn predict(a: PredictArgs) -> Result<()> {
     if let Some(show) = &a.show {
         super::check_out_file(show, "--show")?;
     }
-    let inputs = a
-        .images
-        .iter()
-        .map(|p| load(p, a.show.is_some()))
-        .collect::<Result<Vec<_>>>()?;
-    let weights = a.weights.clone().unwrap_or_else(default_weights);
-    let mut net = safetensors_io::load(&weights)?;
+    let (mut net, weights) = load_weights(a.weights.as_deref())?;
+    eprintln!("weights: {weights}");
+    let loaded: Vec<Result<Input>> = a.images.iter().map(|p| load(p, a.show.is_some())).collect();
+    let inputs: Vec<&Input> = loaded.iter().filter_map(|r| r.as_ref().ok()).collect();
 
-    let mut ws = Workspace::<f32>::new(inputs.len().min(crate::train::recipe::BATCH));
+    let mut ws = Workspace::<f32>::new(inputs.len().clamp(1, crate::train::recipe::BATCH));
     let cap = ws.capacity();
     let mut probs: Vec<[f64; CLASSES]> = Vec::with_capacity(inputs.len());
     let mut x = vec![0f32; cap * PIXELS];
@@ -202,7 +282,9 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         }
     }
 
-    if let Some(show) = &a.show {
+    if let Some(show) = &a.show
+        && !inputs.is_empty()
+    {
         let img = show_png(&inputs);
         let mut bytes = Vec::new();
         img.write_to(
@@ -219,35 +301,58 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
         order
     };
-    if a.json {
-        let images: Vec<_> = a
-            .images
-            .iter()
-            .zip(&probs)
-            .map(|(f, p)| {
-                serde_json::json!({
-                    "file": f.display().to_string(),
-                    "prediction": ranked(p)[0],
-                    "probabilities": p.to_vec(),
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "weights": weights.display().to_string(),
-                "images": images,
-            })
-        );
-    } else {
-        for (f, p) in a.images.iter().zip(&probs) {
-            let order = ranked(p);
+    let mut images = Vec::new();
+    let mut errors = Vec::new();
+    let mut next = probs.iter();
+    for (f, r) in a.images.iter().zip(&loaded) {
+        let shown = f.display().to_string();
+        let (inp, p) = match r {
+            Err(e) => {
+                let line = format!("{e:#}").replace('\n', " ");
+                eprintln!("error: {line}");
+                errors.push(serde_json::json!({ "file": shown, "error": line }));
+                continue;
+            }
+            Ok(inp) => (inp, next.next().context("one probability row per image")?),
+        };
+        let warning = digits_warning(inp.digits);
+        if let Some(w) = &warning {
+            eprintln!("warning: '{shown}': {w}");
+        }
+        let order = ranked(p);
+        if a.json {
+            images.push(serde_json::json!({
+                "file": shown,
+                "prediction": order[0],
+                "probabilities": p.to_vec(),
+                "digits_seen": inp.digits,
+                "warning": warning,
+            }));
+        } else {
             let top: Vec<String> = order[..3]
                 .iter()
                 .map(|&d| format!("{d} {:.2}%", 100.0 * p[d]))
                 .collect();
-            println!("{}: {}  ({})", f.display(), order[0], top.join(", "));
+            println!("{shown}: {}  ({})", order[0], top.join(", "));
         }
     }
-    Ok(())
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "weights": weights,
+                "images": images,
+                "errors": errors,
+            })
+        );
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Unread {
+            failed: errors.len(),
+            total: a.images.len(),
+        }
+        .into())
+    }
 }

@@ -14,24 +14,44 @@
 //!    the *border* (every pixel of the outermost rows and columns): the image is inverted
 //!    (`v ↦ 255 − v`) when more border pixels are light (≥ 128) than dark (≤ 127). On a tie
 //!    the border's mean decides (inverted when it is above 127.5); an exact tie of both keeps
-//!    the image as it is. Inverting the input therefore gives the same output, except for that
-//!    last, exactly balanced border.
-//! 3. **Levels.** The background level `b` is the median of the (polarity-corrected) border,
-//!    the ink level `m` the largest pixel value. When `m − b` is less than [`MIN_CONTRAST`]
-//!    (32 of 255) the image is blank. Otherwise every pixel is stretched linearly, `b ↦ 0`,
-//!    `m ↦ 255` (values below `b` become 0), so that grey paper and a faint pencil line
-//!    look like MNIST's black background and full-strength ink.
-//! 4. **Crop** to the bounding box of the *ink*: stretched pixels of at least
-//!    [`INK_THRESHOLD`] (48 of 255, about 19 %). Fainter pixels — JPEG ringing, paper texture,
-//!    the outer edge of anti-aliasing — do not grow the box (but those inside it are kept).
-//!    No ink at all is the error "blank image, no digit found".
-//! 5. **Scale** the box to fit [`BOX`]×[`BOX`] (20×20) keeping its aspect ratio: the longer
+//!    the image as it is. Every later step works on the polarity-corrected image, so inverting
+//!    the input gives the same output, except for that last, exactly balanced border.
+//! 3. **Flatten the paper.** A photo's paper is lit unevenly (brighter on one side, a shadow
+//!    towards a corner) and noisy. The background is modelled as a smooth surface, a quadratic
+//!    `b(u, v) = c₀ + c₁u + c₂v + c₃u² + c₄v² + c₅uv` over the picture (`u`, `v` from −1 to 1),
+//!    fitted by least squares to the border pixels, robustly: border pixels brighter than the
+//!    fit by more than 3 noise levels (ink crossing the border) are left out and the fit is
+//!    repeated ([`FIT_ROUNDS`] times). The noise level `σ` is 1.4826 × the median absolute
+//!    residual of the kept border pixels (the standard deviation, for Gaussian noise). A flat
+//!    border (every border pixel equal, as in any clean digit picture) gives the flat
+//!    background exactly, `σ = 0`, and a picture narrower or shorter than 3 pixels uses the
+//!    border's median. Each pixel's *contrast* is its value minus the background under it.
+//! 4. **Levels.** The floor is `2σ` above the background (noise stays below it), the ink level
+//!    `m` the largest contrast. When `m − 2σ` is less than [`MIN_CONTRAST`] (32 of 255) the
+//!    image is blank. Otherwise every pixel is stretched linearly, floor ↦ 0, `m ↦ 255` (lower
+//!    values become 0), rounded to a byte, so that grey, unevenly lit paper and a faint pencil
+//!    line look like MNIST's black background and full-strength ink.
+//! 5. **Find the digit's ink.** A pixel is *ink* when its stretched value is at least
+//!    [`INK_THRESHOLD`] (48 of 255, about 19 %), and *strong ink* when it is also at least Otsu's
+//!    threshold of the stretched image (the level that best splits its histogram in two,
+//!    maximising the between-class variance). Ink pixels are grouped into 8-connected
+//!    components; a component is kept when it holds strong ink (hysteresis: faint noise blobs
+//!    hold none) and its area is at least 1/[`SPECK_DIVISOR`] of the largest kept one (specks
+//!    are dropped). Ink of dropped components is erased. No component at all is the error
+//!    "blank image, no digit found".
+//! 6. **Count the digits.** Components at least a quarter of the largest's area and half its
+//!    height are *major*; majors whose column ranges overlap belong to one digit. More than one
+//!    digit side by side is reported in [`Reading::digits`] (the picture seems to hold several
+//!    digits; the crop then holds them all).
+//! 7. **Crop** to the bounding box of the kept components. Fainter pixels inside it (JPEG
+//!    ringing, the outer edge of anti-aliasing) are kept.
+//! 8. **Scale** the box to fit [`BOX`]×[`BOX`] (20×20) keeping its aspect ratio: the longer
 //!    side becomes 20 pixels, the shorter `max(1, round(20 · short / long))`. Resampling is
 //!    area averaging: each output pixel is the mean of the input area it covers, partial
 //!    pixels weighted by the fraction covered (a box filter, separable, in f64). Shrinking
 //!    anti-aliases; enlarging a small drawing blends only where an output pixel straddles
 //!    two input pixels. Values are rounded to the nearest byte.
-//! 6. **Centre** in the [`FIELD`]×[`FIELD`] (28×28) field by centre of mass: with pixel `i`
+//! 9. **Centre** in the [`FIELD`]×[`FIELD`] (28×28) field by centre of mass: with pixel `i`
 //!    covering `[i, i + 1)` (its centre at `i + 0.5`, so the field's centre is `(14, 14)`),
 //!    the scaled box is shifted by whole pixels, `round(14 − c)` where `c` is its centre of
 //!    mass along that axis, clamped so that the box stays inside the field. The output's
@@ -114,69 +134,265 @@ pub fn gray_from_rgba(rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8
         .collect())
 }
 
-/// Steps 2 and 3 of the module docs, polarity from the border and the level stretch, as a
-/// table: the stretched value of every raw byte (inversion included). `None` when the image is
-/// blank (too little contrast).
-fn levels(img: &Gray<'_>) -> Option<[u8; 256]> {
-    let (w, h) = (img.width, img.height);
+/// Step 2 of the module docs: whether the picture is dark ink on light paper (to be inverted),
+/// read from its border.
+fn dark_on_light(img: &Gray<'_>) -> bool {
     let mut hist = [0u64; 256];
-    let mut border = |x: usize, y: usize| hist[img.pixels[y * w + x] as usize] += 1;
-    for x in 0..w {
-        border(x, 0);
-        if h > 1 {
-            border(x, h - 1);
-        }
-    }
-    for y in 1..h.saturating_sub(1) {
-        border(0, y);
-        if w > 1 {
-            border(w - 1, y);
-        }
-    }
+    for_border(img.width, img.height, |x, y| {
+        hist[img.pixels[y * img.width + x] as usize] += 1;
+    });
     let n: u64 = hist.iter().sum();
     let light: u64 = hist[128..].iter().sum();
     let dark = n - light;
-    let invert = match light.cmp(&dark) {
+    match light.cmp(&dark) {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Less => false,
         std::cmp::Ordering::Equal => {
             let sum: u64 = hist.iter().enumerate().map(|(v, &c)| v as u64 * c).sum();
             2 * sum > 255 * n
         }
-    };
-    let flip = |v: usize| if invert { 255 - v } else { v };
-    // Lower median of the border (the value at rank (n − 1) / 2, counting from 0), after the
-    // polarity correction.
-    let rank = (n - 1) / 2;
-    let mut seen = 0;
-    let mut background = 0;
-    for v in 0..256 {
-        seen += hist[flip(v)];
-        if seen > rank {
-            background = v;
-            break;
+    }
+}
+
+/// Calls `f(x, y)` once for every pixel of the outermost rows and columns.
+fn for_border(w: usize, h: usize, mut f: impl FnMut(usize, usize)) {
+    for x in 0..w {
+        f(x, 0);
+        if h > 1 {
+            f(x, h - 1);
         }
     }
-    let mut present = [false; 256];
-    for &p in img.pixels {
-        present[p as usize] = true;
+    for y in 1..h.saturating_sub(1) {
+        f(0, y);
+        if w > 1 {
+            f(w - 1, y);
+        }
     }
-    let ink = (0..256).rev().find(|&v| present[flip(v)]).unwrap_or(0);
-    if ink < background + usize::from(MIN_CONTRAST) {
-        return None;
+}
+
+/// How many times the background fit leaves out the ink it found on the border and fits again.
+pub const FIT_ROUNDS: usize = 3;
+/// Components smaller than 1/`SPECK_DIVISOR` of the largest kept component are specks.
+pub const SPECK_DIVISOR: usize = 20;
+
+/// The paper's level under every pixel (step 3 of the module docs): flat, or a quadratic
+/// surface in `u = 2x/(w − 1) − 1`, `v = 2y/(h − 1) − 1`.
+#[derive(Clone, Copy, Debug)]
+enum Background {
+    Flat(f64),
+    Quadratic([f64; 6]),
+}
+
+/// The quadratic basis `1, u, v, u², v², uv` at pixel `(x, y)` of a `w × h` picture.
+fn basis(x: usize, y: usize, w: usize, h: usize) -> [f64; 6] {
+    let u = 2.0 * x as f64 / (w - 1) as f64 - 1.0;
+    let v = 2.0 * y as f64 / (h - 1) as f64 - 1.0;
+    [1.0, u, v, u * u, v * v, u * v]
+}
+
+/// Median of `v` (the lower one for an even count); `v` is reordered. `0` when empty.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
     }
-    let range = (ink - background) as u32;
-    let mut lut = [0u8; 256];
-    for (raw, out) in lut.iter_mut().enumerate() {
-        let v = flip(raw);
-        *out = if v <= background {
-            0
-        } else {
-            let d = (v - background) as u32;
-            ((d * 255 + range / 2) / range).min(255) as u8
+    let k = (v.len() - 1) / 2;
+    *v.select_nth_unstable_by(k, f64::total_cmp).1
+}
+
+/// Solves the 6×6 system `a·c = b` by Gaussian elimination with partial pivoting; `None` when
+/// it is (nearly) singular.
+fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
+    let scale = a.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+    for col in 0..6 {
+        let piv = (col..6).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() <= 1e-12 * scale {
+            return None;
+        }
+        a.swap(col, piv);
+        b.swap(col, piv);
+        for r in col + 1..6 {
+            let f = a[r][col] / a[col][col];
+            let pivot_row = a[col];
+            for (v, p) in a[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                *v -= f * p;
+            }
+            b[r] -= f * b[col];
+        }
+    }
+    let mut c = [0f64; 6];
+    for r in (0..6).rev() {
+        let s: f64 = (r + 1..6).map(|k| a[r][k] * c[k]).sum();
+        c[r] = (b[r] - s) / a[r][r];
+    }
+    c.iter().all(|v| v.is_finite()).then_some(c)
+}
+
+/// Step 3 of the module docs: the background under the polarity-corrected picture `c`, and the
+/// noise level σ of its border.
+fn background(c: &[u8], w: usize, h: usize) -> (Background, f64) {
+    let mut border: Vec<(usize, usize, f64)> = Vec::with_capacity(2 * (w + h));
+    for_border(w, h, |x, y| border.push((x, y, f64::from(c[y * w + x]))));
+    let mut vals: Vec<f64> = border.iter().map(|p| p.2).collect();
+    let med = median(&mut vals);
+    if border.iter().all(|p| p.2 == med) {
+        return (Background::Flat(med), 0.0);
+    }
+    let mad = |res: &mut Vec<f64>| 1.4826 * median(res);
+    let mut abs: Vec<f64> = border.iter().map(|p| (p.2 - med).abs()).collect();
+    let mut sigma = mad(&mut abs);
+    if w < 3 || h < 3 {
+        return (Background::Flat(med), sigma);
+    }
+    let mut bg = Background::Flat(med);
+    for _ in 0..FIT_ROUNDS {
+        let at = |x, y| eval(bg, x, y, w, h);
+        // Ink (brighter than the paper after the polarity correction) is left out.
+        let cut = 3.0 * sigma + 1.0;
+        let (mut a, mut b) = ([[0f64; 6]; 6], [0f64; 6]);
+        for &(x, y, v) in &border {
+            if v - at(x, y) > cut {
+                continue;
+            }
+            let f = basis(x, y, w, h);
+            for i in 0..6 {
+                for j in 0..6 {
+                    a[i][j] += f[i] * f[j];
+                }
+                b[i] += f[i] * v;
+            }
+        }
+        let Some(coef) = solve6(a, b) else { break };
+        let fit = Background::Quadratic(coef);
+        let mut res: Vec<f64> = border
+            .iter()
+            .map(|&(x, y, v)| v - eval(fit, x, y, w, h))
+            .filter(|r| *r <= cut)
+            .map(f64::abs)
+            .collect();
+        if res.is_empty() {
+            break;
+        }
+        bg = fit;
+        sigma = mad(&mut res);
+    }
+    (bg, sigma)
+}
+
+/// The background's level at pixel `(x, y)`.
+fn eval(bg: Background, x: usize, y: usize, w: usize, h: usize) -> f64 {
+    match bg {
+        Background::Flat(v) => v,
+        Background::Quadratic(c) => {
+            let f = basis(x, y, w, h);
+            (0..6).map(|i| c[i] * f[i]).sum()
+        }
+    }
+}
+
+/// Otsu's threshold of a histogram: the smallest level `t` that maximises the between-class
+/// variance of `{v < t}` and `{v ≥ t}`. `None` when every count sits in one bin.
+fn otsu(hist: &[u64; 256]) -> Option<u8> {
+    let n: u64 = hist.iter().sum();
+    let total: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(v, &c)| v as f64 * c as f64)
+        .sum();
+    let (mut n0, mut s0) = (0u64, 0f64);
+    let mut best: Option<(f64, u8)> = None;
+    for t in 1..256 {
+        n0 += hist[t - 1];
+        s0 += (t - 1) as f64 * hist[t - 1] as f64;
+        let n1 = n - n0;
+        if n0 == 0 || n1 == 0 {
+            continue;
+        }
+        let (m0, m1) = (s0 / n0 as f64, (total - s0) / n1 as f64);
+        let between = n0 as f64 * n1 as f64 * (m1 - m0) * (m1 - m0);
+        if best.is_none_or(|(b, _)| between > b) {
+            best = Some((between, t as u8));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// One 8-connected component of ink.
+#[derive(Clone, Copy, Debug)]
+struct Blob {
+    area: usize,
+    x0: usize,
+    y0: usize,
+    x1: usize,
+    y1: usize,
+    strong: bool,
+}
+
+/// Labels the 8-connected components of `ink` (a `w × h` mask): returns each pixel's label
+/// (`u32::MAX` for no ink) and the components. `strong` marks the pixels of strong ink.
+fn components(ink: &[bool], strong: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<Blob>) {
+    let mut label = vec![u32::MAX; w * h];
+    let mut blobs = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !ink[start] || label[start] != u32::MAX {
+            continue;
+        }
+        let id = blobs.len() as u32;
+        let (sx, sy) = (start % w, start / w);
+        let mut b = Blob {
+            area: 0,
+            x0: sx,
+            y0: sy,
+            x1: sx,
+            y1: sy,
+            strong: false,
         };
+        label[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            b.area += 1;
+            b.strong |= strong[i];
+            (b.x0, b.y0, b.x1, b.y1) = (b.x0.min(x), b.y0.min(y), b.x1.max(x), b.y1.max(y));
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if ink[j] && label[j] == u32::MAX {
+                        label[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        blobs.push(b);
     }
-    Some(lut)
+    (label, blobs)
+}
+
+/// How many digits stand side by side among the kept components (step 6 of the module docs).
+fn count_digits(kept: &[Blob]) -> usize {
+    let Some(big) = kept.iter().max_by_key(|b| b.area) else {
+        return 0;
+    };
+    let tall = big.y1 - big.y0 + 1;
+    let mut majors: Vec<(usize, usize)> = kept
+        .iter()
+        .filter(|b| 4 * b.area >= big.area && 2 * (b.y1 - b.y0 + 1) >= tall)
+        .map(|b| (b.x0, b.x1))
+        .collect();
+    majors.sort_unstable();
+    let mut groups = 0;
+    let mut reach = None;
+    for (x0, x1) in majors {
+        match reach {
+            Some(r) if x0 <= r => reach = Some(r.max(x1)),
+            _ => {
+                groups += 1;
+                reach = Some(x1);
+            }
+        }
+    }
+    groups
 }
 
 /// The area-averaging taps of a resampling from `src` pixels to `dst` pixels: for every output
@@ -198,18 +414,40 @@ fn taps(src: usize, dst: usize) -> Vec<Vec<(usize, f64)>> {
         .collect()
 }
 
+/// What [`read`] found in a picture.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// The 28×28 image the network sees, bytes 0..=255, white digit on black.
+    pub field: [u8; FIELD * FIELD],
+    /// The crop in the input picture, `(x0, y0, x1, y1)`, inclusive.
+    pub crop: (usize, usize, usize, usize),
+    /// How many digits the ink seems to hold side by side (step 6 of the module docs): 1 for a
+    /// single digit; more means the picture seems to hold several and the crop holds them all.
+    pub digits: usize,
+}
+
 /// MNIST's own preprocessing: returns the 28×28 image as bytes 0..=255 (white digit on black,
-/// like the IDX files).
+/// like the IDX files). The same as [`read`]'s [`Reading::field`].
 ///
-/// The steps (checks, polarity from the border, level stretch, crop to the ink at
-/// [`INK_THRESHOLD`], area-averaged scaling into [`BOX`]×[`BOX`], whole-pixel centring by
-/// centre of mass in [`FIELD`]×[`FIELD`]) and their rules are in the [module docs](self).
+/// Errors: those of [`read`].
+pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
+    read(img).map(|r| r.field)
+}
+
+/// Reads a picture of one digit: the 28×28 image the network sees, the crop, and how many
+/// digits the ink seems to hold.
+///
+/// The steps (checks, polarity from the border, the background surface fitted to the border
+/// and subtracted, the level stretch above the noise, the digit's connected ink by hysteresis
+/// between [`INK_THRESHOLD`] and Otsu's threshold with specks dropped, area-averaged scaling
+/// into [`BOX`]×[`BOX`], whole-pixel centring by centre of mass in [`FIELD`]×[`FIELD`]) and
+/// their rules are in the [module docs](self).
 ///
 /// Errors, never a panic: zero or too large a size ([`MAX_SIDE`]), a buffer that is not
 /// `width × height` bytes, "blank image, no digit found" (less contrast than [`MIN_CONTRAST`],
 /// or no pixel reaching the ink threshold), and "ink too sparse" when every pixel of the
 /// scaled digit rounds to 0 (a few scattered dots over a large area).
-pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
+pub fn read(img: Gray<'_>) -> Result<Reading> {
     let (w, h) = (img.width, img.height);
     let n = check_size(w, h)?;
     ensure!(
@@ -217,32 +455,77 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
         "grayscale buffer of {} bytes for a {w}×{h} image: expected {n} (one byte per pixel)",
         img.pixels.len()
     );
-    let Some(lut) = levels(&img) else {
-        bail!("blank image, no digit found (no ink stands out from the background)");
+    // Step 2: polarity.
+    let corrected: Vec<u8> = if dark_on_light(&img) {
+        img.pixels.iter().map(|&v| 255 - v).collect()
+    } else {
+        img.pixels.to_vec()
     };
-
-    // Step 4: the bounding box of the ink.
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-    for (y, row) in img.pixels.chunks_exact(w).enumerate() {
-        let mut first = None;
-        let mut last = 0;
-        for (x, &p) in row.iter().enumerate() {
-            if lut[p as usize] >= INK_THRESHOLD {
-                first.get_or_insert(x);
-                last = x;
-            }
-        }
-        if let Some(f) = first {
-            x0 = x0.min(f);
-            x1 = x1.max(last);
-            y0 = y0.min(y);
-            y1 = y;
+    // Steps 3 and 4: contrast over the background, stretched above the noise floor.
+    let (bg, sigma) = background(&corrected, w, h);
+    let mut contrast = vec![0f32; n];
+    for (y, (row, out)) in corrected
+        .chunks_exact(w)
+        .zip(contrast.chunks_exact_mut(w))
+        .enumerate()
+    {
+        for (x, (&v, o)) in row.iter().zip(out.iter_mut()).enumerate() {
+            *o = (f64::from(v) - eval(bg, x, y, w, h)) as f32;
         }
     }
+    let floor = (2.0 * sigma) as f32;
+    let top = contrast.iter().copied().fold(f32::MIN, f32::max);
+    if top - floor < f32::from(MIN_CONTRAST) {
+        bail!("blank image, no digit found (no ink stands out from the background)");
+    }
+    let range = top - floor;
+    let stretched: Vec<u8> = contrast
+        .iter()
+        .map(|&d| ((d - floor) / range * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    drop(contrast);
+
+    // Step 5: the digit's ink, by hysteresis, without specks.
+    let mut hist = [0u64; 256];
+    for &v in &stretched {
+        hist[v as usize] += 1;
+    }
+    let strong_at = otsu(&hist).unwrap_or(255).max(INK_THRESHOLD);
+    let ink: Vec<bool> = stretched.iter().map(|&v| v >= INK_THRESHOLD).collect();
+    let strong: Vec<bool> = stretched.iter().map(|&v| v >= strong_at).collect();
+    let (label, blobs) = components(&ink, &strong, w, h);
+    drop((ink, strong));
+    let largest = blobs
+        .iter()
+        .filter(|b| b.strong)
+        .map(|b| b.area)
+        .max()
+        .unwrap_or(0);
     ensure!(
-        x0 != usize::MAX,
+        largest > 0,
         "blank image, no digit found (no pixel reaches the ink threshold)"
     );
+    let keep: Vec<bool> = blobs
+        .iter()
+        .map(|b| b.strong && b.area * SPECK_DIVISOR >= largest)
+        .collect();
+    let kept: Vec<Blob> = blobs
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(b, _)| *b)
+        .collect();
+    let digits = count_digits(&kept);
+    // Step 7: the crop; ink of dropped components is erased.
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for b in &kept {
+        (x0, y0, x1, y1) = (x0.min(b.x0), y0.min(b.y0), x1.max(b.x1), y1.max(b.y1));
+    }
+    let value = |i: usize| match label[i] {
+        u32::MAX => stretched[i],
+        l if keep[l as usize] => stretched[i],
+        _ => 0,
+    };
     let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
 
     // Step 5: scale to fit BOX × BOX, area averaging.
@@ -259,11 +542,11 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
     // Horizontal pass: every cropped row to `tw` values.
     let mut rows = vec![0f64; tw * bh];
     for (y, out) in rows.chunks_exact_mut(tw).enumerate() {
-        let row = &img.pixels[(y0 + y) * w + x0..(y0 + y) * w + x0 + bw];
+        let row = (y0 + y) * w + x0;
         for (o, t) in out.iter_mut().zip(&hx) {
             *o = t
                 .iter()
-                .map(|&(x, wt)| f64::from(lut[row[x] as usize]) * wt)
+                .map(|&(x, wt)| f64::from(value(row + x)) * wt)
                 .sum();
         }
     }
@@ -301,7 +584,11 @@ pub fn preprocess(img: Gray<'_>) -> Result<[u8; FIELD * FIELD]> {
         let start = (oy + j) * FIELD + ox;
         field[start..start + tw].copy_from_slice(row);
     }
-    Ok(field)
+    Ok(Reading {
+        field,
+        crop: (x0, y0, x1, y1),
+        digits,
+    })
 }
 
 #[cfg(test)]
