@@ -33,6 +33,21 @@ use markdown::esc;
 const CSS: &str = include_str!("assets/book.css");
 /// The script of the two spec pages: loads the WebAssembly module and wires the controls.
 const JS: &str = include_str!("assets/book.js");
+/// The script of every page that, with `?overflow`, lists what is wider than its box.
+const LAYOUT_JS: &str = include_str!("assets/layout.js");
+
+/// Part 2's weights when `--weights` is not given: the default recipe's committed run (the
+/// 8-epoch onecycle, seed 1), in the current folder or else in the project's.
+pub const DEFAULT_WEIGHTS: &str = "records/onecycle8-seed1/best.safetensors";
+
+/// [`DEFAULT_WEIGHTS`] in the current folder if it is there, else in the project's.
+fn default_weights() -> PathBuf {
+    if Path::new(DEFAULT_WEIGHTS).is_file() {
+        PathBuf::from(DEFAULT_WEIGHTS)
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS)
+    }
+}
 
 // No `///` doc here: clap would turn it into --help text.
 #[allow(missing_docs)]
@@ -42,11 +57,11 @@ pub struct BookArgs {
     #[arg(long, default_value = "out/book")]
     pub out: PathBuf,
     /// Trained weights for Part 2's worked example and draw-a-digit canvas [default:
-    /// records/onecycle-seed1/best.safetensors, in the current folder or else the project's].
+    /// records/onecycle8-seed1/best.safetensors, in the current folder or else the project's].
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
-    /// The training run whose charts (curves.png, confusion.png) Part 2 shows [default: the
-    /// folder of --weights].
+    /// The training run whose charts (curves.png, confusion.png) and per-epoch table
+    /// (metrics.csv) Part 2 shows [default: the folder of --weights].
     #[arg(long, value_name = "DIR")]
     pub run: Option<PathBuf>,
     /// Index of the test-set digit of the worked example.
@@ -78,7 +93,7 @@ pub fn run(a: BookArgs) -> Result<()> {
     let weights_path = a
         .weights
         .clone()
-        .unwrap_or_else(super::predict::default_weights);
+        .unwrap_or_else(default_weights);
     let run_dir = a.run.clone().unwrap_or_else(|| {
         weights_path
             .parent()
@@ -277,6 +292,7 @@ fn page(title: &str, body_class: &str, body: &str, scripts: &[&str]) -> String {
         .join(" · ");
     let scripts: String = scripts
         .iter()
+        .chain(std::iter::once(&"layout.js"))
         .map(|s| format!("<script src=\"{s}\"></script>\n"))
         .collect();
     format!(
@@ -305,7 +321,10 @@ impl Book<'_> {
         let mut files = BTreeMap::new();
         let mut index_rows = String::new();
         for (spec, name, _) in PAGES {
-            let text = sources.get(self.root, spec)?.to_string();
+            let mut text = sources.get(self.root, spec)?.to_string();
+            if name == "cnn.html" {
+                text = conventions_to_appendix(&text);
+            }
             let live = name == "backprop.html";
             let anchor = |label: &str, eq: &[String]| -> Result<String> {
                 anchor_block(label, eq, &reg, self.root, live)
@@ -327,10 +346,23 @@ impl Book<'_> {
             if live {
                 body.push_str(&part1_controls());
             }
-            body.push_str(&format!("<main>{}", p.body));
+            let mut main = p.body.clone();
+            if name == "cnn.html" {
+                let start = part2::start_here(self.run_dir)?;
+                let at = main.find("<h2 id=\"the-network\">").unwrap_or(0);
+                main.insert_str(at, &start);
+                main = main.replacen(
+                    ">Conventions</a></h2>",
+                    ">Appendix: conventions and tolerance presets</a></h2>",
+                    1,
+                );
+            }
+            body.push_str(&format!("<main>{main}"));
             if name == "cnn.html" {
                 let (index, pixels, label) = self.digit;
-                let w = part2::worked_example(self.weights, index, pixels, label, self.run_dir)?;
+                let wn = part2::shown_path(self.weights_name);
+                let w =
+                    part2::worked_example(self.weights, index, pixels, label, self.run_dir, &wn)?;
                 body.push_str(&w.html);
                 files.extend(w.files);
                 body.push_str(part2::DRAW_HTML);
@@ -360,23 +392,45 @@ impl Book<'_> {
                 code::file_page(&rel, &text, CSS).into_bytes(),
             );
         }
+        let example = anchor_block("cnn.relu.forward", &[], &reg, self.root, false)?;
         let index = format!(
-            "<main><h1>gradspec — the spec as a book</h1>\
-             <p>Every equation of the two derivations carries a label. Beside each label is \
-             the Rust function that implements it and the tests that verify it, read from the \
-             same registry as <code>gradspec spec-coverage</code>. Part 1's numbers are \
-             computed live in your browser by those very functions, compiled to WebAssembly; \
-             Part 2 runs one test digit through the trained network and reads the digit you \
-             draw.</p><ul class=\"start\">\
-             <li><a href=\"backprop.html\">Part 1</a>: the 2-2-2 sigmoid network. Move the \
-             sliders (learning rate, inputs, targets, the eight starting weights, the \
-             iteration) and watch every equation's numbers and the loss curve change.</li>\
-             <li><a href=\"cnn.html\">Part 2</a>: the 16,562-parameter CNN, layer by layer; \
-             <a href=\"cnn.html#worked-example\">a worked example</a> (feature maps, BatchNorm \
-             statistics, probabilities, gradients) and \
-             <a href=\"cnn.html#draw\">draw a digit</a> for the trained network.</li>\
-             </ul><p>Every label, its function and the number of tests that cite it:</p>\
-             {index_rows}</main>"
+            "<main><h1>gradspec — backpropagation, derived and checked</h1>\
+             <p>This book teaches backpropagation twice. Part 1 works it out by hand on the \
+             smallest network that shows every step: two inputs, two sigmoid hidden units, \
+             two sigmoid outputs. Part 2 derives it for every layer of a real convolutional \
+             network, 16,562 parameters that read handwritten digits (MNIST) with 99.4 % \
+             accuracy. Each equation is implemented by one Rust function and checked by \
+             tests, and the book shows all three side by side.</p>\
+             <h2 id=\"doors\">Three ways in</h2><div class=\"doors\">\
+             <a class=\"door\" href=\"backprop.html\"><strong>Part 1: backpropagation by \
+             hand</strong><span>The 2-2-2 network, drawn, with sliders for the learning \
+             rate, the inputs, the targets and the eight weights. Every equation shows its \
+             numbers, recomputed in your browser as you move them.</span></a>\
+             <a class=\"door\" href=\"cnn.html\"><strong>Part 2: the MNIST CNN</strong>\
+             <span>What each layer is for, how far each one sees, how training went epoch \
+             by epoch, then every layer's forward and backward pass, and one test digit \
+             followed through the trained network.</span></a>\
+             <a class=\"door\" href=\"cnn.html#draw\"><strong>Draw a digit</strong>\
+             <span>Write a digit with the mouse or a finger; the trained network reads it \
+             in your browser and shows what each layer saw.</span></a></div>\
+             <h2 id=\"label-blocks\">How to read a label block</h2>\
+             <p>Every equation of the two derivations sits under a label such as \
+             <code>r[cnn.relu.forward]</code>. Below it the book puts a block like this one \
+             (this is the real block of the ReLU's forward pass):</p>{example}\
+             <ul class=\"howto\"><li>The label's name links to itself, so you can share \
+             it.</li><li><em>implemented by</em> names the one function that cites the \
+             label in the first line of its doc comment; the link opens its file at that \
+             line, and <em>source of …</em> unfolds the function.</li><li><em>verified \
+             by N tests</em> lists every test whose doc comment says \
+             <code>Verifies r[…]</code>; a test in <code>tests/spec_conformance.rs</code> \
+             fails if a label has no function, two functions, or a function with no \
+             label.</li><li>In Part 1 a green block under the equation shows its numbers \
+             at the current slider settings, computed by that very function compiled to \
+             WebAssembly.</li></ul>\
+             <details class=\"coverage\" id=\"coverage\"><summary>The coverage table: \
+             every label, its function and the number of tests that cite it (the same \
+             registry as <code>gradspec spec-coverage</code>)</summary>{index_rows}\
+             </details></main>"
         );
         files.insert(
             "index.html".into(),
@@ -384,6 +438,7 @@ impl Book<'_> {
         );
         files.insert("book.css".into(), CSS.as_bytes().to_vec());
         files.insert("book.js".into(), JS.as_bytes().to_vec());
+        files.insert("layout.js".into(), LAYOUT_JS.as_bytes().to_vec());
         files.insert(
             "wasm.js".into(),
             format!("window.GRADSPEC_WASM = \"{}\";\n", base64(self.wasm)).into_bytes(),
@@ -399,6 +454,25 @@ impl Book<'_> {
         );
         Ok(files)
     }
+}
+
+/// `spec/cnn.md` with its "## Conventions" section (up to the next `## ` heading) moved to
+/// the end, where the page calls it an appendix: a learner meets the network first. The text
+/// is unchanged when there is no such section.
+fn conventions_to_appendix(text: &str) -> String {
+    let Some(from) = text.find("\n## Conventions\n") else {
+        return text.to_string();
+    };
+    let Some(len) = text[from + 1..].find("\n## ") else {
+        return text.to_string();
+    };
+    let to = from + 1 + len + 1;
+    let section = text[from + 1..to].trim_end().trim_end_matches("---").trim_end();
+    format!(
+        "{}{}\n\n---\n\n{section}\n",
+        &text[..from + 1],
+        text[to..].trim_end()
+    )
 }
 
 /// The index's section for one page: its labels, each with its function and test count.
