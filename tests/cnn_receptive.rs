@@ -43,7 +43,11 @@ fn assert_matches(layers: &[(usize, usize)], width: usize) {
                 f.jump
             );
             if gapless {
-                assert_eq!(set.len(), f.size, "layer {l}, output {x}: holes in the field");
+                assert_eq!(
+                    set.len(),
+                    f.size,
+                    "layer {l}, output {x}: holes in the field"
+                );
             }
         }
     }
@@ -62,11 +66,10 @@ fn hand_worked_fields() {
         [f(3, 1), f(5, 1), f(6, 2), f(10, 2)]
     );
     // A strided convolution: 5 + (3 − 1)·1 = 7, jump 2; then 7 + (3 − 1)·2 = 11.
-    assert_eq!(receptive_field(&[(5, 1), (3, 2), (3, 1)]), [
-        f(5, 1),
-        f(7, 2),
-        f(11, 2)
-    ]);
+    assert_eq!(
+        receptive_field(&[(5, 1), (3, 2), (3, 1)]),
+        [f(5, 1), f(7, 2), f(11, 2)]
+    );
 }
 
 /// Verifies r[cnn.receptive_field] over the network's own layer list: conv1 … fc1 as worked

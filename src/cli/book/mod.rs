@@ -90,10 +90,7 @@ fn project_root() -> Result<PathBuf> {
 /// `gradspec book`.
 pub fn run(a: BookArgs) -> Result<()> {
     let root = project_root()?;
-    let weights_path = a
-        .weights
-        .clone()
-        .unwrap_or_else(default_weights);
+    let weights_path = a.weights.clone().unwrap_or_else(default_weights);
     let run_dir = a.run.clone().unwrap_or_else(|| {
         weights_path
             .parent()
@@ -346,6 +343,14 @@ impl Book<'_> {
             if live {
                 body.push_str(&part1_controls());
             }
+            let p = if live {
+                let mut p = p;
+                let at = p.body.find("<h2").unwrap_or(0);
+                p.body.insert_str(at, NETWORK_SVG);
+                p
+            } else {
+                p
+            };
             let mut main = p.body.clone();
             if name == "cnn.html" {
                 let start = part2::start_here(self.run_dir)?;
@@ -467,7 +472,10 @@ fn conventions_to_appendix(text: &str) -> String {
         return text.to_string();
     };
     let to = from + 1 + len + 1;
-    let section = text[from + 1..to].trim_end().trim_end_matches("---").trim_end();
+    let section = text[from + 1..to]
+        .trim_end()
+        .trim_end_matches("---")
+        .trim_end();
     format!(
         "{}{}\n\n---\n\n{section}\n",
         &text[..from + 1],
@@ -580,6 +588,33 @@ fn anchor_block(
     Ok(h)
 }
 
+/// Part 1's network, drawn: inputs i1 i2, hidden h1 h2, outputs o1 o2, and w1 … w8 on their
+/// edges (the script writes the current values into the `net-*` labels).
+const NETWORK_SVG: &str = r##"<figure class="net" id="network-figure"><svg viewBox="0 0 640 300" width="640" height="300" role="img" aria-label="the 2-2-2 network: inputs i1 i2, hidden h1 h2, outputs o1 o2, weights w1 to w8 on their edges">
+<g stroke="#888" stroke-width="1.5">
+<line x1="90" y1="70" x2="300" y2="70"/><line x1="90" y1="70" x2="300" y2="230"/>
+<line x1="90" y1="230" x2="300" y2="70"/><line x1="90" y1="230" x2="300" y2="230"/>
+<line x1="340" y1="70" x2="550" y2="70"/><line x1="340" y1="70" x2="550" y2="230"/>
+<line x1="340" y1="230" x2="550" y2="70"/><line x1="340" y1="230" x2="550" y2="230"/>
+</g>
+<g fill="#fff" stroke="#0b5cad" stroke-width="2">
+<circle cx="70" cy="70" r="22"/><circle cx="70" cy="230" r="22"/>
+<circle cx="320" cy="70" r="22"/><circle cx="320" cy="230" r="22"/>
+<circle cx="570" cy="70" r="22"/><circle cx="570" cy="230" r="22"/>
+</g>
+<g font-family="sans-serif" font-size="15" text-anchor="middle" dominant-baseline="central">
+<text x="70" y="70">i1</text><text x="70" y="230">i2</text>
+<text x="320" y="70">h1</text><text x="320" y="230">h2</text>
+<text x="570" y="70">o1</text><text x="570" y="230">o2</text>
+</g>
+<g font-family="sans-serif" font-size="13" text-anchor="middle" fill="#1d1d1f" stroke="#fff" stroke-width="4" paint-order="stroke">
+<text id="net-i1" x="70" y="30">i1</text><text id="net-i2" x="70" y="275">i2</text>
+<text id="net-w1" x="190" y="60">w1</text><text id="net-w2" x="150" y="196">w2</text>
+<text id="net-w3" x="150" y="112">w3</text><text id="net-w4" x="190" y="252">w4</text>
+<text id="net-w5" x="440" y="60">w5</text><text id="net-w6" x="400" y="196">w6</text>
+<text id="net-w7" x="400" y="112">w7</text><text id="net-w8" x="440" y="252">w8</text>
+</g></svg><figcaption>The network of Part 1, with the weights of the iteration the sliders show (h1 = w1·i1 + w2·i2, h2 = w3·i1 + w4·i2, o1 = w5·a_h1 + w6·a_h2, o2 = w7·a_h1 + w8·a_h2; each unit applies the sigmoid).</figcaption></figure>"##;
+
 /// The sliders of Part 1: learning rate, inputs, targets, the eight starting weights and the
 /// iteration. `data-start` holds the spreadsheet's value.
 fn part1_controls() -> String {
@@ -613,12 +648,16 @@ fn part1_controls() -> String {
     format!(
         "<aside id=\"controls\"><h2>Live numbers</h2><p>Every block below the equations is \
          computed in your browser by the functions the labels cite, compiled to WebAssembly. \
-         Start: the source spreadsheet (η = 0.5, row 0).</p>{inputs}\
+         The page opens at the source spreadsheet's start (η = 0.5, iteration 0).</p>\
+         <p id=\"settings\" class=\"settings\"></p>{inputs}\
          <button id=\"reset\" type=\"button\">spreadsheet start</button>\
          <p id=\"e-total\"></p><canvas id=\"loss\" width=\"300\" height=\"180\"></canvas>\
          <p class=\"cap\">E_total over 100 iterations at the chosen settings (dot: the \
-         iteration shown)</p><canvas id=\"sweep\" width=\"300\" height=\"180\"></canvas>\
-         <p class=\"cap\">The source's six learning rates from the spreadsheet's start</p>\
+         iteration shown)</p><canvas id=\"sweep\" width=\"300\" height=\"200\"></canvas>\
+         <p class=\"cap\">The source's six learning rates from the spreadsheet's start, \
+         together</p><canvas id=\"sweep-one\" width=\"300\" height=\"180\"></canvas>\
+         <p class=\"cap\">One of them on its own axes: <select id=\"sweep-rate\" \
+         aria-label=\"learning rate\"></select></p>\
          <p id=\"bp-error\" class=\"error\"></p></aside>"
     )
 }

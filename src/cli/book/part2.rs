@@ -6,8 +6,8 @@ use super::markdown::esc;
 use crate::cnn::receptive::receptive_field;
 use crate::cnn::summary;
 use crate::cnn::{LayerMap, Mode, Net, Params, Workspace, safetensors_io};
-use crate::train::EpochMetrics;
 use crate::data::normalize_into;
+use crate::train::EpochMetrics;
 use anyhow::{Context as _, Result, bail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -204,13 +204,12 @@ fn read_metrics(run_dir: &Path) -> Result<Option<Vec<EpochMetrics>>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let mut r = csv::Reader::from_path(&path)
-        .with_context(|| format!("book: {}", path.display()))?;
+    let mut r =
+        csv::Reader::from_path(&path).with_context(|| format!("book: {}", path.display()))?;
     let mut rows = Vec::new();
     for (k, row) in r.deserialize::<EpochMetrics>().enumerate() {
-        let row = row.map_err(|e| {
-            anyhow::anyhow!("book: {}: row {}: {e}", path.display(), k + 1)
-        })?;
+        let row =
+            row.map_err(|e| anyhow::anyhow!("book: {}: row {}: {e}", path.display(), k + 1))?;
         rows.push(row);
     }
     if rows.is_empty() {
@@ -317,6 +316,7 @@ pub fn start_here(run_dir: &Path) -> Result<String> {
                 );
             }
             h.push_str("</table>");
+            h.push_str(&curves_svg(&ms));
         }
     }
     let _ = write!(
@@ -329,6 +329,99 @@ pub fn start_here(run_dir: &Path) -> Result<String> {
         esc(&summary::summary())
     );
     Ok(h)
+}
+
+/// The run's curves drawn from its metrics.csv as two SVG charts (loss, accuracy per epoch),
+/// with axis titles and 13-px labels at the column's width (the run's own `curves.png` is
+/// 1200 px wide, and shrunk into the column its text would be about 6 px).
+fn curves_svg(ms: &[EpochMetrics]) -> String {
+    let panel = |title: &str,
+                 ytitle: &str,
+                 series: [(&str, &str, Vec<f64>); 2],
+                 x0: f64|
+     -> String {
+        let (w, h, l, b, t, r) = (370.0, 260.0, 62.0, 44.0, 26.0, 12.0);
+        let ys = series.iter().flat_map(|s| s.2.iter().copied());
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo - 1.0, hi + 1.0)
+        };
+        let n = ms.len().max(2) - 1;
+        let px = |i: usize| x0 + l + (w - l - r) * i as f64 / n as f64;
+        let py = |y: f64| t + (h - t - b) * (1.0 - (y - lo) / (hi - lo));
+        let mut g = format!(
+            "<text x=\"{}\" y=\"16\" text-anchor=\"middle\" font-weight=\"600\">{title}</text>\
+             <line x1=\"{xa}\" y1=\"{t}\" x2=\"{xa}\" y2=\"{yb}\" stroke=\"#999\"/>\
+             <line x1=\"{xa}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#999\"/>\
+             <text x=\"{xm}\" y=\"{xt}\" text-anchor=\"middle\">epoch</text>\
+             <text transform=\"translate({yx},{ym}) rotate(-90)\" text-anchor=\"middle\">{ytitle}</text>\
+             <text x=\"{lx}\" y=\"{t}\" text-anchor=\"end\" dominant-baseline=\"central\">{hi:.4}</text>\
+             <text x=\"{lx}\" y=\"{yb}\" text-anchor=\"end\" dominant-baseline=\"central\">{lo:.4}</text>",
+            x0 + w / 2.0,
+            xa = x0 + l,
+            yb = h - b,
+            xr = x0 + w - r,
+            xm = x0 + (l + w - r) / 2.0,
+            xt = h - 8.0,
+            yx = x0 + 14.0,
+            ym = (t + h - b) / 2.0,
+            lx = x0 + l - 4.0,
+        );
+        for (i, m) in ms.iter().enumerate() {
+            let _ = write!(
+                g,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                px(i),
+                h - b + 16.0,
+                m.epoch
+            );
+        }
+        for (k, (name, colour, ys)) in series.iter().enumerate() {
+            let pts: Vec<String> = ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| format!("{:.1},{:.1}", px(i), py(y)))
+                .collect();
+            let _ = write!(
+                g,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+                 <text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{name}</text>",
+                pts.join(" "),
+                x0 + w - r - 4.0,
+                t + 16.0 + 16.0 * k as f64
+            );
+        }
+        g
+    };
+    let col = |f: fn(&EpochMetrics) -> f64| ms.iter().map(f).collect::<Vec<f64>>();
+    let loss = panel(
+        "loss",
+        "mean NLL",
+        [
+            ("train", "#d95f02", col(|m| m.train_loss)),
+            ("test", "#0b5cad", col(|m| m.test_loss)),
+        ],
+        0.0,
+    );
+    let acc = panel(
+        "accuracy",
+        "accuracy (%)",
+        [
+            ("train", "#d95f02", col(|m| m.train_acc)),
+            ("test", "#0b5cad", col(|m| m.test_acc)),
+        ],
+        380.0,
+    );
+    format!(
+        "<figure class=\"curves\"><svg viewBox=\"0 0 750 260\" width=\"750\" height=\"260\" \
+         font-family=\"sans-serif\" font-size=\"13\" role=\"img\" aria-label=\"loss and \
+         accuracy per epoch\">{loss}{acc}</svg><figcaption>The table's numbers as curves: \
+         loss and accuracy per epoch, train (orange) and test (blue).</figcaption></figure>"
+    )
 }
 
 /// Why each block of the network is there (checked against `spec/cnn.md`'s table and
@@ -517,6 +610,17 @@ pub fn worked_example(
         if let Ok(bytes) = std::fs::read(&path) {
             let name = format!("img/run-{file}");
             files.insert(name.clone(), bytes);
+            if file == "curves.png" {
+                // 1200 px wide: shrunk into the column its text would be unreadable, so it is
+                // linked at its natural size; the epoch table's curves are drawn above.
+                let _ = write!(
+                    html,
+                    "<p class=\"cap\"><a href=\"{name}\">{file}</a>: {alt}, as the run drew \
+                     it (opens at its natural size; the same numbers are drawn under \
+                     <a href=\"#epochs\">the epoch table</a>).</p>"
+                );
+                continue;
+            }
             let _ = write!(
                 html,
                 "<figure><img src=\"{name}\" alt=\"{alt}\"><figcaption>{alt}</figcaption></figure>"

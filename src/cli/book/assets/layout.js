@@ -9,6 +9,9 @@
     const bad = [];
     if (main) {
       for (const el of [main, ...main.querySelectorAll("*")]) {
+        // Shapes and text inside an <svg> are not CSS boxes and cannot clip; the <svg> itself
+        // is checked like any element.
+        if (el instanceof SVGElement && el.ownerSVGElement) continue;
         if (el.scrollWidth > el.clientWidth && el.clientWidth > 0) {
           const id = el.id ? "#" + el.id : "";
           const label = el.closest("[id]");
