@@ -107,6 +107,11 @@ fn setup() -> Option<&'static Setup> {
 /// Opens `page` (with `query`) and returns the DOM after its scripts ran, and Chromium's
 /// console lines.
 fn dom(s: &Setup, page: &str, query: &str) -> (String, Vec<String>) {
+    dom_at(s, page, query, "1280,900")
+}
+
+/// [`dom`] in a window of `size` (`"W,H"` in CSS pixels).
+fn dom_at(s: &Setup, page: &str, query: &str, size: &str) -> (String, Vec<String>) {
     let url = format!("file://{}{query}", s.book.join(page).display());
     let out = Command::new(&s.chromium)
         .args([
@@ -116,8 +121,10 @@ fn dom(s: &Setup, page: &str, query: &str) -> (String, Vec<String>) {
             "--enable-logging=stderr",
             "--v=0",
             "--virtual-time-budget=10000",
+            "--hide-scrollbars",
             "--dump-dom",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(&url)
         .output()
         .unwrap();
@@ -434,6 +441,42 @@ fn drawn_test_digits_get_predicts_answer() {
             );
         }
     }
+}
+
+/// Nothing is clipped: in a 1280-px-wide window no element of any page's main column (the
+/// column itself included) has content wider than its box (`scrollWidth > clientWidth`), so
+/// no equation, table or figure is cut off or needs its own scroll bar. The page's
+/// `layout.js` measures after the scripts ran (Part 1 with its live numbers, Part 2 with a
+/// drawn digit's maps) and lists the offenders.
+#[test]
+fn nothing_overflows_the_main_column_at_1280_px() {
+    let Some(s) = setup() else { return };
+    let test = data::load_split(&data::resolve_dir(None), Split::Test).unwrap();
+    let hex: String = test.image(0).iter().map(|b| format!("{b:02x}")).collect();
+    let mut problems = Vec::new();
+    for (page, query) in [
+        ("index.html", "?overflow".to_string()),
+        ("backprop.html", "?overflow&selftest".to_string()),
+        ("cnn.html", format!("?overflow&digit={hex}")),
+    ] {
+        let (dom, console) = dom_at(s, page, &query, "1280,900");
+        let errs = js_errors(&dom, &console);
+        assert!(errs.is_empty(), "{page}: JavaScript errors: {errs:?}");
+        let list = between(&dom, "data-overflow=\"", "\"")
+            .unwrap_or_else(|| panic!("{page}: layout.js did not run"));
+        let bad: Vec<String> = serde_json::from_str(&unescape(&list)).unwrap();
+        let width: u32 = between(&dom, "data-main-width=\"", "\"")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(width > 500, "{page}: main column only {width} px wide");
+        problems.extend(bad.into_iter().map(|b| format!("{page}: {b}")));
+    }
+    assert!(
+        problems.is_empty(),
+        "wider than their box at 1280 px:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Share of pixels that differ from the most common colour.

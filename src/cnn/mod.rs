@@ -23,6 +23,7 @@ pub mod loss;
 pub mod maxpool;
 pub mod net;
 pub mod params;
+pub mod receptive;
 pub mod reduce;
 pub mod relu;
 pub mod safetensors_io;

@@ -19,6 +19,20 @@ pub struct Row {
     pub shape: Vec<usize>,
     /// Trainable parameters of the module.
     pub params: usize,
+    /// Side of the window the module slides over its input (1 for element-wise modules; the
+    /// linear layer's input is `1×1`).
+    pub kernel: usize,
+    /// Step of that window (1 for element-wise modules).
+    pub stride: usize,
+}
+
+impl super::receptive::Window for Row {
+    fn kernel(&self) -> usize {
+        self.kernel
+    }
+    fn stride(&self) -> usize {
+        self.stride
+    }
 }
 
 /// Shape `[C, H, W]` flowing through the table as it is built.
@@ -30,11 +44,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, kind: &'static str, shape: Vec<usize>, params: usize) {
+    fn push(&mut self, kind: &'static str, shape: Vec<usize>, params: usize, window: usize) {
         self.rows.push(Row {
             kind,
             shape,
             params,
+            kernel: window,
+            stride: if kind.ends_with("Pool2d") { window } else { 1 },
         });
     }
     fn conv<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(&mut self) {
@@ -43,24 +59,27 @@ impl Builder {
         self.h = self.h + 1 - K;
         self.w = self.w + 1 - K;
         let params = Conv::<f32, CIN, COUT, K, KK>::PARAMS;
-        self.push("Conv2d", vec![self.c, self.h, self.w], params);
+        self.push("Conv2d", vec![self.c, self.h, self.w], params, K);
     }
     fn bn<const C: usize>(&mut self) {
         assert_eq!(self.c, C, "summary: channel mismatch");
         let params = BatchNorm::<f32, C>::PARAMS;
-        self.push("BatchNorm2d", vec![self.c, self.h, self.w], params);
+        self.push("BatchNorm2d", vec![self.c, self.h, self.w], params, 1);
     }
     fn same(&mut self, kind: &'static str) {
-        self.push(kind, vec![self.c, self.h, self.w], 0);
+        self.push(kind, vec![self.c, self.h, self.w], 0, 1);
     }
+    /// A 2×2 pool with stride 2.
     fn pool(&mut self, kind: &'static str) {
         self.h /= 2;
         self.w /= 2;
-        self.same(kind);
+        self.push(kind, vec![self.c, self.h, self.w], 0, 2);
     }
     fn linear<const IN: usize, const OUT: usize>(&mut self) {
         assert_eq!(self.c * self.h * self.w, IN, "summary: flatten mismatch");
-        self.push("Linear", vec![OUT], Linear::<f32, IN, OUT>::PARAMS);
+        // Every output reads the whole input, which is 1×1 here (the average pool's output).
+        let window = self.h.max(self.w);
+        self.push("Linear", vec![OUT], Linear::<f32, IN, OUT>::PARAMS, window);
     }
 }
 

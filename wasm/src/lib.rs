@@ -135,6 +135,7 @@ pub extern "C" fn bp_numbers(
             "iteration": iteration,
             "lr": lr,
             "e_total": row.fwd.e_total,
+            "weights": row.state.w.to_array(),
             "blocks": blocks,
             "loss": loss,
         }))

@@ -33,6 +33,21 @@ use markdown::esc;
 const CSS: &str = include_str!("assets/book.css");
 /// The script of the two spec pages: loads the WebAssembly module and wires the controls.
 const JS: &str = include_str!("assets/book.js");
+/// The script of every page that, with `?overflow`, lists what is wider than its box.
+const LAYOUT_JS: &str = include_str!("assets/layout.js");
+
+/// Part 2's weights when `--weights` is not given: the default recipe's committed run (the
+/// 8-epoch onecycle, seed 1), in the current folder or else in the project's.
+pub const DEFAULT_WEIGHTS: &str = "records/onecycle8-seed1/best.safetensors";
+
+/// [`DEFAULT_WEIGHTS`] in the current folder if it is there, else in the project's.
+fn default_weights() -> PathBuf {
+    if Path::new(DEFAULT_WEIGHTS).is_file() {
+        PathBuf::from(DEFAULT_WEIGHTS)
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS)
+    }
+}
 
 // No `///` doc here: clap would turn it into --help text.
 #[allow(missing_docs)]
@@ -42,11 +57,11 @@ pub struct BookArgs {
     #[arg(long, default_value = "out/book")]
     pub out: PathBuf,
     /// Trained weights for Part 2's worked example and draw-a-digit canvas [default:
-    /// records/onecycle-seed1/best.safetensors, in the current folder or else the project's].
+    /// records/onecycle8-seed1/best.safetensors, in the current folder or else the project's].
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
-    /// The training run whose charts (curves.png, confusion.png) Part 2 shows [default: the
-    /// folder of --weights].
+    /// The training run whose charts (curves.png, confusion.png) and per-epoch table
+    /// (metrics.csv) Part 2 shows [default: the folder of --weights].
     #[arg(long, value_name = "DIR")]
     pub run: Option<PathBuf>,
     /// Index of the test-set digit of the worked example.
@@ -75,10 +90,7 @@ fn project_root() -> Result<PathBuf> {
 /// `gradspec book`.
 pub fn run(a: BookArgs) -> Result<()> {
     let root = project_root()?;
-    let weights_path = a
-        .weights
-        .clone()
-        .unwrap_or_else(super::predict::default_weights);
+    let weights_path = a.weights.clone().unwrap_or_else(default_weights);
     let run_dir = a.run.clone().unwrap_or_else(|| {
         weights_path
             .parent()
@@ -277,6 +289,7 @@ fn page(title: &str, body_class: &str, body: &str, scripts: &[&str]) -> String {
         .join(" · ");
     let scripts: String = scripts
         .iter()
+        .chain(std::iter::once(&"layout.js"))
         .map(|s| format!("<script src=\"{s}\"></script>\n"))
         .collect();
     format!(
@@ -305,7 +318,10 @@ impl Book<'_> {
         let mut files = BTreeMap::new();
         let mut index_rows = String::new();
         for (spec, name, _) in PAGES {
-            let text = sources.get(self.root, spec)?.to_string();
+            let mut text = sources.get(self.root, spec)?.to_string();
+            if name == "cnn.html" {
+                text = conventions_to_appendix(&text);
+            }
             let live = name == "backprop.html";
             let anchor = |label: &str, eq: &[String]| -> Result<String> {
                 anchor_block(label, eq, &reg, self.root, live)
@@ -327,10 +343,31 @@ impl Book<'_> {
             if live {
                 body.push_str(&part1_controls());
             }
-            body.push_str(&format!("<main>{}", p.body));
+            let p = if live {
+                let mut p = p;
+                let at = p.body.find("<h2").unwrap_or(0);
+                p.body.insert_str(at, NETWORK_SVG);
+                p
+            } else {
+                p
+            };
+            let mut main = p.body.clone();
+            if name == "cnn.html" {
+                let start = part2::start_here(self.run_dir)?;
+                let at = main.find("<h2 id=\"the-network\">").unwrap_or(0);
+                main.insert_str(at, &start);
+                main = main.replacen(
+                    ">Conventions</a></h2>",
+                    ">Appendix: conventions and tolerance presets</a></h2>",
+                    1,
+                );
+            }
+            body.push_str(&format!("<main>{main}"));
             if name == "cnn.html" {
                 let (index, pixels, label) = self.digit;
-                let w = part2::worked_example(self.weights, index, pixels, label, self.run_dir)?;
+                let wn = part2::shown_path(self.weights_name);
+                let w =
+                    part2::worked_example(self.weights, index, pixels, label, self.run_dir, &wn)?;
                 body.push_str(&w.html);
                 files.extend(w.files);
                 body.push_str(part2::DRAW_HTML);
@@ -360,23 +397,45 @@ impl Book<'_> {
                 code::file_page(&rel, &text, CSS).into_bytes(),
             );
         }
+        let example = anchor_block("cnn.relu.forward", &[], &reg, self.root, false)?;
         let index = format!(
-            "<main><h1>gradspec — the spec as a book</h1>\
-             <p>Every equation of the two derivations carries a label. Beside each label is \
-             the Rust function that implements it and the tests that verify it, read from the \
-             same registry as <code>gradspec spec-coverage</code>. Part 1's numbers are \
-             computed live in your browser by those very functions, compiled to WebAssembly; \
-             Part 2 runs one test digit through the trained network and reads the digit you \
-             draw.</p><ul class=\"start\">\
-             <li><a href=\"backprop.html\">Part 1</a>: the 2-2-2 sigmoid network. Move the \
-             sliders (learning rate, inputs, targets, the eight starting weights, the \
-             iteration) and watch every equation's numbers and the loss curve change.</li>\
-             <li><a href=\"cnn.html\">Part 2</a>: the 16,562-parameter CNN, layer by layer; \
-             <a href=\"cnn.html#worked-example\">a worked example</a> (feature maps, BatchNorm \
-             statistics, probabilities, gradients) and \
-             <a href=\"cnn.html#draw\">draw a digit</a> for the trained network.</li>\
-             </ul><p>Every label, its function and the number of tests that cite it:</p>\
-             {index_rows}</main>"
+            "<main><h1>gradspec — backpropagation, derived and checked</h1>\
+             <p>This book teaches backpropagation twice. Part 1 works it out by hand on the \
+             smallest network that shows every step: two inputs, two sigmoid hidden units, \
+             two sigmoid outputs. Part 2 derives it for every layer of a real convolutional \
+             network, 16,562 parameters that read handwritten digits (MNIST) with 99.4 % \
+             accuracy. Each equation is implemented by one Rust function and checked by \
+             tests, and the book shows all three side by side.</p>\
+             <h2 id=\"doors\">Three ways in</h2><div class=\"doors\">\
+             <a class=\"door\" href=\"backprop.html\"><strong>Part 1: backpropagation by \
+             hand</strong><span>The 2-2-2 network, drawn, with sliders for the learning \
+             rate, the inputs, the targets and the eight weights. Every equation shows its \
+             numbers, recomputed in your browser as you move them.</span></a>\
+             <a class=\"door\" href=\"cnn.html\"><strong>Part 2: the MNIST CNN</strong>\
+             <span>What each layer is for, how far each one sees, how training went epoch \
+             by epoch, then every layer's forward and backward pass, and one test digit \
+             followed through the trained network.</span></a>\
+             <a class=\"door\" href=\"cnn.html#draw\"><strong>Draw a digit</strong>\
+             <span>Write a digit with the mouse or a finger; the trained network reads it \
+             in your browser and shows what each layer saw.</span></a></div>\
+             <h2 id=\"label-blocks\">How to read a label block</h2>\
+             <p>Every equation of the two derivations sits under a label such as \
+             <code>r[cnn.relu.forward]</code>. Below it the book puts a block like this one \
+             (this is the real block of the ReLU's forward pass):</p>{example}\
+             <ul class=\"howto\"><li>The label's name links to itself, so you can share \
+             it.</li><li><em>implemented by</em> names the one function that cites the \
+             label in the first line of its doc comment; the link opens its file at that \
+             line, and <em>source of …</em> unfolds the function.</li><li><em>verified \
+             by N tests</em> lists every test whose doc comment says \
+             <code>Verifies r[…]</code>; a test in <code>tests/spec_conformance.rs</code> \
+             fails if a label has no function, two functions, or a function with no \
+             label.</li><li>In Part 1 a green block under the equation shows its numbers \
+             at the current slider settings, computed by that very function compiled to \
+             WebAssembly.</li></ul>\
+             <details class=\"coverage\" id=\"coverage\"><summary>The coverage table: \
+             every label, its function and the number of tests that cite it (the same \
+             registry as <code>gradspec spec-coverage</code>)</summary>{index_rows}\
+             </details></main>"
         );
         files.insert(
             "index.html".into(),
@@ -384,6 +443,7 @@ impl Book<'_> {
         );
         files.insert("book.css".into(), CSS.as_bytes().to_vec());
         files.insert("book.js".into(), JS.as_bytes().to_vec());
+        files.insert("layout.js".into(), LAYOUT_JS.as_bytes().to_vec());
         files.insert(
             "wasm.js".into(),
             format!("window.GRADSPEC_WASM = \"{}\";\n", base64(self.wasm)).into_bytes(),
@@ -399,6 +459,28 @@ impl Book<'_> {
         );
         Ok(files)
     }
+}
+
+/// `spec/cnn.md` with its "## Conventions" section (up to the next `## ` heading) moved to
+/// the end, where the page calls it an appendix: a learner meets the network first. The text
+/// is unchanged when there is no such section.
+fn conventions_to_appendix(text: &str) -> String {
+    let Some(from) = text.find("\n## Conventions\n") else {
+        return text.to_string();
+    };
+    let Some(len) = text[from + 1..].find("\n## ") else {
+        return text.to_string();
+    };
+    let to = from + 1 + len + 1;
+    let section = text[from + 1..to]
+        .trim_end()
+        .trim_end_matches("---")
+        .trim_end();
+    format!(
+        "{}{}\n\n---\n\n{section}\n",
+        &text[..from + 1],
+        text[to..].trim_end()
+    )
 }
 
 /// The index's section for one page: its labels, each with its function and test count.
@@ -506,6 +588,33 @@ fn anchor_block(
     Ok(h)
 }
 
+/// Part 1's network, drawn: inputs i1 i2, hidden h1 h2, outputs o1 o2, and w1 … w8 on their
+/// edges (the script writes the current values into the `net-*` labels).
+const NETWORK_SVG: &str = r##"<figure class="net" id="network-figure"><svg viewBox="0 0 640 300" width="640" height="300" role="img" aria-label="the 2-2-2 network: inputs i1 i2, hidden h1 h2, outputs o1 o2, weights w1 to w8 on their edges">
+<g stroke="#888" stroke-width="1.5">
+<line x1="90" y1="70" x2="300" y2="70"/><line x1="90" y1="70" x2="300" y2="230"/>
+<line x1="90" y1="230" x2="300" y2="70"/><line x1="90" y1="230" x2="300" y2="230"/>
+<line x1="340" y1="70" x2="550" y2="70"/><line x1="340" y1="70" x2="550" y2="230"/>
+<line x1="340" y1="230" x2="550" y2="70"/><line x1="340" y1="230" x2="550" y2="230"/>
+</g>
+<g fill="#fff" stroke="#0b5cad" stroke-width="2">
+<circle cx="70" cy="70" r="22"/><circle cx="70" cy="230" r="22"/>
+<circle cx="320" cy="70" r="22"/><circle cx="320" cy="230" r="22"/>
+<circle cx="570" cy="70" r="22"/><circle cx="570" cy="230" r="22"/>
+</g>
+<g font-family="sans-serif" font-size="15" text-anchor="middle" dominant-baseline="central">
+<text x="70" y="70">i1</text><text x="70" y="230">i2</text>
+<text x="320" y="70">h1</text><text x="320" y="230">h2</text>
+<text x="570" y="70">o1</text><text x="570" y="230">o2</text>
+</g>
+<g font-family="sans-serif" font-size="13" text-anchor="middle" fill="#1d1d1f" stroke="#fff" stroke-width="4" paint-order="stroke">
+<text id="net-i1" x="70" y="30">i1</text><text id="net-i2" x="70" y="275">i2</text>
+<text id="net-w1" x="190" y="60">w1</text><text id="net-w2" x="150" y="196">w2</text>
+<text id="net-w3" x="150" y="112">w3</text><text id="net-w4" x="190" y="252">w4</text>
+<text id="net-w5" x="440" y="60">w5</text><text id="net-w6" x="400" y="196">w6</text>
+<text id="net-w7" x="400" y="112">w7</text><text id="net-w8" x="440" y="252">w8</text>
+</g></svg><figcaption>The network of Part 1, with the weights of the iteration the sliders show (h1 = w1·i1 + w2·i2, h2 = w3·i1 + w4·i2, o1 = w5·a_h1 + w6·a_h2, o2 = w7·a_h1 + w8·a_h2; each unit applies the sigmoid).</figcaption></figure>"##;
+
 /// The sliders of Part 1: learning rate, inputs, targets, the eight starting weights and the
 /// iteration. `data-start` holds the spreadsheet's value.
 fn part1_controls() -> String {
@@ -539,12 +648,16 @@ fn part1_controls() -> String {
     format!(
         "<aside id=\"controls\"><h2>Live numbers</h2><p>Every block below the equations is \
          computed in your browser by the functions the labels cite, compiled to WebAssembly. \
-         Start: the source spreadsheet (η = 0.5, row 0).</p>{inputs}\
+         The page opens at the source spreadsheet's start (η = 0.5, iteration 0).</p>\
+         <p id=\"settings\" class=\"settings\"></p>{inputs}\
          <button id=\"reset\" type=\"button\">spreadsheet start</button>\
          <p id=\"e-total\"></p><canvas id=\"loss\" width=\"300\" height=\"180\"></canvas>\
          <p class=\"cap\">E_total over 100 iterations at the chosen settings (dot: the \
-         iteration shown)</p><canvas id=\"sweep\" width=\"300\" height=\"180\"></canvas>\
-         <p class=\"cap\">The source's six learning rates from the spreadsheet's start</p>\
+         iteration shown)</p><canvas id=\"sweep\" width=\"300\" height=\"200\"></canvas>\
+         <p class=\"cap\">The source's six learning rates from the spreadsheet's start, \
+         together</p><canvas id=\"sweep-one\" width=\"300\" height=\"180\"></canvas>\
+         <p class=\"cap\">One of them on its own axes: <select id=\"sweep-rate\" \
+         aria-label=\"learning rate\"></select></p>\
          <p id=\"bp-error\" class=\"error\"></p></aside>"
     )
 }

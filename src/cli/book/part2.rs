@@ -3,9 +3,12 @@
 //! pass, the gradients of the loss with respect to every layer's activations and the norms of
 //! the parameter gradients. Also the training run's charts and the draw-a-digit section.
 use super::markdown::esc;
+use crate::cnn::receptive::receptive_field;
+use crate::cnn::summary;
 use crate::cnn::{LayerMap, Mode, Net, Params, Workspace, safetensors_io};
 use crate::data::normalize_into;
-use anyhow::{Context as _, Result};
+use crate::train::EpochMetrics;
+use anyhow::{Context as _, Result, bail};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -167,15 +170,300 @@ fn figure(
     Ok(())
 }
 
+/// Where a run folder sits, as the book says it: relative to the project when it is inside
+/// it (`records/onecycle8-seed1`, `out/mnist`), else as given.
+pub fn shown_path(p: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rel = p.strip_prefix(root).unwrap_or(p);
+    let s = rel.display().to_string();
+    if s.is_empty() { ".".into() } else { s }
+}
+
+/// One sentence naming the run `run_dir` as the source of what follows: a committed run under
+/// `records/`, or another folder (the book's own run when `gradspec reproduce` built it).
+pub fn provenance(run_dir: &Path) -> String {
+    let shown = shown_path(run_dir);
+    let committed = Path::new(&shown)
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == "records");
+    if committed {
+        format!("the committed run <code>{}</code>", esc(&shown))
+    } else {
+        format!(
+            "the run in <code>{}</code> (not a committed record: the run this book was built \
+             from, e.g. by <code>gradspec reproduce</code>)",
+            esc(&shown)
+        )
+    }
+}
+
+/// The rows of `run_dir/metrics.csv`, `None` when the file is absent.
+fn read_metrics(run_dir: &Path) -> Result<Option<Vec<EpochMetrics>>> {
+    let path = run_dir.join("metrics.csv");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut r =
+        csv::Reader::from_path(&path).with_context(|| format!("book: {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (k, row) in r.deserialize::<EpochMetrics>().enumerate() {
+        let row =
+            row.map_err(|e| anyhow::anyhow!("book: {}: row {}: {e}", path.display(), k + 1))?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        bail!("book: {}: no epochs in it", path.display());
+    }
+    Ok(Some(rows))
+}
+
+/// PyTorch names of the summary rows: conv1 … conv7, bn1 … (numbered after their
+/// convolution), fc1; the rest by type.
+fn module_names(rows: &[summary::Row]) -> Vec<String> {
+    let mut conv = 0;
+    rows.iter()
+        .map(|r| match r.kind {
+            "Conv2d" => {
+                conv += 1;
+                format!("conv{conv} = Conv2d, {0}×{0}", r.kernel)
+            }
+            "BatchNorm2d" => format!("bn{conv} = BatchNorm2d"),
+            "Dropout" => "Dropout(0.05)".into(),
+            "MaxPool2d" => "MaxPool2d(2, 2)".into(),
+            "AvgPool2d" => "AvgPool2d(2, 2)".into(),
+            "Linear" => "fc1 = Linear".into(),
+            k => k.to_string(),
+        })
+        .collect()
+}
+
+/// The opening of Part 2's page: the layer table (output shape, parameters, receptive field
+/// from [`receptive_field`] over [`summary::rows`]), why each block is there, the run's
+/// per-epoch table and the torchsummary table.
+pub fn start_here(run_dir: &Path) -> Result<String> {
+    let rows = summary::rows();
+    let fields = receptive_field(&rows);
+    let names = module_names(&rows);
+    let mut h = String::from(
+        "<section id=\"at-a-glance\"><h2><a class=\"h\" href=\"#at-a-glance\">The network at \
+         a glance</a></h2><p>A 28×28 grey image goes in; ten log-probabilities, one per \
+         digit, come out. The table lists every module in the order the forward pass runs \
+         them (ReLU follows each 3×3 convolution but conv3 and conv6; it has no parameters and \
+         no row, as in torchsummary). The <em>receptive field</em> is the side of the square of \
+         input pixels that one output pixel of the layer can see, computed by \
+         <a href=\"#cnn.receptive_field\"><code>receptive_field</code></a> \
+         (<code>r[cnn.receptive_field]</code>) from each module's window and stride; the \
+         <em>jump</em> is how far apart, in input pixels, two neighbouring output pixels' \
+         fields start.</p><table class=\"layers\"><tr><th>#</th><th>module</th>\
+         <th>output C×H×W</th><th>parameters</th><th>receptive field</th><th>jump</th></tr>",
+    );
+    for (k, ((r, f), name)) in rows.iter().zip(&fields).zip(&names).enumerate() {
+        let shape: Vec<String> = r.shape.iter().map(|d| d.to_string()).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}×{}</td><td class=\"num\">{}</td></tr>",
+            k + 1,
+            esc(name),
+            shape.join("×"),
+            summary::thousands(r.params),
+            f.size,
+            f.size,
+            f.jump
+        );
+    }
+    let total: usize = rows.iter().map(|r| r.params).sum();
+    let _ = write!(
+        h,
+        "<tr><td></td><td><strong>total</strong></td><td></td><td class=\"num\"><strong>{}\
+         </strong></td><td></td><td></td></tr></table>",
+        summary::thousands(total)
+    );
+    h.push_str(WHY_HTML);
+
+    let prov = provenance(run_dir);
+    let _ = write!(
+        h,
+        "<h3 id=\"epochs\">Training, epoch by epoch</h3><p>From {prov}: its \
+         <code>metrics.csv</code>. The learning rate is the one-cycle schedule's at the \
+         epoch's last step; train loss and accuracy are averages over the epoch's batches in \
+         train mode (dropout on, batch statistics, before each batch's update); test loss and \
+         accuracy are after the epoch, in eval mode, on the 10,000 test digits; seconds are \
+         wall-clock, evaluation included, on whatever machine ran it.</p>"
+    );
+    match read_metrics(run_dir)? {
+        None => {
+            let _ = write!(
+                h,
+                "<p class=\"error\">No <code>metrics.csv</code> in <code>{}</code>.</p>",
+                esc(&shown_path(run_dir))
+            );
+        }
+        Some(ms) => {
+            h.push_str(
+                "<table class=\"epochs\"><tr><th>epoch</th><th>lr</th><th>train loss</th>\
+                 <th>train acc.</th><th>test loss</th><th>test acc.</th><th>seconds</th></tr>",
+            );
+            for m in &ms {
+                let _ = write!(
+                    h,
+                    "<tr><td class=\"num\">{}</td><td class=\"num\">{:.5}</td>\
+                     <td class=\"num\">{:.4}</td><td class=\"num\">{:.2} %</td>\
+                     <td class=\"num\">{:.4}</td><td class=\"num\">{:.2} %</td>\
+                     <td class=\"num\">{:.1}</td></tr>",
+                    m.epoch, m.lr, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.seconds
+                );
+            }
+            h.push_str("</table>");
+            h.push_str(&curves_svg(&ms));
+        }
+    }
+    let _ = write!(
+        h,
+        "<h3 id=\"torchsummary\">The torchsummary table</h3><p>What \
+         <code>torchsummary.summary(model, (1, 28, 28))</code> prints for the source network, \
+         reproduced by <code>gradspec mnist summary</code> from the same layer list as the \
+         table above (<code>src/cnn/summary.rs</code>; it depends on no run).</p>\
+         <pre class=\"summary\">{}</pre></section>",
+        esc(&summary::summary())
+    );
+    Ok(h)
+}
+
+/// The run's curves drawn from its metrics.csv as two SVG charts (loss, accuracy per epoch),
+/// with axis titles and 13-px labels at the column's width (the run's own `curves.png` is
+/// 1200 px wide, and shrunk into the column its text would be about 6 px).
+fn curves_svg(ms: &[EpochMetrics]) -> String {
+    let panel = |title: &str,
+                 ytitle: &str,
+                 series: [(&str, &str, Vec<f64>); 2],
+                 x0: f64|
+     -> String {
+        let (w, h, l, b, t, r) = (370.0, 260.0, 62.0, 44.0, 26.0, 12.0);
+        let ys = series.iter().flat_map(|s| s.2.iter().copied());
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo - 1.0, hi + 1.0)
+        };
+        let n = ms.len().max(2) - 1;
+        let px = |i: usize| x0 + l + (w - l - r) * i as f64 / n as f64;
+        let py = |y: f64| t + (h - t - b) * (1.0 - (y - lo) / (hi - lo));
+        let mut g = format!(
+            "<text x=\"{}\" y=\"16\" text-anchor=\"middle\" font-weight=\"600\">{title}</text>\
+             <line x1=\"{xa}\" y1=\"{t}\" x2=\"{xa}\" y2=\"{yb}\" stroke=\"#999\"/>\
+             <line x1=\"{xa}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#999\"/>\
+             <text x=\"{xm}\" y=\"{xt}\" text-anchor=\"middle\">epoch</text>\
+             <text transform=\"translate({yx},{ym}) rotate(-90)\" text-anchor=\"middle\">{ytitle}</text>\
+             <text x=\"{lx}\" y=\"{t}\" text-anchor=\"end\" dominant-baseline=\"central\">{hi:.4}</text>\
+             <text x=\"{lx}\" y=\"{yb}\" text-anchor=\"end\" dominant-baseline=\"central\">{lo:.4}</text>",
+            x0 + w / 2.0,
+            xa = x0 + l,
+            yb = h - b,
+            xr = x0 + w - r,
+            xm = x0 + (l + w - r) / 2.0,
+            xt = h - 8.0,
+            yx = x0 + 14.0,
+            ym = (t + h - b) / 2.0,
+            lx = x0 + l - 4.0,
+        );
+        for (i, m) in ms.iter().enumerate() {
+            let _ = write!(
+                g,
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                px(i),
+                h - b + 16.0,
+                m.epoch
+            );
+        }
+        for (k, (name, colour, ys)) in series.iter().enumerate() {
+            let pts: Vec<String> = ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| format!("{:.1},{:.1}", px(i), py(y)))
+                .collect();
+            let _ = write!(
+                g,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
+                 <text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{name}</text>",
+                pts.join(" "),
+                x0 + w - r - 4.0,
+                t + 16.0 + 16.0 * k as f64
+            );
+        }
+        g
+    };
+    let col = |f: fn(&EpochMetrics) -> f64| ms.iter().map(f).collect::<Vec<f64>>();
+    let loss = panel(
+        "loss",
+        "mean NLL",
+        [
+            ("train", "#d95f02", col(|m| m.train_loss)),
+            ("test", "#0b5cad", col(|m| m.test_loss)),
+        ],
+        0.0,
+    );
+    let acc = panel(
+        "accuracy",
+        "accuracy (%)",
+        [
+            ("train", "#d95f02", col(|m| m.train_acc)),
+            ("test", "#0b5cad", col(|m| m.test_acc)),
+        ],
+        380.0,
+    );
+    format!(
+        "<figure class=\"curves\"><svg viewBox=\"0 0 750 260\" width=\"750\" height=\"260\" \
+         font-family=\"sans-serif\" font-size=\"13\" role=\"img\" aria-label=\"loss and \
+         accuracy per epoch\">{loss}{acc}</svg><figcaption>The table's numbers as curves: \
+         loss and accuracy per epoch, train (orange) and test (blue).</figcaption></figure>"
+    )
+}
+
+/// Why each block of the network is there (checked against `spec/cnn.md`'s table and
+/// `src/cnn/net.rs`).
+const WHY_HTML: &str = "<h3 id=\"why\">Why each block is there</h3><dl class=\"why\">\
+<dt>conv → ReLU → BatchNorm → dropout (conv1, conv2, conv4, conv5)</dt><dd>A 3×3 convolution \
+finds a local pattern wherever it occurs, and each one widens what a pixel sees by two steps \
+(3, 5, then 10, 14). ReLU makes the stack non-linear. BatchNorm re-centres and re-scales every \
+channel over the batch, so the next layer sees inputs of a steady scale whatever the weights \
+before it did; that is what lets the schedule climb to a learning rate of 0.08.</dd>\
+<dt>Dropout 0.05</dt><dd>In training it zeroes 5 % of each block's activations (and scales \
+the rest by 1/0.95), a light regulariser: the network has only 16,562 parameters, the \
+training images are already augmented (small rotations and crops), and a heavier rate would \
+mostly slow learning. In eval mode it does nothing.</dd>\
+<dt>The 1×1 squeeze after two 3×3s (conv3: 32 → 8, conv6: 32 → 16)</dt><dd>Two 3×3 \
+convolutions build up 32 channels; a 1×1 convolution then mixes them into fewer, for \
+8·32 + 8 = 264 and 16·32 + 16 = 528 parameters. The next 3×3 convolution reads 8 or 16 \
+channels instead of 32, a quarter or half of the weights. A 1×1 sees one pixel, so it \
+leaves the receptive field as it is (the table's 5 and 14 repeat).</dd>\
+<dt>Max-pool right after the squeeze</dt><dd>Halving the maps after the 1×1 costs least (8 or \
+16 channels to pool, not 32) and keeps the strongest response of each 2×2 patch. It doubles \
+the jump, so every 3×3 after it widens the field by twice as much: 6 → 10 → 14 after the \
+first pool, 16 → 24 after the second.</dd>\
+<dt>No ReLU or BatchNorm after the 1×1s</dt><dd>As in the source network, conv3 and conv6 \
+are a plain linear mixing of channels fed to the max-pool; the next block's ReLU and \
+BatchNorm come after its own 3×3 convolution, which is where they normalise.</dd>\
+<dt>GAP, then the linear head</dt><dd>conv7 leaves 32 maps of 2×2; the 2×2 average pool \
+averages each into one number, which on a 2×2 map is global average pooling (GAP). Each of \
+the 32 numbers now sees all 28×28 pixels. <code>Linear(32, 10)</code> turns them into ten \
+scores for 330 parameters (flattening 32×2×2 instead would need 1,290), and log-softmax \
+makes the scores log-probabilities for the NLL loss.</dd></dl>";
+
 /// The worked example for test digit `index` (`pixels`, `label`) under `weights`; the charts
 /// come from the run folder `run_dir` (curves.png, confusion.png, misclassified.png, when
-/// present).
+/// present); `weights_name` is the weights' path as the page names it.
 pub fn worked_example(
     weights: &[u8],
     index: usize,
     pixels: &[u8],
     label: u8,
     run_dir: &Path,
+    weights_name: &str,
 ) -> Result<Worked> {
     let mut files = BTreeMap::new();
     let mut html = String::new();
@@ -196,9 +484,10 @@ pub fn worked_example(
         "<section id=\"worked-example\"><h2><a class=\"h\" href=\"#worked-example\">Worked \
          example: test digit {index} through the trained network</a></h2>\
          <p>Test-set image {index} (label {label}), normalised as in training, through the \
-         network in eval mode (BatchNorm with its running statistics, no dropout). Each \
+         network with the weights <code>{wn}</code> in eval mode (BatchNorm with its running statistics, no dropout). Each \
          figure shows one layer's maps, each map scaled to its own minimum (dark) and maximum \
-         (yellow). The network predicts <strong id=\"worked-prediction\">{pred}</strong>.</p>"
+         (yellow). The network predicts <strong id=\"worked-prediction\">{pred}</strong>.</p>",
+        wn = esc(weights_name)
     );
     html.push_str("<div class=\"maps\">");
     for (k, m) in acts.iter().enumerate() {
@@ -300,9 +589,14 @@ pub fn worked_example(
     }
     html.push_str("</table>");
 
-    html.push_str(
-        "<h3 id=\"training-run\">The training run</h3><p>From the run that produced these \
-         weights (<code>records/</code>).</p><div class=\"charts\">",
+    let _ = write!(
+        html,
+        "<h3 id=\"training-run\">The training run</h3><p>The charts below are the files \
+         <code>curves.png</code>, <code>confusion.png</code> and \
+         <code>misclassified.png</code> of {}, copied as they are. The worked example above \
+         used the weights <code>{}</code>.</p><div class=\"charts\">",
+        provenance(run_dir),
+        esc(weights_name)
     );
     for (file, alt) in [
         (
@@ -316,6 +610,17 @@ pub fn worked_example(
         if let Ok(bytes) = std::fs::read(&path) {
             let name = format!("img/run-{file}");
             files.insert(name.clone(), bytes);
+            if file == "curves.png" {
+                // 1200 px wide: shrunk into the column its text would be unreadable, so it is
+                // linked at its natural size; the epoch table's curves are drawn above.
+                let _ = write!(
+                    html,
+                    "<p class=\"cap\"><a href=\"{name}\">{file}</a>: {alt}, as the run drew \
+                     it (opens at its natural size; the same numbers are drawn under \
+                     <a href=\"#epochs\">the epoch table</a>).</p>"
+                );
+                continue;
+            }
             let _ = write!(
                 html,
                 "<figure><img src=\"{name}\" alt=\"{alt}\"><figcaption>{alt}</figcaption></figure>"

@@ -51,11 +51,17 @@
   }
 
   const COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d"];
-  // A line chart of `series` ([{ys, color, label}]) on `canvas`, y from 0 to the largest value;
-  // `mark` is an index to mark with a dot on the first series.
-  function chart(canvas, series, mark) {
+  // A line chart of `series` ([{ys, color, label}]) on `canvas`, y from 0 to the largest value,
+  // with axis titles (`xTitle`, `yTitle`) and 12-px labels; `mark` is an index to mark with a
+  // dot on the first series. The canvas is drawn at the device's pixel ratio so its text stays
+  // sharp at its CSS size.
+  function chart(canvas, series, mark, xTitle, yTitle) {
+    const dpr = window.devicePixelRatio || 1;
+    const W = canvas.clientWidth || canvas.width, H = canvas.clientHeight || canvas.height;
+    if (canvas.width !== Math.round(W * dpr)) { canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr); }
     const g = canvas.getContext("2d");
-    const W = canvas.width, H = canvas.height, L = 40, B = 20, T = 8, R = 8;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const L = 58, B = 36, T = 10, R = 10;
     g.clearRect(0, 0, W, H);
     let ymax = 0, n = 0;
     for (const s of series) {
@@ -67,14 +73,20 @@
     const py = (y) => T + (H - T - B) * (1 - y / ymax);
     g.strokeStyle = "#999"; g.lineWidth = 1;
     g.beginPath(); g.moveTo(L, T); g.lineTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
-    g.fillStyle = "#555"; g.font = "10px sans-serif";
-    g.fillText(ymax.toPrecision(3), 2, T + 8); g.fillText("0", L - 10, H - B);
-    g.fillText("iteration " + (n - 1), W - R - 60, H - 4);
+    g.fillStyle = "#333"; g.font = "12px sans-serif";
+    g.textAlign = "right"; g.textBaseline = "middle";
+    g.fillText(ymax.toPrecision(3), L - 4, T + 2); g.fillText("0", L - 4, H - B);
+    g.textAlign = "center"; g.textBaseline = "top";
+    g.fillText("0", L, H - B + 3); g.fillText(String(n - 1), W - R - 8, H - B + 3);
+    g.fillText(xTitle, (L + W - R) / 2, H - 15);
+    g.save(); g.translate(13, (T + H - B) / 2); g.rotate(-Math.PI / 2);
+    g.textBaseline = "middle"; g.fillText(yTitle, 0, 0); g.restore();
+    g.textAlign = "left"; g.textBaseline = "alphabetic";
     series.forEach((s, k) => {
       g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
       s.ys.forEach((y, i) => (i ? g.lineTo(px(i), py(y)) : g.moveTo(px(i), py(y))));
       g.stroke();
-      if (s.label) { g.fillStyle = s.color; g.fillText(s.label, W - R - 48, T + 10 + 11 * k); }
+      if (s.label) { g.fillStyle = s.color; g.fillText(s.label, W - R - 62, T + 12 + 14 * k); }
     });
     if (mark !== null && series.length) {
       g.fillStyle = "#b00020"; g.beginPath();
@@ -106,7 +118,25 @@
       }
       document.getElementById("e-total").textContent =
         "E_total at iteration " + v.iteration + ": " + v.e_total.toPrecision(9);
-      chart(document.getElementById("loss"), [{ ys: v.loss, color: "#0b5cad" }], v.iteration);
+      chart(document.getElementById("loss"), [{ ys: v.loss, color: "#0b5cad" }], v.iteration,
+        "iteration", "E_total");
+      // The sidebar says what the settings are, and whether they are the spreadsheet's.
+      const moved = sliders.filter((s) => parseFloat(s.value) !== parseFloat(s.dataset.start))
+        .map((s) => (s.dataset.name === "lr" ? "η" : s.dataset.name));
+      document.getElementById("settings").textContent =
+        "Now: η = " + val("lr") + ", iteration " + (val("iteration") | 0) + (moved.length === 0
+          ? " — the source spreadsheet's start."
+          : "; moved from the spreadsheet's start: " + moved.join(", ") + ".");
+      // The network figure: each weight on its edge, at the chosen iteration.
+      const ws = v.weights || [];
+      for (let k = 1; k <= 8; k++) {
+        const t = document.getElementById("net-w" + k);
+        if (t) t.textContent = "w" + k + " = " + (ws.length === 8 ? ws[k - 1] : val("w" + k)).toFixed(3);
+      }
+      for (const n of ["i1", "i2"]) {
+        const t = document.getElementById("net-" + n);
+        if (t) t.textContent = n + " = " + val(n).toFixed(2);
+      }
     }
     for (const s of sliders) s.addEventListener("input", update);
     document.getElementById("reset").addEventListener("click", () => {
@@ -115,7 +145,20 @@
     });
     const sw = answer(wasm.bp_sweep(100));
     chart(document.getElementById("sweep"),
-      sw.loss.map((ys, k) => ({ ys, color: COLORS[k % COLORS.length], label: "η " + sw.lrs[k] })), null);
+      sw.loss.map((ys, k) => ({ ys, color: COLORS[k % COLORS.length], label: "η " + sw.lrs[k] })), null,
+      "iteration", "E_total");
+    // One rate of the six, chosen, on its own axes beside the combined chart.
+    const pick = document.getElementById("sweep-rate");
+    pick.innerHTML = sw.lrs.map((r, k) => "<option value=\"" + k + "\"" + (sw.lrs[k] === 0.5 ? " selected" : "") +
+      ">η = " + r + "</option>").join("");
+    function one() {
+      const k = parseInt(pick.value, 10) || 0;
+      chart(document.getElementById("sweep-one"),
+        [{ ys: sw.loss[k], color: COLORS[k % COLORS.length], label: "η " + sw.lrs[k] }], null,
+        "iteration", "E_total");
+    }
+    pick.addEventListener("change", one);
+    one();
     // ?selftest: start from the spreadsheet; ?selftest&lr=1.2&w1=-0.5…: then move those
     // sliders, as a reader would (a test compares the blocks with `backprop explain`).
     if (query.has("selftest")) {
