@@ -430,7 +430,9 @@ enum Break {
     None,
     /// The last weight of our side += 2⁻¹⁰ (about 1/256 of the weights' range).
     LastWeight,
-    /// The first upstream gradient of our side += 2⁻¹⁰ (weight, bias and input gradients).
+    /// The first upstream gradient of our side += 1 (the upstream gradients lie in [−1, 1)):
+    /// one wrong term of the weight gradient's sum of `images·OH·OW` terms, which a rigorous
+    /// bound of that sum can only see when it is large.
     FirstDy,
 }
 
@@ -568,7 +570,7 @@ fn conv_ratios<S: ConvShape>(name: &str, brk: Break) -> Vec<(String, [f64; 4])> 
     match brk {
         Break::None => {}
         Break::LastWeight => *wb.last_mut().unwrap() += 1.0 / 1024.0,
-        Break::FirstDy => *gb.first_mut().unwrap() += 1.0 / 1024.0,
+        Break::FirstDy => *gb.first_mut().unwrap() += 1.0,
     }
     let p = conv_of::<f32, S>(&wb, &b);
     let ratios = |o: &ConvOut, bounds: &[Vec<f64>]| -> [f64; 4] {
@@ -847,8 +849,9 @@ fn fused_bn<const C: usize, const H: usize, const W: usize>(
     (y, gg, dg.as_slice().to_vec(), db.as_slice().to_vec())
 }
 
-/// Worst ratios (y, dz, dγ, dβ) of the fused passes against the fixture; `brk` adds 2⁻¹⁰ to
-/// our first ReLU input that is positive (a wrong input to every output of its channel).
+/// Worst ratios (y, dz, dγ, dβ) of the fused passes against the fixture; `brk` adds ½ to
+/// the positive ReLU input of our side with the largest upstream gradient (one wrong value
+/// among the `m` of its channel).
 fn bn_ratios<const C: usize, const H: usize, const W: usize>(name: &str, brk: bool) -> [f64; 4] {
     let fx = Fixture::open("bn.safetensors");
     let z = fx.input(&format!("{name}.z"));
@@ -859,8 +862,11 @@ fn bn_ratios<const C: usize, const H: usize, const W: usize>(name: &str, brk: bo
     let (ey, edz, edg, edb) = bn_bounds(C, H * W, &z, &gm, &be, &g);
     let mut zb = z.clone();
     if brk {
-        let i = zb.iter().position(|&v| v > 0.0).unwrap();
-        zb[i] += 1.0 / 1024.0;
+        let i = (0..zb.len())
+            .filter(|&i| zb[i] > 0.0)
+            .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+            .unwrap();
+        zb[i] += 0.5;
     }
     let (y, dz, dg, db) = fused_bn::<C, H, W>(&zb, &gm, &be, &g);
     // Both sides obey E: the allowance is 2E.
@@ -1100,7 +1106,7 @@ fn onecycle_recipe_differs_from_torch_onecyclelr_as_documented() {
     );
     assert!(fit <= 1e-12, "OneCycleLR read wrongly: {fit}");
     assert!(
-        (0.36..0.38).contains(&diff.0) && diff.1 == 123,
+        (0.58..0.59).contains(&diff.0) && diff.1 == 123,
         "the recipe's difference from OneCycleLR changed: {diff:?}"
     );
 }
