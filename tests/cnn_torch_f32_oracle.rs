@@ -34,19 +34,24 @@
 //!   for a variance computed as `E[x²] − μ²` or by two passes; both sides get the larger of
 //!   the two forms' bounds. The neglected second-order terms are below `γ_m` (< 10⁻⁴) times the
 //!   first-order ones; the factor 1.001 covers them.
-//! - **The whole network** (24 gradient tensors and the loss): a propagated bound through
-//!   twenty layers is not attempted. The fixture holds PyTorch's f32 result and PyTorch's f64
-//!   result from the *same* f32 weights and images, so PyTorch's own f32 error `e_T` of each
-//!   tensor is known (its largest entry). The argument: the f32 error of a gradient is, to
-//!   first order, the sum over every rounding in the graph of (that rounding's error) ×
-//!   (sensitivity of the gradient to it); the sensitivities are properties of the network, the
-//!   same for both implementations, and the per-operation error bounds of our kernels are
-//!   within a few times PyTorch's (the convolution ratios this file prints; Winograd's longer
-//!   chain and wider scale are the largest factor). So ours is held to
-//!   `max|ours − torch| ≤ (1 + κ)·max(e_T, u·max|g₆₄|)` with `κ = 8`, i.e. our own error at most
-//!   8 times PyTorch's (the floor `u·max|g|` is one rounding of the largest entry, for a tensor
-//!   whose f32 error happens to be tiny). This is a justified, not a rigorous, bound; the
-//!   printed ratios show how much of it is used.
+//! - **The whole network** (24 gradient tensors and the loss): a rigorous bound propagated
+//!   through twenty layers is not attempted. The fixture holds PyTorch's f32 result and
+//!   PyTorch's f64 result from the *same* f32 weights and images, so PyTorch's own f32 error
+//!   `e_T` of each tensor is known (its largest entry). Our error splits, to first order, into
+//!   (a) the rounding of the last operation that forms the entry, and (b) that operation applied
+//!   to the errors its inputs carry from upstream. (a) is bounded rigorously for the
+//!   convolutions' weight and bias gradients, per entry, by the per-operation bounds above
+//!   (`L`, from the f64 run's inputs and upstream gradients of that convolution; Winograd's
+//!   chain on the path that takes it; see [`local_bounds`]). (b) is the sum over every earlier
+//!   rounding of (its error) × (the sensitivity of the entry to it); the sensitivities are the
+//!   network's, the same for both implementations, and our per-operation bounds are within a
+//!   few times PyTorch's, so (b) is held to `κ·max(e_T, u·max|g₆₄|)` with `κ = 8` (the floor is
+//!   one rounding of the largest entry, for a tensor whose error happens to be tiny). So
+//!   `|ours − torch| ≤ e_T + L + κ·max(e_T, u·max|g₆₄|)` per entry; for tensors other than the
+//!   convolutions' (BatchNorm, fc1, the loss) `L` is 0 and their last sums fall under (b). Part
+//!   (b) is a justified, not a rigorous, bound. Without `L` (a first version of this test) the
+//!   direct path failed it on conv2's weight gradient: a sum of 5,760 terms whose own rounding
+//!   (2.7·10⁻⁶ from f64, 13 times PyTorch's) is far inside its rigorous `L`.
 //!
 //! # Which paths
 //! The convolution tests run every path in one process whatever the environment says: each
@@ -56,8 +61,8 @@
 //! `GRADSPEC_SIMD` and `GRADSPEC_WINOGRAD` choose (CI runs this binary under each).
 use gradspec::cnn::batchnorm::{BatchNorm, bn_batch_stats};
 use gradspec::cnn::conv::{
-    ConvParams, ConvShape, conv_backward_bias, conv_backward_input,
-    conv_backward_weight, conv_forward,
+    ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
+    conv_forward,
 };
 use gradspec::cnn::conv_simd::{
     scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
@@ -300,8 +305,7 @@ fn winograd_scale(
                             for b in 0..4 {
                                 for r in 0..4 {
                                     for s in 0..4 {
-                                        let d =
-                                            at(c, (2 * ty + r) as isize, (2 * tx + s) as isize);
+                                        let d = at(c, (2 * ty + r) as isize, (2 * tx + s) as isize);
                                         v[a][b] += BT[a][r] * d * BT[b][s];
                                     }
                                 }
@@ -437,12 +441,7 @@ enum Break {
 }
 
 /// The direct kernels on `cpu`, or the reference im2col + GEMM path when `cpu` is `None`.
-fn run_direct<S: ConvShape>(
-    cpu: Option<Isa>,
-    p: &S::Params<f32>,
-    x: &[f32],
-    g: &[f32],
-) -> ConvOut {
+fn run_direct<S: ConvShape>(cpu: Option<Isa>, p: &S::Params<f32>, x: &[f32], g: &[f32]) -> ConvOut {
     let n = x.len() / (S::CIN * S::H * S::W);
     let mut y = vec![f32::NAN; n * S::COUT * S::OH * S::OW];
     let mut dx = vec![f32::NAN; x.len()];
@@ -634,9 +633,14 @@ fn conv_ratios<S: ConvShape>(name: &str, brk: Break) -> Vec<(String, [f64; 4])> 
 fn check_conv<S: ConvShape>(name: &str) {
     cpu::require_avx512_if_asked();
     for (path, r) in conv_ratios::<S>(name, Break::None) {
-        for (pass, v) in ["forward", "input gradient", "weight gradient", "bias gradient"]
-            .iter()
-            .zip(r)
+        for (pass, v) in [
+            "forward",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ]
+        .iter()
+        .zip(r)
         {
             report(&format!("{name} {pass} [{path}]"), v);
         }
@@ -736,8 +740,12 @@ fn bn_bounds(
     let m = n * hw;
     let mf = m as f64;
     let idx = |img: usize, ch: usize, k: usize| (img * c + ch) * hw + k;
-    let (mut ey, mut edz, mut edg, mut edb) =
-        (vec![0.0; z.len()], vec![0.0; z.len()], vec![0.0; c], vec![0.0; c]);
+    let (mut ey, mut edz, mut edg, mut edb) = (
+        vec![0.0; z.len()],
+        vec![0.0; z.len()],
+        vec![0.0; c],
+        vec![0.0; c],
+    );
     for ch in 0..c {
         let at = |img: usize, k: usize| f64::from(z[idx(img, ch, k)]).max(0.0);
         let all = || (0..n).flat_map(move |i| (0..hw).map(move |k| (i, k)));
@@ -748,12 +756,16 @@ fn bn_bounds(
         let s = 1.0 / (var + 1e-5).sqrt();
         let (ga, be) = (f64::from(gamma_[ch]), f64::from(beta[ch]));
         let e_mu = gamma(m + 1) * a1;
-        let e_v = gamma(m + 2) * (a2 + mu * mu) + 2.0 * mu.abs() * e_mu + e_mu * e_mu + U * (a2 + mu * mu);
+        let e_v = gamma(m + 2) * (a2 + mu * mu)
+            + 2.0 * mu.abs() * e_mu
+            + e_mu * e_mu
+            + U * (a2 + mu * mu);
         let e_s = s * (0.5 * e_v / (var + 1e-5) + 3.0 * U);
         let alpha = ga * s;
         let e_alpha = ga.abs() * e_s + U * alpha.abs();
         let bb = be - mu * alpha;
-        let e_b = mu.abs() * e_alpha + e_mu * alpha.abs() + 2.0 * U * ((mu * alpha).abs() + be.abs());
+        let e_b =
+            mu.abs() * e_alpha + e_mu * alpha.abs() + 2.0 * U * ((mu * alpha).abs() + be.abs());
         let (mut dbeta, mut dgam, mut sum_g, mut sum_gx, mut sum_g_exh) = (0.0, 0.0, 0.0, 0.0, 0.0);
         let mut exh = vec![0.0; m];
         for (j, (i, k)) in all().enumerate() {
@@ -923,19 +935,52 @@ fn bn5_fused_passes_within_f32_bound_of_torch() {
 // The whole network
 // ---------------------------------------------------------------------------------------------
 
-/// `κ` of the module docs: our f32 error may be up to this many times PyTorch's.
+/// `κ` of the module docs: the part of our error that comes from upstream may be up to this
+/// many times PyTorch's whole error.
 const KAPPA: f64 = 8.0;
 
-/// Per tensor (and the loss): `(name, max|ours − torch|, allowance, our error, torch's error)`,
-/// the allowance `(1 + κ)·max(e_T, u·max|g₆₄|)`. `brk` scales our first gradient entry of
-/// conv5's weight by `1 + 2⁻¹⁰`.
-fn net_rows(brk: bool) -> Vec<(String, f64, f64, f64, f64)> {
+/// The rigorous local term `L` of a convolution's weight and bias gradients in the network
+/// (module docs): the rounding of the last sum itself, from the f64 run's input `x` and
+/// upstream gradient `dy` of that convolution (all images, absolute values). Direct:
+/// `γ_{N+1}·Σ|dy||x|` with `N = images·OH·OW` (the chunks' partial sums added in any order are
+/// still one sum of `N` terms). Winograd (conv2, conv5, conv7 when the path takes it): the
+/// weight chain of the module docs plus one rounding per chunk of 8 images added,
+/// `γ_{tiles+12}·S_W`. The bias gradient is a direct sum in both.
+fn local_bounds<S: ConvShape>(x: &[f64], dy: &[f64], winograd: bool) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len() / (S::CIN * S::H * S::W);
+    let nterms = n * S::OH * S::OW;
+    let mut d = S::Params::<f64>::zeros();
+    let mut col = vec![0.0f64; S::KK * S::OH * S::OW];
+    conv_backward_weight::<f64, S>(dy.into(), x.into(), &mut d, &mut col);
+    conv_backward_bias::<f64, S>(dy.into(), &mut d);
+    let lw = if winograd {
+        let tiles = n * (S::OH / 2) * (S::OW / 2);
+        winograd_weight_scale::<S>(x, dy)
+            .iter()
+            .map(|v| (gamma(tiles + 12) + gamma64(tiles + 12)) * v)
+            .collect()
+    } else {
+        d.weight()
+            .iter()
+            .map(|v| (gamma(nterms + 1) + gamma64(nterms + 1)) * v)
+            .collect()
+    };
+    let lb = d.bias().iter().map(|v| gamma(nterms + 1) * v).collect();
+    (lw, lb)
+}
+
+/// Per tensor (and the loss): `(name, max|ours − torch|/allowance, our error, torch's error)`,
+/// the allowance per entry `e_T + L + κ·max(e_T, u·max|g₆₄|)` (module docs). `brk` scales our
+/// largest entry of conv5's weight gradient by `1 + 2⁻⁸`.
+fn net_rows(brk: bool) -> Vec<(String, f64, f64, f64)> {
     let fx = Fixture::open("net.safetensors");
     let mut params = Params::<f32>::zeros();
-    for t in params.tensors_mut() {
+    let mut params64 = Params::<f64>::zeros();
+    for (t, t64) in params.tensors_mut().into_iter().zip(params64.tensors_mut()) {
         let v = fx.f32(&format!("param.{}", t.name));
         assert_eq!(v.len(), t.data.len(), "{}", t.name);
         t.data.copy_from_slice(&v);
+        t64.data.copy_from_slice(&f64s(&v));
     }
     let mut net = Net {
         params: Box::new(params),
@@ -949,7 +994,67 @@ fn net_rows(brk: bool) -> Vec<(String, f64, f64, f64, f64)> {
     let mut g = Params::<f32>::zeros();
     net.backward(&mut ws, &mut g);
 
-    let row = |name: String, ours: &[f64], t32: &[f64], t64: &[f64]| {
+    // The f64 run of the same weights and images: every convolution's input and upstream
+    // gradient, for the local terms.
+    let mut net64 = Net {
+        params: Box::new(params64),
+        buffers: Box::new(gradspec::cnn::Buffers::<f64>::new()),
+    };
+    let mut ws64 = Workspace::<f64>::new(labels.len());
+    ws64.load(&f64s(&x), &labels);
+    net64.forward(&mut ws64, Mode::Train { dropout: None });
+    let mut g64 = Params::<f64>::zeros();
+    net64.backward(&mut ws64, &mut g64);
+    let gather = |acts: bool, k: usize| -> Vec<f64> {
+        (0..labels.len())
+            .flat_map(|i| {
+                let maps = if acts {
+                    ws64.activations(i)
+                } else {
+                    ws64.activation_grads(i)
+                };
+                abs(&maps[k].values)
+            })
+            .collect()
+    };
+    let wino = cpu::path_name() != "reference" && cpu::winograd();
+    // (conv, index of its input in `activations`, of its output's gradient in
+    // `activation_grads`), as those functions list them.
+    let mut local: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut put = |name: &str, (lw, lb): (Vec<f64>, Vec<f64>)| {
+        local.insert(format!("{name}.weight"), lw);
+        local.insert(format!("{name}.bias"), lb);
+    };
+    put(
+        "conv1",
+        local_bounds::<Conv1>(&gather(true, 0), &gather(false, 11), false),
+    );
+    put(
+        "conv2",
+        local_bounds::<Conv2>(&gather(true, 1), &gather(false, 10), wino),
+    );
+    put(
+        "conv3",
+        local_bounds::<Conv3>(&gather(true, 2), &gather(false, 9), false),
+    );
+    put(
+        "conv4",
+        local_bounds::<Conv4>(&gather(true, 4), &gather(false, 7), false),
+    );
+    put(
+        "conv5",
+        local_bounds::<Conv5>(&gather(true, 5), &gather(false, 6), wino),
+    );
+    put(
+        "conv6",
+        local_bounds::<Conv6>(&gather(true, 6), &gather(false, 5), false),
+    );
+    put(
+        "conv7",
+        local_bounds::<Conv7>(&gather(true, 8), &gather(false, 3), wino),
+    );
+
+    let row = |name: String, ours: &[f64], t32: &[f64], t64: &[f64], l: Option<&Vec<f64>>| {
         let mx = |a: &[f64], b: &[f64]| {
             a.iter()
                 .zip(b)
@@ -961,23 +1066,40 @@ fn net_rows(brk: bool) -> Vec<(String, f64, f64, f64, f64)> {
         };
         let e_t = mx(t32, t64);
         let scale = t64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let allow = (1.0 + KAPPA) * e_t.max(U * scale);
-        (name, mx(ours, t32), allow, mx(ours, t64), e_t)
+        let upstream = KAPPA * e_t.max(U * scale);
+        let ratio = (0..ours.len())
+            .map(|i| {
+                let d = (ours[i] - t32[i]).abs();
+                let allow = e_t + upstream + l.map_or(0.0, |l| l[i]);
+                if d.is_nan() { f64::INFINITY } else { d / allow }
+            })
+            .fold(0.0, f64::max);
+        (name, ratio, mx(ours, t64), e_t)
     };
     let mut rows = vec![row(
         "loss".into(),
         &[out.loss],
         &[f64::from(fx.f32("loss32")[0])],
         &fx.f64("loss64"),
+        None,
     )];
     for t in g.tensors() {
         let mut ours = f64s(t.data);
         if brk && t.name == "conv5.weight" {
-            ours[0] *= 1.0 + 1.0 / 1024.0;
+            let i = (0..ours.len())
+                .max_by(|&a, &b| ours[a].abs().total_cmp(&ours[b].abs()))
+                .unwrap();
+            ours[i] *= 1.0 + 1.0 / 256.0;
         }
         let t32 = f64s(&fx.f32(&format!("grad32.{}", t.name)));
         let t64 = fx.f64(&format!("grad64.{}", t.name));
-        rows.push(row(format!("grad.{}", t.name), &ours, &t32, &t64));
+        rows.push(row(
+            format!("grad.{}", t.name),
+            &ours,
+            &t32,
+            &t64,
+            local.get(t.name),
+        ));
     }
     rows
 }
@@ -998,18 +1120,19 @@ fn whole_network_f32_loss_and_gradients_within_bound_of_torch() {
             ""
         }
     );
-    for (name, diff, allow, ours, torch) in net_rows(false) {
+    for (name, ratio, ours, torch) in net_rows(false) {
         println!(
-            "[f32 oracle] net {name} [{path}]: |ours − torch| {diff:.2e}, allowance {allow:.2e}, \
-             ratio {:.3e}; error vs f64: ours {ours:.2e}, torch {torch:.2e}",
-            diff / allow
+            "[f32 oracle] net {name} [{path}]: max |ours − torch| / allowance = {ratio:.3e}; \
+             max error vs f64: ours {ours:.2e}, torch {torch:.2e}"
         );
-        assert!(diff <= allow, "net {name} [{path}]: {diff:e} > {allow:e}");
+        assert!(ratio <= 1.0, "net {name} [{path}]: ratio {ratio}");
     }
     let broken = net_rows(true);
     assert!(
-        broken.iter().any(|(n, d, a, _, _)| n == "grad.conv5.weight" && d > a),
-        "a gradient entry off by 2⁻¹⁰ relative went unnoticed"
+        broken
+            .iter()
+            .any(|(n, r, _, _)| n == "grad.conv5.weight" && *r > 1.0),
+        "a gradient entry off by 2⁻⁸ relative went unnoticed"
     );
 }
 
@@ -1031,7 +1154,11 @@ fn onecycle_rows() -> Vec<(usize, f64, f64)> {
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             assert_eq!(f.len(), 3, "onecycle.txt: {l:?}");
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -1074,7 +1201,8 @@ fn torch_onecycle(step: usize, total: usize) -> f64 {
     let end1 = 0.25 * total as f64 - 1.0;
     let end2 = total as f64 - 1.0;
     let s = step as f64;
-    let anneal = |a: f64, b: f64, pct: f64| b + (a - b) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0);
+    let anneal =
+        |a: f64, b: f64, pct: f64| b + (a - b) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0);
     if s <= end1 {
         anneal(start, max, s / end1)
     } else {
@@ -1119,7 +1247,14 @@ fn onecycle_recipe_differs_from_torch_onecyclelr_as_documented() {
 /// network's types, the recipe's schedule), as the script writes them.
 fn expected_args() -> HashMap<&'static str, String> {
     fn conv<S: ConvShape>(name: &str, j: usize) -> String {
-        format!("{name} {} {} {} {} 2 {}", S::CIN, S::COUT, S::K, S::H, 1000 + 10 * j)
+        format!(
+            "{name} {} {} {} {} 2 {}",
+            S::CIN,
+            S::COUT,
+            S::K,
+            S::H,
+            1000 + 10 * j
+        )
     }
     let convs = [
         conv::<Conv1>("conv1", 0),
@@ -1256,7 +1391,10 @@ fn fixtures_match_the_manifest_of_their_inputs_and_arguments() {
         }
         b
     };
-    assert!(check_manifest(&flipped).is_err(), "a changed onecycle.txt went unnoticed");
+    assert!(
+        check_manifest(&flipped).is_err(),
+        "a changed onecycle.txt went unnoticed"
+    );
     let respec = |f: &str| {
         let b = read(f);
         if f == "MANIFEST.txt" {
@@ -1268,5 +1406,8 @@ fn fixtures_match_the_manifest_of_their_inputs_and_arguments() {
             b
         }
     };
-    assert!(check_manifest(&respec).is_err(), "a changed generator went unnoticed");
+    assert!(
+        check_manifest(&respec).is_err(),
+        "a changed generator went unnoticed"
+    );
 }
