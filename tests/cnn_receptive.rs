@@ -4,7 +4,10 @@
 use gradspec::cnn::receptive::{Field, receptive_field};
 use gradspec::cnn::summary::rows;
 use proptest::prelude::*;
+use proptest_cases::fixed_cases;
 use std::collections::BTreeSet;
+
+mod proptest_cases;
 
 /// The input pixels (one axis) that output `x` of each layer depends on, by following every
 /// window back: output `x` of a layer with window `k`, stride `s` reads inputs
@@ -121,6 +124,8 @@ fn the_networks_fields_match_brute_force() {
 }
 
 proptest! {
+    #![proptest_config(fixed_cases(256))]
+
     /// Verifies r[cnn.receptive_field] against brute force on random stacks of up to six
     /// layers (windows 1–5, strides 1–3, so some skip pixels) over an input wide enough for
     /// all of them.

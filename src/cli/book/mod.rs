@@ -30,6 +30,8 @@ pub mod part2;
 use markdown::esc;
 
 /// The stylesheet of every page.
+/// The Part 1 workbook's file name in the book (the same name `reproduce` writes in `out/part1/`).
+const PART1_XLSX: &str = super::reproduce::PART1_XLSX;
 const CSS: &str = include_str!("assets/book.css");
 /// The script of the two spec pages: loads the WebAssembly module and wires the controls.
 const JS: &str = include_str!("assets/book.js");
@@ -316,6 +318,17 @@ impl Book<'_> {
         }
         let mut sources = code::Sources::default();
         let mut files = BTreeMap::new();
+        // The source spreadsheet as a spreadsheet: the six rates' sheets of live formulas
+        // (`gradspec backprop xlsx`), linked from the Part 1 page.
+        files.insert(
+            PART1_XLSX.to_string(),
+            crate::backprop::xlsx::workbook_bytes(
+                crate::backprop::State::spreadsheet(),
+                &crate::backprop::sweep::DEFAULT_LRS,
+                crate::backprop::sweep::DEFAULT_ITERATIONS,
+                crate::backprop::xlsx::XlsxOptions::default(),
+            )?,
+        );
         let mut index_rows = String::new();
         for (spec, name, _) in PAGES {
             let mut text = sources.get(self.root, spec)?.to_string();
@@ -649,6 +662,9 @@ fn part1_controls() -> String {
         "<aside id=\"controls\"><h2>Live numbers</h2><p>Every block below the equations is \
          computed in your browser by the functions the labels cite, compiled to WebAssembly. \
          The page opens at the source spreadsheet's start (η = 0.5, iteration 0).</p>\
+         <p>The spreadsheet itself, one sheet per rate with every cell a live formula: \
+         <a href=\"{PART1_XLSX}\" download>{PART1_XLSX}</a> (change η or a weight in it \
+         and watch the loss recompute).</p>\
          <p id=\"settings\" class=\"settings\"></p>{inputs}\
          <button id=\"reset\" type=\"button\">spreadsheet start</button>\
          <p id=\"e-total\"></p><canvas id=\"loss\" width=\"300\" height=\"180\"></canvas>\
