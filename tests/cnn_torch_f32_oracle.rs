@@ -64,6 +64,9 @@ use gradspec::cnn::conv::{
     ConvParams, ConvShape, conv_backward_bias, conv_backward_input, conv_backward_weight,
     conv_forward,
 };
+use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::cnn::tensor::{View, ViewMut};
+use gradspec::cnn::{Mode, Net, Params, Workspace};
 use gradspec::kernels::conv::{
     scratch_len_of, try_conv_backward_bias, try_conv_backward_input, try_conv_backward_weight,
     try_conv_forward, try_winograd_backward_input, try_winograd_backward_weight,
@@ -73,9 +76,6 @@ use gradspec::kernels::cpu::{self, Isa};
 use gradspec::kernels::fused::{
     bn_dropout_forward, bn_relu_backward, dropout_bn_params_backward, relu_sums,
 };
-use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
-use gradspec::cnn::tensor::{View, ViewMut};
-use gradspec::cnn::{Mode, Net, Params, Workspace};
 use gradspec::train::recipe::Recipe;
 use nalgebra::SVector;
 use safetensors::{Dtype, SafeTensors};
