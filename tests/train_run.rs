@@ -143,8 +143,22 @@ fn a_checkpoint_of_the_previous_release_loads_and_resumes() {
         ..cfg(full.path(), 3)
     };
     let clean = train::run(&c, &train_ds, &test_ds, false, &mut ()).unwrap();
-    assert_eq!(weight_bits(&resumed.net), weight_bits(&clean.net));
     assert_eq!(resumed.state.step, clean.state.step);
+    // The fixture's first epoch was trained on the default path (the kernels, Winograd for
+    // conv2, conv5 and conv7; every instruction set gives those bits). On the reference path
+    // (`GRADSPEC_SIMD=reference`) or with `GRADSPEC_WINOGRAD=0` the epochs after it round
+    // differently, so only the default path can reproduce an uninterrupted run bit for bit.
+    let default_path =
+        gradspec::kernels::cpu::isa().is_some() && gradspec::kernels::cpu::winograd();
+    if default_path {
+        assert_eq!(weight_bits(&resumed.net), weight_bits(&clean.net));
+    } else {
+        assert!(
+            weight_bits(&resumed.net)
+                .iter()
+                .all(|&b| f32::from_bits(b).is_finite())
+        );
+    }
 
     // What the new code writes, the old reader's layout still holds: the options stand flat in
     // the run state's JSON, as before.
