@@ -3,7 +3,7 @@
 //! paths that are directories, missing, unwritable or on a full file system; files of the wrong
 //! kind. Each attempt must end with exit code 1 or 2 and exactly one line on stderr that starts
 //! with `error:` and names the flag or file (never exit code 101, never a backtrace), and must
-//! leave no temporary file behind. The README's "Bad input" table lists the same classes.
+//! leave no temporary file behind. docs/bad-input.md lists the same classes.
 //!
 //! MNIST comes from the committed fixture (its 512 test images serve as both splits), so
 //! nothing here downloads anything.

@@ -256,8 +256,8 @@ pub const WINOGRAD_VAR: &str = "GRADSPEC_WINOGRAD";
 /// Whether the kernels' path runs the forward pass, input gradient and weight gradient of
 /// conv2, conv5 and conv7 (the shapes the Winograd kernels take) by Winograd (the default; `GRADSPEC_WINOGRAD=0` keeps them direct; read once). The two round
 /// differently, so a run with `GRADSPEC_WINOGRAD=0` does not reproduce the bits of the
-/// default's records and pinned hashes (and the reverse); the speed it buys is in the README
-/// ("Winograd").
+/// default's records and pinned hashes (and the reverse); the speed it buys is in
+/// docs/performance.md.
 ///
 /// # Panics
 /// If `GRADSPEC_WINOGRAD` is set to anything but `0`, `1` or nothing ([`check_choice`] says

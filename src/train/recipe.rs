@@ -50,9 +50,8 @@ impl Recipe {
     pub fn strength(self) -> Strength {
         match self {
             Recipe::Seed => Strength::SOURCE,
-            // A short run needs less regularisation: ±8° instead of ±15° (the README's
-            // "Choosing the default recipe" has the runs that chose it, records/recipe-search/
-            // their metrics).
+            // A short run needs less regularisation: ±8° instead of ±15° (docs/recipe.md
+            // has the runs that chose it, records/recipe-search/ their metrics).
             Recipe::Onecycle => Strength {
                 crop_prob: 0.1,
                 max_angle_deg: 8.0,

@@ -634,7 +634,7 @@ pub fn try_conv_backward_bias<T: Float, S: ConvShape>(
 /// the kernels transformed once per call), when `T` is `f32` and `S` is a shape the Winograd
 /// kernels take (3×3, 16 → 32 or 32 → 16 channels, an even output: conv2, conv5 and conv7);
 /// otherwise returns `false` having done nothing. On each of the three, each pass measured
-/// faster by Winograd than direct (criterion, `benches/conv_simd.rs`; figures in the README).
+/// faster by Winograd than direct (criterion, `benches/conv_simd.rs`; figures in docs/performance.md).
 #[inline(never)]
 pub fn try_winograd_forward<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
