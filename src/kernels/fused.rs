@@ -267,11 +267,21 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
                 let mut gb = gp.chunks_exact_mut(LANES);
                 let mut rb = rp.chunks_exact(LANES);
                 for (gs, rs) in (&mut gb).zip(&mut rb) {
+                    // Every load before every store. The closure's captures carry no `noalias`,
+                    // so with a store to `gs[j]` before the load of `rs[j + 1]` LLVM must assume
+                    // they may overlap, and it compiled the block to scalar code (no zmm register
+                    // in the AVX-512 build) since the pass moved into a closure; see
+                    // docs/performance.md.
+                    let (gv, rv): ([T; LANES], [T; LANES]) = (
+                        std::array::from_fn(|j| gs[j]),
+                        std::array::from_fn(|j| rs[j]),
+                    );
+                    let mut d = [T::zero(); LANES];
                     for j in 0..LANES {
-                        let d = step(gs[j], rs[j]);
-                        gs[j] = d;
-                        acc[j] += d;
+                        d[j] = step(gv[j], rv[j]);
+                        acc[j] += d[j];
                     }
+                    gs.copy_from_slice(&d);
                 }
                 for (j, (gv, &rv)) in gb
                     .into_remainder()
