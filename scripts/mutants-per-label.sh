@@ -14,7 +14,8 @@
 #                  has already built)
 #
 # Prints one line per label: label, function, mutants tried, caught, missed, timeout, unviable,
-# and PASS (at least one caught) or FAIL. Exits 1 if any label printed FAIL.
+# and PASS (at least one caught) or FAIL. Exits 1 if any label printed FAIL. The counts are those
+# of the body-replacing mutants when one of them was caught, else of all the function's mutants.
 set -euo pipefail
 
 prefixes=()
@@ -84,24 +85,34 @@ while IFS=$'\t' read -r label func file bins names; do
         case "$prev" in *PASS) ;; *) fail=1 ;; esac
         continue
     fi
-    cmd=(nice cargo mutants --no-config --profile "$profile" --file "$file"
-         --re "\\b${func}\\b" --timeout-multiplier 3 --minimum-test-timeout 60
-         --output "$out/$label")
-    [ "$in_place" = 1 ] && cmd+=(--in-place)
-    for b in $bins; do cmd+=(-C --test -C "$b"); done
+    # First the mutants that replace the function's whole body (`replace f -> T with …`): an
+    # empty or unrelated citing test catches none of them, a real one catches them all. Only
+    # when none of those is caught (or none is viable) are all the function's mutants tried.
+    # The full suite has already passed on this tree, so the per-label baseline is skipped.
+    base=(nice cargo mutants --no-config --profile "$profile" --file "$file"
+          --timeout 600 --baseline skip)
+    [ "$in_place" = 1 ] && base+=(--in-place)
+    for b in $bins; do base+=(-C --test -C "$b"); done
     # shellcheck disable=SC2206 # test names have no spaces
-    cmd+=(-- -- --exact $names)
+    tail=(-- -- --exact $names)
+    body=("${base[@]}" --re "replace (.*::)?${func}( -> .*)? with " --output "$out/$label/body" "${tail[@]}")
+    every=("${base[@]}" --re "\\b${func}\\b" --output "$out/$label/every" "${tail[@]}")
     if [ "$list" = 1 ]; then
-        printf '%q ' "${cmd[@]}"; echo
+        printf '%q ' "${body[@]}"; echo
         continue
     fi
-    "${cmd[@]}" > "$out/$label.log" 2>&1 || true
-    m="$out/$label/mutants.out"
+    mkdir -p "$out/$label"
+    "${body[@]}" > "$out/$label/body.log" 2>&1 || true
+    m="$out/$label/body/mutants.out"
+    if [ "$(count "$m/caught.txt")" -eq 0 ]; then
+        "${every[@]}" > "$out/$label/every.log" 2>&1 || true
+        m="$out/$label/every/mutants.out"
+    fi
     caught=$(count "$m/caught.txt"); missed=$(count "$m/missed.txt")
     timeout=$(count "$m/timeout.txt"); unviable=$(count "$m/unviable.txt")
     tried=$((caught + missed + timeout + unviable))
     if [ ! -f "$m/outcomes.json" ]; then
-        verdict="FAIL (cargo-mutants did not finish; see $out/$label.log)"
+        verdict="FAIL (cargo-mutants did not finish; see $out/$label/*.log)"
     elif [ "$caught" -gt 0 ]; then
         verdict=PASS
     else

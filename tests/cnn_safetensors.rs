@@ -3,12 +3,13 @@
 //! give errors, never panics.
 mod proptest_cases;
 use gradspec::cnn::safetensors_io::{
-    from_bytes, load, save, save_params_f32, state_dict_names, to_bytes,
+    from_bytes, load, save, save_params_f32, state_dict_names, to_bytes, to_bytes_with,
 };
-use gradspec::cnn::{Mode, Net, Params, Workspace};
+use gradspec::cnn::{Buffers, Mode, Net, Params, Workspace};
 use proptest::prelude::*;
 use proptest_cases::fixed_cases;
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
 
 /// A net whose buffers are not the initial ones (one train-mode step).
 fn trained_net(seed: u64) -> Net<f32> {
@@ -39,6 +40,60 @@ fn file_round_trip_exactly() {
     // No temporary file is left beside it.
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1);
+}
+
+/// An untrained net's `num_batches_tracked` is 0, which is a valid count (PyTorch writes 0
+/// for a model that never trained); only a negative count is refused.
+#[test]
+fn a_zero_batch_count_loads_and_a_negative_one_is_refused() {
+    let net = Net::<f32>::new(4);
+    assert_eq!(net.buffers.bn1.num_batches_tracked, 0);
+    assert_eq!(from_bytes(&to_bytes(&net).unwrap(), "fresh").unwrap(), net);
+
+    let mut e = torch_entries("F32");
+    let k = index_of(&e, "bn4.num_batches_tracked");
+    e[k].bytes = 0i64.to_le_bytes().to_vec();
+    let zero = from_bytes(&build(e.clone()), "zero.safetensors").unwrap();
+    assert_eq!(zero.buffers.bn4.num_batches_tracked, 0);
+    e[k].bytes = (-1i64).to_le_bytes().to_vec();
+    let msg = load_err(e);
+    assert!(
+        msg.contains("tensor 'bn4.num_batches_tracked' is negative (-1)"),
+        "{msg}"
+    );
+}
+
+/// The safetensors format pads the JSON header with spaces so that the data section starts at
+/// an offset that is a multiple of 8, and no further: checked for every length of header
+/// modulo 8 (metadata values of 0 to 7 extra characters).
+#[test]
+fn the_header_is_padded_with_at_most_seven_spaces_to_a_multiple_of_8() {
+    let net = trained_net(3);
+    for extra in 0..8 {
+        let meta = HashMap::from([("note".to_string(), "x".repeat(extra))]);
+        let bytes = to_bytes_with(&net, &[], meta).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0, "header length {n} (extra {extra})");
+        let header = &bytes[8..8 + n];
+        let json_end = header.iter().rposition(|&b| b == b'}').unwrap() + 1;
+        assert!(n - json_end < 8, "{} spaces of padding", n - json_end);
+        assert!(header[json_end..].iter().all(|&b| b == b' '));
+        assert_eq!(from_bytes(&bytes, "padded").unwrap(), net);
+    }
+}
+
+/// `Buffers::cast` carries every running mean, variance and batch count across float types,
+/// both ways (the f64 checks start from the f32 net's buffers).
+#[test]
+fn buffers_cast_keeps_every_running_statistic() {
+    let net = trained_net(5);
+    let wide: Buffers<f64> = net.buffers.cast();
+    assert_ne!(wide, Buffers::<f64>::new());
+    assert_eq!(wide.bn4.var[3], f64::from(net.buffers.bn4.var[3]));
+    assert_eq!(wide.bn5.mean[31], f64::from(net.buffers.bn5.mean[31]));
+    assert_eq!(wide.bn1.num_batches_tracked, 1);
+    let back: Buffers<f32> = wide.cast();
+    assert_eq!(back, *net.buffers);
 }
 
 #[test]

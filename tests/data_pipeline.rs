@@ -250,6 +250,33 @@ fn epoch_order_is_a_deterministic_permutation() {
     assert_eq!(epoch_order(1, 1, 1), vec![0]);
 }
 
+/// The order's keystream is ChaCha8 `seed_from_u64(seed)` on stream `2⁶³ | epoch`, apart from
+/// every augmentation stream (`image_rng` clears the top bit). With two examples the whole
+/// shuffle is one Lemire draw over `0..2`, the top bit of the stream's first `u32`, so the order
+/// can be predicted from the stream alone: `[1, 0]` when that bit is 0 (swap with index 0).
+#[test]
+fn epoch_order_draws_from_stream_two_to_the_63_or_epoch() {
+    use rand::{RngCore, SeedableRng};
+    for seed in 0..32u64 {
+        for epoch in [0u64, 1, 7, 1 << 40] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream((1 << 63) | epoch);
+            let expected = if rng.next_u32() >> 31 == 0 {
+                [1, 0]
+            } else {
+                [0, 1]
+            };
+            assert_eq!(
+                epoch_order(2, seed, epoch),
+                expected,
+                "seed {seed} epoch {epoch}"
+            );
+        }
+    }
+    // The epoch's own top bit is ignored: the stream is the same with or without it.
+    assert_eq!(epoch_order(50, 9, 5), epoch_order(50, 9, (1 << 63) | 5));
+}
+
 #[test]
 fn an_epoch_of_60000_is_469_batches_the_last_of_96() {
     let order = epoch_order(60_000, 0, 0);

@@ -292,26 +292,27 @@ fn read_floats(
         );
     }
     let data = t.data;
-    match t.dtype {
-        Dtype::F32 if data.len() == out.len() * 4 => {
-            for (o, b) in out.iter_mut().zip(data.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        Dtype::F64 if data.len() == out.len() * 8 => {
-            for (o, b) in out.iter_mut().zip(data.chunks_exact(8)) {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                *o = f64::from_le_bytes(a) as f32;
-            }
-        }
-        Dtype::F32 | Dtype::F64 => {
-            bail!(
-                "'{what}': tensor '{name}' holds {} bytes, which does not match its shape",
-                data.len()
-            )
-        }
+    let width = match t.dtype {
+        Dtype::F32 => 4,
+        Dtype::F64 => 8,
         other => bail!("'{what}': tensor '{name}' has dtype {other:?}, expected F32 (or F64)"),
+    };
+    // The `safetensors` crate has already checked that the data agree with the shape; this
+    // check keeps a short read from ever filling `out` partly.
+    if data.len() != out.len() * width {
+        bail!(
+            "'{what}': tensor '{name}' holds {} bytes, which does not match its shape",
+            data.len()
+        )
+    }
+    for (o, b) in out.iter_mut().zip(data.chunks_exact(width)) {
+        *o = if width == 4 {
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            f64::from_le_bytes(a) as f32
+        };
     }
     Ok(())
 }

@@ -37,7 +37,8 @@ impl Augmentation {
 /// A permutation of `0..n` for epoch `epoch` of a run seeded with `seed`.
 ///
 /// Fisher–Yates driven by ChaCha8 (`seed_from_u64(seed)`, stream `2⁶³ | epoch`, disjoint
-/// from the augmentation streams of [`image_rng`]), with Lemire's unbiased bounded integers.
+/// from the augmentation streams of [`image_rng`]; the epoch's own top bit is therefore
+/// ignored), with Lemire's unbiased bounded integers.
 /// The algorithm is spelled out here rather than taken from `rand::seq`, so the order is
 /// fixed by this crate's code alone.
 ///
