@@ -10,8 +10,8 @@
 #   --in-place     mutate this tree instead of a copy (reuses target/; do not edit it meanwhile)
 #   --out DIR      where results go (default: mutants-per-label.out); DIR/results.tsv is kept, so
 #                  a second run skips the labels already in it (resumable); --fresh clears it
-#   --profile P    cargo profile for the mutants (default: release, which `cargo test --release`
-#                  has already built)
+#   --profile P    cargo profile for the mutants (default: mutants, Cargo.toml's optimised,
+#                  incremental profile; with --in-place its build is reused label to label)
 #
 # Prints one line per label: label, function, mutants tried, caught, missed, timeout, unviable,
 # and PASS (at least one caught) or FAIL. Exits 1 if any label printed FAIL. The counts are those
@@ -23,7 +23,7 @@ list=0
 in_place=0
 fresh=0
 out=mutants-per-label.out
-profile=release
+profile=mutants
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) prefixes+=("${2:?--prefix takes a label prefix}"); shift 2 ;;
