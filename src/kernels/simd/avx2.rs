@@ -1,7 +1,18 @@
 //! The AVX2+FMA build of [`Simd`]: two `__m256` per vector, lanes 0–7 and 8–15.
-use super::{Simd, U64_LANES};
+use super::{Simd, U64_LANES, x86_u64_ops};
 use crate::kernels::cpu::Avx2;
 use std::arch::x86_64::*;
+
+/// `f` on each of the two registers of an integer vector, lanes 0–3 then 4–7 (the build's half
+/// of [`super::x86_u64_ops`]).
+#[inline(always)]
+fn per_register(
+    a: [__m256i; 2],
+    b: [__m256i; 2],
+    f: impl Fn(__m256i, __m256i) -> __m256i,
+) -> [__m256i; 2] {
+    [f(a[0], b[0]), f(a[1], b[1])]
+}
 
 /// The AVX2 build: two `__m256`, lanes 0–7 and 8–15.
 #[derive(Clone, Copy)]
@@ -37,41 +48,9 @@ unsafe impl Simd for Avx2Simd {
         // SAFETY: AVX (the token; also below, AVX2 for every integer intrinsic).
         unsafe { [_mm256_set1_epi64x(x as i64); 2] }
     }
-    #[inline(always)]
-    fn u64_add(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_add_epi64(a[0], b[0]), _mm256_add_epi64(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_xor(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_xor_si256(a[0], b[0]), _mm256_xor_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_and(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_and_si256(a[0], b[0]), _mm256_and_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_or(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_or_si256(a[0], b[0]), _mm256_or_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_shl(self, a: Self::U, n: u32) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe {
-            let n = _mm_set_epi64x(0, i64::from(n));
-            [_mm256_sll_epi64(a[0], n), _mm256_sll_epi64(a[1], n)]
-        }
-    }
-    #[inline(always)]
-    fn u64_shr(self, a: Self::U, n: u32) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe {
-            let n = _mm_set_epi64x(0, i64::from(n));
-            [_mm256_srl_epi64(a[0], n), _mm256_srl_epi64(a[1], n)]
-        }
+    x86_u64_ops! {
+        binary: u64_add = _mm256_add_epi64, u64_xor = _mm256_xor_si256, u64_and = _mm256_and_si256, u64_or = _mm256_or_si256;
+        shift: u64_shl = _mm256_sll_epi64, u64_shr = _mm256_srl_epi64;
     }
     #[inline(always)]
     fn u64_lt_mask(self, a: Self::U, b: Self::U) -> u8 {

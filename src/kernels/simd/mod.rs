@@ -42,6 +42,36 @@ pub use avx512::Avx512Simd;
 pub use neon::NeonSimd;
 pub use scalar::Scalar;
 
+/// The lane-wise u64 operations of [`Simd`] that are one integer intrinsic per register, for
+/// an x86 build's `unsafe impl Simd` (whose token proves the intrinsics' features): the
+/// build's `per_register(a, b, f)` applies `f` to each register of its `Self::U` in turn
+/// (AVX-512's `__m512i` is one, AVX2's `[__m256i; 2]` two). The shifts take their count in the
+/// low 64 bits of an `__m128i`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_u64_ops {
+    (
+        binary: $($name:ident = $op:ident),*;
+        shift: $($shift:ident = $sop:ident),*;
+    ) => {
+        $(
+            #[inline(always)]
+            fn $name(self, a: Self::U, b: Self::U) -> Self::U {
+                // SAFETY: the token proves the intrinsic's instruction set.
+                per_register(a, b, |a, b| unsafe { $op(a, b) })
+            }
+        )*
+        $(
+            #[inline(always)]
+            fn $shift(self, a: Self::U, n: u32) -> Self::U {
+                // SAFETY: the token proves the intrinsic's instruction set.
+                per_register(a, a, |a, _| unsafe { $sop(a, _mm_set_epi64x(0, i64::from(n))) })
+            }
+        )*
+    };
+}
+#[cfg(target_arch = "x86_64")]
+use x86_u64_ops;
+
 /// Floats per vector.
 pub const LANES: usize = 16;
 
