@@ -386,6 +386,46 @@ pub trait Kernel {
     fn run<S: Simd>(self, s: S) -> Self::Out;
 }
 
+/// Declares the arguments of a computation as a struct, made by `new` from its fields in
+/// order, and makes it a [`Kernel`] with no result, whose `run` binds each field to its name
+/// and the token to `$v` (of the type parameter `V: Simd`) and runs `$body`. A struct with a
+/// type parameter (a convolution's shape) holds it in a `PhantomData` field.
+macro_rules! kernel_args {
+    (
+        $(#[$attr:meta])*
+        struct $name:ident<$lt:lifetime $(, $s:ident: $bound:path)?> {
+            $($field:ident: $ty:ty),* $(,)?
+        }
+        fn run($v:ident) $body:block
+    ) => {
+        $(#[$attr])*
+        struct $name<$lt $(, $s)?> {
+            $($field: $ty,)*
+            $(_s: std::marker::PhantomData<$s>,)?
+        }
+
+        impl<$lt $(, $s: $bound)?> $name<$lt $(, $s)?> {
+            #[inline(always)]
+            fn new($($field: $ty),*) -> Self {
+                $name {
+                    $($field,)*
+                    $(_s: std::marker::PhantomData::<$s>,)?
+                }
+            }
+        }
+
+        impl<$lt $(, $s: $bound)?> $crate::kernels::simd::Kernel for $name<$lt $(, $s)?> {
+            type Out = ();
+            #[inline(always)]
+            fn run<V: $crate::kernels::simd::Simd>(self, $v: V) {
+                let $name { $($field,)* .. } = self;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use kernel_args;
+
 impl Isa {
     /// Runs `k` with this instruction set's [`Simd`] token, compiled for its features.
     #[inline]
