@@ -72,6 +72,23 @@ macro_rules! x86_u64_ops {
 #[cfg(target_arch = "x86_64")]
 use x86_u64_ops;
 
+/// The integer vector of a build without 512-bit integer registers (scalar, NEON): the
+/// array itself, on which [`Simd`]'s default integer operations work lane by lane.
+macro_rules! u64_as_array {
+    () => {
+        type U = [u64; U64_LANES];
+        #[inline(always)]
+        fn u64_from_array(self, a: [u64; U64_LANES]) -> Self::U {
+            a
+        }
+        #[inline(always)]
+        fn u64_to_array(self, v: Self::U) -> [u64; U64_LANES] {
+            v
+        }
+    };
+}
+use u64_as_array;
+
 /// Floats per vector.
 pub const LANES: usize = 16;
 
@@ -426,38 +443,32 @@ macro_rules! kernel_args {
 }
 pub(crate) use kernel_args;
 
+/// Runs the kernel `$k` with the x86 token `$t` made into `$simd`, inside a function compiled
+/// for `$features`, which the token proves the CPU has; unreachable on other targets.
+macro_rules! run_x86 {
+    ($t:ident, $k:ident, $simd:ident, $features:literal) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = $features)]
+            fn go<K: Kernel>(s: $simd, k: K) -> K::Out {
+                k.run(s)
+            }
+            // SAFETY: the token proves the CPU has the features `go` is compiled for.
+            unsafe { go($simd($t), $k) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $t.unreachable()
+    }};
+}
+
 impl Isa {
     /// Runs `k` with this instruction set's [`Simd`] token, compiled for its features.
     #[inline]
     pub fn vectorize<K: Kernel>(self, k: K) -> K::Out {
         match self {
-            Isa::Avx512(t) => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-                    fn go<K: Kernel>(s: Avx512Simd, k: K) -> K::Out {
-                        k.run(s)
-                    }
-                    // SAFETY: the token `t` proves the CPU has AVX-512F/BW/VL (and so AVX2
-                    // and FMA, which every AVX-512 CPU has).
-                    unsafe { go(Avx512Simd(t), k) }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                t.unreachable()
-            }
-            Isa::Avx2(t) => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2,fma")]
-                    fn go<K: Kernel>(s: Avx2Simd, k: K) -> K::Out {
-                        k.run(s)
-                    }
-                    // SAFETY: the token `t` proves the CPU has AVX2 and FMA.
-                    unsafe { go(Avx2Simd(t), k) }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                t.unreachable()
-            }
+            // Every AVX-512 CPU has AVX2 and FMA too.
+            Isa::Avx512(t) => run_x86!(t, k, Avx512Simd, "avx512f,avx512bw,avx512vl,avx2,fma"),
+            Isa::Avx2(t) => run_x86!(t, k, Avx2Simd, "avx2,fma"),
             Isa::Neon(t) => {
                 #[cfg(target_arch = "aarch64")]
                 {
