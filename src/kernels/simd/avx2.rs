@@ -14,6 +14,36 @@ fn per_register(
     [f(a[0], b[0]), f(a[1], b[1])]
 }
 
+/// [`Simd::store_compressed`] (`WINDOW` false) and [`Simd::store_compressed_window`] (true):
+/// the full mask is one plain store; otherwise the lower half's `c0` packed lanes go to `p`
+/// and the upper half's right after them (`pack_halves`), written lane-exact by `vmaskmovps`,
+/// or, for the window, as whole halves (both inside it: `c0 ≤ 8`).
+///
+/// # Safety
+/// As the method it serves.
+#[inline(always)]
+unsafe fn store_packed<const WINDOW: bool>(s: Avx2Simd, p: *mut f32, m: u16, v: [__m256; 2]) {
+    if m == u16::MAX {
+        // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable (the caller).
+        return unsafe { s.store(p, v) };
+    }
+    let ([a, b], [c0, c1]) = pack_halves(m, v);
+    // SAFETY: AVX2 (the token `s`). For the window, `p .. p+16` is writable and what lies
+    // past the packed lanes is the caller's to overwrite. Otherwise `vmaskmovps` writes only
+    // the lanes whose mask element is set: the lowest `c0` lanes from `p`, then the lowest
+    // `c1` from `p + c0`, that is `p .. p + popcount(m)`, which the caller guarantees
+    // writable (`wrapping_add`: `p + c0` may be one past the end).
+    unsafe {
+        if WINDOW {
+            _mm256_storeu_ps(p, a);
+            _mm256_storeu_ps(p.add(c0), b);
+        } else {
+            _mm256_maskstore_ps(p, first_lanes(c0), a);
+            _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
+        }
+    }
+}
+
 /// The AVX2 build: two `__m256`, lanes 0–7 and 8–15.
 #[derive(Clone, Copy)]
 pub struct Avx2Simd(pub Avx2);
@@ -150,35 +180,14 @@ unsafe impl Simd for Avx2Simd {
     }
     #[inline(always)]
     unsafe fn store_compressed(self, p: *mut f32, m: u16, v: Self::V) {
-        if m == u16::MAX {
-            // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable (the caller).
-            return unsafe { self.store(p, v) };
-        }
-        // SAFETY: AVX2 (the token). `vmaskmovps` writes only the lanes whose mask element
-        // is set: the lowest `c0` lanes from `p`, then the lowest `c1` from `p + c0`, that
-        // is `p .. p + popcount(m)`, which the caller guarantees writable (`wrapping_add`:
-        // `p + c0` may be one past the end).
-        unsafe {
-            let ([a, b], [c0, c1]) = pack_halves(m, v);
-            _mm256_maskstore_ps(p, first_lanes(c0), a);
-            _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
-        }
+        // SAFETY: `p .. p + popcount(m)` is writable (the caller).
+        unsafe { store_packed::<false>(self, p, m, v) }
     }
     #[inline(always)]
     unsafe fn store_compressed_window(self, p: *mut f32, m: u16, v: Self::V) {
-        if m == u16::MAX {
-            // SAFETY: `p .. p+16` is writable (the caller).
-            return unsafe { self.store(p, v) };
-        }
-        // SAFETY: AVX2 (the token); `p .. p+16` is writable and what lies past the packed
-        // lanes is the caller's to overwrite.
-        unsafe {
-            // The upper half stored right after the packed lower one (both inside the
-            // window: `c0 ≤ 8`).
-            let ([a, b], [c0, _]) = pack_halves(m, v);
-            _mm256_storeu_ps(p, a);
-            _mm256_storeu_ps(p.add(c0), b);
-        }
+        // SAFETY: `p .. p+16` is writable and what lies past the packed lanes is the caller's
+        // to overwrite.
+        unsafe { store_packed::<true>(self, p, m, v) }
     }
     #[inline(always)]
     fn transpose16(self, a: [Self::V; 16]) -> [Self::V; 16] {
