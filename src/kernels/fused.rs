@@ -66,6 +66,41 @@ fn check_bits(bits: Option<&[u8]>, len: usize, what: &str) {
     }
 }
 
+/// The channel planes (`H·W` values each) of `r` and `g` in step, each with its index `k` in
+/// the batch and its channel `k % C`.
+///
+/// # Panics
+/// If `r` and `g` differ in length (`what` names the pass).
+#[inline(always)]
+fn planes<'a, T: Float, const C: usize, const H: usize, const W: usize>(
+    what: &str,
+    r: View<'a, T, C, H, W>,
+    g: ViewMut<'a, T, C, H, W>,
+) -> impl Iterator<Item = (usize, usize, &'a [T], &'a mut [T])> {
+    assert_eq!(r.0.len(), g.0.len(), "{what}: lengths differ");
+    let hw = H * W;
+    r.0.chunks_exact(hw)
+        .zip(g.0.chunks_exact_mut(hw))
+        .enumerate()
+        .map(|(k, (rp, gp))| (k, k % C, rp, gp))
+}
+
+/// `f(j, g[i], r[i])` for every `i` of `g` and `r` (the same length), `j` the lane
+/// ([`crate::cnn::reduce`]'s order: blocks of [`LANES`], then the remainder from lane 0).
+#[inline(always)]
+fn lanes<T: Float>(g: &[T], r: &[T], mut f: impl FnMut(usize, T, T)) {
+    let mut gb = g.chunks_exact(LANES);
+    let mut rb = r.chunks_exact(LANES);
+    for (gs, rs) in (&mut gb).zip(&mut rb) {
+        for j in 0..LANES {
+            f(j, gs[j], rs[j]);
+        }
+    }
+    for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
+        f(j, gv, rv);
+    }
+}
+
 /// ReLU in place, then adds the per-channel `Σx` and `Σx²` (f64) of the result to `s1`, `s2`.
 ///
 /// ≡ `relu_forward(x); bn_partial_sums(x, s1, s2)`.
@@ -136,15 +171,9 @@ pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usi
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(r.0.len(), y.0.len(), "bn_dropout_forward: lengths differ");
             check_bits(bits, r.0.len(), "bn_dropout_forward");
             let hw = H * W;
-            for (k, (rp, yp)) in
-                r.0.chunks_exact(hw)
-                    .zip(y.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (k, c, rp, yp) in planes("bn_dropout_forward", r, y) {
                 let inv = inv_std(var[c]);
                 let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
                 match bits {
@@ -184,19 +213,9 @@ pub fn dropout_bn_params_backward<T: Float, const C: usize, const H: usize, cons
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(
-                r.0.len(),
-                g.0.len(),
-                "dropout_bn_params_backward: lengths differ"
-            );
             check_bits(bits, r.0.len(), "dropout_bn_params_backward");
             let hw = H * W;
-            for (k, (rp, gp)) in
-                r.0.chunks_exact(hw)
-                    .zip(g.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (k, c, rp, gp) in planes("dropout_bn_params_backward", r, g) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
                 if let Some(bits) = bits {
                     for (gv, &m) in gp.iter_mut().zip(&bits[k * hw..(k + 1) * hw]) {
@@ -205,18 +224,10 @@ pub fn dropout_bn_params_backward<T: Float, const C: usize, const H: usize, cons
                 }
                 let mut a = [T::zero(); LANES];
                 let mut b = [T::zero(); LANES];
-                let mut gb = gp.chunks_exact(LANES);
-                let mut rb = rp.chunks_exact(LANES);
-                for (gs, rs) in (&mut gb).zip(&mut rb) {
-                    for j in 0..LANES {
-                        a[j] += gs[j] * ((rs[j] - mu) * inv);
-                        b[j] += gs[j];
-                    }
-                }
-                for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
+                lanes(gp, rp, |j, gv, rv| {
                     a[j] += gv * ((rv - mu) * inv);
                     b[j] += gv;
-                }
+                });
                 dgamma[c] += fold(&a);
                 dbeta[c] += fold(&b);
             }
@@ -245,15 +256,8 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(r.0.len(), g.0.len(), "bn_relu_backward: lengths differ");
             let inv_m = T::one() / T::c(m as f64);
-            let hw = H * W;
-            for (k, (rp, gp)) in
-                r.0.chunks_exact(hw)
-                    .zip(g.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (_, c, rp, gp) in planes("bn_relu_backward", r, g) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
                 let scale = p.weight[c] * inv;
                 let mb = dbeta[c] * inv_m;
