@@ -60,29 +60,30 @@ fn mask<T: Float>(bit: u8, keep: T) -> T {
     if bit != 0 { keep } else { T::zero() }
 }
 
-fn check_bits(bits: Option<&[u8]>, len: usize, what: &str) {
-    if let Some(b) = bits {
-        assert_eq!(b.len(), len, "{what}: mask length differs");
-    }
-}
-
-/// The channel planes (`H·W` values each) of `r` and `g` in step, each with its index `k` in
-/// the batch and its channel `k % C`.
+/// The channel planes (`H·W` values each) of `r` and `g` in step, each with its channel (`k % C`
+/// for the `k`-th plane of the batch) and, when there is a dropout mask `bits`, its plane of it.
 ///
 /// # Panics
-/// If `r` and `g` differ in length (`what` names the pass).
+/// If `r` and `g` differ in length, or `bits` from them (`what` names the pass).
 #[inline(always)]
 fn planes<'a, T: Float, const C: usize, const H: usize, const W: usize>(
     what: &str,
     r: View<'a, T, C, H, W>,
     g: ViewMut<'a, T, C, H, W>,
-) -> impl Iterator<Item = (usize, usize, &'a [T], &'a mut [T])> {
+    bits: Option<&'a [u8]>,
+) -> impl Iterator<Item = (usize, &'a [T], &'a mut [T], Option<&'a [u8]>)> {
     assert_eq!(r.0.len(), g.0.len(), "{what}: lengths differ");
+    if let Some(b) = bits {
+        assert_eq!(b.len(), r.0.len(), "{what}: mask length differs");
+    }
     let hw = H * W;
     r.0.chunks_exact(hw)
         .zip(g.0.chunks_exact_mut(hw))
         .enumerate()
-        .map(|(k, (rp, gp))| (k, k % C, rp, gp))
+        .map(move |(k, (rp, gp))| {
+            let bp = bits.map(|b| &b[k * hw..(k + 1) * hw]);
+            (k % C, rp, gp, bp)
+        })
 }
 
 /// `f(j, g[i], r[i])` for every `i` of `g` and `r` (the same length), `j` the lane
@@ -171,19 +172,16 @@ pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usi
     vectorized(
         #[inline(always)]
         move || {
-            check_bits(bits, r.0.len(), "bn_dropout_forward");
-            let hw = H * W;
-            for (k, c, rp, yp) in planes("bn_dropout_forward", r, y) {
+            for (c, rp, yp, bp) in planes("bn_dropout_forward", r, y, bits) {
                 let inv = inv_std(var[c]);
                 let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
-                match bits {
+                match bp {
                     None => {
                         for (&v, o) in rp.iter().zip(yp.iter_mut()) {
                             *o = g * ((v - mu) * inv) + b;
                         }
                     }
-                    Some(bits) => {
-                        let bp = &bits[k * hw..(k + 1) * hw];
+                    Some(bp) => {
                         for ((&v, o), &m) in rp.iter().zip(yp.iter_mut()).zip(bp) {
                             *o = (g * ((v - mu) * inv) + b) * mask(m, keep);
                         }
@@ -213,12 +211,10 @@ pub fn dropout_bn_params_backward<T: Float, const C: usize, const H: usize, cons
     vectorized(
         #[inline(always)]
         move || {
-            check_bits(bits, r.0.len(), "dropout_bn_params_backward");
-            let hw = H * W;
-            for (k, c, rp, gp) in planes("dropout_bn_params_backward", r, g) {
+            for (c, rp, gp, bp) in planes("dropout_bn_params_backward", r, g, bits) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
-                if let Some(bits) = bits {
-                    for (gv, &m) in gp.iter_mut().zip(&bits[k * hw..(k + 1) * hw]) {
+                if let Some(bp) = bp {
+                    for (gv, &m) in gp.iter_mut().zip(bp) {
                         *gv *= mask(m, keep);
                     }
                 }
@@ -257,7 +253,7 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
         #[inline(always)]
         move || {
             let inv_m = T::one() / T::c(m as f64);
-            for (_, c, rp, gp) in planes("bn_relu_backward", r, g) {
+            for (c, rp, gp, _) in planes("bn_relu_backward", r, g, None) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
                 let scale = p.weight[c] * inv;
                 let mb = dbeta[c] * inv_m;
