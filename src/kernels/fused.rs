@@ -105,7 +105,6 @@ fn lanes<T: Float>(g: &[T], r: &[T], mut f: impl FnMut(usize, T, T)) {
 /// ReLU in place, then adds the per-channel `Σx` and `Σx²` (f64) of the result to `s1`, `s2`.
 ///
 /// ≡ `relu_forward(x); bn_partial_sums(x, s1, s2)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn relu_sums<T: Float, const C: usize, const H: usize, const W: usize>(
     x: ViewMut<'_, T, C, H, W>,
@@ -158,7 +157,6 @@ fn relu<T: Float>(v: T) -> T {
 /// `y = (γ·x̂ + β)·m` with `x̂ = (r − μ)/√(σ² + ε)` and batch statistics; x̂ is not stored.
 ///
 /// ≡ `bn_forward_train(p, mean, var, r, xhat, y); dropout_forward(y, mask)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
@@ -302,7 +300,6 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
 /// Evaluation: ReLU, then BatchNorm with the running statistics, in place.
 ///
 /// ≡ `relu_forward(x); bn_forward_eval(p, running, x)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn relu_bn_eval<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
