@@ -60,16 +60,51 @@ fn mask<T: Float>(bit: u8, keep: T) -> T {
     if bit != 0 { keep } else { T::zero() }
 }
 
-fn check_bits(bits: Option<&[u8]>, len: usize, what: &str) {
+/// The channel planes (`H·W` values each) of `r` and `g` in step, each with its channel (`k % C`
+/// for the `k`-th plane of the batch) and, when there is a dropout mask `bits`, its plane of it.
+///
+/// # Panics
+/// If `r` and `g` differ in length, or `bits` from them (`what` names the pass).
+#[inline(always)]
+fn planes<'a, T: Float, const C: usize, const H: usize, const W: usize>(
+    what: &str,
+    r: View<'a, T, C, H, W>,
+    g: ViewMut<'a, T, C, H, W>,
+    bits: Option<&'a [u8]>,
+) -> impl Iterator<Item = (usize, &'a [T], &'a mut [T], Option<&'a [u8]>)> {
+    assert_eq!(r.0.len(), g.0.len(), "{what}: lengths differ");
     if let Some(b) = bits {
-        assert_eq!(b.len(), len, "{what}: mask length differs");
+        assert_eq!(b.len(), r.0.len(), "{what}: mask length differs");
+    }
+    let hw = H * W;
+    r.0.chunks_exact(hw)
+        .zip(g.0.chunks_exact_mut(hw))
+        .enumerate()
+        .map(move |(k, (rp, gp))| {
+            let bp = bits.map(|b| &b[k * hw..(k + 1) * hw]);
+            (k % C, rp, gp, bp)
+        })
+}
+
+/// `f(j, g[i], r[i])` for every `i` of `g` and `r` (the same length), `j` the lane
+/// ([`crate::cnn::reduce`]'s order: blocks of [`LANES`], then the remainder from lane 0).
+#[inline(always)]
+fn lanes<T: Float>(g: &[T], r: &[T], mut f: impl FnMut(usize, T, T)) {
+    let mut gb = g.chunks_exact(LANES);
+    let mut rb = r.chunks_exact(LANES);
+    for (gs, rs) in (&mut gb).zip(&mut rb) {
+        for j in 0..LANES {
+            f(j, gs[j], rs[j]);
+        }
+    }
+    for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
+        f(j, gv, rv);
     }
 }
 
 /// ReLU in place, then adds the per-channel `Σx` and `Σx²` (f64) of the result to `s1`, `s2`.
 ///
 /// ≡ `relu_forward(x); bn_partial_sums(x, s1, s2)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn relu_sums<T: Float, const C: usize, const H: usize, const W: usize>(
     x: ViewMut<'_, T, C, H, W>,
@@ -122,7 +157,6 @@ fn relu<T: Float>(v: T) -> T {
 /// `y = (γ·x̂ + β)·m` with `x̂ = (r − μ)/√(σ² + ε)` and batch statistics; x̂ is not stored.
 ///
 /// ≡ `bn_forward_train(p, mean, var, r, xhat, y); dropout_forward(y, mask)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,
@@ -136,25 +170,16 @@ pub fn bn_dropout_forward<T: Float, const C: usize, const H: usize, const W: usi
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(r.0.len(), y.0.len(), "bn_dropout_forward: lengths differ");
-            check_bits(bits, r.0.len(), "bn_dropout_forward");
-            let hw = H * W;
-            for (k, (rp, yp)) in
-                r.0.chunks_exact(hw)
-                    .zip(y.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (c, rp, yp, bp) in planes("bn_dropout_forward", r, y, bits) {
                 let inv = inv_std(var[c]);
                 let (g, b, mu) = (p.weight[c], p.bias[c], mean[c]);
-                match bits {
+                match bp {
                     None => {
                         for (&v, o) in rp.iter().zip(yp.iter_mut()) {
                             *o = g * ((v - mu) * inv) + b;
                         }
                     }
-                    Some(bits) => {
-                        let bp = &bits[k * hw..(k + 1) * hw];
+                    Some(bp) => {
                         for ((&v, o), &m) in rp.iter().zip(yp.iter_mut()).zip(bp) {
                             *o = (g * ((v - mu) * inv) + b) * mask(m, keep);
                         }
@@ -184,39 +209,19 @@ pub fn dropout_bn_params_backward<T: Float, const C: usize, const H: usize, cons
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(
-                r.0.len(),
-                g.0.len(),
-                "dropout_bn_params_backward: lengths differ"
-            );
-            check_bits(bits, r.0.len(), "dropout_bn_params_backward");
-            let hw = H * W;
-            for (k, (rp, gp)) in
-                r.0.chunks_exact(hw)
-                    .zip(g.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (c, rp, gp, bp) in planes("dropout_bn_params_backward", r, g, bits) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
-                if let Some(bits) = bits {
-                    for (gv, &m) in gp.iter_mut().zip(&bits[k * hw..(k + 1) * hw]) {
+                if let Some(bp) = bp {
+                    for (gv, &m) in gp.iter_mut().zip(bp) {
                         *gv *= mask(m, keep);
                     }
                 }
                 let mut a = [T::zero(); LANES];
                 let mut b = [T::zero(); LANES];
-                let mut gb = gp.chunks_exact(LANES);
-                let mut rb = rp.chunks_exact(LANES);
-                for (gs, rs) in (&mut gb).zip(&mut rb) {
-                    for j in 0..LANES {
-                        a[j] += gs[j] * ((rs[j] - mu) * inv);
-                        b[j] += gs[j];
-                    }
-                }
-                for (j, (&gv, &rv)) in gb.remainder().iter().zip(rb.remainder()).enumerate() {
+                lanes(gp, rp, |j, gv, rv| {
                     a[j] += gv * ((rv - mu) * inv);
                     b[j] += gv;
-                }
+                });
                 dgamma[c] += fold(&a);
                 dbeta[c] += fold(&b);
             }
@@ -245,15 +250,8 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
     vectorized(
         #[inline(always)]
         move || {
-            assert_eq!(r.0.len(), g.0.len(), "bn_relu_backward: lengths differ");
             let inv_m = T::one() / T::c(m as f64);
-            let hw = H * W;
-            for (k, (rp, gp)) in
-                r.0.chunks_exact(hw)
-                    .zip(g.0.chunks_exact_mut(hw))
-                    .enumerate()
-            {
-                let c = k % C;
+            for (c, rp, gp, _) in planes("bn_relu_backward", r, g, None) {
                 let (mu, inv) = (mean[c], inv_std(var[c]));
                 let scale = p.weight[c] * inv;
                 let mb = dbeta[c] * inv_m;
@@ -302,7 +300,6 @@ pub fn bn_relu_backward<T: Float, const C: usize, const H: usize, const W: usize
 /// Evaluation: ReLU, then BatchNorm with the running statistics, in place.
 ///
 /// ≡ `relu_forward(x); bn_forward_eval(p, running, x)`.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn relu_bn_eval<T: Float, const C: usize, const H: usize, const W: usize>(
     p: &BatchNorm<T, C>,

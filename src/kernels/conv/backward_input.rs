@@ -4,8 +4,7 @@
 use super::{LANES, check_geometry, image_scratch_len_of, wide_dy, wide_vectors};
 use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::kernels::cpu::Isa;
-use crate::kernels::simd::{Kernel, Simd};
-use std::marker::PhantomData;
+use crate::kernels::simd::kernel_args;
 
 /// Input gradient of one image: `dx[c, y, x] = Σ_{o,ki,kj} W[o,c,ki,kj]·dy[o, y−ki, x−kj]`.
 ///
@@ -53,32 +52,22 @@ pub(super) fn image<S: ConvShape>(
     let (dyw, _) = wide_dy::<S>(dy, scratch);
     let dyw = &dyw[..cout * wide_vectors(oh, ow, S::W) * LANES];
     let g = super::Geom::of::<S>();
-    cpu.vectorize(Bwi::<S> {
-        g: &g,
-        w,
-        dyw,
-        dx,
-        _s: PhantomData,
-    });
+    cpu.vectorize(Bwi::<S>::new(&g, w, dyw, dx));
 }
 
-/// The arguments of [`kernel::backward_input`], run by [`Isa::vectorize`].
-struct Bwi<'a, S> {
-    g: &'a super::Geom,
-    w: &'a [f32],
-    dyw: &'a [f32],
-    dx: &'a mut [f32],
-    _s: PhantomData<S>,
-}
-
-impl<S: ConvShape> Kernel for Bwi<'_, S> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, v: V) {
+kernel_args! {
+    /// The arguments of [`kernel::backward_input`], run by [`Isa::vectorize`].
+    struct Bwi<'a, S: ConvShape> {
+        g: &'a super::Geom,
+        w: &'a [f32],
+        dyw: &'a [f32],
+        dx: &'a mut [f32],
+    }
+    fn run(v) {
         // SAFETY: `w` is `COUT·CIN·K·K`, `dyw` is `COUT` wide rows of `16·nv` floats (sliced in
         // `image`), `dx` is `[CIN, H, W]` (asserted in `image`), and `check_geometry` proves
         // `OH = H−K+1`, `OW = W−K+1`: all that `backward_input` requires besides the token.
-        unsafe { kernel::backward_input::<V, S>(v, self.g, self.w, self.dyw, self.dx) }
+        unsafe { kernel::backward_input::<V, S>(v, g, w, dyw, dx) }
     }
 }
 

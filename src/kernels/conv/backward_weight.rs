@@ -7,8 +7,7 @@ use super::{LANES, wide_dy, wide_vectors};
 use super::{check_geometry, image_scratch_len_of};
 use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::kernels::cpu::Isa;
-use crate::kernels::simd::{Kernel, Simd};
-use std::marker::PhantomData;
+use crate::kernels::simd::kernel_args;
 
 /// Weight gradient of one image, **added** into `dw.weight` (the bias is left alone; see
 /// [`backward_bias_image`]): `dw[o,c,ki,kj] += Σ_{y,x} dy[o,y,x]·x[c, y+ki, x+kj]`.
@@ -67,14 +66,7 @@ pub(super) fn group<S: ConvShape>(
     if super::weight_by_channel(cout) {
         // `n·dyi = dy.len()`, so the product does not overflow.
         let dyt = &mut super::aligned(scratch)[..n * dyi];
-        cpu.vectorize(ByChannel::<S> {
-            n,
-            dy,
-            dyt,
-            x,
-            dw,
-            _s: PhantomData,
-        });
+        cpu.vectorize(ByChannel::<S>::new(n, dy, dyt, x, dw));
     } else {
         let (dyw, dy_stride) = wide_dy::<S>(dy, scratch);
         let row = wide_vectors(oh, ow, S::W) * LANES;
@@ -94,63 +86,46 @@ pub(super) fn group<S: ConvShape>(
             x,
             x_stride: xi,
         };
-        cpu.vectorize(Wide::<S> {
-            g: &g,
-            grp: &grp,
-            dw,
-            _s: PhantomData,
-        });
+        cpu.vectorize(Wide::<S>::new(&g, &grp, dw));
     }
 }
 
-/// The arguments of [`kernel::backward_weight_by_channel`] (after transposing `dy` into
-/// `dyt`), run by [`Isa::vectorize`].
-struct ByChannel<'a, S> {
-    n: usize,
-    dy: &'a [f32],
-    dyt: &'a mut [f32],
-    x: &'a [f32],
-    dw: &'a mut [f32],
-    _s: PhantomData<S>,
-}
-
-impl<S: ConvShape> Kernel for ByChannel<'_, S> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, v: V) {
+kernel_args! {
+    /// The arguments of [`kernel::backward_weight_by_channel`] (after transposing `dy` into
+    /// `dyt`), run by [`Isa::vectorize`].
+    struct ByChannel<'a, S: ConvShape> {
+        n: usize,
+        dy: &'a [f32],
+        dyt: &'a mut [f32],
+        x: &'a [f32],
+        dw: &'a mut [f32],
+    }
+    fn run(v) {
         let dyi = S::COUT * S::OH * S::OW;
-        for (t, d) in self
-            .dyt
-            .chunks_exact_mut(dyi)
-            .zip(self.dy.chunks_exact(dyi))
-        {
+        for (t, d) in dyt.chunks_exact_mut(dyi).zip(dy.chunks_exact(dyi)) {
             kernel::transpose(v, d, t, S::COUT, S::OH * S::OW);
         }
         // SAFETY: `check_geometry` accepted the shape; `backward_weight_by_channel` asserts
-        // the rest of its preconditions (here: `dyt` is `n` images of `[COUT/16, OH·OW, 16]`, `x` is
-        // `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
-        unsafe { kernel::backward_weight_by_channel::<V, S>(v, self.n, self.dyt, self.x, self.dw) }
+        // the rest of its preconditions (here: `dyt` is `n` images of `[COUT/16, OH·OW, 16]`,
+        // `x` is `n` images of `[CIN, H, W]`, `dw` is `COUT·CIN·K·K`, `COUT` a multiple of 16).
+        unsafe { kernel::backward_weight_by_channel::<V, S>(v, n, dyt, x, dw) }
     }
 }
 
-/// The arguments of [`kernel::backward_weight`], run by [`Isa::vectorize`].
-struct Wide<'a, S> {
-    g: &'a super::Geom,
-    grp: &'a kernel::Group<'a>,
-    dw: &'a mut [f32],
-    _s: PhantomData<S>,
-}
-
-impl<S: ConvShape> Kernel for Wide<'_, S> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, v: V) {
+kernel_args! {
+    /// The arguments of [`kernel::backward_weight`], run by [`Isa::vectorize`].
+    struct Wide<'a, S: ConvShape> {
+        g: &'a super::Geom,
+        grp: &'a kernel::Group<'a>,
+        dw: &'a mut [f32],
+    }
+    fn run(v) {
         // SAFETY: `n ≥ 1`; each of the `n` images has `COUT` wide rows of `16·nv` floats at
         // stride `dy_stride` inside `dyw` (the extent asserted in `group`) and a
         // `[CIN, H, W]` input at stride `CIN·H·W` in `x` (`x.len() = n·CIN·H·W`, asserted);
         // `dw` is `COUT·CIN·K·K` (asserted) and `check_geometry` proves `OH = H−K+1`,
         // `OW = W−K+1`: all that `backward_weight` requires besides the token.
-        unsafe { kernel::backward_weight::<V, S>(v, self.g, self.grp, self.dw) }
+        unsafe { kernel::backward_weight::<V, S>(v, g, grp, dw) }
     }
 }
 
@@ -172,21 +147,18 @@ pub(super) fn bias_image<S: ConvShape>(cpu: Isa, dy: &[f32], db: &mut [f32]) {
     let (cout, ohw) = (S::COUT, S::OH * S::OW);
     assert_eq!(dy.len(), cout * ohw, "backward_bias_image: dy length");
     assert_eq!(db.len(), cout, "backward_bias_image: db length");
-    cpu.vectorize(Bias { ohw, dy, db });
+    cpu.vectorize(Bias::new(ohw, dy, db));
 }
 
-/// The arguments of [`kernel::sum`] over the planes of one image, run by [`Isa::vectorize`].
-struct Bias<'a> {
-    ohw: usize,
-    dy: &'a [f32],
-    db: &'a mut [f32],
-}
-
-impl Kernel for Bias<'_> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, v: V) {
-        for (d, plane) in self.db.iter_mut().zip(self.dy.chunks_exact(self.ohw)) {
+kernel_args! {
+    /// The arguments of [`kernel::sum`] over the planes of one image, run by [`Isa::vectorize`].
+    struct Bias<'a> {
+        ohw: usize,
+        dy: &'a [f32],
+        db: &'a mut [f32],
+    }
+    fn run(v) {
+        for (d, plane) in db.iter_mut().zip(dy.chunks_exact(ohw)) {
             *d += kernel::sum(v, plane);
         }
     }

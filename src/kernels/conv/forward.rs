@@ -4,8 +4,7 @@
 use super::check_geometry;
 use crate::cnn::conv::{ConvParams, ConvShape};
 use crate::kernels::cpu::Isa;
-use crate::kernels::simd::{Kernel, Simd};
-use std::marker::PhantomData;
+use crate::kernels::simd::kernel_args;
 
 /// Forward of one image: `y[o, oy, ox] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj]·x[c, oy+ki, ox+kj]`.
 ///
@@ -35,34 +34,23 @@ pub(super) fn image<S: ConvShape>(cpu: Isa, w: &[f32], b: &[f32], x: &[f32], y: 
     assert_eq!(x.len(), S::CIN * S::H * S::W, "forward_image: x length");
     assert_eq!(y.len(), S::COUT * S::OH * S::OW, "forward_image: y length");
     let g = super::Geom::of::<S>();
-    cpu.vectorize(Fwd::<S> {
-        g: &g,
-        w,
-        b,
-        x,
-        y,
-        _s: PhantomData,
-    });
+    cpu.vectorize(Fwd::<S>::new(&g, w, b, x, y));
 }
 
-/// The arguments of [`kernel::forward`], run by [`Isa::vectorize`].
-struct Fwd<'a, S> {
-    g: &'a super::Geom,
-    w: &'a [f32],
-    b: &'a [f32],
-    x: &'a [f32],
-    y: &'a mut [f32],
-    _s: PhantomData<S>,
-}
-
-impl<S: ConvShape> Kernel for Fwd<'_, S> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, v: V) {
+kernel_args! {
+    /// The arguments of [`kernel::forward`], run by [`Isa::vectorize`].
+    struct Fwd<'a, S: ConvShape> {
+        g: &'a super::Geom,
+        w: &'a [f32],
+        b: &'a [f32],
+        x: &'a [f32],
+        y: &'a mut [f32],
+    }
+    fn run(v) {
         // SAFETY: `image` asserted the weight, bias, x and y lengths against the geometry, and
         // `check_geometry` proves `OH = H−K+1`, `OW = W−K+1`: all that `forward` requires
         // besides the token `v`.
-        unsafe { kernel::forward::<V, S>(v, self.g, self.w, self.b, self.x, self.y) }
+        unsafe { kernel::forward::<V, S>(v, g, w, b, x, y) }
     }
 }
 

@@ -36,7 +36,7 @@
 //! same bits.
 use super::LANES as L;
 use crate::kernels::cpu::Isa;
-use crate::kernels::simd::{Kernel, Simd};
+use crate::kernels::simd::kernel_args;
 use std::mem::MaybeUninit;
 
 /// A correlation of `ci` channels of `hi × wi`, zero-padded by `p` on every side, with 3×3
@@ -281,7 +281,7 @@ pub(super) fn weight(cpu: Isa, g: &WGeom, work: &mut Work, dy: &[f32], x: &[f32]
     );
     assert_eq!(dw.len(), g.co * g.ci * 9, "winograd: dw length");
     work.du[..16 * g.ci * g.co].fill(MaybeUninit::new(0.0));
-    cpu.vectorize(WeightRun { g, work, dy, x });
+    cpu.vectorize(WeightRun::new(g, work, dy, x));
     add_weight_gradient(g, work, dw);
 }
 
@@ -334,70 +334,53 @@ pub(super) fn backward(
     );
     assert_eq!(dw.len(), gw.co * gw.ci * 9, "winograd: dw length");
     work.du[..16 * gw.ci * gw.co].fill(MaybeUninit::new(0.0));
-    cpu.vectorize(BackwardRun {
-        gw,
-        gi: &gi,
-        work,
-        dy,
-        x,
-        dx,
-    });
+    cpu.vectorize(BackwardRun::new(gw, &gi, work, dy, x, dx));
     add_weight_gradient(gw, work, dw);
 }
 
-struct BackwardRun<'a> {
-    gw: &'a WGeom,
-    gi: &'a WGeom,
-    work: &'a mut Work,
-    dy: &'a [f32],
-    x: &'a [f32],
-    dx: &'a mut [f32],
-}
-
-impl Kernel for BackwardRun<'_> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, s: V) {
-        let (xi, dyi) = (
-            self.gw.ci * self.gw.hi * self.gw.wi,
-            self.gw.co * self.gw.ho * self.gw.wo,
-        );
-        let images = self.x.chunks_exact(xi).zip(self.dy.chunks_exact(dyi));
-        for ((x, dy), dx) in images.zip(self.dx.chunks_exact_mut(xi)) {
+kernel_args! {
+    /// The arguments of [`kernel::backward_image`] over the images, run by [`Isa::vectorize`].
+    struct BackwardRun<'a> {
+        gw: &'a WGeom,
+        gi: &'a WGeom,
+        work: &'a mut Work,
+        dy: &'a [f32],
+        x: &'a [f32],
+        dx: &'a mut [f32],
+    }
+    fn run(s) {
+        let (xi, dyi) = (gw.ci * gw.hi * gw.wi, gw.co * gw.ho * gw.wo);
+        let images = x.chunks_exact(xi).zip(dy.chunks_exact(dyi));
+        for ((x, dy), dx) in images.zip(dx.chunks_exact_mut(xi)) {
             // SAFETY: `backward` checked both geometries, the room in `xh` and the lengths.
             unsafe {
-                if self.gw.ci == 16 {
-                    kernel::backward_image::<V, 16, 32>(s, self.gw, self.gi, self.work, x, dy, dx)
+                if gw.ci == 16 {
+                    kernel::backward_image::<V, 16, 32>(s, gw, gi, work, x, dy, dx)
                 } else {
-                    kernel::backward_image::<V, 32, 16>(s, self.gw, self.gi, self.work, x, dy, dx)
+                    kernel::backward_image::<V, 32, 16>(s, gw, gi, work, x, dy, dx)
                 }
             }
         }
     }
 }
 
-struct WeightRun<'a> {
-    g: &'a WGeom,
-    work: &'a mut Work,
-    dy: &'a [f32],
-    x: &'a [f32],
-}
-
-impl Kernel for WeightRun<'_> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, s: V) {
-        let (xi, dyi) = (
-            self.g.ci * self.g.hi * self.g.wi,
-            self.g.co * self.g.ho * self.g.wo,
-        );
-        for (x, dy) in self.x.chunks_exact(xi).zip(self.dy.chunks_exact(dyi)) {
+kernel_args! {
+    /// The arguments of [`kernel::weight_image`] over the images, run by [`Isa::vectorize`].
+    struct WeightRun<'a> {
+        g: &'a WGeom,
+        work: &'a mut Work,
+        dy: &'a [f32],
+        x: &'a [f32],
+    }
+    fn run(s) {
+        let (xi, dyi) = (g.ci * g.hi * g.wi, g.co * g.ho * g.wo);
+        for (x, dy) in x.chunks_exact(xi).zip(dy.chunks_exact(dyi)) {
             // SAFETY: `weight` checked the geometry (`takes_weight`) and the lengths.
             unsafe {
-                if self.g.ci == 16 {
-                    kernel::weight_image::<V, 16, 32>(s, self.g, self.work, x, dy)
+                if g.ci == 16 {
+                    kernel::weight_image::<V, 16, 32>(s, g, work, x, dy)
                 } else {
-                    kernel::weight_image::<V, 32, 16>(s, self.g, self.work, x, dy)
+                    kernel::weight_image::<V, 32, 16>(s, g, work, x, dy)
                 }
             }
         }
@@ -424,34 +407,26 @@ pub(super) fn image(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.co, "winograd: bias length");
     }
-    cpu.vectorize(Run {
-        g,
-        work,
-        bias,
-        x,
-        y,
-    });
+    cpu.vectorize(Run::new(g, work, bias, x, y));
 }
 
-struct Run<'a> {
-    g: &'a WGeom,
-    work: &'a mut Work,
-    bias: Option<&'a [f32]>,
-    x: &'a [f32],
-    y: &'a mut [f32],
-}
-
-impl Kernel for Run<'_> {
-    type Out = ();
-    #[inline(always)]
-    fn run<V: Simd>(self, s: V) {
+kernel_args! {
+    /// The arguments of [`kernel::image`], run by [`Isa::vectorize`].
+    struct Run<'a> {
+        g: &'a WGeom,
+        work: &'a mut Work,
+        bias: Option<&'a [f32]>,
+        x: &'a [f32],
+        y: &'a mut [f32],
+    }
+    fn run(s) {
         // SAFETY: `image` checked the geometry against the buffers of `Work` (`takes`) and the
         // lengths of `x`, `y` and `bias`.
         unsafe {
-            if self.g.ci == 16 {
-                kernel::image::<V, 16, 32>(s, self.g, self.work, self.bias, self.x, self.y)
+            if g.ci == 16 {
+                kernel::image::<V, 16, 32>(s, g, work, bias, x, y)
             } else {
-                kernel::image::<V, 32, 16>(s, self.g, self.work, self.bias, self.x, self.y)
+                kernel::image::<V, 32, 16>(s, g, work, bias, x, y)
             }
         }
     }

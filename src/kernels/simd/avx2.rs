@@ -1,7 +1,48 @@
 //! The AVX2+FMA build of [`Simd`]: two `__m256` per vector, lanes 0–7 and 8–15.
-use super::{Simd, U64_LANES};
+use super::{Simd, U64_LANES, x86_u64_ops};
 use crate::kernels::cpu::Avx2;
 use std::arch::x86_64::*;
+
+/// `f` on each of the two registers of an integer vector, lanes 0–3 then 4–7 (the build's half
+/// of [`super::x86_u64_ops`]).
+#[inline(always)]
+fn per_register(
+    a: [__m256i; 2],
+    b: [__m256i; 2],
+    f: impl Fn(__m256i, __m256i) -> __m256i,
+) -> [__m256i; 2] {
+    [f(a[0], b[0]), f(a[1], b[1])]
+}
+
+/// [`Simd::store_compressed`] (`WINDOW` false) and [`Simd::store_compressed_window`] (true):
+/// the full mask is one plain store; otherwise the lower half's `c0` packed lanes go to `p`
+/// and the upper half's right after them (`pack_halves`), written lane-exact by `vmaskmovps`,
+/// or, for the window, as whole halves (both inside it: `c0 ≤ 8`).
+///
+/// # Safety
+/// As the method it serves.
+#[inline(always)]
+unsafe fn store_packed<const WINDOW: bool>(s: Avx2Simd, p: *mut f32, m: u16, v: [__m256; 2]) {
+    if m == u16::MAX {
+        // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable (the caller).
+        return unsafe { s.store(p, v) };
+    }
+    let ([a, b], [c0, c1]) = pack_halves(m, v);
+    // SAFETY: AVX2 (the token `s`). For the window, `p .. p+16` is writable and what lies
+    // past the packed lanes is the caller's to overwrite. Otherwise `vmaskmovps` writes only
+    // the lanes whose mask element is set: the lowest `c0` lanes from `p`, then the lowest
+    // `c1` from `p + c0`, that is `p .. p + popcount(m)`, which the caller guarantees
+    // writable (`wrapping_add`: `p + c0` may be one past the end).
+    unsafe {
+        if WINDOW {
+            _mm256_storeu_ps(p, a);
+            _mm256_storeu_ps(p.add(c0), b);
+        } else {
+            _mm256_maskstore_ps(p, first_lanes(c0), a);
+            _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
+        }
+    }
+}
 
 /// The AVX2 build: two `__m256`, lanes 0–7 and 8–15.
 #[derive(Clone, Copy)]
@@ -37,41 +78,9 @@ unsafe impl Simd for Avx2Simd {
         // SAFETY: AVX (the token; also below, AVX2 for every integer intrinsic).
         unsafe { [_mm256_set1_epi64x(x as i64); 2] }
     }
-    #[inline(always)]
-    fn u64_add(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_add_epi64(a[0], b[0]), _mm256_add_epi64(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_xor(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_xor_si256(a[0], b[0]), _mm256_xor_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_and(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_and_si256(a[0], b[0]), _mm256_and_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_or(self, a: Self::U, b: Self::U) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe { [_mm256_or_si256(a[0], b[0]), _mm256_or_si256(a[1], b[1])] }
-    }
-    #[inline(always)]
-    fn u64_shl(self, a: Self::U, n: u32) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe {
-            let n = _mm_set_epi64x(0, i64::from(n));
-            [_mm256_sll_epi64(a[0], n), _mm256_sll_epi64(a[1], n)]
-        }
-    }
-    #[inline(always)]
-    fn u64_shr(self, a: Self::U, n: u32) -> Self::U {
-        // SAFETY: AVX2 (the token).
-        unsafe {
-            let n = _mm_set_epi64x(0, i64::from(n));
-            [_mm256_srl_epi64(a[0], n), _mm256_srl_epi64(a[1], n)]
-        }
+    x86_u64_ops! {
+        binary: u64_add = _mm256_add_epi64, u64_xor = _mm256_xor_si256, u64_and = _mm256_and_si256, u64_or = _mm256_or_si256;
+        shift: u64_shl = _mm256_sll_epi64, u64_shr = _mm256_srl_epi64;
     }
     #[inline(always)]
     fn u64_lt_mask(self, a: Self::U, b: Self::U) -> u8 {
@@ -171,35 +180,14 @@ unsafe impl Simd for Avx2Simd {
     }
     #[inline(always)]
     unsafe fn store_compressed(self, p: *mut f32, m: u16, v: Self::V) {
-        if m == u16::MAX {
-            // SAFETY: `popcount(m) = 16`, so `p .. p+16` is writable (the caller).
-            return unsafe { self.store(p, v) };
-        }
-        // SAFETY: AVX2 (the token). `vmaskmovps` writes only the lanes whose mask element
-        // is set: the lowest `c0` lanes from `p`, then the lowest `c1` from `p + c0`, that
-        // is `p .. p + popcount(m)`, which the caller guarantees writable (`wrapping_add`:
-        // `p + c0` may be one past the end).
-        unsafe {
-            let ([a, b], [c0, c1]) = pack_halves(m, v);
-            _mm256_maskstore_ps(p, first_lanes(c0), a);
-            _mm256_maskstore_ps(p.wrapping_add(c0), first_lanes(c1), b);
-        }
+        // SAFETY: `p .. p + popcount(m)` is writable (the caller).
+        unsafe { store_packed::<false>(self, p, m, v) }
     }
     #[inline(always)]
     unsafe fn store_compressed_window(self, p: *mut f32, m: u16, v: Self::V) {
-        if m == u16::MAX {
-            // SAFETY: `p .. p+16` is writable (the caller).
-            return unsafe { self.store(p, v) };
-        }
-        // SAFETY: AVX2 (the token); `p .. p+16` is writable and what lies past the packed
-        // lanes is the caller's to overwrite.
-        unsafe {
-            // The upper half stored right after the packed lower one (both inside the
-            // window: `c0 ≤ 8`).
-            let ([a, b], [c0, _]) = pack_halves(m, v);
-            _mm256_storeu_ps(p, a);
-            _mm256_storeu_ps(p.add(c0), b);
-        }
+        // SAFETY: `p .. p+16` is writable and what lies past the packed lanes is the caller's
+        // to overwrite.
+        unsafe { store_packed::<true>(self, p, m, v) }
     }
     #[inline(always)]
     fn transpose16(self, a: [Self::V; 16]) -> [Self::V; 16] {

@@ -2,9 +2,15 @@
 //! [`Simd::transpose16`] and [`Simd::reduce16`] (the 16×16 transpose that lays `dY` out as
 //! `[COUT/16, OH·OW, 16]` for the weight gradient, and the transposition tree that sums 16
 //! accumulators across their lanes): pure data movement and additions in a fixed order.
-use super::{LANES, Simd, U64_LANES};
+use super::{LANES, Simd, U64_LANES, x86_u64_ops};
 use crate::kernels::cpu::Avx512;
 use std::arch::x86_64::*;
+
+/// `f` on the one register of an integer vector (the build's half of [`super::x86_u64_ops`]).
+#[inline(always)]
+fn per_register(a: __m512i, b: __m512i, f: impl Fn(__m512i, __m512i) -> __m512i) -> __m512i {
+    f(a, b)
+}
 
 /// The AVX-512 build: one `__m512`.
 #[derive(Clone, Copy)]
@@ -32,35 +38,9 @@ unsafe impl Simd for Avx512Simd {
         // SAFETY: AVX-512F (the token; also below, for every intrinsic).
         unsafe { _mm512_set1_epi64(x as i64) }
     }
-    #[inline(always)]
-    fn u64_add(self, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_add_epi64(a, b) }
-    }
-    #[inline(always)]
-    fn u64_xor(self, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_xor_si512(a, b) }
-    }
-    #[inline(always)]
-    fn u64_and(self, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_and_si512(a, b) }
-    }
-    #[inline(always)]
-    fn u64_or(self, a: __m512i, b: __m512i) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_or_si512(a, b) }
-    }
-    #[inline(always)]
-    fn u64_shl(self, a: __m512i, n: u32) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_sll_epi64(a, _mm_set_epi64x(0, i64::from(n))) }
-    }
-    #[inline(always)]
-    fn u64_shr(self, a: __m512i, n: u32) -> __m512i {
-        // SAFETY: AVX-512F (the token).
-        unsafe { _mm512_srl_epi64(a, _mm_set_epi64x(0, i64::from(n))) }
+    x86_u64_ops! {
+        binary: u64_add = _mm512_add_epi64, u64_xor = _mm512_xor_si512, u64_and = _mm512_and_si512, u64_or = _mm512_or_si512;
+        shift: u64_shl = _mm512_sll_epi64, u64_shr = _mm512_srl_epi64;
     }
     #[inline(always)]
     fn u64_lt_mask(self, a: __m512i, b: __m512i) -> u8 {

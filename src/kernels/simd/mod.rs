@@ -42,6 +42,53 @@ pub use avx512::Avx512Simd;
 pub use neon::NeonSimd;
 pub use scalar::Scalar;
 
+/// The lane-wise u64 operations of [`Simd`] that are one integer intrinsic per register, for
+/// an x86 build's `unsafe impl Simd` (whose token proves the intrinsics' features): the
+/// build's `per_register(a, b, f)` applies `f` to each register of its `Self::U` in turn
+/// (AVX-512's `__m512i` is one, AVX2's `[__m256i; 2]` two). The shifts take their count in the
+/// low 64 bits of an `__m128i`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_u64_ops {
+    (
+        binary: $($name:ident = $op:ident),*;
+        shift: $($shift:ident = $sop:ident),*;
+    ) => {
+        $(
+            #[inline(always)]
+            fn $name(self, a: Self::U, b: Self::U) -> Self::U {
+                // SAFETY: the token proves the intrinsic's instruction set.
+                per_register(a, b, |a, b| unsafe { $op(a, b) })
+            }
+        )*
+        $(
+            #[inline(always)]
+            fn $shift(self, a: Self::U, n: u32) -> Self::U {
+                // SAFETY: the token proves the intrinsic's instruction set.
+                per_register(a, a, |a, _| unsafe { $sop(a, _mm_set_epi64x(0, i64::from(n))) })
+            }
+        )*
+    };
+}
+#[cfg(target_arch = "x86_64")]
+use x86_u64_ops;
+
+/// The integer vector of a build without 512-bit integer registers (scalar, NEON): the
+/// array itself, on which [`Simd`]'s default integer operations work lane by lane.
+macro_rules! u64_as_array {
+    () => {
+        type U = [u64; U64_LANES];
+        #[inline(always)]
+        fn u64_from_array(self, a: [u64; U64_LANES]) -> Self::U {
+            a
+        }
+        #[inline(always)]
+        fn u64_to_array(self, v: Self::U) -> [u64; U64_LANES] {
+            v
+        }
+    };
+}
+use u64_as_array;
+
 /// Floats per vector.
 pub const LANES: usize = 16;
 
@@ -356,38 +403,72 @@ pub trait Kernel {
     fn run<S: Simd>(self, s: S) -> Self::Out;
 }
 
+/// Declares the arguments of a computation as a struct, made by `new` from its fields in
+/// order, and makes it a [`Kernel`] with no result, whose `run` binds each field to its name
+/// and the token to `$v` (of the type parameter `V: Simd`) and runs `$body`. A struct with a
+/// type parameter (a convolution's shape) holds it in a `PhantomData` field.
+macro_rules! kernel_args {
+    (
+        $(#[$attr:meta])*
+        struct $name:ident<$lt:lifetime $(, $s:ident: $bound:path)?> {
+            $($field:ident: $ty:ty),* $(,)?
+        }
+        fn run($v:ident) $body:block
+    ) => {
+        $(#[$attr])*
+        struct $name<$lt $(, $s)?> {
+            $($field: $ty,)*
+            $(_s: std::marker::PhantomData<$s>,)?
+        }
+
+        impl<$lt $(, $s: $bound)?> $name<$lt $(, $s)?> {
+            #[inline(always)]
+            fn new($($field: $ty),*) -> Self {
+                $name {
+                    $($field,)*
+                    $(_s: std::marker::PhantomData::<$s>,)?
+                }
+            }
+        }
+
+        impl<$lt $(, $s: $bound)?> $crate::kernels::simd::Kernel for $name<$lt $(, $s)?> {
+            type Out = ();
+            #[inline(always)]
+            fn run<V: $crate::kernels::simd::Simd>(self, $v: V) {
+                let $name { $($field,)* .. } = self;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use kernel_args;
+
+/// Runs the kernel `$k` with the x86 token `$t` made into `$simd`, inside a function compiled
+/// for `$features`, which the token proves the CPU has; unreachable on other targets.
+macro_rules! run_x86 {
+    ($t:ident, $k:ident, $simd:ident, $features:literal) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = $features)]
+            fn go<K: Kernel>(s: $simd, k: K) -> K::Out {
+                k.run(s)
+            }
+            // SAFETY: the token proves the CPU has the features `go` is compiled for.
+            unsafe { go($simd($t), $k) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $t.unreachable()
+    }};
+}
+
 impl Isa {
     /// Runs `k` with this instruction set's [`Simd`] token, compiled for its features.
     #[inline]
     pub fn vectorize<K: Kernel>(self, k: K) -> K::Out {
         match self {
-            Isa::Avx512(t) => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-                    fn go<K: Kernel>(s: Avx512Simd, k: K) -> K::Out {
-                        k.run(s)
-                    }
-                    // SAFETY: the token `t` proves the CPU has AVX-512F/BW/VL (and so AVX2
-                    // and FMA, which every AVX-512 CPU has).
-                    unsafe { go(Avx512Simd(t), k) }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                t.unreachable()
-            }
-            Isa::Avx2(t) => {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx2,fma")]
-                    fn go<K: Kernel>(s: Avx2Simd, k: K) -> K::Out {
-                        k.run(s)
-                    }
-                    // SAFETY: the token `t` proves the CPU has AVX2 and FMA.
-                    unsafe { go(Avx2Simd(t), k) }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                t.unreachable()
-            }
+            // Every AVX-512 CPU has AVX2 and FMA too.
+            Isa::Avx512(t) => run_x86!(t, k, Avx512Simd, "avx512f,avx512bw,avx512vl,avx2,fma"),
+            Isa::Avx2(t) => run_x86!(t, k, Avx2Simd, "avx2,fma"),
             Isa::Neon(t) => {
                 #[cfg(target_arch = "aarch64")]
                 {

@@ -1,5 +1,5 @@
 //! The NEON build of [`Simd`]: four `float32x4_t` per vector.
-use super::{Simd, U64_LANES};
+use super::{Simd, U64_LANES, u64_as_array};
 use crate::kernels::cpu::Neon;
 use std::arch::aarch64::*;
 
@@ -11,15 +11,7 @@ pub struct NeonSimd(pub Neon);
 #[allow(unused_unsafe)]
 unsafe impl Simd for NeonSimd {
     type V = [float32x4_t; 4];
-    type U = [u64; U64_LANES];
-    #[inline(always)]
-    fn u64_from_array(self, a: [u64; U64_LANES]) -> Self::U {
-        a
-    }
-    #[inline(always)]
-    fn u64_to_array(self, v: Self::U) -> [u64; U64_LANES] {
-        v
-    }
+    u64_as_array!();
     const WIDE: bool = false;
     #[inline(always)]
     fn zero(self) -> Self::V {

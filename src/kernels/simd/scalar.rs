@@ -1,5 +1,5 @@
 //! The plain-Rust build of [`Simd`]: runs anywhere, the same bits as the others.
-use super::{LANES, Simd, U64_LANES};
+use super::{LANES, Simd, U64_LANES, u64_as_array};
 
 /// The plain-Rust build: `[f32; 16]`, `f32::mul_add` per lane.
 #[derive(Clone, Copy, Debug)]
@@ -8,15 +8,7 @@ pub struct Scalar;
 // SAFETY: uses no CPU feature.
 unsafe impl Simd for Scalar {
     type V = [f32; LANES];
-    type U = [u64; U64_LANES];
-    #[inline(always)]
-    fn u64_from_array(self, a: [u64; U64_LANES]) -> Self::U {
-        a
-    }
-    #[inline(always)]
-    fn u64_to_array(self, v: Self::U) -> [u64; U64_LANES] {
-        v
-    }
+    u64_as_array!();
     const WIDE: bool = false;
     #[inline(always)]
     fn zero(self) -> Self::V {
