@@ -199,28 +199,20 @@ impl<T: Float> Params<T> {
 
     /// The tensors in PyTorch `state_dict` order, with PyTorch shapes and row-major data.
     pub fn tensors(&self) -> Vec<Tensor<'_, T>> {
-        TENSORS
-            .iter()
-            .zip(self.slices())
-            .map(|(&(name, shape), data)| Tensor {
-                name,
-                shape: shape.to_vec(),
-                data,
-            })
-            .collect()
+        named(self.slices(), |name, shape, data| Tensor {
+            name,
+            shape,
+            data,
+        })
     }
 
     /// Mutable access to the same tensors.
     pub fn tensors_mut(&mut self) -> Vec<TensorMut<'_, T>> {
-        TENSORS
-            .iter()
-            .zip(self.slices_mut())
-            .map(|(&(name, shape), data)| TensorMut {
-                name,
-                shape: shape.to_vec(),
-                data,
-            })
-            .collect()
+        named(self.slices_mut(), |name, shape, data| TensorMut {
+            name,
+            shape,
+            data,
+        })
     }
 
     /// The data of the same tensors in the same order, without names or shapes: an array, so
@@ -253,10 +245,8 @@ impl<T: Float> Params<T> {
     /// Converts to another float type.
     pub fn cast<U: Float>(&self) -> Params<U> {
         let mut out = Params::<U>::zeros();
-        for (d, s) in out.tensors_mut().into_iter().zip(self.tensors()) {
-            for (x, &y) in d.data.iter_mut().zip(s.data) {
-                *x = U::c(y.f64());
-            }
+        for (d, s) in out.slices_mut().into_iter().zip(self.slices()) {
+            d.iter_mut().zip(s).for_each(|(x, &y)| *x = U::c(y.f64()));
         }
         out
     }
@@ -273,6 +263,16 @@ impl<T: Float> Params<T> {
             })
             .collect()
     }
+}
+
+/// Each of the 24 parameter tensors' data (in the order of [`TENSORS`]) made into a named
+/// tensor by `make(name, shape, data)`.
+fn named<D, R>(data: [D; 24], make: impl Fn(&'static str, Vec<usize>, D) -> R) -> Vec<R> {
+    TENSORS
+        .iter()
+        .zip(data)
+        .map(|(&(name, shape), data)| make(name, shape.to_vec(), data))
+        .collect()
 }
 
 fn fan_in_of_conv(name: &str) -> usize {
@@ -299,31 +299,12 @@ impl<T: Float> Buffers<T> {
     /// `(name prefix, mean, var, num_batches_tracked)` in state_dict order.
     #[allow(clippy::type_complexity)]
     pub fn tensors(&self) -> Vec<(&'static str, &[T], &[T], i64)> {
+        let Buffers { bn1, bn2, bn4, bn5 } = self;
         vec![
-            (
-                "bn1",
-                self.bn1.mean.as_slice(),
-                self.bn1.var.as_slice(),
-                self.bn1.num_batches_tracked,
-            ),
-            (
-                "bn2",
-                self.bn2.mean.as_slice(),
-                self.bn2.var.as_slice(),
-                self.bn2.num_batches_tracked,
-            ),
-            (
-                "bn4",
-                self.bn4.mean.as_slice(),
-                self.bn4.var.as_slice(),
-                self.bn4.num_batches_tracked,
-            ),
-            (
-                "bn5",
-                self.bn5.mean.as_slice(),
-                self.bn5.var.as_slice(),
-                self.bn5.num_batches_tracked,
-            ),
+            running("bn1", bn1),
+            running("bn2", bn2),
+            running("bn4", bn4),
+            running("bn5", bn5),
         ]
     }
 
@@ -332,30 +313,10 @@ impl<T: Float> Buffers<T> {
     pub fn tensors_mut(&mut self) -> Vec<(&'static str, &mut [T], &mut [T], &mut i64)> {
         let Buffers { bn1, bn2, bn4, bn5 } = self;
         vec![
-            (
-                "bn1",
-                bn1.mean.as_mut_slice(),
-                bn1.var.as_mut_slice(),
-                &mut bn1.num_batches_tracked,
-            ),
-            (
-                "bn2",
-                bn2.mean.as_mut_slice(),
-                bn2.var.as_mut_slice(),
-                &mut bn2.num_batches_tracked,
-            ),
-            (
-                "bn4",
-                bn4.mean.as_mut_slice(),
-                bn4.var.as_mut_slice(),
-                &mut bn4.num_batches_tracked,
-            ),
-            (
-                "bn5",
-                bn5.mean.as_mut_slice(),
-                bn5.var.as_mut_slice(),
-                &mut bn5.num_batches_tracked,
-            ),
+            running_mut("bn1", bn1),
+            running_mut("bn2", bn2),
+            running_mut("bn4", bn4),
+            running_mut("bn5", bn5),
         ]
     }
 
@@ -379,4 +340,35 @@ impl<T: Float> Default for Buffers<T> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// One entry of [`Buffers::tensors`]: `(name, mean, var, num_batches_tracked)`.
+fn running<'a, T: Float, const C: usize>(
+    name: &'static str,
+    r: &'a Running<T, C>,
+) -> (&'static str, &'a [T], &'a [T], i64) {
+    (
+        name,
+        r.mean.as_slice(),
+        r.var.as_slice(),
+        r.num_batches_tracked,
+    )
+}
+
+/// One entry of [`Buffers::tensors_mut`].
+fn running_mut<'a, T: Float, const C: usize>(
+    name: &'static str,
+    r: &'a mut Running<T, C>,
+) -> (&'static str, &'a mut [T], &'a mut [T], &'a mut i64) {
+    let Running {
+        mean,
+        var,
+        num_batches_tracked,
+    } = r;
+    (
+        name,
+        mean.as_mut_slice(),
+        var.as_mut_slice(),
+        num_batches_tracked,
+    )
 }
