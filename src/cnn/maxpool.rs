@@ -4,8 +4,7 @@
 //! (0,0), (0,1), (1,0), (1,1)); a NaN replaces any winner, so it propagates, and of several
 //! NaNs the last wins. This is PyTorch's CPU rule (`val > maxval || isnan(val)`). The winner's index (0–3) is recorded for the backward pass.
 use super::float::Float;
-use super::pool::{PoolShape, sizes};
-use super::tensor::{Data, DataMut};
+use super::pool::{PoolShape, unpack};
 
 /// r[cnn.maxpool.forward] `Y[n,c,y,x] = max_{a,b∈{0,1}} X[n,c,2y+a,2x+b]`.
 ///
@@ -17,8 +16,7 @@ pub fn maxpool_forward<T: Float, S: PoolShape>(
     y: S::OutMut<'_, T>,
     argmax: &mut [u8],
 ) {
-    let [h, w, oh, ow] = sizes::<S>();
-    let (x, y) = (x.data(), y.data_mut());
+    let (x, y, [h, w, oh, ow]) = unpack::<T, S>(x, y);
     assert_eq!(
         x.len() / (S::C * h * w),
         y.len() / (S::C * oh * ow),
@@ -64,8 +62,7 @@ pub fn maxpool_backward<T: Float, S: PoolShape>(
     argmax: &[u8],
     dx: S::InMut<'_, T>,
 ) {
-    let [h, w, oh, ow] = sizes::<S>();
-    let (dy, dx) = (dy.data(), dx.data_mut());
+    let (dy, dx, [h, w, oh, ow]) = unpack::<T, S>(dy, dx);
     assert_eq!(argmax.len(), dy.len(), "maxpool_backward: argmax length");
     dx.fill(T::zero());
     for (plane, dxp) in dx.chunks_exact_mut(h * w).enumerate() {

@@ -29,7 +29,7 @@ pub trait PoolShape: 'static {
 }
 
 /// The [`PoolShape`] with the given sizes. `OH` and `OW` are spelled out because a type cannot
-/// compute them on stable Rust; [`sizes`] (called by every pooling function) proves
+/// compute them on stable Rust; [`unpack`] (called by every pooling function) proves
 /// `OH = H/2` and `OW = W/2` at compile time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pool<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: usize>;
@@ -48,9 +48,14 @@ impl<const C: usize, const H: usize, const W: usize, const OH: usize, const OW: 
     type OutMut<'a, T: 'a> = ViewMut<'a, T, C, OH, OW>;
 }
 
+/// The elements of a pooling function's two views, its source `src` and its destination `dst`
+/// (the input and output forward, the output's and input's gradients backward), and
 /// `[H, W, OH, OW]` of `S`; fails to compile unless the output is exactly half the input in
 /// each direction.
-pub fn sizes<S: PoolShape>() -> [usize; 4] {
+pub fn unpack<'s, 'd, T: 's + 'd, S: PoolShape>(
+    src: impl Data<'s, T>,
+    dst: impl DataMut<'d, T>,
+) -> (&'s [T], &'d mut [T], [usize; 4]) {
     const { assert!(S::OH * 2 == S::H && S::OW * 2 == S::W) }
-    [S::H, S::W, S::OH, S::OW]
+    (src.data(), dst.data_mut(), [S::H, S::W, S::OH, S::OW])
 }
