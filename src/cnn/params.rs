@@ -87,66 +87,44 @@ pub struct TensorMut<'a, T> {
     pub data: &'a mut [T],
 }
 
-/// The 24 parameter tensors' data in `state_dict` order, as an array (no allocation).
+/// The 24 parameter tensors' data in `state_dict` order, as an array (no allocation): each
+/// layer's weight, then its bias, the layers in the order of [`Params`]' fields.
 macro_rules! param_slices {
-    ($self:ident, $as:ident) => {{
+    ($self:ident, $as:ident) => {
+        param_slices!($self, $as, conv1 bn1 conv2 bn2 conv3 conv4 bn4 conv5 bn5 conv6 conv7 fc1)
+    };
+    ($self:ident, $as:ident, $($layer:ident)*) => {{
         let p = $self;
-        [
-            p.conv1.weight.$as(),
-            p.conv1.bias.$as(),
-            p.bn1.weight.$as(),
-            p.bn1.bias.$as(),
-            p.conv2.weight.$as(),
-            p.conv2.bias.$as(),
-            p.bn2.weight.$as(),
-            p.bn2.bias.$as(),
-            p.conv3.weight.$as(),
-            p.conv3.bias.$as(),
-            p.conv4.weight.$as(),
-            p.conv4.bias.$as(),
-            p.bn4.weight.$as(),
-            p.bn4.bias.$as(),
-            p.conv5.weight.$as(),
-            p.conv5.bias.$as(),
-            p.bn5.weight.$as(),
-            p.bn5.bias.$as(),
-            p.conv6.weight.$as(),
-            p.conv6.bias.$as(),
-            p.conv7.weight.$as(),
-            p.conv7.bias.$as(),
-            p.fc1.weight.$as(),
-            p.fc1.bias.$as(),
-        ]
+        [$(p.$layer.weight.$as(), p.$layer.bias.$as()),*]
     }};
 }
 
+/// The `(name, shape)` rows of a layer's two tensors, `<layer>.weight` with the given shape
+/// and `<layer>.bias`, whose one dimension is the weight's first (the layer's outputs).
+macro_rules! weight_and_bias {
+    ($($layer:ident [$out:literal $(, $dim:literal)*],)*) => {
+        [$(
+            (concat!(stringify!($layer), ".weight"), &[$out $(, $dim)*]),
+            (concat!(stringify!($layer), ".bias"), &[$out]),
+        )*]
+    };
+}
+
 /// Name and PyTorch shape of each parameter tensor, in `state_dict` order (the order of
-/// [`Params::slices`]).
-const TENSORS: [(&str, &[usize]); 24] = [
-    ("conv1.weight", &[16, 1, 3, 3]),
-    ("conv1.bias", &[16]),
-    ("bn1.weight", &[16]),
-    ("bn1.bias", &[16]),
-    ("conv2.weight", &[32, 16, 3, 3]),
-    ("conv2.bias", &[32]),
-    ("bn2.weight", &[32]),
-    ("bn2.bias", &[32]),
-    ("conv3.weight", &[8, 32, 1, 1]),
-    ("conv3.bias", &[8]),
-    ("conv4.weight", &[16, 8, 3, 3]),
-    ("conv4.bias", &[16]),
-    ("bn4.weight", &[16]),
-    ("bn4.bias", &[16]),
-    ("conv5.weight", &[32, 16, 3, 3]),
-    ("conv5.bias", &[32]),
-    ("bn5.weight", &[32]),
-    ("bn5.bias", &[32]),
-    ("conv6.weight", &[16, 32, 1, 1]),
-    ("conv6.bias", &[16]),
-    ("conv7.weight", &[32, 16, 3, 3]),
-    ("conv7.bias", &[32]),
-    ("fc1.weight", &[10, 32]),
-    ("fc1.bias", &[10]),
+/// [`Params::slices`]), from each layer's weight shape.
+const TENSORS: [(&str, &[usize]); 24] = weight_and_bias![
+    conv1[16, 1, 3, 3],
+    bn1[16],
+    conv2[32, 16, 3, 3],
+    bn2[32],
+    conv3[8, 32, 1, 1],
+    conv4[16, 8, 3, 3],
+    bn4[16],
+    conv5[32, 16, 3, 3],
+    bn5[32],
+    conv6[16, 32, 1, 1],
+    conv7[32, 16, 3, 3],
+    fc1[10, 32],
 ];
 
 impl<T: Float> Params<T> {
