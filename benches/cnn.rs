@@ -18,6 +18,7 @@ use gradspec::cnn::linear::{
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7, DropoutKey};
+use gradspec::cnn::pool::Pool;
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Mode, Net, Params, Workspace};
@@ -231,13 +232,13 @@ fn maxpool<const C: usize, const H: usize, const W: usize, const OH: usize, cons
     let shape = format!("f32_b{B}_{C}x{H}x{W}");
     c.bench_function(&format!("{name}_fwd_{shape}"), |b| {
         b.iter(|| {
-            maxpool_forward::<f32, C, H, W, OH, OW>(View(&x), ViewMut(&mut y), &mut arg);
+            maxpool_forward::<f32, Pool<C, H, W, OH, OW>>(View(&x), ViewMut(&mut y), &mut arg);
             black_box(&y);
         })
     });
     c.bench_function(&format!("{name}_bwd_{shape}"), |b| {
         b.iter(|| {
-            maxpool_backward::<f32, C, H, W, OH, OW>(View(&dy), &arg, ViewMut(&mut dx));
+            maxpool_backward::<f32, Pool<C, H, W, OH, OW>>(View(&dy), &arg, ViewMut(&mut dx));
             black_box(&dx);
         })
     });
@@ -251,13 +252,13 @@ fn head(c: &mut Criterion) {
     let mut dx = vec![0.0f32; B * 32 * 4];
     c.bench_function("avgpool_fwd_f32_b128_32x2x2", |b| {
         b.iter(|| {
-            avgpool_forward::<f32, 32, 2, 2, 1, 1>(View(&x), ViewMut(&mut v));
+            avgpool_forward::<f32, Pool<32, 2, 2, 1, 1>>(View(&x), ViewMut(&mut v));
             black_box(&v);
         })
     });
     c.bench_function("avgpool_bwd_f32_b128_32x2x2", |b| {
         b.iter(|| {
-            avgpool_backward::<f32, 32, 2, 2, 1, 1>(View(&dy), ViewMut(&mut dx));
+            avgpool_backward::<f32, Pool<32, 2, 2, 1, 1>>(View(&dy), ViewMut(&mut dx));
             black_box(&dx);
         })
     });

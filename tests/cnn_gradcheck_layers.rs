@@ -21,6 +21,7 @@ use gradspec::cnn::linear::{
 };
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
+use gradspec::cnn::pool::Pool;
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use proptest::prelude::*;
@@ -480,13 +481,13 @@ fn distinct_values() -> impl Strategy<Value = Vec<f64>> {
 fn maxpool_y(x: &[f64]) -> (Vec<f64>, Vec<u8>) {
     let mut y = vec![0.0; x.len() / 4];
     let mut a = vec![0u8; y.len()];
-    maxpool_forward::<f64, 2, 4, 4, 2, 2>(View(x), ViewMut(&mut y), &mut a);
+    maxpool_forward::<f64, Pool<2, 4, 4, 2, 2>>(View(x), ViewMut(&mut y), &mut a);
     (y, a)
 }
 
 fn avgpool_y(x: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; x.len() / 4];
-    avgpool_forward::<f64, 2, 4, 4, 2, 2>(View(x), ViewMut(&mut y));
+    avgpool_forward::<f64, Pool<2, 4, 4, 2, 2>>(View(x), ViewMut(&mut y));
     y
 }
 
@@ -498,7 +499,7 @@ fn maxpool_check(x: &[f64], g: &[f64], wrong_element: bool) -> Result<Report, St
         a.iter_mut().for_each(|v| *v = (*v + 1) % 4);
     }
     let mut dx = vec![f64::NAN; 64];
-    maxpool_backward::<f64, 2, 4, 4, 2, 2>(View(g), &a, ViewMut(&mut dx));
+    maxpool_backward::<f64, Pool<2, 4, 4, 2, 2>>(View(g), &a, ViewMut(&mut dx));
     check("maxpool dx", &dx, all(64), LAYER, |i, d| {
         shifted(x, i, d, |x| dot(g, &maxpool_y(x).0))
     })
@@ -517,7 +518,7 @@ enum AvgWrong {
 /// Checks average-pool's dx, possibly corrupted by `wrong`.
 fn avgpool_check(x: &[f64], g: &[f64], wrong: AvgWrong) -> Result<Report, String> {
     let mut dx = vec![f64::NAN; 64];
-    avgpool_backward::<f64, 2, 4, 4, 2, 2>(View(g), ViewMut(&mut dx));
+    avgpool_backward::<f64, Pool<2, 4, 4, 2, 2>>(View(g), ViewMut(&mut dx));
     match wrong {
         AvgWrong::None => {}
         AvgWrong::FactorOne => dx.iter_mut().for_each(|v| *v *= 4.0),

@@ -7,6 +7,7 @@ use gradspec::cnn::batchnorm::{
 use gradspec::cnn::dropout::dropout_mask;
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
 use gradspec::cnn::net::{DROPOUT_P, DropoutKey};
+use gradspec::cnn::pool::Pool;
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Mode, Net, Workspace};
 use rand::{Rng, SeedableRng};
@@ -256,9 +257,9 @@ fn pool_one(window: [f64; 4]) -> (f64, u8, [f64; 4]) {
     let x = window.to_vec();
     let mut y = [0.0];
     let mut a = [0u8];
-    maxpool_forward::<f64, 1, 2, 2, 1, 1>(View(&x), ViewMut(&mut y), &mut a);
+    maxpool_forward::<f64, Pool<1, 2, 2, 1, 1>>(View(&x), ViewMut(&mut y), &mut a);
     let mut dx = [9.0; 4];
-    maxpool_backward::<f64, 1, 2, 2, 1, 1>(View(&[1.0]), &a, ViewMut(&mut dx));
+    maxpool_backward::<f64, Pool<1, 2, 2, 1, 1>>(View(&[1.0]), &a, ViewMut(&mut dx));
     (y[0], a[0], dx)
 }
 
@@ -293,7 +294,7 @@ fn maxpool_planes_and_windows_are_addressed_nchw() {
     let x: Vec<f64> = (0..64).map(|i| i as f64).collect();
     let mut y = vec![0.0; 16];
     let mut a = vec![0u8; 16];
-    maxpool_forward::<f64, 2, 4, 4, 2, 2>(View(&x), ViewMut(&mut y), &mut a);
+    maxpool_forward::<f64, Pool<2, 4, 4, 2, 2>>(View(&x), ViewMut(&mut y), &mut a);
     let want: Vec<f64> = (0..4)
         .flat_map(|plane| {
             [5, 7, 13, 15]

@@ -51,6 +51,7 @@ use gradspec::cnn::linear::{
 use gradspec::cnn::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
 use gradspec::cnn::net::{Conv1, Conv2, Conv3, Conv4, Conv5, Conv6, Conv7};
+use gradspec::cnn::pool::Pool;
 use gradspec::cnn::relu::{relu_backward, relu_forward};
 use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::cnn::{Buffers, Mode, Net, Params, Workspace};
@@ -418,17 +419,9 @@ fn maxpool_case<
     let g = fx.input(&format!("{name}.g"));
     let mut y = vec![0.0; g.len()];
     let mut arg = vec![0u8; g.len()];
-    maxpool_forward(
-        View::<f64, C, H, W>(&x),
-        ViewMut::<f64, C, OH, OW>(&mut y),
-        &mut arg,
-    );
+    maxpool_forward::<f64, Pool<C, H, W, OH, OW>>(View(&x), ViewMut(&mut y), &mut arg);
     let mut dx = vec![0.0; x.len()];
-    maxpool_backward(
-        View::<f64, C, OH, OW>(&g),
-        &arg,
-        ViewMut::<f64, C, H, W>(&mut dx),
-    );
+    maxpool_backward::<f64, Pool<C, H, W, OH, OW>>(View(&g), &arg, ViewMut(&mut dx));
     w.check(&format!("{name}.y"), &y, &fx.f64(&format!("{name}.y")));
     w.check(&format!("{name}.dx"), &dx, &fx.f64(&format!("{name}.dx")));
     assert_eq!(
@@ -461,9 +454,9 @@ fn pooling_agrees_with_torch() {
     let x = fx.input("avgpool.x");
     let g = fx.input("avgpool.g");
     let mut y = vec![0.0; g.len()];
-    avgpool_forward(View::<f64, 32, 2, 2>(&x), ViewMut::<f64, 32, 1, 1>(&mut y));
+    avgpool_forward::<f64, Pool<32, 2, 2, 1, 1>>(View(&x), ViewMut(&mut y));
     let mut dx = vec![0.0; x.len()];
-    avgpool_backward(View::<f64, 32, 1, 1>(&g), ViewMut::<f64, 32, 2, 2>(&mut dx));
+    avgpool_backward::<f64, Pool<32, 2, 2, 1, 1>>(View(&g), ViewMut(&mut dx));
     w.check("avgpool.y", &y, &fx.f64("avgpool.y"));
     w.check("avgpool.dx", &dx, &fx.f64("avgpool.dx"));
     w.print("max-pool (pool1, pool2), avg-pool");
@@ -486,18 +479,10 @@ fn maxpool_ties_and_nan_agree_with_torch() {
     assert_eq!(names.len(), K);
     let mut y = vec![0.0; K];
     let mut arg = vec![0u8; K];
-    maxpool_forward(
-        View::<f64, 1, 2, 32>(&x),
-        ViewMut::<f64, 1, 1, 16>(&mut y),
-        &mut arg,
-    );
+    maxpool_forward::<f64, Pool<1, 2, 32, 1, 16>>(View(&x), ViewMut(&mut y), &mut arg);
     let g: Vec<f64> = (1..=K).map(|j| j as f64).collect();
     let mut dx = vec![0.0; x.len()];
-    maxpool_backward(
-        View::<f64, 1, 1, 16>(&g),
-        &arg,
-        ViewMut::<f64, 1, 2, 32>(&mut dx),
-    );
+    maxpool_backward::<f64, Pool<1, 2, 32, 1, 16>>(View(&g), &arg, ViewMut(&mut dx));
     let (ty, tidx, tdx) = (fx.f64("y"), fx.i64("indices"), fx.f64("dx"));
     let ours = winners::<32, 1, 16>(&arg);
     for j in 0..K {

@@ -22,38 +22,13 @@ pub const SPEC: &str = include_str!("../../spec/backprop.md");
 /// Significant digits of every substituted number.
 pub const DIGITS: usize = 9;
 
-/// The value of every symbol the spec's equations use, for one row.
+/// The value of every symbol the spec's equations use, for one row: the row's quantities
+/// under their spec names ([`Row::named_quantities`]), and the local derivatives of the weighted
+/// sums, which the backward pass multiplies but a row does not keep.
 pub fn symbols(r: &Row<f64>) -> BTreeMap<&'static str, f64> {
-    let (s, f, b) = (&r.state, &r.fwd, &r.bwd);
-    let (w, g) = (&s.w, &b.grad);
-    BTreeMap::from([
-        ("i1", s.i1),
-        ("i2", s.i2),
-        ("t1", s.t1),
-        ("t2", s.t2),
-        ("w1", w.w1),
-        ("w2", w.w2),
-        ("w3", w.w3),
-        ("w4", w.w4),
-        ("w5", w.w5),
-        ("w6", w.w6),
-        ("w7", w.w7),
-        ("w8", w.w8),
-        ("h1", f.h1),
-        ("h2", f.h2),
-        ("a_h1", f.a_h1),
-        ("a_h2", f.a_h2),
-        ("o1", f.o1),
-        ("o2", f.o2),
-        ("a_o1", f.a_o1),
-        ("a_o2", f.a_o2),
-        ("E1", f.e1),
-        ("E2", f.e2),
-        ("E_total", f.e_total),
-        ("∂E1/∂a_o1", b.de1_dao1),
-        ("∂E2/∂a_o2", b.de2_dao2),
-        ("∂a_o1/∂o1", b.dao1_do1),
-        ("∂a_o2/∂o2", b.dao2_do2),
+    let (s, f, w) = (&r.state, &r.fwd, &r.state.w);
+    // The output sums o1, o2: ∂o/∂w is the activation the weight multiplies, ∂o/∂a_h the weight.
+    let output_sums = [
         ("∂o1/∂w5", chain_do1_dw5(f.a_h1)),
         ("∂o1/∂w6", chain_do1_dw6(f.a_h2)),
         ("∂o2/∂w7", chain_do2_dw7(f.a_h1)),
@@ -62,27 +37,19 @@ pub fn symbols(r: &Row<f64>) -> BTreeMap<&'static str, f64> {
         ("∂o1/∂a_h2", chain_do1_dah2(w.w6)),
         ("∂o2/∂a_h1", chain_do2_dah1(w.w7)),
         ("∂o2/∂a_h2", chain_do2_dah2(w.w8)),
-        ("∂E1/∂a_h1", b.de1_dah1),
-        ("∂E2/∂a_h1", b.de2_dah1),
-        ("∂E_total/∂a_h1", b.de_dah1),
-        ("∂E1/∂a_h2", b.de1_dah2),
-        ("∂E2/∂a_h2", b.de2_dah2),
-        ("∂E_total/∂a_h2", b.de_dah2),
-        ("∂a_h1/∂h1", b.dah1_dh1),
-        ("∂a_h2/∂h2", b.dah2_dh2),
+    ];
+    // The hidden sums h1, h2: ∂h/∂w is the input the weight multiplies.
+    let hidden_sums = [
         ("∂h1/∂w1", chain_dh1_dw1(s.i1)),
         ("∂h1/∂w2", chain_dh1_dw2(s.i2)),
         ("∂h2/∂w3", chain_dh2_dw3(s.i1)),
         ("∂h2/∂w4", chain_dh2_dw4(s.i2)),
-        ("∂E_total/∂w1", g.w1),
-        ("∂E_total/∂w2", g.w2),
-        ("∂E_total/∂w3", g.w3),
-        ("∂E_total/∂w4", g.w4),
-        ("∂E_total/∂w5", g.w5),
-        ("∂E_total/∂w6", g.w6),
-        ("∂E_total/∂w7", g.w7),
-        ("∂E_total/∂w8", g.w8),
-    ])
+    ];
+    let named = r
+        .named_quantities()
+        .into_iter()
+        .map(|(_, symbol, v)| (symbol, v));
+    named.chain(output_sums).chain(hidden_sums).collect()
 }
 
 /// A number as it appears inside a substituted expression: negative numbers in parentheses.

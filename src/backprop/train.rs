@@ -77,56 +77,65 @@ impl<T: Float> Trainer<T> {
 }
 
 impl<T: Float> Row<T> {
-    /// Every number of the row with its name, in the spec's order: the state (targets, inputs,
-    /// weights), the forward pass, every chain-rule piece of the backward pass, the gradients.
-    pub fn quantities(&self) -> [(&'static str, T); 43] {
+    /// Every number of the row under its two names, in the spec's order: the state (targets,
+    /// inputs, weights), the forward pass, every chain-rule piece of the backward pass, the
+    /// gradients. The first name is the one [`Row::quantities`] gives (`dE1/da_o1`), the second
+    /// the spec's own (`∂E1/∂a_o1`), which [`super::explain`] substitutes.
+    pub fn named_quantities(&self) -> [(&'static str, &'static str, T); 43] {
         let (s, f, b) = (&self.state, &self.fwd, &self.bwd);
         let (w, g) = (&s.w, &b.grad);
         [
-            ("t1", s.t1),
-            ("t2", s.t2),
-            ("i1", s.i1),
-            ("i2", s.i2),
-            ("w1", w.w1),
-            ("w2", w.w2),
-            ("w3", w.w3),
-            ("w4", w.w4),
-            ("w5", w.w5),
-            ("w6", w.w6),
-            ("w7", w.w7),
-            ("w8", w.w8),
-            ("h1", f.h1),
-            ("a_h1", f.a_h1),
-            ("h2", f.h2),
-            ("a_h2", f.a_h2),
-            ("o1", f.o1),
-            ("a_o1", f.a_o1),
-            ("o2", f.o2),
-            ("a_o2", f.a_o2),
-            ("E1", f.e1),
-            ("E2", f.e2),
-            ("E_total", f.e_total),
-            ("dE1/da_o1", b.de1_dao1),
-            ("dE2/da_o2", b.de2_dao2),
-            ("da_o1/do1", b.dao1_do1),
-            ("da_o2/do2", b.dao2_do2),
-            ("dE1/da_h1", b.de1_dah1),
-            ("dE2/da_h1", b.de2_dah1),
-            ("dE_total/da_h1", b.de_dah1),
-            ("dE1/da_h2", b.de1_dah2),
-            ("dE2/da_h2", b.de2_dah2),
-            ("dE_total/da_h2", b.de_dah2),
-            ("da_h1/dh1", b.dah1_dh1),
-            ("da_h2/dh2", b.dah2_dh2),
-            ("dE_total/dw1", g.w1),
-            ("dE_total/dw2", g.w2),
-            ("dE_total/dw3", g.w3),
-            ("dE_total/dw4", g.w4),
-            ("dE_total/dw5", g.w5),
-            ("dE_total/dw6", g.w6),
-            ("dE_total/dw7", g.w7),
-            ("dE_total/dw8", g.w8),
+            ("t1", "t1", s.t1),
+            ("t2", "t2", s.t2),
+            ("i1", "i1", s.i1),
+            ("i2", "i2", s.i2),
+            ("w1", "w1", w.w1),
+            ("w2", "w2", w.w2),
+            ("w3", "w3", w.w3),
+            ("w4", "w4", w.w4),
+            ("w5", "w5", w.w5),
+            ("w6", "w6", w.w6),
+            ("w7", "w7", w.w7),
+            ("w8", "w8", w.w8),
+            ("h1", "h1", f.h1),
+            ("a_h1", "a_h1", f.a_h1),
+            ("h2", "h2", f.h2),
+            ("a_h2", "a_h2", f.a_h2),
+            ("o1", "o1", f.o1),
+            ("a_o1", "a_o1", f.a_o1),
+            ("o2", "o2", f.o2),
+            ("a_o2", "a_o2", f.a_o2),
+            ("E1", "E1", f.e1),
+            ("E2", "E2", f.e2),
+            ("E_total", "E_total", f.e_total),
+            ("dE1/da_o1", "∂E1/∂a_o1", b.de1_dao1),
+            ("dE2/da_o2", "∂E2/∂a_o2", b.de2_dao2),
+            ("da_o1/do1", "∂a_o1/∂o1", b.dao1_do1),
+            ("da_o2/do2", "∂a_o2/∂o2", b.dao2_do2),
+            ("dE1/da_h1", "∂E1/∂a_h1", b.de1_dah1),
+            ("dE2/da_h1", "∂E2/∂a_h1", b.de2_dah1),
+            ("dE_total/da_h1", "∂E_total/∂a_h1", b.de_dah1),
+            ("dE1/da_h2", "∂E1/∂a_h2", b.de1_dah2),
+            ("dE2/da_h2", "∂E2/∂a_h2", b.de2_dah2),
+            ("dE_total/da_h2", "∂E_total/∂a_h2", b.de_dah2),
+            ("da_h1/dh1", "∂a_h1/∂h1", b.dah1_dh1),
+            ("da_h2/dh2", "∂a_h2/∂h2", b.dah2_dh2),
+            ("dE_total/dw1", "∂E_total/∂w1", g.w1),
+            ("dE_total/dw2", "∂E_total/∂w2", g.w2),
+            ("dE_total/dw3", "∂E_total/∂w3", g.w3),
+            ("dE_total/dw4", "∂E_total/∂w4", g.w4),
+            ("dE_total/dw5", "∂E_total/∂w5", g.w5),
+            ("dE_total/dw6", "∂E_total/∂w6", g.w6),
+            ("dE_total/dw7", "∂E_total/∂w7", g.w7),
+            ("dE_total/dw8", "∂E_total/∂w8", g.w8),
         ]
+    }
+
+    /// Every number of the row with its name, in the spec's order (see
+    /// [`Row::named_quantities`]); a derivative is named in ASCII-friendly form, `dE1/da_o1`.
+    pub fn quantities(&self) -> [(&'static str, T); 43] {
+        self.named_quantities()
+            .map(|(name, _, value)| (name, value))
     }
 
     /// `Ok` when every quantity of the row is finite, else the first one (in the order of

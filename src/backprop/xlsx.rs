@@ -178,24 +178,31 @@ const COLUMNS: [Column; 31] = [
     ),
 ];
 
+/// The defined names of the initial weights' cells, in the order of
+/// [`super::Weights::to_array`]; each cell's label is the name without `init_`.
+const WEIGHT_NAMES: [&str; 8] = [
+    "init_w1", "init_w2", "init_w3", "init_w4", "init_w5", "init_w6", "init_w7", "init_w8",
+];
+
 /// The input cells at the top of each rate's sheet: label, defined name, value.
-fn inputs(state: &State<f64>, lr: f64) -> [(&'static str, &'static str, f64); 13] {
-    let w = &state.w;
+fn inputs(state: &State<f64>, lr: f64) -> Vec<(&'static str, &'static str, f64)> {
+    let weights = WEIGHT_NAMES
+        .iter()
+        .zip(state.w.to_array())
+        .map(|(&name, w)| {
+            let label = name.strip_prefix("init_").unwrap_or(name);
+            (label, name, w)
+        });
     [
         ("i1", "input_i1", state.i1),
         ("i2", "input_i2", state.i2),
         ("t1", "target_t1", state.t1),
         ("t2", "target_t2", state.t2),
-        ("w1", "init_w1", w.w1),
-        ("w2", "init_w2", w.w2),
-        ("w3", "init_w3", w.w3),
-        ("w4", "init_w4", w.w4),
-        ("w5", "init_w5", w.w5),
-        ("w6", "init_w6", w.w6),
-        ("w7", "init_w7", w.w7),
-        ("w8", "init_w8", w.w8),
-        ("η", "eta", lr),
     ]
+    .into_iter()
+    .chain(weights)
+    .chain([("η", "eta", lr)])
+    .collect()
 }
 
 /// Row (0-based) of the input cells' labels; their values sit one row below, their names two.

@@ -101,10 +101,10 @@ pub struct TableArgs {
     pub state: StateArgs,
 }
 
-// No `///` doc here: clap would turn it into --help text.
-#[allow(missing_docs)]
+/// `--lrs` and `--iterations`, shared by `sweep` and `xlsx` (which words their help for its
+/// sheets).
 #[derive(Args, Debug)]
-pub struct SweepArgs {
+pub struct RatesArgs {
     /// Comma-separated learning rates (each finite, > 0, no repeats).
     #[arg(
         long,
@@ -117,6 +117,33 @@ pub struct SweepArgs {
     /// Rows per rate: iterations 0 … N−1.
     #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
     pub iterations: usize,
+}
+
+impl RatesArgs {
+    /// Refuses more than [`MAX_RATES`] rates, and a rate given twice: each rate gets one
+    /// `output` (chart, sheet), and a repeated rate's `outputs` would collide.
+    fn check(&self, output: &str, outputs: &str) -> Result<()> {
+        ensure!(
+            self.lrs.len() <= MAX_RATES,
+            "--lrs: at most {MAX_RATES} rates (one {output} each), got {}",
+            self.lrs.len()
+        );
+        for (j, lr) in self.lrs.iter().enumerate() {
+            ensure!(
+                !self.lrs[..j].contains(lr),
+                "--lrs: {lr:?} is given twice (its {outputs} would collide)"
+            );
+        }
+        Ok(())
+    }
+}
+
+// No `///` doc here: clap would turn it into --help text.
+#[allow(missing_docs)]
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub rates: RatesArgs,
     /// Output directory, created if missing (required).
     // Checked in `run` rather than by clap: clap's "required arguments were not provided"
     // names the flag only on its second line, and `cli::main` prints the first line only.
@@ -126,40 +153,32 @@ pub struct SweepArgs {
     pub state: StateArgs,
 }
 
-// No `///` doc here: clap would turn it into --help text.
+// No `///` doc here: clap would turn it into --help text. The table's flags, with the help of
+// `--iterations` worded for this command.
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
+#[command(mut_arg("iterations", |a| a.help("The table's length, as in `backprop table`")))]
 pub struct ExplainArgs {
     /// Which row to explain (0 = the initial weights); must be below --iterations.
     #[arg(long, default_value_t = 0, value_parser = iteration, allow_negative_numbers = true)]
     pub iteration: usize,
-    /// Learning rate η (finite, > 0).
-    #[arg(long, default_value_t = 0.5, value_parser = positive_f64, allow_hyphen_values = true)]
-    pub lr: f64,
-    /// The table's length, as in `backprop table`.
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
-    pub iterations: usize,
     #[command(flatten)]
-    pub state: StateArgs,
+    pub table: TableArgs,
 }
 
-// No `///` doc here: clap would turn it into --help text.
+// No `///` doc here: clap would turn it into --help text. The rates are a sweep's, worded for
+// sheets, and `--lr` also names them.
 #[allow(missing_docs)]
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("lrs", |a| a.visible_alias("lr").help(
+        "Comma-separated learning rates η, one sheet each (each finite, > 0, no repeats)"
+    )),
+    mut_arg("iterations", |a| a.help("Rows per sheet: iterations 0 … N−1 (at most 10000)"))
+)]
 pub struct XlsxArgs {
-    /// Comma-separated learning rates η, one sheet each (each finite, > 0, no repeats).
-    #[arg(
-        long,
-        visible_alias = "lr",
-        value_delimiter = ',',
-        value_parser = positive_f64,
-        allow_hyphen_values = true,
-        default_value = "0.1,0.2,0.5,0.8,1.0,2.0"
-    )]
-    pub lrs: Vec<f64>,
-    /// Rows per sheet: iterations 0 … N−1 (at most 10000).
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = iterations, allow_negative_numbers = true)]
-    pub iterations: usize,
+    #[command(flatten)]
+    pub rates: RatesArgs,
     /// The .xlsx file to write (required; replaced atomically).
     // Checked in `run` rather than by clap, as `sweep --out`.
     #[arg(long, value_name = "FILE")]
@@ -219,21 +238,12 @@ pub fn run(c: BackpropCmd) -> Result<()> {
             stdout_result(r)
         }
         BackpropCmd::Sweep(a) => {
-            ensure!(
-                a.lrs.len() <= MAX_RATES,
-                "--lrs: at most {MAX_RATES} rates (one chart each), got {}",
-                a.lrs.len()
-            );
-            for (j, lr) in a.lrs.iter().enumerate() {
-                ensure!(
-                    !a.lrs[..j].contains(lr),
-                    "--lrs: {lr:?} is given twice (its files would collide)"
-                );
-            }
+            let RatesArgs { lrs, iterations } = &a.rates;
+            a.rates.check("chart", "files")?;
             let out = a
                 .out
                 .context("--out DIR is required: the directory for loss_curves.csv and charts")?;
-            let summary = run_sweep_with(a.state.state(), &a.lrs, a.iterations, &out)?;
+            let summary = run_sweep_with(a.state.state(), lrs, *iterations, &out)?;
             let mut text = summary.summary_table();
             text.push_str(&format!(
                 "wrote {} files to {}\n",
@@ -242,34 +252,25 @@ pub fn run(c: BackpropCmd) -> Result<()> {
             ));
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }
-        BackpropCmd::Explain(a) => {
+        BackpropCmd::Explain(ExplainArgs { iteration, table }) => {
             ensure!(
-                a.iteration < a.iterations,
+                iteration < table.iterations,
                 "--iteration {}: must be less than --iterations ({})",
-                a.iteration,
-                a.iterations
+                iteration,
+                table.iterations
             );
-            let rows = train_checked(a.state.state(), a.lr, a.iteration + 1)?;
+            let rows = train_checked(table.state.state(), table.lr, iteration + 1)?;
             let row = rows.last().context("at least one row")?;
-            let text = explain::explain(row, a.lr)?;
+            let text = explain::explain(row, table.lr)?;
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }
         BackpropCmd::Xlsx(a) => {
+            let RatesArgs { lrs, iterations } = &a.rates;
+            a.rates.check("sheet", "sheets")?;
             ensure!(
-                a.lrs.len() <= MAX_RATES,
-                "--lrs: at most {MAX_RATES} rates (one sheet each), got {}",
-                a.lrs.len()
-            );
-            for (j, lr) in a.lrs.iter().enumerate() {
-                ensure!(
-                    !a.lrs[..j].contains(lr),
-                    "--lrs: {lr:?} is given twice (its sheets would collide)"
-                );
-            }
-            ensure!(
-                a.iterations <= MAX_XLSX_ITERATIONS,
+                *iterations <= MAX_XLSX_ITERATIONS,
                 "--iterations: at most {MAX_XLSX_ITERATIONS} rows per sheet in a workbook, got {}",
-                a.iterations
+                iterations
             );
             let out = a
                 .out
@@ -278,13 +279,13 @@ pub fn run(c: BackpropCmd) -> Result<()> {
             let opts = XlsxOptions {
                 cached_results: !a.no_cached_results,
             };
-            write_xlsx(&out, a.state.state(), &a.lrs, a.iterations, opts)
+            write_xlsx(&out, a.state.state(), lrs, *iterations, opts)
                 .with_context(|| format!("--out '{}'", out.display()))?;
             let text = format!(
                 "wrote {} ({} sheets of {} rows, and the E_total overview)\n",
                 out.display(),
-                a.lrs.len(),
-                a.iterations
+                lrs.len(),
+                iterations
             );
             stdout_result(std::io::stdout().lock().write_all(text.as_bytes()))
         }

@@ -216,6 +216,17 @@ fn im2col<T: Copy, S: ConvShape>(x: &[T], col: &mut [T]) {
     }
 }
 
+/// One image's im2col matrix `[KK, OH·OW]`: the image itself for a 1×1 convolution (whose
+/// im2col is the identity), else [`im2col`] written into `col`.
+fn col_matrix<'a, T: Copy, S: ConvShape>(x: &'a [T], col: &'a mut [T]) -> &'a [T] {
+    if S::K == 1 {
+        x
+    } else {
+        im2col::<T, S>(x, col);
+        &col[..S::KK * S::OH * S::OW]
+    }
+}
+
 /// Adds the im2col-shaped gradient `dcol: [KK, oh·ow]` back onto `dx: [cin, h, w]`.
 fn col2im_add<T: Float, S: ConvShape>(dcol: &[T], dx: &mut [T]) {
     let (cin, k, h, w, oh, ow) = (S::CIN, S::K, S::H, S::W, S::OH, S::OW);
@@ -263,12 +274,7 @@ pub fn conv_forward<T: Float, S: ConvShape>(
         for o in 0..cout {
             yi[o * ohw..(o + 1) * ohw].fill(p.bias()[o]);
         }
-        let colm: &[T] = if S::K == 1 {
-            xi
-        } else {
-            im2col::<T, S>(xi, col);
-            &col[..kk * ohw]
-        };
+        let colm = col_matrix::<T, S>(xi, col);
         // y[o, j] += Σ_k W[o, k]·col[k, j]; W[o,k] sits at o·KK + k.
         T::gemm(
             cout,
@@ -312,38 +318,28 @@ pub fn conv_backward_input<T: Float, S: ConvShape>(
     );
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     for (dyi, dxi) in dy.chunks_exact(yl).zip(dx.chunks_exact_mut(xl)) {
-        if S::K == 1 {
-            // dx[c, j] = Σ_o W[o, c]·dy[o, j]
-            T::gemm(
-                kk,
-                cout,
-                ohw,
-                T::one(),
-                p.weight(),
-                (1, kk),
-                dyi,
-                (ohw, 1),
-                T::zero(),
-                dxi,
-                (ohw, 1),
-            );
+        // dcol[k, j] = Σ_o W[o, k]·dy[o, j]; a 1×1 convolution's dcol is dx itself (k = c).
+        let dc: &mut [T] = if S::K == 1 {
+            dxi
         } else {
-            let dc = &mut dcol[..kk * ohw];
-            T::gemm(
-                kk,
-                cout,
-                ohw,
-                T::one(),
-                p.weight(),
-                (1, kk),
-                dyi,
-                (ohw, 1),
-                T::zero(),
-                dc,
-                (ohw, 1),
-            );
+            &mut dcol[..kk * ohw]
+        };
+        T::gemm(
+            kk,
+            cout,
+            ohw,
+            T::one(),
+            p.weight(),
+            (1, kk),
+            dyi,
+            (ohw, 1),
+            T::zero(),
+            dc,
+            (ohw, 1),
+        );
+        if S::K != 1 {
             dxi.fill(T::zero());
-            col2im_add::<T, S>(dc, dxi);
+            col2im_add::<T, S>(&dcol[..kk * ohw], dxi);
         }
     }
 }
@@ -373,12 +369,7 @@ pub fn conv_backward_weight<T: Float, S: ConvShape>(
     );
     let (cout, kk, ohw) = (S::COUT, S::KK, S::OH * S::OW);
     for (dyi, xi) in dy.chunks_exact(yl).zip(x.chunks_exact(xl)) {
-        let colm: &[T] = if S::K == 1 {
-            xi
-        } else {
-            im2col::<T, S>(xi, col);
-            &col[..kk * ohw]
-        };
+        let colm = col_matrix::<T, S>(xi, col);
         // dw[o, k] += Σ_j dy[o, j]·col[k, j]
         T::gemm(
             cout,

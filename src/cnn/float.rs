@@ -8,6 +8,25 @@
 //! specialisation; there are no type-id checks, downcasts or pointer casts.
 use nalgebra::Scalar;
 
+/// The signature of `matrixmultiply`'s `sgemm` and `dgemm`: `m, k, n, α, a, a's row and column
+/// strides, b and its strides, β, c and its strides`, on raw pointers.
+pub type GemmKernel<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
 /// A real scalar the CNN can run in.
 pub trait Float:
     num_traits::Float
@@ -25,6 +44,10 @@ pub trait Float:
 {
     /// Name used in safetensors headers (`F32`/`F64`).
     const DTYPE: &'static str;
+
+    /// `matrixmultiply`'s kernel for this type (`sgemm` or `dgemm`), which [`Float::gemm`]
+    /// calls once it has checked the bounds.
+    const GEMM_KERNEL: GemmKernel<Self>;
 
     /// `c ← α·a·b + β·c` for an `m×k` matrix `a`, a `k×n` matrix `b` and an `m×n` matrix `c`,
     /// each addressed as `base[row·rs + col·cs]`.
@@ -44,7 +67,32 @@ pub trait Float:
         beta: Self,
         c: &mut [Self],
         c_strides: (usize, usize),
-    );
+    ) {
+        let (rsa, csa) = checked_strides("a", m, k, a_strides, a.len());
+        let (rsb, csb) = checked_strides("b", k, n, b_strides, b.len());
+        let (rsc, csc) = checked_strides("c", m, n, c_strides, c.len());
+        // SAFETY: every index touched is < len, checked above without overflow, and the
+        // strides are the same numbers as isize; the three slices are distinct borrows (c is
+        // &mut), so c does not alias a or b.
+        unsafe {
+            Self::GEMM_KERNEL(
+                m,
+                k,
+                n,
+                alpha,
+                a.as_ptr(),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c.as_mut_ptr(),
+                rsc,
+                csc,
+            )
+        }
+    }
 
     /// The slice as `f32` when `Self` is `f32` (the very same slice), `None` otherwise.
     fn as_f32(s: &[Self]) -> Option<&[f32]>;
@@ -103,49 +151,12 @@ macro_rules! impl_float {
     ($t:ty, $name:literal, $kernel:path, |$s:ident| $as_f32:expr) => {
         impl Float for $t {
             const DTYPE: &'static str = $name;
+            const GEMM_KERNEL: GemmKernel<Self> = $kernel;
             fn as_f32($s: &[Self]) -> Option<&[f32]> {
                 $as_f32
             }
             fn as_f32_mut($s: &mut [Self]) -> Option<&mut [f32]> {
                 $as_f32
-            }
-            fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                alpha: Self,
-                a: &[Self],
-                (rsa, csa): (usize, usize),
-                b: &[Self],
-                (rsb, csb): (usize, usize),
-                beta: Self,
-                c: &mut [Self],
-                (rsc, csc): (usize, usize),
-            ) {
-                let (rsa, csa) = checked_strides("a", m, k, (rsa, csa), a.len());
-                let (rsb, csb) = checked_strides("b", k, n, (rsb, csb), b.len());
-                let (rsc, csc) = checked_strides("c", m, n, (rsc, csc), c.len());
-                // SAFETY: every index touched is < len, checked above without overflow, and
-                // the strides are the same numbers as isize; the three slices are distinct
-                // borrows (c is &mut), so c does not alias a or b.
-                unsafe {
-                    $kernel(
-                        m,
-                        k,
-                        n,
-                        alpha,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
-                        c.as_mut_ptr(),
-                        rsc,
-                        csc,
-                    )
-                }
             }
         }
     };
@@ -180,65 +191,45 @@ mod tests {
         assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
     }
 
+    /// `c ← a·b` with a zero `2×2` matrix `b`, for an `m×2` matrix `a` at `a_strides` and `c`
+    /// at `(2, 1)`: only the bounds checks are of interest.
+    fn gemm_with_zero_b<T: Float>(m: usize, a: &[T], a_strides: (usize, usize), c: &mut [T]) {
+        let b = [T::zero(); 4];
+        T::gemm(
+            m,
+            2,
+            2,
+            T::one(),
+            a,
+            a_strides,
+            &b,
+            (2, 1),
+            T::zero(),
+            c,
+            (2, 1),
+        );
+    }
+
     #[test]
     #[should_panic(expected = "gemm: a is too short")]
     fn gemm_panics_when_a_stride_wraps_around() {
         // In wrapping arithmetic (2−1)·(MAX/2 + 1) + (2−1)·(MAX/2 + 1) + 1 = 1 ≤ 4: the old
         // unchecked bound would have let this through to the kernel.
         let big = usize::MAX / 2 + 1;
-        let mut c = [0.0f64; 4];
-        f64::gemm(
-            2,
-            2,
-            2,
-            1.0,
-            &[0.0; 4],
-            (big, big),
-            &[0.0; 4],
-            (2, 1),
-            0.0,
-            &mut c,
-            (2, 1),
-        );
+        gemm_with_zero_b(2, &[0.0f64; 4], (big, big), &mut [0.0; 4]);
     }
 
     #[test]
     #[should_panic(expected = "gemm: c is too short")]
     fn gemm_panics_when_c_is_short() {
-        let mut c = [0.0f32; 3];
-        f32::gemm(
-            2,
-            2,
-            2,
-            1.0,
-            &[0.0; 4],
-            (2, 1),
-            &[0.0; 4],
-            (2, 1),
-            0.0,
-            &mut c,
-            (2, 1),
-        );
+        gemm_with_zero_b(2, &[0.0f32; 4], (2, 1), &mut [0.0; 3]);
     }
 
     #[test]
     #[should_panic(expected = "exceeds isize::MAX")]
     fn gemm_panics_on_a_stride_beyond_isize() {
         // One row, so the bound holds, but the stride cannot be passed on as an isize.
-        let mut c = [0.0f32; 2];
-        f32::gemm(
-            1,
-            2,
-            2,
-            1.0,
-            &[0.0; 2],
-            (usize::MAX, 1),
-            &[0.0; 4],
-            (2, 1),
-            0.0,
-            &mut c,
-            (2, 1),
-        );
+        gemm_with_zero_b(1, &[0.0f32; 2], (usize::MAX, 1), &mut [0.0; 2]);
     }
 
     #[test]

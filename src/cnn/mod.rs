@@ -2,7 +2,7 @@
 //!
 //! One file per operation, each holding its forward and backward side by side:
 //! [`conv`], [`relu`], [`batchnorm`], [`dropout`], [`maxpool`], [`avgpool`], [`linear`],
-//! [`loss`]. [`net`] wires them into the source network; [`params`] names the tensors as
+//! [`loss`] ([`pool`] is the shape both pools take). [`net`] wires them into the source network; [`params`] names the tensors as
 //! PyTorch's `state_dict` does. Everything is generic over [`Float`]: f32 trains, f64 checks.
 //!
 //! These are the reference functions that the spec labels cite and the gradient checks verify;
@@ -23,6 +23,7 @@ pub mod loss;
 pub mod maxpool;
 pub mod net;
 pub mod params;
+pub mod pool;
 pub mod receptive;
 pub mod reduce;
 pub mod relu;

