@@ -70,7 +70,8 @@ results="$out/results.tsv"
 [ "$fresh" = 1 ] && rm -f "$results"
 touch "$results"
 
-count() { [ -f "$1" ] && grep -c . "$1" || echo 0; }
+# Lines in a cargo-mutants list file (0 when it is missing or empty).
+count() { if [ -f "$1" ]; then grep -c . "$1" || true; else echo 0; fi; }
 
 fail=0
 printf '%-34s %-28s %5s %6s %6s %7s %8s  %s\n' label function tried caught missed timeout unviable result

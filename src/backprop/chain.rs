@@ -5,7 +5,7 @@
 //! forward pass already holds (for example σ′ is expressed through σ's output, not its input).
 //! `tests/backprop_gradcheck.rs` checks every one of them against a central difference of the
 //! forward function it differentiates.
-use num_traits::Float;
+use super::Float;
 
 /// r[bp.chain.de1_dao1] How E1 changes with output 1's activation.
 ///

@@ -2,7 +2,7 @@
 //!
 //! Spec: `spec/backprop.md`, sections "Forward pass" and "Loss". Every function is one
 //! labelled equation; [`super::Forward::compute`] chains them in order.
-use num_traits::Float;
+use super::Float;
 
 /// r[bp.fwd.sigmoid] The logistic function σ(x) = 1 / (1 + e^(−x)).
 ///

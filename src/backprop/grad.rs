@@ -3,8 +3,8 @@
 //! Spec: `spec/backprop.md`, sections "Output-layer weights", "Hidden activations" and
 //! "Hidden-layer weights". Every function here is a product (or sum of products) of the
 //! pieces in [`super::chain`], so that the code reads like the derivation.
+use super::Float;
 use super::chain::*;
-use num_traits::Float;
 
 /// r[bp.grad.w5] Gradient of the total error with respect to w5.
 ///

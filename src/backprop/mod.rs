@@ -20,8 +20,8 @@
 //! iteration's numbers substituted; `xlsx` (feature `xlsx`) writes the spreadsheet as an
 //! `.xlsx` workbook of live formulas.
 //!
-//! Everything is generic over [`num_traits::Float`]: it trains in `f32` and is checked in
-//! `f64`.
+//! Everything is generic over [`Float`] (`f32` or `f64`): it trains in `f32` and is checked
+//! in `f64`.
 //!
 //! ```
 //! use gradspec::backprop::{Forward, State};
@@ -30,7 +30,13 @@
 //! // Row 0 of the spreadsheet (t1 = t2 = 0.5, no biases).
 //! assert!((f.e_total - 0.0141813779).abs() < 1e-10);
 //! ```
-use num_traits::Float;
+/// The float type of Part 1: [`num_traits::Float`] with a [`Default`] (zero), which `f32` and
+/// `f64` have. The zero lets mutation testing replace any labelled function's body by a value
+/// that still compiles (`Default::default()`), so that even a one-call function such as
+/// `fwd_a_h1 = σ(h1)` has a mutant its citing tests must catch (scripts/mutants-per-label.sh).
+pub trait Float: num_traits::Float + Default {}
+
+impl<T: num_traits::Float + Default> Float for T {}
 
 pub mod chain;
 pub mod explain;

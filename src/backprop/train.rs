@@ -3,8 +3,8 @@
 //! Row `k` is the state **before** update `k + 1`: row 0 holds the initial weights and their
 //! loss, and `train(s, lr, n)` performs `n` updates but reports the `n` states that preceded
 //! them (rows `0..n`), exactly like the source spreadsheet's "100 iterations" sheet.
+use super::Float;
 use super::{Backward, Forward, State};
-use num_traits::Float;
 
 /// Training stopped because a value stopped being a finite number (a learning rate too large
 /// for the weights, for example): which row, which quantity, and its value.
