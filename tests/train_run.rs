@@ -346,3 +346,29 @@ fn time_to_accuracy_is_the_first_epoch_at_the_target_and_the_sum_of_seconds_to_i
     assert_eq!(time_to_accuracy(&rows, 99.6), None);
     assert_eq!(time_to_accuracy(&[], 99.4), None);
 }
+
+/// An epoch's `seconds` is the wall-clock time of that epoch: more than 0 and no more than the
+/// time measured around it. (A run of 128 images takes a few milliseconds, so a clock stuck at
+/// 0 or at 1 second is seen; a slower machine can only make the upper bound looser, never make
+/// the test fail on correct code.)
+#[test]
+fn an_epochs_seconds_are_its_wall_clock_time() {
+    use gradspec::train::Trainer;
+    let ds = fixture();
+    let (train_ds, test_ds) = (ds.slice(0..128), ds.slice(384..416));
+    let options = RunOptions {
+        recipe: Recipe::Onecycle,
+        epochs: 1,
+        seed: 3,
+        train_limit: None,
+    };
+    let mut trainer = Trainer::new(options, &train_ds);
+    let t0 = std::time::Instant::now();
+    let report = trainer.run_epoch(&test_ds, &mut ()).unwrap();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let s = report.metrics.seconds;
+    assert!(
+        s > 0.0 && s <= elapsed,
+        "seconds {s}, measured around it {elapsed}"
+    );
+}
