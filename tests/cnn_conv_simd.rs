@@ -36,7 +36,8 @@ use gradspec::cnn::tensor::{View, ViewMut};
 use gradspec::kernels;
 use gradspec::kernels::conv::{
     image_scratch_len, scratch_len, scratch_len_of, try_conv_backward_bias,
-    try_conv_backward_input, try_conv_backward_weight, try_conv_forward,
+    try_conv_backward_input, try_conv_backward_weight, try_conv_forward, weight_group_len,
+    wide_vectors,
 };
 use gradspec::kernels::cpu::{self, Isa};
 use gradspec::kernels::simd::{self, Kernel, Simd};
@@ -1061,4 +1062,61 @@ fn winograd_refuses_a_shape_it_does_not_take() {
         kernels::conv::winograd_forward_image::<Conv4>(cpu, &p, &x, &mut y)
     });
     assert!(y.iter_mut().all(|v| *v == 7.0));
+}
+
+/// The weight gradient's batch function sums `weight_group_len` images in registers before it
+/// touches `dw` (the `kernels::conv` docs): the most images whose pixels (when it vectorises
+/// over output channels, `COUT` a multiple of 16) or wide vectors (otherwise) fit one tile's
+/// budget of 2048 pixels or 128 wide vectors, at least 1 and at most 8, which is 3 for conv2
+/// and 8 for the small late layers. The group only changes the order of the sums, so the
+/// matches-generic tests above cannot see it (and they run 3 images); this holds it to what the
+/// docs promise, at the network's shapes, at odd ones and at images larger than one budget
+/// (where a group of 0 would leave `dw` untouched).
+#[test]
+fn weight_groups_are_the_most_images_within_one_tiles_budget() {
+    fn of<S: ConvShape>() -> usize {
+        weight_group_len(S::COUT, S::OH, S::OW, S::W)
+    }
+    assert_eq!(of::<Conv2>(), 3, "conv2");
+    for (name, g) in [
+        ("conv5", of::<Conv5>()),
+        ("conv6", of::<Conv6>()),
+        ("conv7", of::<Conv7>()),
+    ] {
+        assert_eq!(g, 8, "{name}");
+    }
+    for cout in [1, 8, 15, 16, 32, 48] {
+        for k in [1, 3, 5] {
+            for (h, w) in [
+                (5, 5),
+                (8, 8),
+                (12, 12),
+                (24, 24),
+                (26, 26),
+                (28, 28),
+                (9, 40),
+                (50, 50),
+                (64, 64),
+                (100, 80),
+            ] {
+                let (oh, ow) = (h - k + 1, w - k + 1);
+                let (per_image, budget) = if cout % 16 == 0 {
+                    (oh * ow, 2048)
+                } else {
+                    (wide_vectors(oh, ow, w), 128)
+                };
+                let g = weight_group_len(cout, oh, ow, w);
+                let at = format!("COUT {cout}, {oh}×{ow} of W {w}: group {g}, {per_image} a image");
+                assert!((1..=8).contains(&g), "{at}: not in 1..=8");
+                assert!(
+                    g == 1 || g * per_image <= budget,
+                    "{at}: over the budget {budget}"
+                );
+                assert!(
+                    g == 8 || (g + 1) * per_image > budget,
+                    "{at}: one more image fits {budget}"
+                );
+            }
+        }
+    }
 }
