@@ -331,6 +331,9 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     check::<Shape<2, 11, 2, 8, 5, 18, 4, 17>>("odd_2to11_5x18_k2", 2, 90);
     // K = 1 whose plane (15) is not a multiple of 16: dY needs the wide scratch.
     check::<Shape<5, 3, 1, 5, 3, 5, 3, 5>>("odd_5to3_3x5_k1", 2, 100);
+    // K = 1 whose plane (60) is not a multiple of 16 although its height plus width (16) is:
+    // dY still needs the wide scratch, whose rows are 64 floats long, not 60.
+    check::<Shape<3, 5, 1, 3, 10, 6, 10, 6>>("odd_3to5_10x6_k1", 2, 105);
     // K = 5, a single output row and column count not a multiple of anything.
     check::<Shape<2, 9, 5, 50, 5, 20, 1, 16>>("odd_2to9_5x20_k5", 2, 110);
     // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
