@@ -1109,7 +1109,8 @@ fn weight_groups_are_the_most_images_within_one_tiles_budget() {
                     (wide_vectors(oh, ow, w), 128)
                 };
                 let g = weight_group_len(cout, oh, ow, w);
-                let at = format!("COUT {cout}, {oh}×{ow} of W {w}: group {g}, {per_image} a image");
+                let at =
+                    format!("COUT {cout}, {oh}×{ow} of W {w}: group {g}, {per_image} per image");
                 assert!((1..=8).contains(&g), "{at}: not in 1..=8");
                 assert!(
                     g == 1 || g * per_image <= budget,
