@@ -124,6 +124,67 @@ fn onecycle_on_tiny_runs() {
     assert!(r.lr(0, 0).is_finite() && r.lr(7, 0).is_finite());
 }
 
+/// `onecyclelr`, PyTorch's `OneCycleLR`: a half cosine from 0.008 up to 0.08 ending at step
+/// `0.25·total − 1`, then a half cosine down to 0.00008 ending at step `total − 1`
+/// (tests/cnn_torch_f32_oracle.rs holds it to PyTorch's own values at every step of a run).
+#[test]
+fn onecyclelr_hits_its_worked_values() {
+    let r = Recipe::Onecyclelr;
+    let cases = [
+        // total 1000: the peak at step 249, the end at step 999.
+        (0, 1000, 0.008),
+        (249, 1000, 0.08),
+        (249 + 375, 1000, 0.00008 + 0.07992 * 0.5), // halfway down: cos(π/2) = 0
+        (999, 1000, 0.00008),
+        (5000, 1000, 0.00008), // past the end it stays there (PyTorch raises)
+        // total 1004: the warm-up ends at step 250, so step 125 is halfway up.
+        (125, 1004, 0.008 + 0.072 * 0.5),
+        (250, 1004, 0.08),
+    ];
+    for (step, total, want) in cases {
+        let got = r.lr(step, total);
+        assert!(close(got, want), "step {step} of {total}: {got} != {want}");
+    }
+    // The ends of each half cosine are exact: cos(0) = 1 and cos(π) = −1.
+    assert_eq!(r.lr(249, 1000), 0.08);
+    assert_eq!(r.lr(999, 1000), 0.08 / 10.0 / 100.0);
+    // A quarter of the way up, cos(3π/4) (total 2004: the warm-up ends at step 500).
+    let q = 0.08 + (0.008 - 0.08) * 0.5 * (1.0 - std::f64::consts::FRAC_1_SQRT_2);
+    let got = r.lr(375, 2004);
+    assert!(close(got, q), "{got} != {q}");
+    // Everything but the schedule is the default recipe's.
+    let d = Recipe::Onecycle;
+    assert_eq!(r.name(), "onecyclelr");
+    assert_eq!(Recipe::from_name("onecyclelr"), Some(r));
+    assert_eq!(
+        (r.default_epochs(), r.max_lr(), r.momentum(), r.strength()),
+        (d.default_epochs(), d.max_lr(), d.momentum(), d.strength())
+    );
+}
+
+/// Tiny runs stay finite where PyTorch would divide 0 by 0: a warm-up that ends at step 0 or
+/// before is taken at its start.
+#[test]
+fn onecyclelr_on_tiny_runs() {
+    let r = Recipe::Onecyclelr;
+    // total 4: the warm-up ends at step 0 (length 0), then 3 steps of cosine.
+    assert!(close(r.lr(0, 4), 0.008));
+    assert!(close(r.lr(1, 4), 0.00008 + 0.07992 * 0.75)); // cos(π/3) = 1/2
+    assert!(close(r.lr(2, 4), 0.00008 + 0.07992 * 0.25));
+    assert!(close(r.lr(3, 4), 0.00008));
+    // total 5: the warm-up ends at step 0.25, so step 0 is its start.
+    assert!(close(r.lr(0, 5), 0.008));
+    // total 1 (and 0, treated as 1): PyTorch's only step is the end of the cosine.
+    assert!(close(r.lr(0, 1), 0.00008));
+    assert!(close(r.lr(0, 0), 0.00008));
+    for total in 0..12 {
+        for step in 0..16 {
+            let v = r.lr(step, total);
+            assert!((0.00008 - 1e-18..=0.08).contains(&v), "{step}/{total}: {v}");
+        }
+    }
+}
+
 #[test]
 fn the_seed_recipe_is_the_source_notebooks() {
     let r = Recipe::Seed;

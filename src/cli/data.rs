@@ -43,8 +43,8 @@ pub struct AugmentPreviewArgs {
     /// Augmented copies per digit (columns after the original), 1 to 20.
     #[arg(long, default_value_t = 5, value_parser = super::args::up_to::<20>, allow_negative_numbers = true)]
     pub copies: usize,
-    /// Whose augmentation strength: `onecycle` (default: rotation within ±8°) or `seed` (the
-    /// source's ±15°); both crop with probability 0.1.
+    /// Whose augmentation strength: `onecycle` (default: rotation within ±8°; `onecyclelr`
+    /// is the same) or `seed` (the source's ±15°); all crop with probability 0.1.
     #[arg(long, default_value = "onecycle", value_parser = super::args::recipe)]
     pub recipe: crate::train::recipe::Recipe,
 }

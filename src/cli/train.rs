@@ -15,10 +15,11 @@ use std::path::PathBuf;
 #[allow(missing_docs)]
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Training recipe: `onecycle` (default, 8 epochs) or `seed` (the source notebook).
+    /// Training recipe: `onecycle` (default, 8 epochs), `onecyclelr` (the same with PyTorch's
+    /// `OneCycleLR` schedule exactly) or `seed` (the source notebook).
     #[arg(long, value_parser = super::args::recipe)]
     pub recipe: Option<Recipe>,
-    /// Number of epochs, 1 to 1000 (default: the recipe's; 8 for onecycle, 20 for seed).
+    /// Number of epochs, 1 to 1000 (default: the recipe's; 8 for onecycle and onecyclelr, 20 for seed).
     #[arg(long, value_parser = super::args::up_to::<{ super::args::MAX_EPOCHS }>, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Seed of the initialisation, shuffle, augmentation and dropout [default: 1].
