@@ -334,6 +334,10 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     // K = 1 whose plane (60) is not a multiple of 16 although its height plus width (16) is:
     // dY still needs the wide scratch, whose rows are 64 floats long, not 60.
     check::<Shape<3, 5, 1, 3, 10, 6, 10, 6>>("odd_3to5_10x6_k1", 2, 105);
+    // K = 3 with output rows of 12 (not a multiple of 8) in a plane of 48 (a multiple of 16):
+    // a dense vector would start 4 before a row's end, where `forward_compact` cannot split
+    // it, so the wide layout must be chosen (the dense one needs rows a multiple of 8 too).
+    check::<Shape<2, 3, 3, 18, 6, 14, 4, 12>>("odd_2to3_6x14_k3", 2, 107);
     // K = 5, a single output row and column count not a multiple of anything.
     check::<Shape<2, 9, 5, 50, 5, 20, 1, 16>>("odd_2to9_5x20_k5", 2, 110);
     // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
@@ -405,8 +409,19 @@ fn per_image_functions_agree_on(cpu: Isa) {
         kernels::conv::backward_input_image::<Conv2>(cpu, &p, dyi, &mut dx, &mut wide);
         assert_eq!(dx, dx_batch[i * CIN * 676..(i + 1) * CIN * 676]);
         kernels::conv::backward_weight_image::<Conv2>(cpu, dyi, xi, &mut dw, &mut wide);
+        kernels::conv::backward_bias_image::<Conv2>(cpu, dyi, &mut dw);
     }
     assert_eq!(dw.weight, dw_batch.weight, "same order, so bit-identical");
+    // The bias gradient image by image (added into `dw.bias`, the weights left alone) is the
+    // batch wrapper's, which sums the same planes in the same order.
+    let mut db_batch = Conv::<f32, CIN, COUT, 3, 144>::zeros();
+    assert!(try_conv_backward_bias::<f32, Conv2>(
+        cpu,
+        View(&dy),
+        &mut db_batch
+    ));
+    assert!(db_batch.bias.iter().all(|&b| b != 0.0));
+    assert_eq!(dw.bias, db_batch.bias, "same order, so bit-identical");
 }
 
 #[test]

@@ -70,13 +70,15 @@ pub(super) fn group<S: ConvShape>(
     } else {
         let (dyw, dy_stride) = wide_dy::<S>(dy, scratch);
         let row = wide_vectors(oh, ow, S::W) * LANES;
-        // What the kernel reads of `dyw`, computed without overflow.
+        // What the kernel reads of `dyw`, computed without overflow: exactly the `n` images
+        // `wide_dy` returns (it needs only `≤`, but `wide_dy` promises `n` whole strides, so
+        // any other length means the geometry above is wrong).
         let extent = (n - 1)
             .checked_mul(dy_stride)
             .and_then(|e| e.checked_add(cout * row));
         assert!(
-            extent.is_some_and(|e| e <= dyw.len()),
-            "weight gradient: wide dY shorter than its images"
+            extent == Some(dyw.len()),
+            "weight gradient: wide dY is not {n} images of {cout} rows of {row} floats"
         );
         let g = super::Geom::of::<S>();
         let grp = kernel::Group {
@@ -203,9 +205,12 @@ mod kernel {
                 }
             }
         }
-        // The edge: pixels past the last full block.
+        // The edge: pixels past the last full block (written as `p_len` less its remainder
+        // rather than `pb·16`, so that no mutant of the bound can start the edge early and
+        // rewrite, unobservably, what the shuffles wrote).
+        let edge = p_len - p_len % L;
         for o in 0..c {
-            for q in pb * L..p_len {
+            for q in edge..p_len {
                 t[((o / L) * p_len + q) * L + o % L] = s[o * p_len + q];
             }
         }
