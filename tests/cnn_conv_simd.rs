@@ -338,6 +338,8 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     // a dense vector would start 4 before a row's end, where `forward_compact` cannot split
     // it, so the wide layout must be chosen (the dense one needs rows a multiple of 8 too).
     check::<Shape<2, 3, 3, 18, 6, 14, 4, 12>>("odd_2to3_6x14_k3", 2, 107);
+    // Rows of 8 (a multiple of 8) in a plane of 24 (not a multiple of 16): wide as well.
+    check::<Shape<2, 3, 3, 18, 5, 10, 3, 8>>("odd_2to3_5x10_k3", 2, 108);
     // K = 5, a single output row and column count not a multiple of anything.
     check::<Shape<2, 9, 5, 50, 5, 20, 1, 16>>("odd_2to9_5x20_k5", 2, 110);
     // COUT 48: the weight gradient vectorises over output channels (2 + 1 vectors), CIN 3
@@ -351,6 +353,30 @@ fn odd_channel_counts_and_partial_vectors_match_generic() {
     check::<Shape<2, 5, 3, 18, 4, 42, 2, 40>>("dense_2to5_4x42_k3", 2, 150);
     // One image, every tail at once: COUT 7 (4+2+1), CIN 1, K 3, 3×3 → 1×1.
     check::<Shape<1, 7, 3, 9, 3, 3, 1, 1>>("odd_1to7_3x3_k3", 1, 120);
+}
+
+/// The direct forward pass takes the dense layout (16 outputs a vector, no lane thrown away)
+/// exactly where its docs say: `K > 1`, output rows a multiple of 8, planes a multiple of 16.
+/// Both layouts give the same bits, so the matches-generic tests cannot see the choice; this
+/// pins it, so that a change that quietly sends conv2 or conv5 the slow way, or sends a shape
+/// the dense layout cannot take its way, fails here.
+#[test]
+fn the_dense_forward_layout_is_chosen_exactly_where_documented() {
+    use kernels::conv::dense_layout;
+    // The network: conv2 (24×24) and conv5 (8×8) are dense; conv1 (26×26) and conv4 (10×10)
+    // have rows that are not a multiple of 8, conv7 (2×2) too; conv3 and conv6 have K = 1.
+    assert!(dense_layout::<Conv2>() && dense_layout::<Conv5>());
+    assert!(!dense_layout::<Conv1>() && !dense_layout::<Conv4>() && !dense_layout::<Conv7>());
+    assert!(!dense_layout::<Conv3>() && !dense_layout::<Conv6>());
+    // Rows of 40 in a plane of 80 (the dense test shape above): dense, although 2 + 40 is
+    // not a multiple of 16.
+    assert!(dense_layout::<Shape<2, 5, 3, 18, 4, 42, 2, 40>>());
+    // Rows of 8 in a plane of 24, not a multiple of 16: wide.
+    assert!(!dense_layout::<Shape<2, 3, 3, 18, 5, 10, 3, 8>>());
+    // Rows of 12 in a plane of 48: wide (rows must be a multiple of 8 too).
+    assert!(!dense_layout::<Shape<2, 3, 3, 18, 6, 14, 4, 12>>());
+    // K = 1 with rows of 16: wide (dense and wide positions coincide).
+    assert!(!dense_layout::<Shape<2, 3, 1, 2, 2, 16, 2, 16>>());
 }
 
 #[test]

@@ -37,6 +37,15 @@ pub(super) fn image<S: ConvShape>(cpu: Isa, w: &[f32], b: &[f32], x: &[f32], y: 
     cpu.vectorize(Fwd::<S>::new(&g, w, b, x, y));
 }
 
+/// Whether the direct forward pass of `S` runs over dense vectors of 16 outputs instead of
+/// wide ones (`K > 1`, output rows a multiple of 8 and planes a multiple of 16: conv2 and conv5
+/// of the network). Both layouts give the same bits, the dense one computes no lane it throws
+/// away; `tests/cnn_conv_simd.rs` pins which shapes take it, so that a change to the choice is
+/// seen although no output changes.
+pub const fn dense_layout<S: ConvShape>() -> bool {
+    kernel::compact::<S>()
+}
+
 kernel_args! {
     /// The arguments of [`kernel::forward`], run by [`Isa::vectorize`].
     struct Fwd<'a, S: ConvShape> {

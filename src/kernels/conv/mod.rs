@@ -131,7 +131,7 @@ mod winograd;
 
 pub use backward_input::backward_input_image;
 pub use backward_weight::{backward_bias_image, backward_weight_image};
-pub use forward::forward_image;
+pub use forward::{dense_layout, forward_image};
 
 /// Floats per vector (of [`super::simd`]).
 pub use super::simd::LANES;
