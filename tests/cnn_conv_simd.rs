@@ -379,6 +379,225 @@ fn the_dense_forward_layout_is_chosen_exactly_where_documented() {
     assert!(!dense_layout::<Shape<2, 3, 1, 2, 2, 16, 2, 16>>());
 }
 
+/// Which passes Winograd's kernels take (`WGeom::takes`, `takes_weight`, `takes_backward`),
+/// pinned on both sides of each edge of the rule: the channels, an even output, and each of the
+/// fixed scratch buffers, which are sized for conv2. Winograd and the direct kernels round
+/// differently but both stay within the tests' bounds, so only this sees a change to the rule
+/// — one that sends conv2 the slow way, or lets a shape overrun the scratch. Each row was
+/// worked out from the buffer sizes by hand and by a model of the rule in Python.
+#[test]
+fn the_winograd_passes_are_taken_exactly_where_documented() {
+    use kernels::conv::{WinogradPasses, winograd_passes};
+    fn of<S: ConvShape>() -> String {
+        let WinogradPasses {
+            forward,
+            backward_input,
+            backward_weight,
+            backward,
+        } = winograd_passes::<S>();
+        [forward, backward_input, backward_weight, backward]
+            .map(|t| if t { 'T' } else { 'F' })
+            .iter()
+            .collect()
+    }
+    // forward, input gradient, weight gradient, both gradients in one pass.
+    let rows = [
+        // The network: conv2, conv5 and conv7 take every pass; the others have 1 → 16,
+        // 8 → 16 channels or 1×1 kernels.
+        ("conv2", of::<Conv2>(), "TTTT"),
+        ("conv5", of::<Conv5>(), "TTTT"),
+        ("conv7", of::<Conv7>(), "TTTT"),
+        ("conv1", of::<Conv1>(), "FFFF"),
+        ("conv3", of::<Conv3>(), "FFFF"),
+        ("conv4", of::<Conv4>(), "FFFF"),
+        ("conv6", of::<Conv6>(), "FFFF"),
+        // Channels other than 16 → 32 and 32 → 16.
+        ("16→16", of::<Shape<16, 16, 3, 144, 10, 10, 8, 8>>(), "FFFF"),
+        ("32→32", of::<Shape<32, 32, 3, 288, 10, 10, 8, 8>>(), "FFFF"),
+        // An odd output, in rows or in columns.
+        (
+            "16→32 27×26",
+            of::<Shape<16, 32, 3, 144, 27, 26, 25, 24>>(),
+            "FFFF",
+        ),
+        (
+            "16→32 26×27",
+            of::<Shape<16, 32, 3, 144, 26, 27, 24, 25>>(),
+            "FFFF",
+        ),
+        // 16 → 32, columns: 26 fit the output tiles' buffer (12 tiles of 32 channels), 28 not.
+        (
+            "16→32 4×26",
+            of::<Shape<16, 32, 3, 144, 4, 26, 2, 24>>(),
+            "TTTT",
+        ),
+        (
+            "16→32 4×28",
+            of::<Shape<16, 32, 3, 144, 4, 28, 2, 26>>(),
+            "FFFF",
+        ),
+        // 16 → 32 at 26 columns, rows: the padded input of the forward pass fills `xh` at 86,
+        // the input gradient's padded dY at 38, the weight gradient's input and dY at 30, and
+        // the one pass's padded dY and input at 26.
+        (
+            "16→32 86×26",
+            of::<Shape<16, 32, 3, 144, 86, 26, 84, 24>>(),
+            "TFFF",
+        ),
+        (
+            "16→32 88×26",
+            of::<Shape<16, 32, 3, 144, 88, 26, 86, 24>>(),
+            "FFFF",
+        ),
+        (
+            "16→32 38×26",
+            of::<Shape<16, 32, 3, 144, 38, 26, 36, 24>>(),
+            "TTFF",
+        ),
+        (
+            "16→32 40×26",
+            of::<Shape<16, 32, 3, 144, 40, 26, 38, 24>>(),
+            "TFFF",
+        ),
+        (
+            "16→32 30×26",
+            of::<Shape<16, 32, 3, 144, 30, 26, 28, 24>>(),
+            "TTTF",
+        ),
+        (
+            "16→32 32×26",
+            of::<Shape<16, 32, 3, 144, 32, 26, 30, 24>>(),
+            "TTFF",
+        ),
+        (
+            "16→32 28×26",
+            of::<Shape<16, 32, 3, 144, 28, 26, 26, 24>>(),
+            "TTTF",
+        ),
+        // 32 → 16, columns: 28 fit the input tiles' buffer (13 tiles of 32 channels), 30 not;
+        // the input gradient (16 → 32 seen from dY) stops at 24.
+        (
+            "32→16 4×28",
+            of::<Shape<32, 16, 3, 288, 4, 28, 2, 26>>(),
+            "TFTF",
+        ),
+        (
+            "32→16 4×30",
+            of::<Shape<32, 16, 3, 288, 4, 30, 2, 28>>(),
+            "FFFF",
+        ),
+        (
+            "32→16 4×26",
+            of::<Shape<32, 16, 3, 288, 4, 26, 2, 24>>(),
+            "TFTF",
+        ),
+        (
+            "32→16 28×24",
+            of::<Shape<32, 16, 3, 288, 28, 24, 26, 22>>(),
+            "TTTT",
+        ),
+        // 32 → 16, rows: the forward pass at 28 columns stops at 40, its weight gradient at
+        // 28; the input gradient at 24 columns at 84; the one pass at 24 columns at 28.
+        (
+            "32→16 40×28",
+            of::<Shape<32, 16, 3, 288, 40, 28, 38, 26>>(),
+            "TFFF",
+        ),
+        (
+            "32→16 42×28",
+            of::<Shape<32, 16, 3, 288, 42, 28, 40, 26>>(),
+            "FFFF",
+        ),
+        (
+            "32→16 28×28",
+            of::<Shape<32, 16, 3, 288, 28, 28, 26, 26>>(),
+            "TFTF",
+        ),
+        (
+            "32→16 30×28",
+            of::<Shape<32, 16, 3, 288, 30, 28, 28, 26>>(),
+            "TFFF",
+        ),
+        (
+            "32→16 84×24",
+            of::<Shape<32, 16, 3, 288, 84, 24, 82, 22>>(),
+            "FTFF",
+        ),
+        (
+            "32→16 86×24",
+            of::<Shape<32, 16, 3, 288, 86, 24, 84, 22>>(),
+            "FFFF",
+        ),
+        (
+            "32→16 30×24",
+            of::<Shape<32, 16, 3, 288, 30, 24, 28, 22>>(),
+            "TTTF",
+        ),
+    ];
+    for (name, got, want) in rows {
+        assert_eq!(got, want, "{name}: forward, input, weight, one pass");
+    }
+}
+
+/// Where the Winograd kernels take each gradient of a shape but their scratch cannot hold both
+/// at once (16 → 32 at 28×26), the one pass over the images declines, having done nothing, and
+/// the dispatcher gives the bits of the two gradients' dispatchers run one after the other. (The
+/// one pass once asserted here instead of declining.)
+#[test]
+fn winograd_one_pass_declines_where_its_scratch_cannot_hold_both_gradients() {
+    type S = Shape<16, 32, 3, 144, 28, 26, 26, 24>;
+    let n = 2;
+    let (xi, yi) = (S::CIN * S::H * S::W, S::COUT * S::OH * S::OW);
+    let p = conv_of::<f32, S>(&seeded(S::KK * S::COUT, 230), &seeded(S::COUT, 231));
+    let (x, dy) = (seeded(n * xi, 232), seeded(n * yi, 233));
+    let (w0, b0) = (seeded(S::KK * S::COUT, 234), vec![0.0; S::COUT]);
+    let mut scratch =
+        vec![0.0; gradspec::cnn::conv::col_len_of::<S>().max(kernels::conv::scratch_len_of::<S>())];
+    for cpu in isas() {
+        let (mut dw, mut dx) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
+        assert!(!kernels::conv::try_winograd_backward::<f32, S>(
+            cpu,
+            &p,
+            (&dy[..]).into(),
+            (&x[..]).into(),
+            &mut dw,
+            (&mut dx[..]).into()
+        ));
+        assert_eq!(dw.weight(), &w0[..], "{}: dw touched", cpu.name());
+        assert!(dx.iter().all(|v| v.is_nan()), "{}: dx touched", cpu.name());
+    }
+    let (mut dw_apart, mut dx_apart) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
+    kernels::conv::backward_weight::<f32, S>(
+        (&dy[..]).into(),
+        (&x[..]).into(),
+        &mut dw_apart,
+        &mut scratch,
+    );
+    kernels::conv::backward_input::<f32, S>(
+        &p,
+        (&dy[..]).into(),
+        (&mut dx_apart[..]).into(),
+        &mut scratch,
+    );
+    let (mut dw, mut dx) = (conv_of::<f32, S>(&w0, &b0), vec![f32::NAN; n * xi]);
+    kernels::conv::backward::<f32, S>(
+        &p,
+        (&dy[..]).into(),
+        (&x[..]).into(),
+        &mut dw,
+        (&mut dx[..]).into(),
+        &mut scratch,
+    );
+    let bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&dx), bits(&dx_apart), "input gradients differ");
+    assert_eq!(
+        bits(dw.weight()),
+        bits(dw_apart.weight()),
+        "weight gradients differ"
+    );
+    assert_ne!(dw.weight(), &w0[..], "nothing added");
+}
+
 #[test]
 fn per_image_functions_agree_with_the_batch_wrappers() {
     for cpu in isas() {

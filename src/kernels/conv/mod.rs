@@ -252,6 +252,46 @@ const fn winograd_geom_backward_weight<S: ConvShape>() -> Option<winograd::WGeom
     }
 }
 
+/// The geometries of [`try_winograd_backward`]: the weight gradient's and the input
+/// gradient's, when the one pass over the images takes the shape `S`.
+const fn winograd_geoms_backward<S: ConvShape>() -> Option<(winograd::WGeom, winograd::WGeom)> {
+    let gw = winograd::WGeom::forward(S::CIN, S::COUT, S::H, S::W);
+    let gi = winograd::WGeom::backward_input(S::CIN, S::COUT, S::H, S::W);
+    if S::K == 3 && gw.takes_backward() {
+        Some((gw, gi))
+    } else {
+        None
+    }
+}
+
+/// Which passes of a convolution shape Winograd's kernels take, when
+/// [`cpu::winograd`](super::cpu::winograd) allows them ([`winograd_passes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WinogradPasses {
+    /// [`try_winograd_forward`].
+    pub forward: bool,
+    /// [`try_winograd_backward_input`].
+    pub backward_input: bool,
+    /// [`try_winograd_backward_weight`].
+    pub backward_weight: bool,
+    /// [`try_winograd_backward`], both gradients in one pass over the images.
+    pub backward: bool,
+}
+
+/// Which passes of `S` Winograd's kernels take: 3×3 kernels, 16 → 32 or 32 → 16 channels, an
+/// even output, and buffers within the kernels' fixed scratch, which is sized for the
+/// network's conv2 (so conv2, conv5 and conv7 take every pass). Each pass's rule is checked on
+/// its own geometry; where one refuses, the dispatchers take the direct kernels, which round
+/// differently. `tests/cnn_conv_simd.rs` pins the answer at each edge of the rule.
+pub const fn winograd_passes<S: ConvShape>() -> WinogradPasses {
+    WinogradPasses {
+        forward: winograd_geom_forward::<S>().is_some(),
+        backward_input: winograd_geom_backward_input::<S>().is_some(),
+        backward_weight: winograd_geom_backward_weight::<S>().is_some(),
+        backward: winograd_geoms_backward::<S>().is_some(),
+    }
+}
+
 /// The forward pass of one image by Winograd's `F(2×2, 3×3)` whatever
 /// [`cpu::winograd`](super::cpu::winograd) says (for the kernels' tests): as
 /// [`forward_image`], rounded differently.
@@ -715,7 +755,8 @@ pub fn try_winograd_backward_weight<T: Float, S: ConvShape>(
 /// [`try_winograd_backward_weight`] (**accumulates** into `dw.weight`) and
 /// [`try_winograd_backward_input`] (`dx` overwritten) in one pass over the images, which
 /// transposes each image's `dY` once for both: the same bits as the two calls. Returns `false`,
-/// having done nothing, when they would.
+/// having done nothing, when either would, or when the kernels' scratch cannot hold both
+/// ([`WinogradPasses::backward`]).
 #[inline(never)]
 pub fn try_winograd_backward<T: Float, S: ConvShape>(
     cpu: impl Into<Isa>,
@@ -725,10 +766,7 @@ pub fn try_winograd_backward<T: Float, S: ConvShape>(
     dw: &mut S::Params<T>,
     dx: S::InMut<'_, T>,
 ) -> bool {
-    let (Some(gw), Some(gi)) = (
-        winograd_geom_backward_weight::<S>(),
-        winograd_geom_backward_input::<S>(),
-    ) else {
+    let Some((gw, gi)) = winograd_geoms_backward::<S>() else {
         return false;
     };
     let data = f32_dy_x::<T, S>("try_winograd_backward", dy.data(), x.data());

@@ -59,6 +59,9 @@ const XH_MAX: usize = 28 * 28 * 32 + 26 * 26 * 16;
 const V_MAX: usize = 16 * 13 * 32;
 const M_MAX: usize = 16 * 12 * 32;
 const Y_MAX: usize = 2 * 32 * 32;
+/// The transformed kernels, `16·ci·co` floats: exactly this for both channel pairs that
+/// [`WGeom::takes`] allows, so it needs no check there (`set_kernels` and [`backward`] index
+/// `u` and `du` as slices).
 const U_MAX: usize = 16 * 16 * 32;
 
 impl WGeom {
@@ -105,20 +108,26 @@ impl WGeom {
     const fn two_rows(&self) -> usize {
         (2 * self.wo).next_multiple_of(L)
     }
+    /// Whether `y` holds two output rows of every output channel. Never false where the other
+    /// bounds of [`takes`](Self::takes) hold (`V_MAX` and `M_MAX` allow at most 13 tiles a row
+    /// for 32 → 16 and 12 for 16 → 32, so 64 · 16 and 48 · 32 floats), but checked, because
+    /// the kernels' stores into `y` rely on it (mutants-equivalent.md, E8).
+    const fn y_fits(&self) -> bool {
+        self.two_rows() * self.co <= Y_MAX
+    }
 
     /// Whether these kernels take the geometry: 16 → 32 or 32 → 16 channels (the kernels are
     /// compiled for those), an even output, and buffers within [`Work`]'s.
     pub(super) const fn takes(&self) -> bool {
         ((self.ci == 16 && self.co == 32) || (self.ci == 32 && self.co == 16))
-            && self.hi + 2 * self.p >= 4
-            && self.wi + 2 * self.p >= 4
+            && self.hp() >= 4
+            && self.wpad() >= 4
             && self.ho.is_multiple_of(2)
             && self.wo.is_multiple_of(2)
             && self.hp() * self.wpad() * self.ci <= XH_MAX
             && 16 * self.tw() * self.ci <= V_MAX
             && 16 * self.tw() * self.co <= M_MAX
-            && self.two_rows() * self.co <= Y_MAX
-            && 16 * self.ci * self.co <= U_MAX
+            && self.y_fits()
     }
 }
 
@@ -127,6 +136,13 @@ impl WGeom {
     /// [`takes`](Self::takes), whose transposed input and `dY` fit in `xh` side by side.
     pub(super) const fn takes_weight(&self) -> bool {
         self.takes() && self.p == 0 && self.dy_at() + self.ho * self.wo * self.co <= XH_MAX
+    }
+    /// Whether [`backward`] takes the geometry: the weight-gradient kernels take this forward
+    /// one, the input-gradient kernels take its [`WGeom::backward_input`], and `xh` holds that
+    /// one's padded `dY` and the transposed input side by side.
+    pub(super) const fn takes_backward(&self) -> bool {
+        let gi = WGeom::backward_input(self.ci, self.co, self.hi, self.wi);
+        self.takes_weight() && gi.takes() && gi.x_at() + self.ci * self.hi * self.wi <= XH_MAX
     }
     /// Where [`backward`] puts the transposed input in `xh`: after this (input-gradient)
     /// geometry's padded `dY`.
@@ -308,8 +324,8 @@ fn add_weight_gradient(g: &WGeom, work: &Work, dw: &mut [f32]) {
 /// operations in the same order as those two, so the same bits.
 ///
 /// # Panics
-/// If `gw` is not a geometry [`WGeom::takes_weight`] (or `xh` cannot hold the padded `dY` and
-/// the input side by side), `work` is not for its input gradient, or a length does not match.
+/// If `gw` is not a geometry [`WGeom::takes_backward`], `work` is not for its input gradient,
+/// or a length does not match.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     cpu: Isa,
@@ -321,10 +337,7 @@ pub(super) fn backward(
     dw: &mut [f32],
 ) {
     let gi = WGeom::backward_input(gw.ci, gw.co, gw.hi, gw.wi);
-    assert!(
-        gw.takes_weight() && gi.takes() && gi.x_at() + gw.ci * gw.hi * gw.wi <= XH_MAX,
-        "winograd: geometry {gw:?} not taken"
-    );
+    assert!(gw.takes_backward(), "winograd: geometry {gw:?} not taken");
     assert_eq!(work.g, gi, "winograd: a Work serves one geometry");
     let (xi, dyi) = (gw.ci * gw.hi * gw.wi, gw.co * gw.ho * gw.wo);
     let n = x.len() / xi;
