@@ -771,6 +771,76 @@ impl Kernel for Shuffles {
     }
 }
 
+/// Cases for [`U64Ops`]: two integer vectors and a shift.
+type U64Case = ([u64; simd::U64_LANES], [u64; simd::U64_LANES], u32);
+
+/// Every integer lane operation of [`Simd`] on each case: add, xor, and, or, shl, shr, rotl
+/// and splat of the first lane, and `lt_mask` of the cases halved (its lanes must be below
+/// 2⁶³).
+struct U64Ops(Vec<U64Case>);
+
+impl Kernel for U64Ops {
+    type Out = Vec<([[u64; simd::U64_LANES]; 8], u8)>;
+    fn run<V: Simd>(self, s: V) -> Self::Out {
+        self.0
+            .iter()
+            .map(|&(a, b, n)| {
+                let (va, vb) = (s.u64_from_array(a), s.u64_from_array(b));
+                let t = |v| s.u64_to_array(v);
+                let half = |x: [u64; simd::U64_LANES]| s.u64_from_array(x.map(|x| x >> 1));
+                (
+                    [
+                        t(s.u64_add(va, vb)),
+                        t(s.u64_xor(va, vb)),
+                        t(s.u64_and(va, vb)),
+                        t(s.u64_or(va, vb)),
+                        t(s.u64_shl(va, n)),
+                        t(s.u64_shr(va, n)),
+                        t(s.u64_rotl(va, n)),
+                        t(s.u64_splat(a[0])),
+                    ],
+                    s.u64_lt_mask(half(a), half(b)),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Every instruction set's integer lane operations (the dropout lockstep's generator is built
+/// from them) are the `u64` operations they are named for, lane by lane. The lockstep only ors
+/// halves that share no bit (in `rotl`), where `|` and `^` agree, so this is the one test that
+/// holds `u64_or` to `|`.
+#[test]
+fn the_integer_lane_operations_are_exact_on_every_instruction_set() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(64);
+    let mut cases: Vec<U64Case> = (0..64)
+        .map(|n| (rng.random(), rng.random(), 1 + n % 63))
+        .collect();
+    // Equal lanes and carries out of the top bit.
+    cases.push(([u64::MAX; 8], [1; 8], 32));
+    cases.push(([5, 6, 7, 8, 9, 10, 11, 12], [5, 7, 6, 8, 10, 9, 11, 13], 1));
+    for cpu in isas() {
+        for (&(a, b, n), (got, lt)) in cases.iter().zip(cpu.vectorize(U64Ops(cases.clone()))) {
+            let want = [
+                std::array::from_fn(|l| a[l].wrapping_add(b[l])),
+                std::array::from_fn(|l| a[l] ^ b[l]),
+                std::array::from_fn(|l| a[l] & b[l]),
+                std::array::from_fn(|l| a[l] | b[l]),
+                a.map(|x| x << n),
+                a.map(|x| x >> n),
+                a.map(|x| x.rotate_left(n)),
+                [a[0]; 8],
+            ];
+            let names = ["add", "xor", "and", "or", "shl", "shr", "rotl", "splat"];
+            for ((name, got), want) in names.iter().zip(got).zip(want) {
+                assert_eq!(got, want, "{}: u64_{name} of {a:?}, {b:?}, {n}", cpu.name());
+            }
+            let want_lt = (0..8).fold(0u8, |m, l| m | u8::from(a[l] >> 1 < b[l] >> 1) << l);
+            assert_eq!(lt, want_lt, "{}: u64_lt_mask of {a:?}, {b:?}", cpu.name());
+        }
+    }
+}
+
 /// Every instruction set's 16×16 transpose moves each float to its mirrored place (in registers,
 /// and from memory to memory through any masks), and its
 /// `reduce16` gives each row's sum in the order of [`simd::hsum16_tree`], bit for bit (the
