@@ -265,7 +265,7 @@ const fn winograd_geoms_backward<S: ConvShape>() -> Option<(winograd::WGeom, win
 }
 
 /// Which passes of a convolution shape Winograd's kernels take, when
-/// [`cpu::winograd`](super::cpu::winograd) allows them ([`winograd_passes`]).
+/// [`cpu::winograd`] allows them ([`winograd_passes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WinogradPasses {
     /// [`try_winograd_forward`].
@@ -281,8 +281,10 @@ pub struct WinogradPasses {
 /// Which passes of `S` Winograd's kernels take: 3×3 kernels, 16 → 32 or 32 → 16 channels, an
 /// even output, and buffers within the kernels' fixed scratch, which is sized for the
 /// network's conv2 (so conv2, conv5 and conv7 take every pass). Each pass's rule is checked on
-/// its own geometry; where one refuses, the dispatchers take the direct kernels, which round
-/// differently. `tests/cnn_conv_simd.rs` pins the answer at each edge of the rule.
+/// its own geometry. Where the forward pass or one gradient is refused, its dispatcher takes
+/// the direct kernels, which round differently; where only the one pass over both gradients
+/// is, [`backward`] runs the two gradients' dispatchers one after the other (the same bits).
+/// `tests/cnn_conv_simd.rs` pins the answer at each edge of the rule.
 pub const fn winograd_passes<S: ConvShape>() -> WinogradPasses {
     WinogradPasses {
         forward: winograd_geom_forward::<S>().is_some(),
