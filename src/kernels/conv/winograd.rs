@@ -144,8 +144,9 @@ impl WGeom {
         let gi = WGeom::backward_input(self.ci, self.co, self.hi, self.wi);
         self.takes_weight() && gi.takes() && gi.x_at() + self.ci * self.hi * self.wi <= XH_MAX
     }
-    /// Where [`backward`] puts the transposed input in `xh`: after this (input-gradient)
-    /// geometry's padded `dY`.
+    /// The length of the padded input in `xh`, which [`Work::init`] zeroes; so also where
+    /// [`backward`] puts the transposed input: after this (input-gradient) geometry's padded
+    /// `dY`.
     const fn x_at(&self) -> usize {
         self.hp() * self.wpad() * self.ci
     }
@@ -157,7 +158,7 @@ impl WGeom {
 
 /// Buffers of one call for one geometry: the transformed kernels and the per-image working
 /// set (about 290 KB, on the caller's stack, made by [`Work::init`]; no allocation). Only what
-/// is read before it is written starts as zeros: the padding of the transposed input, never
+/// is read before it is written starts as zeros: the transposed input, whose padding is never
 /// written after (so a `Work` serves one geometry only), and the output rows, whose lanes past
 /// `2·wo` are loaded and masked off. The rest is written before it is read, so it starts
 /// uninitialised.
@@ -174,8 +175,9 @@ pub(super) struct Work {
 
 impl Work {
     /// A `Work` for `g`, initialised in place in `slot` (the caller's stack: a `Work` is never
-    /// moved, which would copy its 290 KB). Only `g`, the output rows and the padding of the
-    /// transposed input are written; everything else is written before it is read.
+    /// moved, which would copy its 290 KB). Only `g`, the output rows and the transposed input
+    /// are written; everything else is written before it is read. `g` must be a geometry that
+    /// [`WGeom::takes`], as every one the dispatchers build is.
     pub(super) fn init(slot: &mut MaybeUninit<Work>, g: WGeom) -> &mut Work {
         let p = slot.as_mut_ptr();
         // SAFETY: `g` and `y` are written here; every other field is an array of
@@ -187,17 +189,11 @@ impl Work {
                 .write_bytes(0, Y_MAX);
             slot.assume_init_mut()
         };
-        if g.takes() && g.p > 0 {
-            // The border of the padded rows: `transpose_in` writes the inside of every image.
-            let (row, pad, inner) = (g.wpad() * g.ci, g.p * g.ci, g.wi * g.ci);
-            let zero = MaybeUninit::new(0.0);
-            w.xh[..g.p * row].fill(zero);
-            w.xh[(g.p + g.hi) * row..g.hp() * row].fill(zero);
-            for r in g.p..g.p + g.hi {
-                w.xh[r * row..][..pad].fill(zero);
-                w.xh[r * row + pad + inner..][..pad].fill(zero);
-            }
-        }
+        // The transposed input's padding is never written after this, and `transpose_in`
+        // writes its inside for every image, so zeroing the whole padded input once is
+        // enough; it is simpler than zeroing the border alone, and no slower to matter (one
+        // image's stores per call).
+        w.xh[..g.x_at()].fill(MaybeUninit::new(0.0));
         w
     }
 
