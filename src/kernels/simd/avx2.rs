@@ -412,7 +412,10 @@ fn compress_index(m: usize) -> __m256i {
 }
 
 /// Per 8-bit mask, the positions of its set bits in order.
-static COMPRESS_INDEX: [[u8; 8]; 256] = {
+static COMPRESS_INDEX: [[u8; 8]; 256] = compress_index_table();
+
+/// [`COMPRESS_INDEX`], built at compile time.
+const fn compress_index_table() -> [[u8; 8]; 256] {
     let mut t = [[0u8; 8]; 256];
     let mut m = 0;
     while m < 256 {
@@ -427,7 +430,7 @@ static COMPRESS_INDEX: [[u8; 8]; 256] = {
         m += 1;
     }
     t
-};
+}
 
 /// Lanes `0 .. n` all ones, the others zero (`n ≤ 8`), loaded from a table.
 #[inline(always)]
