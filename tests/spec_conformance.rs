@@ -184,6 +184,47 @@ fn checker_reports_orphans_duplicates_and_misnames() {
     );
 }
 
+/// `Problem::label` is the label each problem is about, whatever its kind: the CLI's JSON and
+/// `backprop_conformance`'s filter by namespace read it.
+#[test]
+fn each_problem_names_its_label() {
+    let md = "r[bp.a.one]\nx = 1\n\nr[bp.a.two]\n\nr[bp.a.two]\n";
+    let rs = "/// r[bp.a.one]\nfn a_one() {}\n/// r[bp.a.three]\npub fn a_three() {}\n\
+              /// r[bp.a.one]\npub fn wrong_name() {}\n";
+    let reg = Registry {
+        equations: spec_labels(Path::new("s.md"), md),
+        functions: code_entries(Path::new("c.rs"), rs),
+        tests: Vec::new(),
+    };
+    let got: Vec<String> = reg
+        .check()
+        .iter()
+        .map(|p| {
+            let kind = match p {
+                Problem::EquationWithoutFunction { .. } => "no function",
+                Problem::FunctionWithoutEquation { .. } => "no equation",
+                Problem::DuplicateEquation { .. } => "duplicate equation",
+                Problem::DuplicateFunction { .. } => "duplicate function",
+                Problem::Misnamed { .. } => "misnamed",
+                Problem::EquationWithoutTest { .. } => "no test",
+                _ => "other",
+            };
+            format!("{kind}: {}", p.label())
+        })
+        .collect();
+    for want in [
+        "no function: bp.a.two",
+        "no equation: bp.a.three",
+        "duplicate equation: bp.a.two",
+        "duplicate function: bp.a.one",
+        "misnamed: bp.a.one",
+        "no test: bp.a.one",
+        "no test: bp.a.two",
+    ] {
+        assert!(got.iter().any(|g| g == want), "{want:?} not in {got:?}");
+    }
+}
+
 #[test]
 fn tests_cite_labels_with_a_verifies_line() {
     let rs = r#"
