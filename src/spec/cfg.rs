@@ -198,6 +198,10 @@ mod truth_table {
             "#[cfg(all(test,any()))]",
             "#[cfg(never=\"  \")]",
             "#![cfg(any())]",
+            // `all` of something that may be true and something never true; `not` of an `any`
+            // that is always true.
+            "#[cfg(all(any(unix),any()))]",
+            "#[cfg(not(any(all())))]",
         ] {
             assert!(never_true(a), "{a}");
         }
@@ -210,6 +214,12 @@ mod truth_table {
             "#[cfg(not(target_arch=\"       \"))]",
             "#[cfg_attr(any(),ignore)]",
             "#[test]",
+            // Sometimes true, so not never: `all` and `any` of one such name, and their `not`.
+            "#[cfg(any(unix))]",
+            "#[cfg(not(all(test)))]",
+            // `not` takes exactly one predicate; anything else is unread, so may be true.
+            "#[cfg(not(all(),FALSE))]",
+            "#[cfg(not())]",
         ] {
             assert!(!never_true(a), "{a}");
         }
@@ -224,6 +234,8 @@ mod truth_table {
             "#[cfg_attr(unix,ignore=\" \")]",
             "#[cfg_attr(test,should_panic,ignore)]",
             "#[cfg_attr(all(),cfg_attr(all(),ignore))]",
+            // The attribute list is split at commas outside brackets only.
+            "#[cfg_attr(all(),x(a),ignore)]",
         ] {
             assert!(ignores(a), "{a}");
         }
@@ -232,6 +244,7 @@ mod truth_table {
             "#[ignored_name]",
             "#[cfg_attr(all(),should_panic)]",
             "#[test]",
+            "#[cfg_attr(all(),x(a,ignore,b))]",
         ] {
             assert!(!ignores(a), "{a}");
         }
