@@ -191,8 +191,8 @@ impl Work {
         };
         // The transposed input's padding is never written after this, and `transpose_in`
         // writes its inside for every image, so zeroing the whole padded input once is
-        // enough; it is simpler than zeroing the border alone, and no slower to matter (one
-        // image's stores per call).
+        // enough, and simpler than zeroing the border alone. It costs one image's stores per
+        // call, a call being a chunk of images (an estimate; not timed on its own).
         w.xh[..g.x_at()].fill(MaybeUninit::new(0.0));
         w
     }
