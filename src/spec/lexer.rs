@@ -403,6 +403,19 @@ mod lexer_sanity {
         assert!(n > 40, "{n} files");
     }
 
+    /// A file may end inside a block comment or a string (a file being edited, or one that is
+    /// not Rust): the lexer stops at its end instead of reading past it, and keeps every line.
+    #[test]
+    fn a_file_ending_inside_a_comment_or_a_string_is_read_to_its_end() {
+        for text in [
+            "x /* open\nstill open",
+            "let s = \"open\nstill open",
+            "let s = \"ends in \\",
+        ] {
+            assert_eq!(lex(text).len(), text.lines().count(), "{text:?}");
+        }
+    }
+
     #[test]
     fn literals_and_comments_are_blanked_but_lines_kept() {
         let l = lex(
