@@ -184,8 +184,8 @@ fn checker_reports_orphans_duplicates_and_misnames() {
     );
 }
 
-/// `Problem::label` is the label each problem is about, whatever its kind: the CLI's JSON and
-/// `backprop_conformance`'s filter by namespace read it.
+/// `Problem::label` is the label each problem is about, whatever its kind:
+/// `every_equation_is_cited_by_a_test` reports it, and `backprop_conformance` filters by it.
 #[test]
 fn each_problem_names_its_label() {
     let md = "r[bp.a.one]\nx = 1\n\nr[bp.a.two]\n\nr[bp.a.two]\n";
