@@ -321,6 +321,28 @@ fn a_label_in_an_indented_code_block_is_not_a_label() {
     assert_eq!(labels, ["bp.real.three_spaces"]);
 }
 
+/// A fence may be indented by up to three spaces; at four it is indented code, not a fence,
+/// so the lines after it are read. A tilde fence's info string may hold a backtick; a line of
+/// backticks with a backtick after them is inline code, not a fence. Each label keeps its line.
+#[test]
+fn a_fence_is_indented_by_at_most_three_spaces_and_inline_code_is_no_fence() {
+    let md = "   ```\nr[bp.in.three]\n   ```\n\
+              \x20   ```\nr[bp.real.after_indented]\n\
+              ~~~ `x`\nr[bp.in.tilde_info]\n~~~\n\
+              ```a` b```\nr[bp.real.after_inline]\n";
+    let labels: Vec<(String, usize)> = spec_labels(Path::new("s.md"), md)
+        .into_iter()
+        .map(|(l, site)| (l, site.line))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("bp.real.after_indented".to_string(), 5),
+            ("bp.real.after_inline".to_string(), 10)
+        ]
+    );
+}
+
 #[test]
 fn a_label_in_a_tilde_or_long_or_info_string_fence_is_not_a_label() {
     let md = "~~~\nr[bp.in.tilde]\n```\nr[bp.in.tilde_still]\n~~~\n\

@@ -6,22 +6,18 @@
 use super::{Site, parse_label};
 use std::path::Path;
 
-/// Leading indentation in columns (a tab advances to the next multiple of 4).
-fn indent_columns(line: &str) -> usize {
-    let mut col = 0;
-    for c in line.chars() {
-        match c {
-            ' ' => col += 1,
-            '\t' => col += 4 - col % 4,
-            _ => break,
-        }
-    }
-    col
+/// Whether a line is indented by four columns or more, which makes it indented code or a
+/// paragraph's continuation. A tab advances to the next multiple of 4, so a tab anywhere in the
+/// leading whitespace reaches column 4; only the count of spaces matters otherwise.
+fn indented_four(line: &str) -> bool {
+    let rest = line.trim_start_matches([' ', '\t']);
+    let lead = &line[..line.len() - rest.len()];
+    lead.contains('\t') || lead.len() >= 3
 }
 
 /// A CommonMark fence line: (fence char, run length, rest of the line after the run).
 fn fence(line: &str) -> Option<(char, usize, &str)> {
-    if indent_columns(line) > 3 {
+    if indented_four(line) {
         return None;
     }
     let t = line.trim_start_matches([' ', '\t']);
@@ -59,7 +55,7 @@ pub fn spec_labels(file: &Path, text: &str) -> Vec<(String, Site)> {
             open = Some((c, n));
             continue;
         }
-        if indent_columns(line) > 3 {
+        if indented_four(line) {
             continue;
         }
         if let Some(l) = parse_label(line.trim()) {

@@ -405,3 +405,26 @@ fn test_targets(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     roots.sort();
     Ok(roots)
 }
+
+#[cfg(test)]
+mod test_names {
+    use super::test_binary_name;
+    use std::path::Path;
+
+    /// The name a citation carries: the file's path under tests/ as a module path, with a
+    /// directory's `mod.rs` named after its directory (at any depth, but not at the top).
+    #[test]
+    fn a_test_file_is_named_by_its_path_under_tests() {
+        let t = Path::new("/r/tests");
+        for (file, name) in [
+            ("/r/tests/foo.rs", "foo"),
+            ("/r/tests/mod.rs", "mod"),
+            ("/r/tests/dir/bar.rs", "dir::bar"),
+            ("/r/tests/dir/mod.rs", "dir"),
+            ("/r/tests/a/b/mod.rs", "a::b"),
+            ("/r/tests/a/b/c.rs", "a::b::c"),
+        ] {
+            assert_eq!(test_binary_name(t, Path::new(file)), name, "{file}");
+        }
+    }
+}
