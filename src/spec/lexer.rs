@@ -431,4 +431,58 @@ mod lexer_sanity {
             ]
         );
     }
+
+    /// The code left of each literal form, exactly: raw strings (any number of `#`, with the
+    /// `b` and `c` prefixes, at the file's first character), a `r` that ends an identifier
+    /// (not a raw string: its `\"` is an escape), and character literals of every length
+    /// (the blanks keep each literal's width).
+    #[test]
+    fn each_literal_form_is_blanked_to_its_exact_width() {
+        for (text, code) in [
+            ("r\"{\"", "r\" \""),
+            ("r#\"a\"b\"#}", "r#\"   \"#}"),
+            ("r##\"\"#\"##", "r##\"  \"##"),
+            ("br\"\\\"{", "br\" \"{"),
+            ("cr#\"}\"#;", "cr#\" \"#;"),
+            ("xr\"\\\"{\"", "xr\"   \""),
+            (
+                "'\\x41' '\\u{1F600}' 'a' '\\n'",
+                "'    ' '         ' ' ' '  '",
+            ),
+        ] {
+            let got: Vec<String> = lex(text).into_iter().map(|l| l.code).collect();
+            assert_eq!(got, [code], "{text:?}");
+        }
+    }
+
+    /// A line's index from a character's offset in the joined text (each line ends in `\n`).
+    #[test]
+    fn line_of_maps_each_offset_to_its_line() {
+        let flat = Flat::new(&lex("ab\n\ncd"));
+        let lines: Vec<usize> = (0..flat.chars.len()).map(|k| flat.line_of(k)).collect();
+        assert_eq!(lines, [0, 0, 0, 1, 2, 2, 2]);
+    }
+
+    /// A `;` inside brackets (an array type) is not the end of a body-less item.
+    #[test]
+    fn a_semicolon_in_brackets_does_not_end_an_item() {
+        let flat = Flat::new(&lex("fn f(x: [u8; 3]) { y }"));
+        let (open, close) = flat.body(0).unwrap();
+        assert_eq!(flat.text(open + 1, close), " y ");
+        let flat = Flat::new(&lex("fn f(x: [u8; 3]);"));
+        assert_eq!(flat.body(0), None);
+    }
+
+    /// A file may end inside a preamble: after a doc line, or inside an attribute that never
+    /// closes. The reader stops at the end of the file.
+    #[test]
+    fn a_file_ending_in_a_preamble_is_read_to_its_end() {
+        let it = items(&lex("fn a() {}\n/// dangling"));
+        assert_eq!(it.len(), 1);
+        assert_eq!((it[0].start, it[0].line, it[0].text.as_str()), (1, 2, ""));
+        assert_eq!(it[0].doc, [(1, " dangling".to_string())]);
+        let it = items(&lex("#[cfg(\nunix"));
+        assert_eq!(it.len(), 1);
+        assert_eq!(it[0].attrs, ["#[cfg(unix"]);
+    }
 }

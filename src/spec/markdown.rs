@@ -12,7 +12,7 @@ use std::path::Path;
 fn indented_four(line: &str) -> bool {
     let rest = line.trim_start_matches([' ', '\t']);
     let lead = &line[..line.len() - rest.len()];
-    lead.contains('\t') || lead.len() >= 3
+    lead.contains('\t') || lead.len() > 3
 }
 
 /// A CommonMark fence line: (fence char, run length, rest of the line after the run).
