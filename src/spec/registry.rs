@@ -408,8 +408,76 @@ fn test_targets(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod test_names {
-    use super::test_binary_name;
+    use super::{ModuleTree, test_binary_name, test_targets};
     use std::path::Path;
+
+    fn write(root: &Path, files: &[(&str, &str)]) {
+        for (f, text) in files {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+
+    /// `#[path]` outside an inline module is relative to the declaring file's folder; inside
+    /// one, to that module's folder (under `a/` for a file `a.rs`). The decoys sit where the
+    /// other rule would look.
+    #[test]
+    fn a_path_attribute_is_relative_to_the_file_or_to_its_inline_module() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            &[
+                ("src/lib.rs", "mod a;\n"),
+                (
+                    "src/a.rs",
+                    "#[path = \"p.rs\"]\nmod top;\nmod inl {\n    #[path = \"q.rs\"]\n    mod deep;\n}\n",
+                ),
+                ("src/p.rs", ""),
+                ("src/a/inl/q.rs", ""),
+                ("src/a/p.rs", ""),
+                ("src/q.rs", ""),
+            ],
+        );
+        let tree = ModuleTree::walk(vec![r.join("src/lib.rs")]).unwrap();
+        let got: Vec<_> = tree
+            .compiled
+            .iter()
+            .map(|f| f.strip_prefix(r).unwrap())
+            .collect();
+        let want = ["src/a/inl/q.rs", "src/a.rs", "src/lib.rs", "src/p.rs"].map(Path::new);
+        assert_eq!(got, want);
+    }
+
+    /// `autotests = false` leaves only the `[[test]]` targets; otherwise every `tests/*.rs`
+    /// and `tests/*/main.rs` is one too.
+    #[test]
+    fn autotests_false_leaves_only_the_declared_test_targets() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let files = [
+            ("tests/a.rs", ""),
+            ("tests/b.rs", ""),
+            ("tests/d/main.rs", ""),
+        ];
+        write(r, &files);
+        for (manifest, want) in [
+            (
+                "[package]\nautotests = false\n[[test]]\npath = \"tests/b.rs\"\n",
+                &["tests/b.rs"][..],
+            ),
+            (
+                "[package]\nautotests = true\n",
+                &["tests/a.rs", "tests/b.rs", "tests/d/main.rs"][..],
+            ),
+        ] {
+            write(r, &[("Cargo.toml", manifest)]);
+            let got: Vec<_> = test_targets(r).unwrap();
+            let want: Vec<_> = want.iter().map(|f| r.join(f)).collect();
+            assert_eq!(got, want, "{manifest}");
+        }
+    }
 
     /// The name a citation carries: the file's path under tests/ as a module path, with a
     /// directory's `mod.rs` named after its directory (at any depth, but not at the top).

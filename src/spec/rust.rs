@@ -13,6 +13,8 @@ pub const FIXED_CASES: &str = "fixed_cases";
 /// One lexed source file with its items and bracket index.
 struct Source {
     flat: Flat,
+    /// Each line's lexed code (see [`super::lexer::LexLine::code`]).
+    code: Vec<String>,
     items: Vec<Item>,
     /// The original lines (string contents intact), for `#[path = "…"]`.
     raw: Vec<String>,
@@ -30,6 +32,7 @@ impl Source {
             .collect();
         Source {
             flat: Flat::new(&lines),
+            code: lines.iter().map(|l| l.code.clone()).collect(),
             items: items(&lines),
             raw: text.lines().map(str::to_string).collect(),
             inner_attrs,
@@ -75,13 +78,8 @@ impl Source {
             .and_then(|n| self.body_text(n))
     }
 
-    fn line_code(&self, n: usize) -> String {
-        let end = self
-            .flat
-            .starts
-            .get(n + 1)
-            .map_or(self.flat.chars.len(), |e| e - 1);
-        self.flat.text(self.flat.starts[n], end)
+    fn line_code(&self, n: usize) -> &str {
+        &self.code[n]
     }
 }
 
@@ -405,4 +403,49 @@ pub(super) fn mod_decls(text: &str) -> Vec<ModDecl> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod readers {
+    use super::*;
+
+    /// A body with no statement at all is empty, not a stub; one `panic!` (with or without
+    /// `;`) or several are.
+    #[test]
+    fn only_a_body_of_panics_is_a_stub() {
+        for (body, stub) in [
+            ("", false),
+            ("  \n ", false),
+            ("panic!()", true),
+            (" todo!(); unreachable!{} ", true),
+            ("panic!(); 1", false),
+        ] {
+            assert_eq!(only_panics(body), stub, "{body:?}");
+        }
+    }
+
+    /// A citation token is `r[…]` not glued to an identifier, with a dot and no whitespace
+    /// inside.
+    #[test]
+    fn label_tokens_are_standalone_dotted_and_unspaced() {
+        assert_eq!(
+            label_tokens("r[a.b], r[nodot], xr[c.d], r[e f.g] (r[h.i])"),
+            ["a.b", "h.i"]
+        );
+    }
+
+    /// A `mod` declaration after an inline module, or after an item under a `cfg` that is
+    /// never true, is outside it.
+    #[test]
+    fn a_mod_after_an_inline_or_never_compiled_module_is_outside_it() {
+        let d = mod_decls("mod a {\n    mod b;\n}\nmod c;\n#[cfg(any())]\nmod n {\n}\nmod e;\n");
+        let got: Vec<(&str, Vec<String>)> = d
+            .iter()
+            .map(|m| (m.name.as_str(), m.inline.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [("b", vec!["a".to_string()]), ("c", vec![]), ("e", vec![])]
+        );
+    }
 }
