@@ -485,4 +485,18 @@ mod lexer_sanity {
         assert_eq!(it.len(), 1);
         assert_eq!(it[0].attrs, ["#[cfg(unix"]);
     }
+
+    /// A function's name after its qualifiers (an `extern` ABI's string is blanked by the
+    /// lexer, quotes kept); `fn` followed by no name is none.
+    #[test]
+    fn fn_name_reads_past_qualifiers_and_needs_a_name() {
+        for (line, name) in [
+            ("pub(crate) const unsafe fn f_1<T>(x: T)", Some("f_1")),
+            ("extern \" \" fn g()", Some("g")),
+            ("let fn h", None),
+            ("fn (x)", None),
+        ] {
+            assert_eq!(fn_name(line), name, "{line:?}");
+        }
+    }
 }

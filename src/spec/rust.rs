@@ -448,4 +448,20 @@ mod readers {
             [("b", vec!["a".to_string()]), ("c", vec![]), ("e", vec![])]
         );
     }
+
+    /// A citation's line: its function's, or, with no function after the doc comment, the
+    /// `Verifies` line's (1-based).
+    #[test]
+    fn a_citation_without_a_function_is_placed_at_its_verifies_line() {
+        let c = test_citations(
+            Path::new("t.rs"),
+            "t",
+            "\n\n/// Verifies r[a.b]\nconst X: u8 = 1;\n/// Verifies r[c.d]\n#[test]\nfn f() { g() }\n",
+        );
+        let got: Vec<(&str, &str, usize)> = c
+            .iter()
+            .map(|c| (c.label.as_str(), c.test.as_str(), c.site.line))
+            .collect();
+        assert_eq!(got, [("a.b", "t::(no function)", 3), ("c.d", "t::f", 7)]);
+    }
 }
