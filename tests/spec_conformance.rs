@@ -271,7 +271,7 @@ fn prose_without_a_label_and_labels_outside_a_verifies_line_are_not_citations() 
 
 #[test]
 fn a_citation_on_a_helper_or_an_ignored_test_is_a_problem() {
-    let rs = "/// Verifies r[bp.a.one]\nfn helper() {}\n\
+    let rs = "/// Verifies r[bp.a.one]\nfn helper() { a_one(); }\n\
               /// Verifies r[bp.a.one]\n#[test]\n#[ignore]\nfn ignored() {}\n\
               /// Verifies r[bp.a.one]\nconst NOT_A_FN: u8 = 0;\n";
     let reg = Registry {
@@ -293,6 +293,8 @@ fn a_citation_on_a_helper_or_an_ignored_test_is_a_problem() {
         has(&p, |x| matches!(x, Problem::EquationWithoutTest { .. })),
         "citations that are not tests do not count"
     );
+    // The helper has a body, so it is rejected for not being a test, not for being empty.
+    assert!(rejected_because(rs, "t::helper", "not a #[test] function"));
 }
 
 #[test]
