@@ -155,7 +155,7 @@ fn label_tokens(s: &str) -> Vec<String> {
         if standalone && inner.contains('.') && !inner.contains(char::is_whitespace) {
             out.push(inner.to_string());
         }
-        rest = &after[e + 1..];
+        rest = &after[e..];
     }
     out
 }
@@ -239,9 +239,8 @@ fn prop_blocks(src: &Source) -> Vec<PropBlock> {
         // `#![proptest_config(EXPR)]`: EXPR, and the bodies of the functions it calls.
         let config = block.find("proptest_config").and_then(|c| {
             let chars: Vec<char> = block[c..].chars().collect();
-            let open = chars.iter().position(|&ch| ch == '(')?;
-            let close = matching(&chars, open)?;
-            Some(chars[open..=close].iter().collect::<String>())
+            let close = matching(&chars, 0)?;
+            Some(chars[..=close].iter().collect::<String>())
         });
         let fixed = config.is_some_and(|expr| {
             let called = expr
@@ -285,9 +284,7 @@ pub fn test_citations(file: &Path, stem: &str, text: &str) -> Vec<TestCitation> 
             continue;
         }
         let name = fn_name(&it.text);
-        let prop = props
-            .iter()
-            .find(|b| b.first < it.line && it.line <= b.last);
+        let prop = props.iter().find(|b| (b.first..=b.last).contains(&it.line));
         let is_test = it.attrs.iter().any(|a| a == "#[test]") || prop.is_some();
         let not_a_test = match name {
             None => Some("no function follows the doc comment".to_string()),
@@ -395,7 +392,7 @@ pub(super) fn mod_decls(text: &str) -> Vec<ModDecl> {
             name: name.to_string(),
             inline: inline
                 .iter()
-                .filter(|(_, a, b)| *a < n && n <= *b)
+                .filter(|(_, a, b)| (*a..=*b).contains(&n))
                 .map(|(m, _, _)| m.clone())
                 .collect(),
             path,
@@ -463,5 +460,29 @@ mod readers {
             .map(|c| (c.label.as_str(), c.test.as_str(), c.site.line))
             .collect();
         assert_eq!(got, [("a.b", "t::(no function)", 3), ("c.d", "t::f", 7)]);
+    }
+
+    /// A `proptest!` block indented inside a module still holds its tests; a function after
+    /// the block is outside it.
+    #[test]
+    fn an_indented_proptest_block_holds_its_tests_and_not_what_follows() {
+        let c = test_citations(
+            Path::new("t.rs"),
+            "t",
+            "mod m {\n    proptest! {\n        #![proptest_config(fixed_cases(8))]\n        \
+             /// Verifies r[a.b]\n        fn p(x in 0u8..3) { g(x) }\n    }\n    \
+             /// Verifies r[c.d]\n    fn helper() { g(1) }\n}\n",
+        );
+        let got: Vec<(&str, Option<&str>)> = c
+            .iter()
+            .map(|c| (c.test.as_str(), c.not_a_test.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("t::p", None),
+                ("t::helper", Some("it is not a #[test] function"))
+            ]
+        );
     }
 }
