@@ -621,13 +621,57 @@ mod tests {
             255, 255, 255, 255, // opaque white
             0, 0, 0, 128, // half-transparent black
             255, 0, 0, 255, // red: 0.299 · 255
+            2, 0, 0, 255, // 0.598 rounds up to 1
         ];
         assert_eq!(
-            gray_from_rgba(&px, 5, 1).unwrap(),
-            vec![0, 255, 255, 127, 76]
+            gray_from_rgba(&px, 6, 1).unwrap(),
+            vec![0, 255, 255, 127, 76, 1]
         );
-        assert!(gray_from_rgba(&px, 4, 1).is_err());
-        assert!(gray_from_rgba(&px[..19], 5, 1).is_err());
+        assert!(gray_from_rgba(&px, 5, 1).is_err());
+        assert!(gray_from_rgba(&px[..23], 6, 1).is_err());
         assert!(gray_from_rgba(&[], 0, 0).is_err());
+    }
+
+    /// Every pixel of the outermost rows and columns, each exactly once, for thin and square
+    /// shapes alike.
+    #[test]
+    fn for_border_visits_each_border_pixel_once() {
+        for (w, h) in [(1, 1), (3, 1), (1, 3), (2, 2), (4, 3), (5, 5)] {
+            let mut seen = vec![0u32; w * h];
+            for_border(w, h, |x, y| seen[y * w + x] += 1);
+            for y in 0..h {
+                for x in 0..w {
+                    let edge = x == 0 || y == 0 || x == w - 1 || y == h - 1;
+                    assert_eq!(seen[y * w + x], u32::from(edge), "{w}×{h} at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    /// The border's majority decides the polarity; when light and dark pixels tie, its mean
+    /// does (above 127.5: light paper), and a mean of exactly 127.5 is not light.
+    #[test]
+    fn dark_on_light_reads_the_border_and_breaks_ties_by_its_mean() {
+        let gray = |pixels: &[u8]| {
+            dark_on_light(&Gray {
+                width: 4,
+                height: 3,
+                pixels,
+            })
+        };
+        // The top row dark, the rest of the border light (the middle row's inside is dark,
+        // and is not border).
+        assert!(gray(&[0, 0, 0, 0, 255, 0, 0, 255, 255, 255, 255, 255]));
+        assert!(!gray(&[255, 255, 255, 255, 0, 255, 255, 0, 0, 0, 0, 0]));
+        // Ties: five light and five dark border pixels.
+        let tie = |dark: u8, light: u8| {
+            gray(&[
+                dark, dark, dark, dark, dark, 0, 0, light, light, light, light, light,
+            ])
+        };
+        assert!(tie(100, 200), "mean 150");
+        assert!(!tie(0, 140), "mean 70");
+        assert!(!tie(0, 255), "mean 127.5");
+        assert!(tie(1, 255), "mean 128");
     }
 }
