@@ -674,4 +674,28 @@ mod tests {
         assert!(!tie(0, 255), "mean 127.5");
         assert!(tie(1, 255), "mean 128");
     }
+
+    /// A border that lies on a quadratic is fitted exactly, inside as well as on the border,
+    /// with no noise left; a flat border stays flat.
+    #[test]
+    fn a_quadratic_background_is_fitted_exactly() {
+        let (w, h) = (9, 9);
+        // 120 + 40u + 20v + 16u² + 16v² + 16uv with u = (x − 4)/4, v = (y − 4)/4: integers.
+        let level = |x: usize, y: usize| {
+            let (a, b) = (x as f64 - 4.0, y as f64 - 4.0);
+            120.0 + 10.0 * a + 5.0 * b + a * a + b * b + a * b
+        };
+        let c: Vec<u8> = (0..w * h).map(|k| level(k % w, k / w) as u8).collect();
+        let (bg, sigma) = background(&c, w, h);
+        assert!(matches!(bg, Background::Quadratic(_)), "{bg:?}");
+        assert!(sigma.abs() < 1e-9, "σ = {sigma}");
+        for y in 0..h {
+            for x in 0..w {
+                let e = eval(bg, x, y, w, h);
+                assert!((e - level(x, y)).abs() < 1e-9, "({x}, {y}): {e}");
+            }
+        }
+        let (bg, sigma) = background(&[77; 81], w, h);
+        assert!(matches!(bg, Background::Flat(v) if v == 77.0) && sigma == 0.0);
+    }
 }
