@@ -676,7 +676,8 @@ mod tests {
     }
 
     /// A border that lies on a quadratic is fitted exactly, inside as well as on the border,
-    /// with no noise left; a flat border stays flat.
+    /// with no noise left, and with the coefficients of the documented basis; a flat border
+    /// stays flat.
     #[test]
     fn a_quadratic_background_is_fitted_exactly() {
         let (w, h) = (9, 9);
@@ -687,7 +688,14 @@ mod tests {
         };
         let c: Vec<u8> = (0..w * h).map(|k| level(k % w, k / w) as u8).collect();
         let (bg, sigma) = background(&c, w, h);
-        assert!(matches!(bg, Background::Quadratic(_)), "{bg:?}");
+        // In the basis `1, u, v, u², v², uv` with u, v running from −1 to 1 across the picture
+        // (any other scaling of u and v fits the same surface with other coefficients).
+        let Background::Quadratic(coef) = bg else {
+            panic!("{bg:?}")
+        };
+        for (c, want) in coef.iter().zip([120.0, 40.0, 20.0, 16.0, 16.0, 16.0]) {
+            assert!((c - want).abs() < 1e-9, "{coef:?}");
+        }
         assert!(sigma.abs() < 1e-9, "σ = {sigma}");
         for y in 0..h {
             for x in 0..w {
