@@ -706,4 +706,36 @@ mod tests {
         let (bg, sigma) = background(&[77; 81], w, h);
         assert!(matches!(bg, Background::Flat(v) if v == 77.0) && sigma == 0.0);
     }
+
+    /// The lower median for an even count; `0` for none.
+    #[test]
+    fn median_is_the_lower_middle() {
+        for (v, m) in [
+            (&[3.0, 1.0, 2.0][..], 2.0),
+            (&[4.0, 1.0, 3.0, 2.0][..], 2.0),
+            (&[5.0][..], 5.0),
+            (&[][..], 0.0),
+        ] {
+            assert_eq!(median(&mut v.to_vec()), m, "{v:?}");
+        }
+    }
+
+    /// A pivot at or below 1e-12 of the matrix's largest entry counts as singular; above, the
+    /// system is solved.
+    #[test]
+    fn solve6_refuses_a_pivot_below_1e_minus_12_of_the_scale() {
+        let diag = |last: f64| {
+            let mut a = [[0.0; 6]; 6];
+            for (i, d) in [1e6, 1.0, 1.0, 1.0, 1.0, last].into_iter().enumerate() {
+                a[i][i] = d;
+            }
+            a
+        };
+        let b = [1e6, 2.0, 3.0, 4.0, 5.0, 6e-5];
+        assert_eq!(solve6(diag(1e-8), b), None);
+        let c = solve6(diag(1e-5), b).unwrap();
+        for (c, want) in c.iter().zip([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) {
+            assert!((c - want).abs() < 1e-9, "{c}");
+        }
+    }
 }
