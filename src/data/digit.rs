@@ -221,7 +221,8 @@ fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
     }
     let mut c = [0f64; 6];
     for r in (0..6).rev() {
-        let s: f64 = (r + 1..6).map(|k| a[r][k] * c[k]).sum();
+        // c[r] is still 0 here, so its term adds nothing.
+        let s: f64 = (r..6).map(|k| a[r][k] * c[k]).sum();
         c[r] = (b[r] - s) / a[r][r];
     }
     c.iter().all(|v| v.is_finite()).then_some(c)
@@ -736,6 +737,39 @@ mod tests {
         let c = solve6(diag(1e-5), b).unwrap();
         for (c, want) in c.iter().zip([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) {
             assert!((c - want).abs() < 1e-9, "{c}");
+        }
+    }
+
+    /// Narrower than 3 pixels there is no quadratic to fit: the background is the border's
+    /// median, and σ is 1.4826 times the median absolute deviation from it. From 3 by 3 on, a
+    /// plane is fitted.
+    #[test]
+    fn a_thin_picture_has_a_flat_background_and_a_3_by_5_one_is_fitted() {
+        let (bg, sigma) = background(&[10, 20, 30, 40], 2, 2);
+        assert!(matches!(bg, Background::Flat(v) if v == 20.0), "{bg:?}");
+        assert!((sigma - 14.826).abs() < 1e-12, "{sigma}");
+        // 110 + 20u + 10v on 3 × 5 (u = x − 1, v = (y − 2)/2), and transposed.
+        let c: Vec<u8> = (0..15)
+            .map(|k| (80 + 20 * (k % 3) + 5 * (k / 3)) as u8)
+            .collect();
+        for (w, h) in [(3, 5), (5, 3)] {
+            let c: Vec<u8> = if w == 3 {
+                c.clone()
+            } else {
+                (0..15).map(|k| c[(k % 5) * 3 + k / 5]).collect()
+            };
+            let (bg, _) = background(&c, w, h);
+            let Background::Quadratic(coef) = bg else {
+                panic!("{w}×{h}: {bg:?}")
+            };
+            let want = if w == 3 {
+                [110.0, 20.0, 10.0]
+            } else {
+                [110.0, 10.0, 20.0]
+            };
+            for (c, want) in coef.iter().zip(want.iter().chain(&[0.0; 3])) {
+                assert!((c - want).abs() < 1e-9, "{w}×{h}: {coef:?}");
+            }
         }
     }
 }
