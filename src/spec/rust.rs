@@ -236,7 +236,8 @@ fn prop_blocks(src: &Source) -> Vec<PropBlock> {
             continue;
         };
         let block = flat.text(o, e);
-        // `#![proptest_config(EXPR)]`: EXPR, and the bodies of the functions it calls.
+        // `#![proptest_config(EXPR)]`: the text from `proptest_config` to its closing bracket
+        // (EXPR with the name in front), and the bodies of the functions it calls.
         let config = block.find("proptest_config").and_then(|c| {
             let chars: Vec<char> = block[c..].chars().collect();
             let close = matching(&chars, 0)?;
@@ -284,6 +285,7 @@ pub fn test_citations(file: &Path, stem: &str, text: &str) -> Vec<TestCitation> 
             continue;
         }
         let name = fn_name(&it.text);
+        // The block's first line is `proptest!` itself, so no test starts there.
         let prop = props.iter().find(|b| (b.first..=b.last).contains(&it.line));
         let is_test = it.attrs.iter().any(|a| a == "#[test]") || prop.is_some();
         let not_a_test = match name {
@@ -392,6 +394,7 @@ pub(super) fn mod_decls(text: &str) -> Vec<ModDecl> {
             name: name.to_string(),
             inline: inline
                 .iter()
+                // Line `a` opens the inline module and holds no other declaration.
                 .filter(|(_, a, b)| (*a..=*b).contains(&n))
                 .map(|(m, _, _)| m.clone())
                 .collect(),
