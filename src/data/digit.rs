@@ -241,7 +241,7 @@ fn background(c: &[u8], w: usize, h: usize) -> (Background, f64) {
     let mad = |res: &mut Vec<f64>| 1.4826 * median(res);
     let mut abs: Vec<f64> = border.iter().map(|p| (p.2 - med).abs()).collect();
     let mut sigma = mad(&mut abs);
-    if w < 3 || h < 3 {
+    if w.min(h) < 3 {
         return (Background::Flat(med), sigma);
     }
     let mut bg = Background::Flat(med);
@@ -771,5 +771,43 @@ mod tests {
                 assert!((c - want).abs() < 1e-9, "{w}×{h}: {coef:?}");
             }
         }
+    }
+
+    /// Ink on the border is left out of the fit: a border pixel brighter than the background by
+    /// more than the cut `3σ + 1` is ignored, and one exactly at the cut is kept. A 9 × 9 border
+    /// of 100s has σ = 0, so the cut is 1: the 101 at (4, 0) stays in the fit and the 102 at
+    /// (0, 4) does not. The result is the least-squares quadratic through the other 31 border
+    /// pixels, which the fit's later rounds keep (its residuals stay under 1, the 102's near 2).
+    #[test]
+    fn ink_on_the_border_beyond_the_cut_is_left_out_of_the_fit() {
+        let (w, h) = (9, 9);
+        let mut c = vec![100u8; w * h];
+        c[4] = 101;
+        c[4 * w] = 102;
+        let (bg, sigma) = background(&c, w, h);
+        let Background::Quadratic(coef) = bg else {
+            panic!("{bg:?}")
+        };
+        let (mut a, mut b) = ([[0f64; 6]; 6], [0f64; 6]);
+        for_border(w, h, |x, y| {
+            let v = f64::from(c[y * w + x]);
+            if v == 102.0 {
+                return;
+            }
+            let f = basis(x, y, w, h);
+            for i in 0..6 {
+                for j in 0..6 {
+                    a[i][j] += f[i] * f[j];
+                }
+                b[i] += f[i] * v;
+            }
+        });
+        let want = solve6(a, b).unwrap();
+        // The 101 pulls the top edge up: v's coefficient is negative (v = −1 on the top row).
+        assert!(want[2] < -0.01, "{want:?}");
+        for (c, want) in coef.iter().zip(want) {
+            assert!((c - want).abs() < 1e-9, "{coef:?} against {want}");
+        }
+        assert!(sigma < 0.5, "σ = {sigma}");
     }
 }
