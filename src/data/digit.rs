@@ -810,4 +810,148 @@ mod tests {
         }
         assert!(sigma < 0.5, "σ = {sigma}");
     }
+
+    /// Otsu's threshold against its definition, written out directly: for every level `t`, the
+    /// two classes' counts and sums are added up from scratch and `n0·n1·(m1 − m0)²` (the
+    /// between-class variance times n², the same order for every `t`) is compared; the smallest
+    /// `t` of the maximum wins. The sums are of integers below 2⁵³, so both computations give
+    /// the same bits and a tie is a tie in both. Histograms: two spikes (every `t` between them
+    /// ties, so the smallest wins), three spikes, one bin (`None`), and 200 pseudo-random ones.
+    #[test]
+    fn otsu_is_the_smallest_level_of_the_largest_between_class_variance() {
+        let direct = |hist: &[u64; 256]| {
+            let mut best: Option<(f64, u8)> = None;
+            for t in 1..256 {
+                let (mut n0, mut s0, mut n1, mut s1) = (0u64, 0f64, 0u64, 0f64);
+                for (v, &c) in hist.iter().enumerate() {
+                    if v < t {
+                        (n0, s0) = (n0 + c, s0 + v as f64 * c as f64);
+                    } else {
+                        (n1, s1) = (n1 + c, s1 + v as f64 * c as f64);
+                    }
+                }
+                if n0 == 0 || n1 == 0 {
+                    continue;
+                }
+                let d = s1 / n1 as f64 - s0 / n0 as f64;
+                let between = n0 as f64 * n1 as f64 * d * d;
+                if best.is_none_or(|(b, _)| between > b) {
+                    best = Some((between, t as u8));
+                }
+            }
+            best.map(|(_, t)| t)
+        };
+        let spikes = |s: &[(usize, u64)]| {
+            let mut h = [0u64; 256];
+            for &(v, c) in s {
+                h[v] = c;
+            }
+            h
+        };
+        assert_eq!(otsu(&spikes(&[(10, 5), (200, 3)])), Some(11));
+        assert_eq!(otsu(&spikes(&[(0, 1), (255, 1)])), Some(1));
+        assert_eq!(otsu(&spikes(&[(0, 4), (100, 2), (255, 4)])), Some(101));
+        assert_eq!(otsu(&spikes(&[(0, 2), (155, 2), (255, 6)])), Some(1));
+        assert_eq!(otsu(&spikes(&[(37, 9)])), None);
+        assert_eq!(otsu(&[0; 256]), None);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for k in 0..200 {
+            let mut h = [0u64; 256];
+            for c in &mut h {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                // Sparse: about one bin in four holds up to 1,000 pixels.
+                let r = state >> 33;
+                *c = if r % 4 == 0 { (r >> 2) % 1000 } else { 0 };
+            }
+            assert_eq!(otsu(&h), direct(&h), "histogram {k}");
+        }
+    }
+
+    /// Components are 8-connected (a diagonal step joins), labelled in scan order, with their
+    /// area, inclusive bounding box, and whether any pixel is strong ink. Non-ink pixels get
+    /// `u32::MAX`.
+    #[test]
+    fn components_are_8_connected_with_area_bounds_and_strength() {
+        // 6 × 4:        labels:
+        //   # . . . # #   0 . . . 1 1
+        //   . # . . . #   . 0 . . . 1
+        //   . . # . . .   . . 0 . . .
+        //   # . . . # #   2 . . . 3 3
+        let pic = ["#...##", ".#...#", "..#...", "#...##"];
+        let (w, h) = (6, 4);
+        let ink: Vec<bool> = pic
+            .iter()
+            .flat_map(|r| r.bytes().map(|b| b == b'#'))
+            .collect();
+        let mut strong = vec![false; w * h];
+        strong[2 * w + 2] = true; // the diagonal's last pixel
+        strong[3 * w + 5] = true; // the bottom right
+        let (label, blobs) = components(&ink, &strong, w, h);
+        let m = u32::MAX;
+        #[rustfmt::skip]
+        let want = [
+            0, m, m, m, 1, 1,
+            m, 0, m, m, m, 1,
+            m, m, 0, m, m, m,
+            2, m, m, m, 3, 3,
+        ];
+        assert_eq!(label, want);
+        let got: Vec<_> = blobs
+            .iter()
+            .map(|b| (b.area, b.x0, b.y0, b.x1, b.y1, b.strong))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, 0, 0, 2, 2, true),
+                (3, 4, 0, 5, 1, false),
+                (1, 0, 3, 0, 3, false),
+                (2, 4, 3, 5, 3, true),
+            ]
+        );
+        // A component that reaches the right edge and wraps nothing onto the next row.
+        let ink = [false, false, true, true, false, false];
+        let (label, blobs) = components(&ink, &[false; 6], 3, 2);
+        assert_eq!(label, [m, m, 0, 1, m, m]);
+        assert_eq!(blobs.len(), 2);
+    }
+
+    /// Digits side by side: the kept components at least ¼ the largest's area and ½ its height
+    /// are grouped by overlapping column ranges; each group is a digit.
+    #[test]
+    fn count_digits_groups_the_major_components_by_columns() {
+        let blob = |area, x0, y0, x1, y1| Blob {
+            area,
+            x0,
+            y0,
+            x1,
+            y1,
+            strong: true,
+        };
+        assert_eq!(count_digits(&[]), 0);
+        let big = blob(100, 0, 0, 9, 19); // 20 tall
+        assert_eq!(count_digits(&[big]), 1);
+        // Side by side, each major: 2. Touching columns (x0 = the reach) join: 1.
+        assert_eq!(count_digits(&[big, blob(25, 12, 0, 15, 9)]), 2);
+        assert_eq!(count_digits(&[blob(25, 9, 0, 15, 9), big]), 1);
+        assert_eq!(count_digits(&[big, blob(25, 10, 0, 15, 9)]), 2);
+        // Just under a quarter of the area, or just under half the height: not a digit.
+        assert_eq!(count_digits(&[big, blob(24, 12, 0, 15, 9)]), 1);
+        assert_eq!(count_digits(&[big, blob(25, 12, 0, 15, 8)]), 1);
+        // A group's reach is its widest member's right edge, not the last one's.
+        let wide = blob(100, 0, 0, 30, 19);
+        assert_eq!(
+            count_digits(&[wide, blob(30, 2, 0, 5, 19), blob(30, 20, 0, 25, 19)]),
+            1
+        );
+        assert_eq!(count_digits(&[wide, blob(30, 32, 0, 35, 19)]), 2);
+        // The largest by area sets the bar, wherever it is in the list.
+        let small = blob(30, 0, 0, 3, 19);
+        assert_eq!(
+            count_digits(&[small, blob(30, 10, 0, 13, 19), blob(200, 20, 0, 29, 19)]),
+            1
+        );
+    }
 }
