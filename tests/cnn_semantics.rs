@@ -9,7 +9,7 @@ use gradspec::cnn::maxpool::{maxpool_backward, maxpool_forward};
 use gradspec::cnn::net::{DROPOUT_P, DropoutKey};
 use gradspec::cnn::pool::Pool;
 use gradspec::cnn::tensor::{View, ViewMut};
-use gradspec::cnn::{Mode, Net, Workspace};
+use gradspec::cnn::{Mode, Net, Params, Workspace};
 use rand::{Rng, SeedableRng};
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -150,6 +150,27 @@ fn eval_output_of_an_image_does_not_depend_on_its_batch_but_train_output_does() 
     train_net.forward(&mut ws1, Mode::Train { dropout: None });
     let (a, b) = (ws3.log_probs(), ws1.log_probs());
     assert!((a[0] - b[0]).abs() > 1e-6, "train: batch statistics differ");
+}
+
+/// `Net::backward` writes the gradients (it does not add to what `grads` or the workspace held):
+/// a second backward of the same forward pass, into the same `grads`, gives the first one's
+/// bits, and so does a backward into `grads` that held other numbers.
+#[test]
+fn backward_overwrites_the_gradients_on_every_call() {
+    let mut net = Net::<f64>::new(2);
+    let (x, y) = images(3, 11);
+    let mut ws = Workspace::new(3);
+    ws.load(&x, &y);
+    net.forward(&mut ws, Mode::Train { dropout: None });
+    let mut first = Params::<f64>::zeros();
+    net.backward(&mut ws, &mut first);
+    assert!(first.conv1.weight.iter().any(|g| *g != 0.0));
+    let mut again = first.clone();
+    net.backward(&mut ws, &mut again);
+    assert_eq!(again, first, "a second backward must not add to the first");
+    let mut other: Params<f64> = (*net.params).clone();
+    net.backward(&mut ws, &mut other);
+    assert_eq!(other, first, "backward must overwrite what grads held");
 }
 
 // ---------------------------------------------------------------- dropout
