@@ -940,6 +940,11 @@ mod tests {
         // Just under a quarter of the area, or just under half the height: not a digit.
         assert_eq!(count_digits(&[big, blob(24, 12, 0, 15, 9)]), 1);
         assert_eq!(count_digits(&[big, blob(25, 12, 0, 15, 8)]), 1);
+        // The height bar is half the largest's height, measured from its top: 21 rows from
+        // row 10, so 11 rows are a digit and 10 are not.
+        let low = blob(100, 0, 10, 9, 30);
+        assert_eq!(count_digits(&[low, blob(25, 12, 0, 15, 10)]), 2);
+        assert_eq!(count_digits(&[low, blob(25, 12, 0, 15, 9)]), 1);
         // A group's reach is its widest member's right edge, not the last one's.
         let wide = blob(100, 0, 0, 30, 19);
         assert_eq!(
