@@ -945,6 +945,8 @@ mod tests {
         let low = blob(100, 0, 10, 9, 30);
         assert_eq!(count_digits(&[low, blob(25, 12, 0, 15, 10)]), 2);
         assert_eq!(count_digits(&[low, blob(25, 12, 0, 15, 9)]), 1);
+        // Every component's height is its own rows, wherever it starts: 5 rows from row 5.
+        assert_eq!(count_digits(&[low, blob(25, 12, 5, 15, 9)]), 1);
         // A group's reach is its widest member's right edge, not the last one's.
         let wide = blob(100, 0, 0, 30, 19);
         assert_eq!(
