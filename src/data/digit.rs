@@ -405,10 +405,12 @@ fn taps(src: usize, dst: usize) -> Vec<Vec<(usize, f64)>> {
             let (a, b) = (i as f64 * scale, (i + 1) as f64 * scale);
             let first = a.floor() as usize;
             let last = (b.ceil() as usize).min(src);
+            // Every `x` here overlaps `[a, b)` by a positive length: `x < b` (as `x < ⌈b⌉`) and
+            // `x + 1 > a` (as `x ≥ ⌊a⌋`), and a difference of two different floats is never 0.
             (first..last)
-                .filter_map(|x| {
-                    let overlap = (b.min(x as f64 + 1.0) - a.max(x as f64)).max(0.0);
-                    (overlap > 0.0).then_some((x, overlap / scale))
+                .map(|x| {
+                    let overlap = b.min(x as f64 + 1.0) - a.max(x as f64);
+                    (x, overlap / scale)
                 })
                 .collect()
         })
@@ -960,5 +962,55 @@ mod tests {
             count_digits(&[small, blob(30, 10, 0, 13, 19), blob(200, 20, 0, 29, 19)]),
             1
         );
+    }
+
+    /// A 24 × 24 picture, black with a 20 × 20 block of ink 200 holding one pixel of 100: the
+    /// border is flat (σ = 0), so the noise floor `2σ` is 0 and the stretch maps 200 to 255 and
+    /// 100 to 127.5, rounded to 128. The crop is the block and already 20 × 20, so the
+    /// resampling copies it, and the centre of mass puts it at column and row 4 of the field.
+    #[test]
+    fn read_stretches_above_the_noise_floor_crops_and_centres() {
+        let (w, h) = (24, 24);
+        let mut px = vec![0u8; w * h];
+        for y in 2..22 {
+            px[y * w + 2..y * w + 22].fill(200);
+        }
+        px[12 * w + 12] = 100;
+        let r = read(Gray {
+            width: w,
+            height: h,
+            pixels: &px,
+        })
+        .unwrap();
+        assert_eq!((r.crop, r.digits), ((2, 2, 21, 21), 1));
+        let mut want = [0u8; FIELD * FIELD];
+        for y in 4..24 {
+            want[y * FIELD + 4..y * FIELD + 24].fill(255);
+        }
+        want[14 * FIELD + 14] = 128;
+        assert_eq!(r.field, want);
+    }
+
+    /// The contrast test: ink exactly [`MIN_CONTRAST`] above a flat background is a digit, one
+    /// level less is a blank picture.
+    #[test]
+    fn ink_of_exactly_the_minimum_contrast_is_read() {
+        let picture = |ink: u8| {
+            let mut px = vec![10u8; 8 * 8];
+            for y in 2..6 {
+                px[y * 8 + 2..y * 8 + 6].fill(10 + ink);
+            }
+            px
+        };
+        let at = |px: &[u8]| {
+            read(Gray {
+                width: 8,
+                height: 8,
+                pixels: px,
+            })
+        };
+        assert!(at(&picture(MIN_CONTRAST)).is_ok());
+        let err = at(&picture(MIN_CONTRAST - 1)).unwrap_err().to_string();
+        assert!(err.contains("no ink stands out"), "{err}");
     }
 }
