@@ -1012,5 +1012,14 @@ mod tests {
         assert!(at(&picture(MIN_CONTRAST)).is_ok());
         let err = at(&picture(MIN_CONTRAST - 1)).unwrap_err().to_string();
         assert!(err.contains("no ink stands out"), "{err}");
+        // On a noisy border (10, 13, 16 in turn, so σ is a few levels) the contrast is counted
+        // above the noise floor 2σ, not from the background: ink 30 over it is then too little
+        // (counted from the background, or with the floor added, it would pass).
+        let mut px: Vec<u8> = (0..64).map(|k| [10, 13, 16][k % 3]).collect();
+        for y in 2..6 {
+            px[y * 8 + 2..y * 8 + 6].fill(43);
+        }
+        let err = at(&px).unwrap_err().to_string();
+        assert!(err.contains("no ink stands out"), "{err}");
     }
 }
