@@ -1021,5 +1021,19 @@ mod tests {
         }
         let err = at(&px).unwrap_err().to_string();
         assert!(err.contains("no ink stands out"), "{err}");
+        // Above the floor the stretch runs to the brightest ink: it becomes 255 on the same noisy
+        // paper (a 20 × 20 block of 200 in 24 × 24, which the resampling copies).
+        let mut px: Vec<u8> = (0..24 * 24).map(|k| [10, 13, 16][k % 3]).collect();
+        for y in 2..22 {
+            px[y * 24 + 2..y * 24 + 22].fill(200);
+        }
+        let r = read(Gray {
+            width: 24,
+            height: 24,
+            pixels: &px,
+        })
+        .unwrap();
+        assert_eq!(r.crop, (2, 2, 21, 21));
+        assert_eq!(r.field.iter().max(), Some(&255));
     }
 }
