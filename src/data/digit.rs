@@ -1035,5 +1035,22 @@ mod tests {
         .unwrap();
         assert_eq!(r.crop, (2, 2, 21, 21));
         assert_eq!(r.field.iter().max(), Some(&255));
+        // A pixel of 100 in the block is stretched by step 4's formula, from the floor up:
+        // round((d − 2σ) / (top − 2σ) · 255), with d its contrast over the fitted background.
+        px[12 * 24 + 12] = 100;
+        let (bg, sigma) = background(&px, 24, 24);
+        let d = |x: usize, y: usize| (f64::from(px[y * 24 + x]) - eval(bg, x, y, 24, 24)) as f32;
+        let top = (0..24 * 24).map(|k| d(k % 24, k / 24)).fold(f32::MIN, f32::max);
+        let floor = (2.0 * sigma) as f32;
+        let want = ((d(12, 12) - floor) / (top - floor) * 255.0).round() as u8;
+        assert!((60..200).contains(&want), "{want}");
+        let r = read(Gray {
+            width: 24,
+            height: 24,
+            pixels: &px,
+        })
+        .unwrap();
+        let least = r.field.iter().copied().filter(|&v| v > 0).min();
+        assert_eq!(least, Some(want));
     }
 }
