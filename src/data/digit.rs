@@ -1040,7 +1040,9 @@ mod tests {
         px[12 * 24 + 12] = 100;
         let (bg, sigma) = background(&px, 24, 24);
         let d = |x: usize, y: usize| (f64::from(px[y * 24 + x]) - eval(bg, x, y, 24, 24)) as f32;
-        let top = (0..24 * 24).map(|k| d(k % 24, k / 24)).fold(f32::MIN, f32::max);
+        let top = (0..24 * 24)
+            .map(|k| d(k % 24, k / 24))
+            .fold(f32::MIN, f32::max);
         let floor = (2.0 * sigma) as f32;
         let want = ((d(12, 12) - floor) / (top - floor) * 255.0).round() as u8;
         assert!((60..200).contains(&want), "{want}");
