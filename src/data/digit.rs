@@ -865,7 +865,11 @@ mod tests {
                     .wrapping_add(1);
                 // Sparse: about one bin in four holds up to 1,000 pixels.
                 let r = state >> 33;
-                *c = if r.is_multiple_of(4) { (r >> 2) % 1000 } else { 0 };
+                *c = if r.is_multiple_of(4) {
+                    (r >> 2) % 1000
+                } else {
+                    0
+                };
             }
             assert_eq!(otsu(&h), direct(&h), "histogram {k}");
         }
