@@ -1059,4 +1059,28 @@ mod tests {
         let least = r.field.iter().copied().filter(|&v| v > 0).min();
         assert_eq!(least, Some(want));
     }
+
+    /// Step 5's components: a 10 × 20 stroke of 200 is kept; a separate 4 × 4 patch of faint
+    /// ink (60: above [`INK_THRESHOLD`] once stretched, below Otsu's threshold, so weak) and a
+    /// single bright pixel (strong, but a speck: 1 pixel against 1/[`SPECK_DIVISOR`] of 200)
+    /// are dropped, so the crop is the stroke alone.
+    #[test]
+    fn weak_components_and_specks_are_dropped_from_the_crop() {
+        let w = 28;
+        let mut px = vec![0u8; w * w];
+        for y in 2..22 {
+            px[y * w + 2..y * w + 12].fill(200);
+        }
+        for y in 20..24 {
+            px[y * w + 20..y * w + 24].fill(60);
+        }
+        px[5 * w + 20] = 200;
+        let r = read(Gray {
+            width: w,
+            height: w,
+            pixels: &px,
+        })
+        .unwrap();
+        assert_eq!((r.crop, r.digits), ((2, 2, 11, 21), 1));
+    }
 }
