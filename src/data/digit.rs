@@ -1082,5 +1082,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!((r.crop, r.digits), ((2, 2, 11, 21), 1));
+        // Ink of a dropped component inside the crop is erased: an L-shaped stroke with the
+        // faint patch in the crook reads exactly as the stroke alone.
+        let mut stroke = vec![0u8; w * w];
+        for y in 2..22 {
+            stroke[y * w + 2..y * w + 5].fill(200);
+        }
+        for y in 19..22 {
+            stroke[y * w + 2..y * w + 12].fill(200);
+        }
+        let mut with_patch = stroke.clone();
+        for y in 6..10 {
+            with_patch[y * w + 7..y * w + 11].fill(60);
+        }
+        let [a, b] = [&stroke, &with_patch].map(|px| {
+            read(Gray {
+                width: w,
+                height: w,
+                pixels: px,
+            })
+            .unwrap()
+        });
+        assert_eq!((b.crop, b.field), (a.crop, a.field));
     }
 }
