@@ -598,6 +598,15 @@ pub fn read(img: Gray<'_>) -> Result<Reading> {
 mod tests {
     use super::*;
 
+    /// [`read`] of a `w × h` picture.
+    fn read_wh(w: usize, h: usize, pixels: &[u8]) -> Result<Reading> {
+        read(Gray {
+            width: w,
+            height: h,
+            pixels,
+        })
+    }
+
     #[test]
     fn taps_cover_every_input_pixel_once() {
         for (src, dst) in [(1, 20), (3, 20), (20, 20), (37, 20), (1000, 7), (5, 3)] {
@@ -980,12 +989,7 @@ mod tests {
             px[y * w + 2..y * w + 22].fill(200);
         }
         px[12 * w + 12] = 100;
-        let r = read(Gray {
-            width: w,
-            height: h,
-            pixels: &px,
-        })
-        .unwrap();
+        let r = read_wh(w, h, &px).unwrap();
         assert_eq!((r.crop, r.digits), ((2, 2, 21, 21), 1));
         let mut want = [0u8; FIELD * FIELD];
         for y in 4..24 {
@@ -1006,13 +1010,7 @@ mod tests {
             }
             px
         };
-        let at = |px: &[u8]| {
-            read(Gray {
-                width: 8,
-                height: 8,
-                pixels: px,
-            })
-        };
+        let at = |px: &[u8]| read_wh(8, 8, px);
         assert!(at(&picture(MIN_CONTRAST)).is_ok());
         let err = at(&picture(MIN_CONTRAST - 1)).unwrap_err().to_string();
         assert!(err.contains("no ink stands out"), "{err}");
@@ -1031,12 +1029,7 @@ mod tests {
         for y in 2..22 {
             px[y * 24 + 2..y * 24 + 22].fill(200);
         }
-        let r = read(Gray {
-            width: 24,
-            height: 24,
-            pixels: &px,
-        })
-        .unwrap();
+        let r = read_wh(24, 24, &px).unwrap();
         assert_eq!(r.crop, (2, 2, 21, 21));
         assert_eq!(r.field.iter().max(), Some(&255));
         // A pixel of 100 in the block is stretched by step 4's formula, from the floor up:
@@ -1050,12 +1043,7 @@ mod tests {
         let floor = (2.0 * sigma) as f32;
         let want = ((d(12, 12) - floor) / (top - floor) * 255.0).round() as u8;
         assert!((60..200).contains(&want), "{want}");
-        let r = read(Gray {
-            width: 24,
-            height: 24,
-            pixels: &px,
-        })
-        .unwrap();
+        let r = read_wh(24, 24, &px).unwrap();
         let least = r.field.iter().copied().filter(|&v| v > 0).min();
         assert_eq!(least, Some(want));
     }
@@ -1075,12 +1063,7 @@ mod tests {
             px[y * w + 20..y * w + 24].fill(60);
         }
         px[5 * w + 20] = 200;
-        let r = read(Gray {
-            width: w,
-            height: w,
-            pixels: &px,
-        })
-        .unwrap();
+        let r = read_wh(w, w, &px).unwrap();
         assert_eq!((r.crop, r.digits), ((2, 2, 11, 21), 1));
         // Ink of a dropped component inside the crop is erased: an L-shaped stroke with the
         // faint patch in the crook reads exactly as the stroke alone.
@@ -1095,14 +1078,7 @@ mod tests {
         for y in 6..10 {
             with_patch[y * w + 7..y * w + 11].fill(60);
         }
-        let [a, b] = [&stroke, &with_patch].map(|px| {
-            read(Gray {
-                width: w,
-                height: w,
-                pixels: px,
-            })
-            .unwrap()
-        });
+        let [a, b] = [&stroke, &with_patch].map(|px| read_wh(w, w, px).unwrap());
         assert_eq!((b.crop, b.field), (a.crop, a.field));
     }
 }
